@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Sets up .venv if needed, then runs the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/bootstrap.sh
+export TF_USE_LEGACY_KERAS=1 TF_CPP_MIN_LOG_LEVEL=2
+exec .venv/bin/python -m pytest -q "$@"
