@@ -4,6 +4,8 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
+import patchwork_tf as pw
+
 from patchwork_tf.models import deeplab
 from tests.models import stock_layers
 
@@ -81,3 +83,19 @@ def test_a_few_gradient_steps_lower_the_loss_on_a_tiny_batch():
   for _ in range(10):
     optimizer.minimize(loss_fn, model.trainable_variables)
   assert float(loss_fn()) < 0.8 * first
+
+
+@pytest.mark.parametrize("m,n,output_stride", [(1, 1, 16), (2, 1, 16), (2, 1, 8)])
+def test_patchwork_twin_matches_the_model_on_a_static_frame(m, n, output_stride):
+  """DESIGN.md invariants A and B for the segmenter: the converter accepts it and is exact."""
+  tf_keras.utils.set_random_seed(0)
+  model = deeplab.deeplabv3_mobilenet_v2((64, 64, 3), alpha=0.35, output_stride=output_stride)
+  frames = tf.random.uniform((2, 64, 64, 3), -1.0, 1.0, seed=6)
+  want = model(frames)["mask_logits"]
+  twin = pw.patchwork_model(model, pw.WindowGrid((64, 64), m, n))
+  twin.reset_states(2)
+  twin.warm_start(frames)
+  got = twin.step(frames, tf.constant([0, twin.grid.num_actions - 1], tf.int32))["mask_logits"]
+  scale = float(tf.reduce_max(tf.abs(want)))
+  assert scale > 0.0
+  np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-4 * scale)

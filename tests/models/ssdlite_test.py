@@ -4,6 +4,8 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
+import patchwork_tf as pw
+
 from patchwork_tf.models import anchors
 from patchwork_tf.models import ssdlite
 from tests.models import stock_layers
@@ -104,3 +106,21 @@ def test_a_few_gradient_steps_lower_the_loss_on_a_tiny_batch():
   for _ in range(10):
     optimizer.minimize(loss_fn, model.trainable_variables)
   assert float(loss_fn()) < 0.8 * first
+
+
+@pytest.mark.parametrize("m,n", [(1, 1), (2, 1)])
+def test_patchwork_twin_matches_the_model_on_a_static_frame(m, n):
+  """DESIGN.md invariants A and B for SSDLite: the converter accepts it and is exact."""
+  tf_keras.utils.set_random_seed(0)
+  model = ssdlite.ssdlite_mobilenet_v2((128, 128, 3), num_classes=3, alpha=0.35,
+                                       num_extra_layers=2)
+  frames = tf.random.uniform((2, 128, 128, 3), -1.0, 1.0, seed=6)
+  want = model(frames)
+  twin = pw.patchwork_model(model, pw.WindowGrid((128, 128), m, n))
+  twin.reset_states(2)
+  twin.warm_start(frames)
+  got = twin.step(frames, tf.constant([0, twin.grid.num_actions - 1], tf.int32))
+  for key in want:
+    scale = float(tf.reduce_max(tf.abs(want[key])))
+    assert scale > 0.0
+    np.testing.assert_allclose(got[key].numpy(), want[key].numpy(), atol=1e-4 * scale)
