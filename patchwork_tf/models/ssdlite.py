@@ -5,8 +5,9 @@ One flat tf_keras functional model built from the stock `tf_keras.applications.M
 and stock layers only (Conv2D, DepthwiseConv2D, BatchNormalization, ReLU, Reshape,
 Concatenate), so the Patchwork converter can walk it and share its weights.
 """
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import tf_keras
 
 from patchwork_tf.models import anchors as anchors_lib
@@ -100,7 +101,7 @@ def ssdlite_mobilenet_v2(
     aspect_ratios: Sequence[float] = anchors_lib.DEFAULT_ASPECT_RATIOS,
     interpolated_scale_aspect_ratio: float = 1.0,
     reduce_boxes_in_lowest_layer: bool = True,
-    class_bias_init: float = 0.0,
+    class_bias_init: Union[float, Sequence[float]] = 0.0,
     batch_norm_momentum: float = 0.999,
     name: str = "ssdlite_mobilenet_v2",
 ) -> tf_keras.Model:
@@ -128,8 +129,9 @@ def ssdlite_mobilenet_v2(
     min_depth: smallest depth of an extra layer after scaling by `alpha`.
     aspect_ratios, interpolated_scale_aspect_ratio, reduce_boxes_in_lowest_layer: the anchor
       box specs (see `anchors.anchor_box_specs`); they fix the boxes per location.
-    class_bias_init: initial bias of the class-logit convs (e.g. `-log((1 - p) / p)` for a
-      prior foreground probability `p` with sigmoid losses).
+    class_bias_init: initial bias of the class logits: one value for all columns, or one per
+      column (`num_classes (+1)` values, the same for every anchor), e.g. `log(p / (1 - p))`
+      for a prior probability `p` of each column with sigmoid losses.
     batch_norm_momentum: momentum of every BatchNormalization layer, the backbone's included
       (stock MobileNetV2: 0.999); lower values let short trainings' moving statistics settle.
     name: model name.
@@ -183,9 +185,16 @@ def ssdlite_mobilenet_v2(
       reduce_boxes_in_lowest_layer=reduce_boxes_in_lowest_layer,
   )
   num_logits = num_classes + 1 if add_background_class else num_classes
-  class_bias = tf_keras.initializers.Constant(class_bias_init)
+  if np.ndim(class_bias_init) not in (0, 1) or (
+      np.ndim(class_bias_init) == 1 and len(class_bias_init) != num_logits):
+    raise ValueError(
+        f"class_bias_init must be one number or {num_logits} (one per class-logit column), "
+        f"got {class_bias_init!r}.")
+  column_bias = np.broadcast_to(np.asarray(class_bias_init, np.float32), (num_logits,))
   class_outputs, box_outputs = [], []
   for k, (feature, specs) in enumerate(zip(features, box_specs)):
+    # Conv channels are (box spec, column) pairs, so the column biases repeat per box spec.
+    class_bias = tf_keras.initializers.Constant(np.tile(column_bias, len(specs)).tolist())
     class_outputs.append(_predictor(feature, k, "class", len(specs), num_logits,
                                     batch_norm_momentum, class_bias))
     box_outputs.append(_predictor(feature, k, "box", len(specs), 4, batch_norm_momentum,

@@ -5,7 +5,6 @@ import tensorflow as tf
 import tf_keras
 
 import patchwork_tf as pw
-
 from patchwork_tf.models import deeplab
 from tests.models import stock_layers
 

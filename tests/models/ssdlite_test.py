@@ -5,7 +5,6 @@ import tensorflow as tf
 import tf_keras
 
 import patchwork_tf as pw
-
 from patchwork_tf.models import anchors
 from patchwork_tf.models import ssdlite
 from tests.models import stock_layers
@@ -37,6 +36,18 @@ def test_class_columns_follow_the_background_choice():
   out = model(tf.zeros((1, 64, 64, 3)))
   assert out["class_logits"].shape[-1] == 4
   np.testing.assert_allclose(model.get_layer("box_predictor_0_class").bias.numpy(), -4.6)
+
+
+def test_per_column_class_bias_reaches_every_anchor():
+  model = ssdlite.ssdlite_mobilenet_v2((64, 64, 3), num_classes=2, alpha=0.35,
+                                       num_extra_layers=1, class_bias_init=[4.0, -1.0, -2.0])
+  for layer in ("box_predictor_0_class", "box_predictor_1_class"):
+    model.get_layer(layer).kernel.assign(tf.zeros_like(model.get_layer(layer).kernel))
+  logits = model(tf.random.uniform((1, 64, 64, 3), -1.0, 1.0, seed=0))["class_logits"]
+  np.testing.assert_allclose(logits.numpy()[0], np.tile([[4.0, -1.0, -2.0]], (78, 1)))
+  with pytest.raises(ValueError, match="class_bias_init must be one number or 3"):
+    ssdlite.ssdlite_mobilenet_v2((64, 64, 3), num_classes=2, alpha=0.35, num_extra_layers=1,
+                                 class_bias_init=[1.0, 2.0])
 
 
 def test_feature_maps_come_from_the_papers_layers():
