@@ -1,4 +1,4 @@
-"""Tests for patchwork_tf.ops.target_assigner: a hand-worked frame and a loop-based numpy matcher."""
+"""Tests for patchwork_tf.ops.target_assigner: a hand-worked frame, a loop-based numpy matcher."""
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -98,7 +98,8 @@ class TargetAssignerTest(tf.test.TestCase):
     boxes = np.concatenate([lo, lo + rng.uniform(0.1, 0.3, (3, 6, 2))], -1).astype(np.float32)
     valid = rng.uniform(size=(3, 6)) < 0.7
     fn = tf.function(target_assigner.match, input_signature=[
-        tf.TensorSpec([None, 4]), tf.TensorSpec([None, None, 4]), tf.TensorSpec([None, None], tf.bool)])
+        tf.TensorSpec([None, 4]), tf.TensorSpec([None, None, 4]),
+        tf.TensorSpec([None, None], tf.bool)])
     got = self.evaluate(fn(anchors, boxes, valid))
     for b in range(3):
       self.assertAllEqual(got[b], _numpy_match(anchors, boxes[b], valid[b], 0.5, 0.5, True))
