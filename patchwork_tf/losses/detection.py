@@ -6,8 +6,9 @@ rather than SSD's softmax with 3:1 hard-negative mining. Why:
   * it is a pure per-anchor tensor function: no per-image sort or NMS-based mining, so it runs
     unchanged on a batch of padded frames inside one traced `tf.function`, and on the global
     cell's full-frame prediction memory in stage 3 fine-tuning (Sec. 3.4);
-  * every anchor contributes a bounded, smooth gradient, which suits the small synthetic
-    benchmark where 3:1 mining would discard most of the few negatives' signal;
+  * easy negatives are down-weighted by p^gamma instead of dropped, so there is no miner to
+    tune (negatives per positive, the miner's own NMS) and the loss is a smooth function of
+    every anchor's logits;
   * sigmoid scores are independent per class, so "score > 0.5" in the detection reward
     (Eq. 3, Sec. 3.3) is a calibrated per-class threshold rather than a share of a softmax.
 Post-processing (`patchwork_tf.ops.postprocess`) therefore uses sigmoid scores too.

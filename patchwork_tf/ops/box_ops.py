@@ -21,8 +21,8 @@ def check_boxes(boxes, name="boxes"):
   if boxes.shape.rank is not None and (
       boxes.shape.rank == 0 or boxes.shape[-1] not in (None, 4)):
     raise ValueError(
-        f"{name} must have shape [..., 4] as (ymin, xmin, ymax, xmax); got shape "
-        f"{boxes.shape}. Stack the four coordinates on the last axis.")
+        f"{name} must have shape [..., 4] (boxes: ymin, xmin, ymax, xmax; box codes: ty, tx, "
+        f"th, tw); got shape {boxes.shape}. Stack the four coordinates on the last axis.")
   return boxes
 
 
