@@ -1,0 +1,164 @@
+"""Spatial-context ops (conv, depthwise, separable conv, pooling) in their VALID form.
+
+A Patchwork Cell (Sec. 3.2) runs the op of a stock layer with VALID padding on a window plus
+its halo. This module holds the two things that needs: the op's padding geometry in the stock
+model (`SpatialGeometry`, which reproduces TensorFlow's SAME arithmetic and Keras'
+`ZeroPadding2D + VALID` pattern) and the VALID op itself, computed with the stock layer's
+weights (`run_valid`).
+"""
+import dataclasses
+import math
+
+import tensorflow as tf
+import tf_keras
+
+HALO_LAYER_TYPES = (
+    tf_keras.layers.Conv2D,
+    tf_keras.layers.DepthwiseConv2D,
+    tf_keras.layers.SeparableConv2D,
+    tf_keras.layers.MaxPooling2D,
+    tf_keras.layers.AveragePooling2D,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class SpatialGeometry:
+    """Kernel extent, stride and zero padding of a spatial op along rows and columns.
+
+    Attributes:
+      kernel: effective kernel extent `(rows, cols)`, `(k - 1) * dilation + 1`.
+      stride: `(rows, cols)`.
+      pad: `((top, bottom), (left, right))` padding of the stock op on the full map.
+    """
+
+    kernel: tuple
+    stride: tuple
+    pad: tuple
+
+    def output_size(self, input_size):
+        return tuple(
+            (n + p0 + p1 - k) // s + 1
+            for n, (p0, p1), k, s in zip(input_size, self.pad, self.kernel, self.stride)
+        )
+
+    def tiles_windows(self, input_size):
+        """Whether the op maps a window of the input to the window `/ stride` of the output.
+
+        Output cell `o` reads padded-input cells `o*s .. o*s + k - 1`. For windows to map onto
+        windows, the map must divide by the stride and the output must have `n / s` cells,
+        which holds iff `k - s <= pad_before + pad_after <= k - 1`: TF SAME padding on such a
+        map, and Keras' `ZeroPadding2D + VALID` stride-2 pattern, both qualify. Then the VALID
+        op on the crop `window_start .. window_end - s + k` of the padded map equals the stock
+        op restricted to the window.
+        """
+        return all(
+            n % s == 0 and k - s <= p0 + p1 <= k - 1
+            for n, (p0, p1), k, s in zip(input_size, self.pad, self.kernel, self.stride)
+        )
+
+    def crop_size(self, window_size):
+        """Rows and cols of the window-plus-halo crop that a window of `window_size` needs."""
+        return tuple(n + k - s for n, k, s in zip(window_size, self.kernel, self.stride))
+
+    @property
+    def has_context(self):
+        """False for a 1x1 stride-1 op, which is pointwise and needs no cell."""
+        return self.kernel != (1, 1) or self.stride != (1, 1)
+
+
+def _pair(value):
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def _same_padding(size, kernel, stride):
+    """TensorFlow's SAME padding `(before, after)`: before = total // 2, the rest after."""
+    total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+    return (total // 2, total - total // 2)
+
+
+def layer_geometry(layer, input_size, zero_padding=None):
+    """The `SpatialGeometry` of a stock layer applied to a map of `input_size = (rows, cols)`.
+
+    Args:
+      layer: one of `HALO_LAYER_TYPES`, channels-last.
+      input_size: `(rows, cols)` of the layer's input in the stock model, before any
+        `zero_padding`.
+      zero_padding: `((top, bottom), (left, right))` of a `ZeroPadding2D` right before a VALID
+        `layer`, or None.
+    """
+    if getattr(layer, "data_format", "channels_last") != "channels_last":
+        raise ValueError(
+            f"Layer {layer.name!r} ({type(layer).__name__}) uses data_format="
+            f"{layer.data_format!r}; Patchwork Cells support channels_last only."
+        )
+    if isinstance(layer, (tf_keras.layers.MaxPooling2D, tf_keras.layers.AveragePooling2D)):
+        kernel, stride, dilation = _pair(layer.pool_size), _pair(layer.strides), (1, 1)
+    else:
+        kernel, stride = _pair(layer.kernel_size), _pair(layer.strides)
+        dilation = _pair(layer.dilation_rate)
+    kernel = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation))
+    padding = layer.padding.lower()
+    if padding == "same":
+        if zero_padding is not None:
+            raise ValueError(f"ZeroPadding2D before SAME layer {layer.name!r} is not supported.")
+        pad = tuple(_same_padding(n, k, s) for n, k, s in zip(input_size, kernel, stride))
+    elif padding == "valid":
+        pad = tuple(tuple(p) for p in zero_padding) if zero_padding else ((0, 0), (0, 0))
+    else:
+        raise ValueError(
+            f"Layer {layer.name!r} ({type(layer).__name__}) has padding={layer.padding!r}; "
+            "Patchwork Cells support 'same' and 'valid'."
+        )
+    return SpatialGeometry(kernel=kernel, stride=stride, pad=pad)
+
+
+def fill_value(layer):
+    """The value outside the frame as the stock op sees it: -inf for SAME max pooling."""
+    if isinstance(layer, tf_keras.layers.MaxPooling2D) and layer.padding.lower() == "same":
+        return float("-inf")
+    return 0.0
+
+
+def _activate(layer, outputs):
+    if getattr(layer, "use_bias", False):
+        outputs = tf.nn.bias_add(outputs, layer.bias)
+    activation = getattr(layer, "activation", None)
+    return activation(outputs) if activation is not None else outputs
+
+
+def run_valid(layer, inputs, valid_count=None):
+    """The stock layer's op with VALID padding, using the layer's own weights.
+
+    Args:
+      layer: one of `HALO_LAYER_TYPES`.
+      inputs: float `[B, h + halo_rows, w + halo_cols, C]`, a window with its halo.
+      valid_count: for SAME average pooling only, float `[B or 1, h', w', 1]`: how many
+        in-frame cells each output window covers, since TF's SAME average excludes padding.
+
+    Returns:
+      float `[B, h / stride, w / stride, C_out]`.
+    """
+    if isinstance(layer, (tf_keras.layers.MaxPooling2D, tf_keras.layers.AveragePooling2D)):
+        ksize, strides = _pair(layer.pool_size), _pair(layer.strides)
+        if isinstance(layer, tf_keras.layers.MaxPooling2D):
+            return tf.nn.max_pool2d(inputs, ksize, strides, "VALID")
+        pooled = tf.nn.avg_pool2d(inputs, ksize, strides, "VALID")
+        if valid_count is None:
+            return pooled
+        return pooled * float(ksize[0] * ksize[1]) / valid_count
+    strides, dilations = _pair(layer.strides), _pair(layer.dilation_rate)
+    if isinstance(layer, tf_keras.layers.SeparableConv2D):
+        outputs = tf.nn.separable_conv2d(
+            inputs, layer.depthwise_kernel, layer.pointwise_kernel,
+            strides=(1,) + strides + (1,), padding="VALID", dilations=dilations,
+        )
+    elif isinstance(layer, tf_keras.layers.DepthwiseConv2D):
+        outputs = tf.nn.depthwise_conv2d(
+            inputs, layer.depthwise_kernel, strides=(1,) + strides + (1,), padding="VALID",
+            dilations=dilations,
+        )
+    else:
+        outputs = tf.nn.convolution(
+            inputs, layer.kernel, strides=strides, padding="VALID", dilations=dilations
+        )
+    return _activate(layer, outputs)

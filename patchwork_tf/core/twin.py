@@ -1,0 +1,543 @@
+"""From a tf_keras functional CNN to its Patchwork twin (Sec. 3.2, DESIGN.md section 3).
+
+`patchwork_model(keras_model, grid)` walks the stock functional graph and decides, per layer,
+how it runs when only one window of the frame is processed:
+
+* pointwise layers (1x1 conv, BN, activations, add, multiply, channel concat, dense on a map)
+  run on the window as they are;
+* a layer with spatial context (conv, depthwise or separable conv, pooling; with a
+  `ZeroPadding2D` in front of a VALID one fused into it) gets a `HaloCell`;
+* a global layer (global pooling, reshape, flatten, resizing, upsampling, and any layer whose
+  windows would not fall on whole feature cells) gets a `GlobalCell` and runs on the whole
+  memory, and everything after it runs on full maps too;
+* any other layer that would see a window is refused with its name and type.
+
+The twin shares the stock layers (and so their weights). A step is a pure function of
+`(frames, actions, state)`; `PatchworkModel` also keeps the state in variables for the
+stateful API of a single set of streams.
+
+The model input is the current frame, which is whole in memory: the first layer's halo is
+cropped from it, fresh, rather than from a memory of earlier frames.
+"""
+import collections
+import re
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+from tf_keras.src.engine import keras_tensor
+
+from patchwork_tf.core import cells as cells_lib
+from patchwork_tf.core import grid as grid_lib
+from patchwork_tf.core import spatial_ops
+
+_L = tf_keras.layers
+
+POINTWISE_LAYER_TYPES = (
+    _L.BatchNormalization, _L.ReLU, _L.Activation, _L.LeakyReLU, _L.PReLU, _L.ELU,
+    _L.Softmax, _L.Add, _L.Subtract, _L.Multiply, _L.Average, _L.Maximum, _L.Minimum,
+    _L.Dropout, _L.SpatialDropout2D, _L.Rescaling, _L.Dense, _L.Concatenate,
+)
+GLOBAL_LAYER_TYPES = (
+    _L.GlobalAveragePooling2D, _L.GlobalMaxPooling2D, _L.Flatten, _L.Reshape, _L.Resizing,
+    _L.UpSampling2D, _L.ZeroPadding2D, _L.Cropping2D, _L.Permute,
+) + spatial_ops.HALO_LAYER_TYPES
+
+# Domains of a tensor in the twin's step.
+FRAME = "frame"    # the model input: the whole current frame
+WINDOW = "window"  # the window of a feature map
+FULL = "full"      # a whole map (from memory) or a tensor without spatial layout
+
+
+@dataclasses.dataclass
+class _Value:
+    domain: str
+    stride: int = 1
+    map_size: tuple = ()
+
+
+@dataclasses.dataclass
+class _Node:
+    """One stock layer call and how the twin runs it."""
+
+    layer: tf_keras.layers.Layer
+    node: object           # the tf_keras Node of the stock graph
+    input_ids: list
+    output_ids: list
+    kind: str              # 'pointwise', 'halo', 'global', 'full', 'fused_padding'
+    cell_name: str = None  # 'halo': the HaloCell; 'global': see assemble
+    padding_input_id: int = None  # 'halo' fused with a ZeroPadding2D: the padding's input
+    padding_layer: tf_keras.layers.Layer = None  # ... and the ZeroPadding2D itself
+
+
+def _map_size(keras_tensor):
+    return tuple(int(v) for v in keras_tensor.shape[1:3])
+
+
+def _is_broadcast_vector(keras_tensor):
+    """A tensor without spatial layout: rank != 4, or a 1x1 map that broadcasts."""
+    shape = keras_tensor.shape
+    return shape.rank != 4 or tuple(shape[1:3]) == (1, 1)
+
+
+class PatchworkModel(tf.Module):
+    """The Patchwork twin of a tf_keras functional CNN (Sec. 3, Fig. 1a).
+
+    Per step only one window of the frame is processed per stream; the output has the
+    structure and meaning of `keras_model(frames)` for the whole frame (the window's part
+    fresh, the rest from the cells' memories).
+
+    Functional API (pure, exportable, differentiable):
+      `initial_state(batch_size) -> state`, `warm_start_fn(frames) -> (outputs, state)`,
+      `step_fn(frames, actions, state) -> (outputs, state)`; `state` maps cell names to
+      memories.
+    Stateful API (memories in variables, like a stateful Keras RNN):
+      `reset_states(batch_size)`, `warm_start(frames)`, `step(frames, actions)`,
+      `memory(cell_name)`.
+
+    Shapes: `frames` float32 `[B, H, W, 3]` in the stock model's input scaling, `actions`
+    int32 `[B]` action indices of the grid.
+    """
+
+    def __init__(self, keras_model, grid, jit_compile=False, name=None):
+        super().__init__(name=name or "patchwork_" + re.sub(r"\W", "_", keras_model.name))
+        if not isinstance(grid, grid_lib.WindowGrid):
+            raise TypeError(f"grid must be a WindowGrid, got {type(grid).__name__}.")
+        if not getattr(keras_model, "_is_graph_network", False):
+            raise ValueError(
+                f"Model {keras_model.name!r} is not a tf_keras functional model; the Patchwork "
+                "converter walks a functional graph (build it with tf_keras.Model(inputs, "
+                "outputs) or tf_keras.applications)."
+            )
+        if len(keras_model.inputs) != 1 or keras_model.inputs[0].shape.rank != 4:
+            raise ValueError(
+                f"Model {keras_model.name!r} must have one image input [B, H, W, C], got "
+                f"{[t.shape for t in keras_model.inputs]}."
+            )
+        frame_size = _map_size(keras_model.inputs[0])
+        if frame_size != grid.frame_size:
+            raise ValueError(
+                f"Model {keras_model.name!r} takes {frame_size[0]}x{frame_size[1]} frames but "
+                f"the grid is for {grid.frame_size[0]}x{grid.frame_size[1]}: build both for "
+                "the same frame size."
+            )
+        self.keras_model = keras_model
+        self.grid = grid
+        self.frame_size = frame_size
+        self.input_channels = int(keras_model.inputs[0].shape[-1])
+        self._jit_compile = jit_compile
+        self._plan()
+        self._memories = None
+        self._step_tf = tf.function(self._stateful_step, jit_compile=jit_compile)
+        self._warm_tf = tf.function(self._stateful_warm_start)
+
+    # ------------------------------------------------------------------ planning
+    def _plan(self):
+        model = self.keras_model
+        self._input_id = id(model.inputs[0])
+        consumers = collections.defaultdict(list)
+        ordered = []
+        for depth in sorted(model._nodes_by_depth, reverse=True):
+            for node in model._nodes_by_depth[depth]:
+                if node.is_input:
+                    continue
+                ordered.append(node)
+                for t in node.keras_inputs:
+                    consumers[id(t)].append(node)
+        self._keras_tensors = {}
+        for node in ordered:
+            for t in node.keras_inputs + tf.nest.flatten(node.outputs):
+                self._keras_tensors[id(t)] = t
+        self._keras_tensors[self._input_id] = model.inputs[0]
+
+        values = {self._input_id: _Value(FRAME, 1, self.frame_size)}
+        self._nodes = []
+        self.halo_cells = {}
+        self.global_cells = {}     # cell name -> GlobalCell
+        self._assemble_cell = {}   # id of a window tensor -> name of the GlobalCell assembling it
+        self._cell_input = {}      # cell name -> id of the tensor whose memory it holds
+        fused = {}                 # id of a ZeroPadding2D output -> (padding, its input id)
+
+        for node in ordered:
+            layer = node.layer
+            in_ids = [id(t) for t in node.keras_inputs]
+            out_ids = [id(t) for t in tf.nest.flatten(node.outputs)]
+            ins = [values[i] if i not in fused else None for i in in_ids]
+            spatial_ins = [v for v in ins if v is not None and v.domain in (FRAME, WINDOW)]
+            if len(model._nodes_by_depth) and len(layer._inbound_nodes) > 1:
+                raise ValueError(
+                    f"Layer {layer.name!r} ({type(layer).__name__}) is called more than once; "
+                    "the Patchwork converter needs each layer called once."
+                )
+
+            if any(v is None for v in ins):
+                padding_layer, pad_in = fused[in_ids[0]]
+                kind, out_value = self._plan_halo(
+                    node, layer, pad_in, values[pad_in], padding_layer.padding)
+                self._nodes.append(_Node(layer, node, in_ids, out_ids, kind,
+                                         cell_name=layer.name, padding_input_id=pad_in,
+                                         padding_layer=padding_layer))
+            elif not spatial_ins:
+                kind, out_value = "full", _Value(FULL)
+                self._nodes.append(_Node(layer, node, in_ids, out_ids, kind))
+            elif isinstance(layer, _L.ZeroPadding2D) and self._fusable_padding(
+                    layer, node, consumers[out_ids[0]], ins[0]):
+                fused[out_ids[0]] = (layer, in_ids[0])
+                continue
+            elif isinstance(layer, spatial_ops.HALO_LAYER_TYPES) and self._window_capable(
+                    layer, ins[0], node.keras_inputs[0]):
+                kind, out_value = self._plan_halo(node, layer, in_ids[0], ins[0], None)
+                self._nodes.append(_Node(layer, node, in_ids, out_ids, kind,
+                                         cell_name=layer.name if kind == "halo" else None))
+            elif isinstance(layer, POINTWISE_LAYER_TYPES) and self._pointwise_ok(
+                    layer, node, ins):
+                windows = [v for v in ins if v.domain == WINDOW]
+                stride = windows[0].stride if windows else 1
+                map_size = windows[0].map_size if windows else self.frame_size
+                out_value = _Value(WINDOW, stride, map_size)
+                kind = "pointwise"
+                self._nodes.append(_Node(layer, node, in_ids, out_ids, kind))
+            elif isinstance(layer, GLOBAL_LAYER_TYPES + POINTWISE_LAYER_TYPES):
+                for i, v in zip(in_ids, ins):
+                    if v.domain == WINDOW:
+                        self._add_assemble(i, v)
+                out_value = _Value(FULL)
+                self._nodes.append(_Node(layer, node, in_ids, out_ids, "global"))
+            else:
+                raise ValueError(
+                    f"Layer {layer.name!r} of type {type(layer).__name__} is not supported on "
+                    "windows by the Patchwork converter: it is neither pointwise nor a known "
+                    "spatial or global op. Supported: "
+                    f"{sorted({t.__name__ for t in POINTWISE_LAYER_TYPES + GLOBAL_LAYER_TYPES})}."
+                )
+            for i in out_ids:
+                values[i] = out_value
+
+        self._output_ids = [id(t) for t in model.outputs]
+        for i in self._output_ids:
+            if values[i].domain == WINDOW:
+                self._add_assemble(i, values[i])
+        self._values = values
+        self.cell_names = [n.cell_name for n in self._nodes if n.kind == "halo"] + list(
+            self.global_cells)
+
+    def _fusable_padding(self, layer, node, consumers, value):
+        if len(consumers) != 1:
+            return False
+        consumer = consumers[0].layer
+        if not (isinstance(consumer, spatial_ops.HALO_LAYER_TYPES)
+                and consumer.padding.lower() == "valid"):
+            return False
+        return self._window_capable(consumer, value, node.keras_inputs[0], layer.padding)
+
+    def _window_capable(self, layer, value, keras_input, zero_padding=None):
+        map_size = _map_size(keras_input)
+        geometry = spatial_ops.layer_geometry(layer, map_size, zero_padding)
+        if not geometry.has_context:
+            return True
+        out_stride = value.stride * geometry.stride[0]
+        return (geometry.stride[0] == geometry.stride[1]
+                and geometry.tiles_windows(map_size)
+                and self.grid.is_aligned(value.stride)
+                and self.grid.is_aligned(out_stride))
+
+    def _pointwise_ok(self, layer, node, ins):
+        if isinstance(layer, _L.Concatenate) and layer.axis not in (-1, 3):
+            return False
+        windows = [v for v in ins if v.domain == WINDOW]
+        if len({(v.stride, v.map_size) for v in windows}) > 1:
+            return False
+        others = [t for t, v in zip(node.keras_inputs, ins) if v.domain == FULL]
+        if not all(_is_broadcast_vector(t) for t in others):
+            return False
+        return not (any(v.domain == FRAME for v in ins) and len(ins) > 1)
+
+    def _plan_halo(self, node, layer, input_id, value, zero_padding):
+        map_size = _map_size(self._keras_tensors[input_id])
+        geometry = spatial_ops.layer_geometry(layer, map_size, zero_padding)
+        out_value = _Value(WINDOW, value.stride * geometry.stride[0],
+                           _map_size(tf.nest.flatten(node.outputs)[0]))
+        if not geometry.has_context:
+            return "pointwise", out_value
+        self.halo_cells[layer.name] = cells_lib.HaloCell(
+            layer, map_size, zero_padding, name=f"{layer.name}_cell")
+        self._cell_input[layer.name] = input_id
+        return "halo", out_value
+
+    def _add_assemble(self, tensor_id, value):
+        if tensor_id in self._assemble_cell:
+            return
+        producer = self._keras_tensors[tensor_id].node.layer.name
+        name = f"{producer}_global"
+        self.global_cells[name] = cells_lib.GlobalCell(value.map_size, name=f"{name}_cell")
+        self._assemble_cell[tensor_id] = name
+        self._cell_input[name] = tensor_id
+
+    # ------------------------------------------------------------------ state
+    def _cell(self, name):
+        return self.halo_cells.get(name) or self.global_cells[name]
+
+    def memory_shape(self, name):
+        """`(rows, cols, channels)` of a cell's memory, padding included."""
+        cell = self._cell(name)
+        channels = int(self._keras_tensors[self._cell_input[name]].shape[-1])
+        size = cell.memory_size if isinstance(cell, cells_lib.HaloCell) else cell.map_size
+        return tuple(size) + (channels,)
+
+    def _state_cells(self):
+        """Cells that keep a memory: all but those fed by the (always whole) frame."""
+        return [n for n in self.cell_names if self._cell_input[n] != self._input_id]
+
+    def initial_state(self, batch_size):
+        """Zero memories (zero inside the frame, the op's padding value outside)."""
+        return {
+            name: self._cell(name).initial_memory(
+                batch_size, self.memory_shape(name)[-1])
+            for name in self._state_cells()
+        }
+
+    def state_spec(self, batch_size=None):
+        return {
+            name: tf.TensorSpec((batch_size,) + self.memory_shape(name), tf.float32)
+            for name in self._state_cells()
+        }
+
+    # ------------------------------------------------------------------ execution
+    def _call_layer(self, node, env):
+        def lookup(t):
+            return env[id(t)] if isinstance(t, keras_tensor.KerasTensor) else t
+        args = tf.nest.map_structure(lookup, node.node.call_args,
+                                     expand_composites=False)
+        kwargs = tf.nest.map_structure(lookup, node.node.call_kwargs)
+        return node.layer(*args, **kwargs)
+
+    def warm_start_fn(self, frames):
+        """One full-frame pass (a key frame) that fills every memory.
+
+        Returns `(outputs, state)`: the stock model's outputs on `frames` and memories that
+        hold every cell's full input map.
+        """
+        frames = self._check_frames(frames)
+        env = {self._input_id: frames}
+        state = {}
+        for node in self._nodes:
+            if node.padding_layer is not None:
+                env[node.input_ids[0]] = node.padding_layer(env[node.padding_input_id])
+            outputs = self._call_layer(node, env)
+            for i, y in zip(node.output_ids, tf.nest.flatten(outputs)):
+                env[i] = y
+        for name in self._state_cells():
+            state[name] = self._cell(name).pad_full_map(env[self._cell_input[name]])
+        return self._structured_outputs(env), state
+
+    def step_fn(self, frames, actions, state, recorder=None):
+        """One Patchwork step: each stream processes only the window of its action.
+
+        Args:
+          frames: float32 `[B, H, W, C]`, the current frames.
+          actions: int32 `[B]`, each stream's window (an action index of the grid).
+          state: memories, as from `initial_state` or a previous step.
+          recorder: optional callable `(layer, input_shapes, output_shape, kind)` called at
+            trace time for each op run, for FLOP counting.
+
+        Returns:
+          `(outputs, new_state)`; `outputs` as `keras_model(frames)` for the full frame.
+        """
+        frames = self._check_frames(frames)
+        actions = self._check_actions(actions, frames)
+        state = dict(state)
+        offsets = {}
+
+        def offsets_at(stride, map_size):
+            key = (stride, map_size)
+            if key not in offsets:
+                table = self.grid.offsets_table(stride, map_size)
+                offsets[key] = tf.gather(tf.constant(table), actions)
+            return offsets[key]
+
+        def window_of(tensor_id):
+            """The window part of a FRAME or WINDOW tensor."""
+            value = self._values[tensor_id]
+            if value.domain == WINDOW:
+                return env[tensor_id]
+            win = self.grid.window_in_map(0, 1, self.frame_size)
+            return cells_lib.crop_window(env[tensor_id], offsets_at(1, self.frame_size),
+                                         (win.h, win.w))
+
+        def full_of(tensor_id):
+            """The whole map of a tensor, assembling windows in a GlobalCell."""
+            value = self._values[tensor_id]
+            if value.domain != WINDOW:
+                return env[tensor_id]
+            name = self._assemble_cell[tensor_id]
+            if name not in assembled:
+                cell = self.global_cells[name]
+                window = env[tensor_id]
+                assembled[name] = cell((window, offsets_at(value.stride, value.map_size),
+                                        state[name]))
+                state[name] = assembled[name]
+                _record(recorder, cell, [window.shape], assembled[name].shape, "write")
+            return assembled[name]
+
+        env = {self._input_id: frames}
+        assembled = {}
+        for node in self._nodes:
+            if node.kind == "halo":
+                in_id = node.padding_input_id or node.input_ids[0]
+                value = self._values[in_id]
+                cell = self.halo_cells[node.cell_name]
+                corner = offsets_at(value.stride, value.map_size)
+                if value.domain == FRAME:
+                    win = self.grid.window_in_map(0, 1, self.frame_size)
+                    crop = cells_lib.crop_window(
+                        cell.pad_full_map(env[in_id]), corner,
+                        cell.geometry.crop_size((win.h, win.w)))
+                    outputs = cell.run_on_crop(crop, corner)
+                    _record(recorder, cell, [crop.shape], crop.shape, "crop")
+                else:
+                    window = env[in_id]
+                    outputs, state[node.cell_name] = cell(
+                        (window, corner, state[node.cell_name]))
+                    _record(recorder, cell, [window.shape],
+                            cell.geometry.crop_size(window.shape[1:3]), "write+crop")
+                _record(recorder, node.layer, [None], outputs.shape, "op")
+            elif node.kind == "pointwise":
+                local = dict(env)
+                for i in node.input_ids:
+                    if self._values[i].domain == FRAME:
+                        local[i] = window_of(i)
+                outputs = self._call_layer(node, local)
+                _record(recorder, node.layer, [local[i].shape for i in node.input_ids],
+                        tf.nest.flatten(outputs)[0].shape, "op")
+            elif node.kind == "global":
+                local = dict(env)
+                for i in node.input_ids:
+                    local[i] = full_of(i)
+                outputs = self._call_layer(node, local)
+                _record(recorder, node.layer, [local[i].shape for i in node.input_ids],
+                        tf.nest.flatten(outputs)[0].shape, "op")
+            else:
+                outputs = self._call_layer(node, env)
+                _record(recorder, node.layer, [env[i].shape for i in node.input_ids],
+                        tf.nest.flatten(outputs)[0].shape, "op")
+            for i, y in zip(node.output_ids, tf.nest.flatten(outputs)):
+                env[i] = y
+        for i in self._output_ids:
+            env[i] = full_of(i)
+        return self._structured_outputs(env), state
+
+    def _structured_outputs(self, env):
+        return tf.nest.map_structure(lambda t: env[id(t)], self.keras_model._nested_outputs)
+
+    def _check_frames(self, frames):
+        frames = tf.convert_to_tensor(frames)
+        expected = self.frame_size + (self.input_channels,)
+        if frames.shape.rank != 4 or tuple(frames.shape[1:]) != expected:
+            raise ValueError(
+                f"frames must be [batch, {expected[0]}, {expected[1]}, {expected[2]}] for "
+                f"{self.grid!r}, got shape {frames.shape}. Resize frames to the grid's "
+                "frame size before the step."
+            )
+        if not frames.dtype.is_floating:
+            raise ValueError(
+                f"frames must be float (the model's input scaling), got {frames.dtype.name}; "
+                "convert uint8 frames with patchwork_tf.data.clips.preprocess_frames."
+            )
+        return frames
+
+    def _check_actions(self, actions, frames):
+        actions = tf.convert_to_tensor(actions)
+        if not actions.dtype.is_integer or actions.shape.rank != 1:
+            raise ValueError(
+                f"actions must be integer [batch], got {actions.dtype.name} {actions.shape}."
+            )
+        actions = tf.cast(actions, tf.int32)
+        if tf.executing_eagerly():
+            bad = actions.numpy()[(actions.numpy() < 0)
+                                  | (actions.numpy() >= self.grid.num_actions)]
+            if bad.size:
+                raise ValueError(
+                    f"actions {bad.tolist()} are outside 0..{self.grid.num_actions - 1} of "
+                    f"{self.grid!r}.")
+        else:
+            tf.debugging.assert_less(
+                actions, self.grid.num_actions,
+                message=f"actions outside 0..{self.grid.num_actions - 1} of {self.grid!r}")
+            tf.debugging.assert_non_negative(actions, message="actions must be >= 0")
+        return actions
+
+    # ------------------------------------------------------------------ stateful API
+    def reset_states(self, batch_size=1):
+        """Zero every memory for `batch_size` streams (a new video or a scene cut)."""
+        batch_size = int(batch_size)
+        initial = self.initial_state(batch_size)
+        if self._memories is None or self._batch_size != batch_size:
+            self._memories = {
+                name: tf.Variable(value, trainable=False, name=f"memory_{name}")
+                for name, value in initial.items()
+            }
+            self._batch_size = batch_size
+            self._step_tf = tf.function(self._stateful_step, jit_compile=self._jit_compile)
+            self._warm_tf = tf.function(self._stateful_warm_start)
+        else:
+            for name, value in initial.items():
+                self._memories[name].assign(value)
+
+    def _require_states(self, frames):
+        if self._memories is None:
+            raise RuntimeError("Call reset_states(batch_size) before warm_start or step.")
+        if int(frames.shape[0]) != self._batch_size:
+            raise ValueError(
+                f"frames have batch {frames.shape[0]} but the memories were reset for "
+                f"{self._batch_size} streams; call reset_states({frames.shape[0]}).")
+
+    def _stateful_step(self, frames, actions):
+        state = {name: var.read_value() for name, var in self._memories.items()}
+        outputs, state = self.step_fn(frames, actions, state)
+        for name, value in state.items():
+            self._memories[name].assign(value)
+        return outputs
+
+    def _stateful_warm_start(self, frames):
+        outputs, state = self.warm_start_fn(frames)
+        for name, value in state.items():
+            self._memories[name].assign(value)
+        return outputs
+
+    def warm_start(self, frames):
+        """Stateful key frame: outputs of the stock model; every memory filled."""
+        frames = self._check_frames(frames)
+        self._require_states(frames)
+        return self._warm_tf(frames)
+
+    def step(self, frames, actions):
+        """Stateful step on the variables' memories; see `step_fn`."""
+        frames = self._check_frames(frames)
+        self._require_states(frames)
+        return self._step_tf(frames, self._check_actions(actions, frames))
+
+    def memory(self, cell_name):
+        """float32 `[B, H_l, W_l, C]`: a cell's memory as a full map, padding removed."""
+        if cell_name not in self._state_cells():
+            raise KeyError(f"No memory {cell_name!r}; cells with memories: "
+                           f"{self._state_cells()}.")
+        if self._memories is None:
+            raise RuntimeError("Call reset_states(batch_size) first.")
+        memory = self._memories[cell_name]
+        cell = self._cell(cell_name)
+        if isinstance(cell, cells_lib.GlobalCell):
+            return tf.identity(memory)
+        (top, _), (left, _) = cell.geometry.pad
+        rows, cols = cell.input_size
+        return memory[:, top:top + rows, left:left + cols]
+
+
+def _record(recorder, layer, input_shapes, output_shape, kind):
+    if recorder is not None:
+        recorder(layer, input_shapes, tuple(output_shape), kind)
+
+
+def patchwork_model(keras_model, grid, jit_compile=False):
+    """The Patchwork twin of `keras_model` on `grid`; shares `keras_model`'s weights."""
+    return PatchworkModel(keras_model, grid, jit_compile=jit_compile)
