@@ -7,6 +7,8 @@ dense projection (a 1x1 convolution over windows) shrinks it, the per-window vec
 concatenated in action order with `F_t`, and fully connected layers end in one Q-value per
 action, `Q(S_t, a; Theta)`.
 """
+import dataclasses
+
 import tensorflow as tf
 import tf_keras
 from tf_agents.networks import network
@@ -149,6 +151,31 @@ class AttentionQNetwork(network.Network):
       features = layer(features, training=training)
     q_values = self._q_value_layer(features, training=training)
     return batch_squash.unflatten(q_values), network_state
+
+
+def windows_in_memory(grid, memory_shape):
+  """Each action's window of a `WindowGrid` in the pixels of a cell memory.
+
+  Args:
+    grid: the `patchwork_tf.WindowGrid` of the twin.
+    memory_shape: (Hl, Wl) or (Hl, Wl, C) of the memory; its stride is frame size / Hl.
+
+  Returns:
+    A list of `(y0, x0, h, w)` in memory pixels, one per action, for `AttentionQNetwork`.
+
+  Raises:
+    ValueError: a memory whose size is not the frame size over one integer stride, or a grid
+      whose windows do not fall on whole cells of that stride.
+  """
+  rows, cols = (int(v) for v in memory_shape[:2])
+  height, width = grid.frame_size
+  stride = height // rows
+  if rows * stride != height or cols * stride != width:
+    raise ValueError(
+        f"A {rows}x{cols} memory is not a {height}x{width} frame at one integer stride; "
+        "choose a cell whose memory has the frame's size divided by its stride.")
+  return [dataclasses.astuple(grid.window_in_map(action, stride, (rows, cols)))
+          for action in range(grid.num_actions)]
 
 
 def observation_spec(memory_shape, num_actions):

@@ -1,9 +1,11 @@
 """Tests for the video stream environment: Eq. 2 rewards, episodes, specs, with a fake twin."""
 import numpy as np
+import pytest
 import tensorflow as tf
 import tf_keras
 from tf_agents.trajectories import time_step as ts
 
+import patchwork_tf as pw
 from patchwork_tf.policy import environment
 from patchwork_tf.policy import q_network
 from tests.policy.fake_twin import FakeTwin, frame_iou
@@ -147,3 +149,50 @@ class SpecTest(tf.test.TestCase):
       environment.VideoStreamEnvironment(twin, _dataset([clip] * 2, 2), "nope", frame_iou, 4)
     with self.assertRaisesRegex(ValueError, "tf.data.Dataset"):
       environment.VideoStreamEnvironment(twin, iter([clip]), "pixels", frame_iou, 4)
+
+
+class RealTwinTest(tf.test.TestCase):
+  """The environment on the real twin of a tiny MobileNetV2 (alpha 0.35, 64x64, M=2, N=1)."""
+
+  @pytest.mark.slow
+  def test_rewards_memory_and_specs_with_real_twin(self):
+    tf_keras.utils.set_random_seed(0)
+    model = tf_keras.applications.MobileNetV2(
+        input_shape=(64, 64, 3), alpha=0.35, include_top=False, weights=None)
+    grid = pw.WindowGrid((64, 64), 2, 1)
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, size=(2, 3, 64, 64, 3), dtype=np.uint8)
+    # The metric's ground truth: the stock model's features of each frame, so f measures
+    # how close the twin's full-frame output is to a fresh full-frame pass.
+    stock = model(tf.reshape(tf.cast(frames, tf.float32) / 127.5 - 1.0, [6, 64, 64, 3]))
+    features = tf.reshape(stock, [2, 3] + stock.shape[1:].as_list())
+    clips = tf.data.Dataset.from_tensors({"frames": frames, "features": features}).repeat()
+
+    def closeness(gt, predictions):
+      return -tf.reduce_mean(tf.abs(predictions - gt["features"]), axis=[1, 2, 3])
+
+    cell = "block_13_depthwise"
+    env = environment.VideoStreamEnvironment(
+        pw.patchwork_model(model, grid), clips, cell, closeness, grid.num_actions)
+    actions = [tf.constant([3, 0]), tf.constant([1, 1])]
+    steps = [env.step(a) for a in actions]
+
+    reference = pw.patchwork_model(model, grid)
+    reference.reset_states(2)
+    previous = reference.warm_start(tf.cast(frames[:, 0], tf.float32) / 127.5 - 1.0)
+    for t, (action, step) in enumerate(zip(actions, steps), start=1):
+      current = reference.step(tf.cast(frames[:, t], tf.float32) / 127.5 - 1.0, action)
+      gt = {"features": features[:, t]}
+      want = tf.maximum(0.0, closeness(gt, current) - closeness(gt, previous))
+      self.assertAllClose(step.reward, want, atol=1e-6)
+      self.assertAllClose(step.observation["memory"], reference.memory(cell), atol=1e-6)
+      previous = current
+    self.assertGreater(float(tf.reduce_max(steps[0].reward)), 0.0)
+    self.assertAllEqual(steps[-1].step_type, [ts.StepType.LAST] * 2)
+
+    net = q_network.AttentionQNetwork(
+        env.observation_spec(), env.action_spec(),
+        q_network.windows_in_memory(grid, env.observation_spec()["memory"].shape))
+    self.assertEqual(net.input_tensor_spec, env.observation_spec())
+    self.assertEqual(env.observation_spec()["memory"].shape, (4, 4, 192))
+    self.assertEqual(net(steps[-1].observation)[0].shape, (2, 4))

@@ -4,6 +4,7 @@ import tensorflow as tf
 import tf_keras
 from tf_agents.specs import tensor_spec
 
+from patchwork_tf.core.grid import WindowGrid
 from patchwork_tf.policy import q_network
 
 # A 4x4 memory with C=3 and the M=4, N=2 geometry at this resolution: 9 windows of 2x2 at
@@ -101,3 +102,16 @@ class AttentionQNetworkTest(tf.test.TestCase):
       q_network.AttentionQNetwork(spec["memory"], _ACTION_SPEC, _WINDOWS)
     with self.assertRaisesRegex(ValueError, "h, w > 0"):
       q_network.AttentionQNetwork(spec, _ACTION_SPEC, _WINDOWS[:-1] + [(0, 0, 0, 2)])
+
+
+class WindowsInMemoryTest(tf.test.TestCase):
+
+  def test_grid_windows_at_the_memory_stride(self):
+    grid = WindowGrid((64, 64), 4, 2)
+    # Stride 8: slices of 16 pixels are 2 cells, windows of 32 pixels are 4 cells.
+    self.assertEqual(q_network.windows_in_memory(grid, (8, 8, 5)),
+                     [(2 * i, 2 * j, 4, 4) for i in range(3) for j in range(3)])
+    with self.assertRaisesRegex(ValueError, "whole cells"):
+      q_network.windows_in_memory(grid, (2, 2))
+    with self.assertRaisesRegex(ValueError, "integer stride"):
+      q_network.windows_in_memory(grid, (8, 6))
