@@ -4,9 +4,11 @@ import os
 import tempfile
 
 import numpy as np
+import pytest
 import tensorflow as tf
 import tf_keras
 
+import patchwork_tf as pw
 from patchwork_tf.policy import agent as agent_lib
 from patchwork_tf.policy import environment
 from patchwork_tf.policy import q_network
@@ -96,6 +98,7 @@ class CollectAndTrainTest(tf.test.TestCase):
     self.assertContainsSubset({"loss", "mean_q", "reward", "epsilon", "actions"},
                               _summary_tags(root))
 
+  @pytest.mark.slow
   def test_compiled_loop_trains(self):
     root = self._temp_dir()
     result, _, buffer = _run(root, 2, use_tf_function=True)
@@ -106,3 +109,34 @@ class CollectAndTrainTest(tf.test.TestCase):
     # at LAST; train step 1 collects a boundary and one step, train step 2 one step. That is
     # 10 steps per stream, 2 streams.
     self.assertEqual(int(buffer.num_frames()), 20)
+
+  @pytest.mark.slow
+  def test_compiled_loop_on_real_twin(self):
+    tf_keras.utils.set_random_seed(0)
+    model = tf_keras.applications.MobileNetV2(
+        input_shape=(64, 64, 3), alpha=0.35, include_top=False, weights=None)
+    grid = pw.WindowGrid((64, 64), 2, 1)
+    frames = np.random.default_rng(0).integers(0, 256, (2, 4, 64, 64, 3), dtype=np.uint8)
+    stock = model(tf.reshape(tf.cast(frames, tf.float32) / 127.5 - 1.0, [8, 64, 64, 3]))
+    clips = tf.data.Dataset.from_tensors(
+        {"frames": frames,
+         "features": tf.reshape(stock, [2, 4] + stock.shape[1:].as_list())}).repeat()
+
+    def closeness(gt, predictions):
+      return -tf.reduce_mean(tf.abs(predictions - gt["features"]), axis=[1, 2, 3])
+
+    env = environment.VideoStreamEnvironment(
+        pw.patchwork_model(model, grid), clips, "block_13_depthwise", closeness,
+        grid.num_actions)
+    net = q_network.AttentionQNetwork(
+        env.observation_spec(), env.action_spec(),
+        q_network.windows_in_memory(grid, env.observation_spec()["memory"].shape))
+    agent = agent_lib.ddqn_agent(env.time_step_spec(), env.action_spec(), net)
+    buffer = agent_lib.replay_buffer(agent.collect_data_spec, env.batch_size, max_length=32)
+    weights = [v.numpy() for v in net.trainable_variables]
+    result = trainer.collect_and_train(
+        self._temp_dir(), env, agent, buffer, 3, initial_collect_steps=4, sample_batch_size=4)
+    self.assertEqual(result["train_step"], 3)
+    self.assertTrue(np.isfinite(result["loss"]))
+    self.assertFalse(all(np.array_equal(w, v.numpy())
+                         for w, v in zip(weights, net.trainable_variables)))
