@@ -69,8 +69,10 @@ class HaloCell(tf_keras.layers.Layer):
     layer's output on the memory's full map, restricted to the window.
     """
 
-    def __init__(self, op_layer, input_size, zero_padding=None, **kwargs):
+    def __init__(self, op_layer, input_size, zero_padding=None, depthwise_as_shifts=False,
+                 **kwargs):
         super().__init__(**kwargs)
+        self.depthwise_as_shifts = bool(depthwise_as_shifts)
         self.op_layer = op_layer
         self.input_size = tuple(int(v) for v in input_size)
         self.zero_padding = (
@@ -109,7 +111,7 @@ class HaloCell(tf_keras.layers.Layer):
             valid_count = tf.nn.avg_pool2d(
                 in_frame, self.geometry.kernel, self.geometry.stride, "VALID"
             ) * float(self.geometry.kernel[0] * self.geometry.kernel[1])
-        return spatial_ops.run_valid(self.op_layer, crop, valid_count)
+        return spatial_ops.run_valid(self.op_layer, crop, valid_count, self.depthwise_as_shifts)
 
     def call(self, inputs):
         window, offsets, memory = inputs
@@ -124,6 +126,7 @@ class HaloCell(tf_keras.layers.Layer):
             op_layer=tf_keras.layers.serialize(self.op_layer),
             input_size=self.input_size,
             zero_padding=self.zero_padding,
+            depthwise_as_shifts=self.depthwise_as_shifts,
         )
         return config
 

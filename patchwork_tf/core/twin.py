@@ -126,7 +126,7 @@ class PatchworkModel(tf.Module):
         self.grid = grid
         self.frame_size = frame_size
         self.input_channels = int(keras_model.inputs[0].shape[-1])
-        self._jit_compile = jit_compile
+        self._jit_compile = bool(jit_compile)
         self._plan()
         self._memories = None
         self._step_tf = tf.function(self._stateful_step, jit_compile=jit_compile)
@@ -261,7 +261,8 @@ class PatchworkModel(tf.Module):
         if not geometry.has_context:
             return "pointwise", out_value
         self.halo_cells[layer.name] = cells_lib.HaloCell(
-            layer, map_size, zero_padding, name=f"{layer.name}_cell")
+            layer, map_size, zero_padding, depthwise_as_shifts=self._jit_compile,
+            name=f"{layer.name}_cell")
         self._cell_input[layer.name] = input_id
         return "halo", out_value
 
@@ -339,7 +340,8 @@ class PatchworkModel(tf.Module):
           actions: int32 `[B]`, each stream's window (an action index of the grid).
           state: memories, as from `initial_state` or a previous step.
           recorder: optional callable `(layer, input_shapes, output_shape, kind)` called at
-            trace time for each op run, for FLOP counting.
+            trace time for each op run (`kind` 'op') and each memory write or crop (`kind`
+            'write' or 'crop', `output_shape` the region written or cropped), for counting.
 
         Returns:
           `(outputs, new_state)`; `outputs` as `keras_model(frames)` for the full frame.
@@ -377,7 +379,7 @@ class PatchworkModel(tf.Module):
                 assembled[name] = cell((window, offsets_at(value.stride, value.map_size),
                                         state[name]))
                 state[name] = assembled[name]
-                _record(recorder, cell, [window.shape], assembled[name].shape, "write")
+                _record(recorder, cell, [], window.shape, "write")
             return assembled[name]
 
         env = {self._input_id: frames}
@@ -394,13 +396,14 @@ class PatchworkModel(tf.Module):
                         cell.pad_full_map(env[in_id]), corner,
                         cell.geometry.crop_size((win.h, win.w)))
                     outputs = cell.run_on_crop(crop, corner)
-                    _record(recorder, cell, [crop.shape], crop.shape, "crop")
+                    _record(recorder, cell, [], crop.shape, "crop")
                 else:
                     window = env[in_id]
                     outputs, state[node.cell_name] = cell(
                         (window, corner, state[node.cell_name]))
-                    _record(recorder, cell, [window.shape],
-                            cell.geometry.crop_size(window.shape[1:3]), "write+crop")
+                    _record(recorder, cell, [], window.shape, "write")
+                    _record(recorder, cell, [], (None,) + cell.geometry.crop_size(
+                        window.shape[1:3]) + (window.shape[-1],), "crop")
                 _record(recorder, node.layer, [None], outputs.shape, "op")
             elif node.kind == "pointwise":
                 local = dict(env)
