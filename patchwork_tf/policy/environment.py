@@ -20,17 +20,14 @@ graph with no per-step Python or numpy round trip, and B clips step in one batch
 the twin. All streams of a batch share the clip length, so they start and end together.
 """
 import tensorflow as tf
-import tf_keras
 from tf_agents.environments import tf_environment
 from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts
 
+from patchwork_tf.data import clips as clips_lib
+from patchwork_tf.metrics import rewards
 from patchwork_tf.policy import action_history
 from patchwork_tf.policy import q_network
-
-
-def _mobilenet_v2_preprocess(frames):
-  return tf_keras.applications.mobilenet_v2.preprocess_input(tf.cast(frames, tf.float32))
 
 
 class VideoStreamEnvironment(tf_environment.TFEnvironment):
@@ -44,7 +41,7 @@ class VideoStreamEnvironment(tf_environment.TFEnvironment):
   """
 
   def __init__(self, twin, clips, cell_name, metric_fn, num_actions, alpha=0.5,
-               preprocess_fn=_mobilenet_v2_preprocess):
+               preprocess_fn=clips_lib.preprocess_frames):
     """Builds the environment and starts the first clip.
 
     Args:
@@ -58,7 +55,9 @@ class VideoStreamEnvironment(tf_environment.TFEnvironment):
         `twin.cell_names`.
       metric_fn: the task metric `f(gt, predictions) -> float32 [B]`, where `gt` is the
         dict of per-frame ground-truth fields at frame t (each [B, ...], `frames` excluded)
-        and `predictions` is the twin's output. Detection: Eq. 3; segmentation: frame J.
+        and `predictions` is the twin's output. Detection: Eq. 3
+        (`patchwork_tf.metrics.rewards.detection_overlap`); segmentation: frame J
+        (`rewards.segmentation_overlap`).
       num_actions: number of attention windows, the twin's grid's `num_actions`.
       alpha: decay of the action history, Eq. 1.
       preprocess_fn: maps uint8 frames [B, H, W, 3] to the twin's input.
@@ -185,8 +184,8 @@ class VideoStreamEnvironment(tf_environment.TFEnvironment):
     predictions = self._twin.step(self._frames(index), action)
     gt = self._ground_truth(index)
     previous = tf.nest.map_structure(lambda v: v.value(), self._predictions)
-    gain = self._metric_fn(gt, predictions) - self._metric_fn(gt, previous)
-    self._reward.assign(tf.maximum(0.0, tf.cast(gain, tf.float32)))
+    self._reward.assign(rewards.improvement_reward(
+        self._metric_fn(gt, predictions), self._metric_fn(gt, previous)))
     tf.nest.map_structure(lambda v, t: v.assign(t), self._predictions, predictions)
     self._history.assign(action_history.action_history(self._history, action, self._alpha))
     self._frame_index.assign(index)
