@@ -126,7 +126,30 @@ def _activate(layer, outputs):
     return activation(outputs) if activation is not None else outputs
 
 
-def run_valid(layer, inputs, valid_count=None):
+def _depthwise_as_shifts(inputs, kernel, strides, dilations):
+    """VALID depthwise conv as a sum of `kh * kw` shifted, strided slices times the kernel.
+
+    XLA fuses this into one loop; its native depthwise conv is about 12x slower on CPU
+    (DESIGN.md section 10). `kernel` is `[kh, kw, C, multiplier]`.
+    """
+    kh, kw, channels, multiplier = kernel.shape
+    if multiplier != 1:
+        inputs = tf.repeat(inputs, multiplier, axis=-1)
+        kernel = tf.reshape(kernel, (kh, kw, 1, channels * multiplier))
+    rows = (inputs.shape[1] - (kh - 1) * dilations[0] - 1) // strides[0] + 1
+    cols = (inputs.shape[2] - (kw - 1) * dilations[1] - 1) // strides[1] + 1
+    outputs = None
+    for i in range(kh):
+        for j in range(kw):
+            y0, x0 = i * dilations[0], j * dilations[1]
+            tap = inputs[:, y0:y0 + (rows - 1) * strides[0] + 1:strides[0],
+                         x0:x0 + (cols - 1) * strides[1] + 1:strides[1], :]
+            term = tap * tf.reshape(kernel[i, j], (-1,))
+            outputs = term if outputs is None else outputs + term
+    return outputs
+
+
+def run_valid(layer, inputs, valid_count=None, depthwise_as_shifts=False):
     """The stock layer's op with VALID padding, using the layer's own weights.
 
     Args:
@@ -134,6 +157,7 @@ def run_valid(layer, inputs, valid_count=None):
       inputs: float `[B, h + halo_rows, w + halo_cols, C]`, a window with its halo.
       valid_count: for SAME average pooling only, float `[B or 1, h', w', 1]`: how many
         in-frame cells each output window covers, since TF's SAME average excludes padding.
+      depthwise_as_shifts: compute a depthwise conv as shifted multiply-adds (for XLA).
 
     Returns:
       float `[B, h / stride, w / stride, C_out]`.
@@ -152,6 +176,8 @@ def run_valid(layer, inputs, valid_count=None):
             inputs, layer.depthwise_kernel, layer.pointwise_kernel,
             strides=(1,) + strides + (1,), padding="VALID", dilations=dilations,
         )
+    elif isinstance(layer, tf_keras.layers.DepthwiseConv2D) and depthwise_as_shifts:
+        outputs = _depthwise_as_shifts(inputs, layer.depthwise_kernel, strides, dilations)
     elif isinstance(layer, tf_keras.layers.DepthwiseConv2D):
         outputs = tf.nn.depthwise_conv2d(
             inputs, layer.depthwise_kernel, strides=(1,) + strides + (1,), padding="VALID",

@@ -1,0 +1,1 @@
+"""Video data: the clip format, the synthetic benchmark, fake videos from stills, real readers."""

@@ -1,0 +1,103 @@
+"""Pascal VOC as a source of still images for fake videos (paper Sec. 3.4).
+
+Yields still records (see `patchwork_tf.data.fake_video`). VOC boxes are 1-based inclusive
+pixel indices, so pixel edges are `(xmin - 1, xmax)`. With masks, instances come from
+`SegmentationObject/<id>.png`, whose value i marks the i-th object of the XML (255, the void
+border, counts as background).
+"""
+import os
+import xml.etree.ElementTree as ElementTree
+
+import numpy as np
+
+from patchwork_tf.data import layout as layout_lib
+
+CLASS_NAMES = (
+    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+    "train", "tvmonitor")
+_CLASS_INDEX = {name: i for i, name in enumerate(CLASS_NAMES)}
+
+LAYOUT = """<root>/  (a VOCdevkit/VOC2007 or VOC2012 folder)
+  JPEGImages/<id>.jpg
+  Annotations/<id>.xml        <size><width/><height/></size>, <object><name/><difficult/>
+                              <bndbox><xmin/><ymin/><xmax/><ymax/></bndbox></object>
+  ImageSets/Main/<split>.txt  one image id per line (boxes only)
+  ImageSets/Segmentation/<split>.txt and SegmentationObject/<id>.png  (with masks)"""
+
+
+def _number(node, name, path):
+    try:
+        return float(node.find(name).text)
+    except (AttributeError, TypeError, ValueError):
+        raise layout_lib.DataLayoutError(
+            f"{path!r}: missing or non-numeric <{name}>. Expected this layout:\n{LAYOUT}"
+        ) from None
+
+
+def parse_annotation(path, skip_difficult=True):
+    """One image's XML: ((height, width), boxes float32 [K, 4] normalized, classes int32 [K],
+    xml_indices int [K] (the kept objects' positions in the file, 0-based))."""
+    layout_lib.require(path, "annotation", LAYOUT)
+    try:
+        root = ElementTree.parse(path).getroot()
+    except ElementTree.ParseError as error:
+        raise layout_lib.DataLayoutError(
+            f"{path!r} is not valid XML ({error}). Expected this layout:\n{LAYOUT}") from error
+    size = root.find("size")
+    if size is None:
+        raise layout_lib.DataLayoutError(f"{path!r} has no <size>. Expected this layout:\n{LAYOUT}")
+    height, width = _number(size, "height", path), _number(size, "width", path)
+    boxes, classes, indices = [], [], []
+    for index, node in enumerate(root.findall("object")):
+        name = (node.findtext("name") or "").strip()
+        if name not in _CLASS_INDEX:
+            raise layout_lib.DataLayoutError(f"{path!r}: class {name!r} is not a VOC class.")
+        if skip_difficult and (node.findtext("difficult") or "0").strip() == "1":
+            continue
+        box = node.find("bndbox")
+        if box is None:
+            raise layout_lib.DataLayoutError(f"{path!r}: an object has no <bndbox>.")
+        boxes.append([(_number(box, "ymin", path) - 1) / height,
+                      (_number(box, "xmin", path) - 1) / width,
+                      _number(box, "ymax", path) / height, _number(box, "xmax", path) / width])
+        classes.append(_CLASS_INDEX[name])
+        indices.append(index)
+    boxes = np.clip(np.array(boxes, np.float32).reshape(-1, 4), 0.0, 1.0)
+    return (int(height), int(width)), boxes, np.array(classes, np.int32), np.array(indices, int)
+
+
+def voc_records(root, split="train", with_masks=False, max_images=None, skip_difficult=True):
+    """Yields the still records of a split.
+
+    Args:
+        root: the VOC year folder (see LAYOUT).
+        split: a list name under ImageSets (e.g. "train", "val", "trainval").
+        with_masks: read `ImageSets/Segmentation/<split>.txt` and instance masks from
+            `SegmentationObject`; otherwise `ImageSets/Main/<split>.txt`, boxes only.
+        max_images: at most this many images.
+        skip_difficult: leave out objects marked difficult.
+    """
+    list_dir = "Segmentation" if with_masks else "Main"
+    ids = layout_lib.read_lines(os.path.join(root, "ImageSets", list_dir, f"{split}.txt"),
+                                f"ImageSets/{list_dir}/{split}.txt", LAYOUT)
+    for image_id in ids[:max_images]:
+        image_id = image_id.split()[0]
+        image = layout_lib.read_image(os.path.join(root, "JPEGImages", image_id + ".jpg"), LAYOUT)
+        size, boxes, classes, indices = parse_annotation(
+            os.path.join(root, "Annotations", image_id + ".xml"), skip_difficult)
+        if size != image.shape[:2]:
+            raise layout_lib.DataLayoutError(
+                f"Annotations/{image_id}.xml says size {size}, the image is {image.shape[:2]}.")
+        record = {"image": image, "boxes": boxes, "classes": classes,
+                  "image_id": f"voc/{image_id}"}
+        if with_masks:
+            objects = layout_lib.read_image(
+                os.path.join(root, "SegmentationObject", image_id + ".png"), LAYOUT, None)
+            if objects.shape != size:
+                raise layout_lib.DataLayoutError(
+                    f"SegmentationObject/{image_id}.png is {objects.shape}, the image is {size}; "
+                    "expected a palette PNG of object indices.")
+            record["instance_masks"] = np.array([objects == i + 1 for i in indices],
+                                                np.uint8).reshape(len(indices), *size)
+        yield record

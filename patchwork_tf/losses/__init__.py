@@ -1,0 +1,1 @@
+"""Training losses for the task heads."""

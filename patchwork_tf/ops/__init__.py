@@ -1,0 +1,1 @@
+"""Pure tensor functions on boxes: IoU, box coding, anchor matching, post-processing."""

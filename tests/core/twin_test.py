@@ -1,0 +1,229 @@
+"""The Patchwork twin against the stock Keras model (DESIGN.md invariants A and B)."""
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+import patchwork_tf as pw
+
+L = tf_keras.layers
+
+
+def _randomize_batch_norm(model, seed=0):
+    """Non-trivial BN statistics, so that BN is not the identity in the comparison."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, L.BatchNormalization):
+            layer.moving_mean.assign(rng.normal(0, 0.2, layer.moving_mean.shape))
+            layer.moving_variance.assign(rng.uniform(0.5, 1.5, layer.moving_variance.shape))
+    return model
+
+
+def _mobilenet(size, alpha=0.35, include_top=False):
+    tf_keras.utils.set_random_seed(0)
+    model = tf_keras.applications.MobileNetV2(
+        input_shape=(size, size, 3), alpha=alpha, include_top=include_top, weights=None)
+    return _randomize_batch_norm(model)
+
+
+def _general_cnn(size=64):
+    """A CNN with an SE block, 5x5 depthwise, separable, dilated conv, max and avg pooling."""
+    tf_keras.utils.set_random_seed(1)
+    inputs = L.Input((size, size, 3))
+    x = L.Conv2D(8, 3, strides=2, padding="same", name="stem")(inputs)
+    x = L.BatchNormalization(name="stem_bn")(x)
+    x = L.ReLU(6.0, name="stem_relu")(x)
+    x = L.MaxPooling2D(3, strides=1, padding="same", name="max_same")(x)
+    y = L.DepthwiseConv2D(5, padding="same", name="dw5")(x)
+    squeeze = L.GlobalAveragePooling2D(keepdims=True, name="se_pool")(y)
+    squeeze = L.Conv2D(4, 1, activation="relu", name="se_reduce")(squeeze)
+    squeeze = L.Conv2D(8, 1, activation="sigmoid", name="se_expand")(squeeze)
+    y = L.Multiply(name="se_gate")([y, squeeze])
+    x = L.Add(name="residual")([x, y])
+    x = L.SeparableConv2D(12, 3, strides=2, padding="same", name="sep")(x)
+    x = L.Conv2D(12, 3, padding="same", dilation_rate=2, name="dilated")(x)
+    z = L.AveragePooling2D(3, strides=1, padding="same", name="avg_same")(x)
+    x = L.Concatenate(name="concat")([x, z])
+    x = L.ZeroPadding2D(((0, 1), (0, 1)), name="pad")(x)
+    x = L.Conv2D(16, 3, strides=2, padding="valid", name="down")(x)
+    x = L.MaxPooling2D(2, name="pool2")(x)
+    return _randomize_batch_norm(tf_keras.Model(inputs, x, name="general"))
+
+
+def _assert_close(actual, expected, rtol=1e-4):
+    for a, e in zip(tf.nest.flatten(actual), tf.nest.flatten(expected)):
+        scale = max(float(np.max(np.abs(e))), 1e-6)
+        np.testing.assert_allclose(a, e, rtol=0, atol=rtol * scale)
+
+
+@pytest.mark.parametrize("alpha, size, include_top", [
+    (0.35, 64, False), (0.5, 96, True), (1.0, 64, False), (0.35, 100, True),
+])
+def test_invariant_a_full_frame_step_equals_stock(alpha, size, include_top):
+    model = _mobilenet(size, alpha, include_top)
+    twin = pw.patchwork_model(model, pw.WindowGrid((size, size), 1, 1))
+    frames = tf.random.stateless_uniform((2, size, size, 3), (1, 2), -1, 1)
+    outputs, _ = twin.step_fn(frames, tf.constant([0, 0]), twin.initial_state(2))
+    _assert_close(outputs, model(frames), rtol=1e-5)
+
+
+@pytest.mark.parametrize("size, m, n, write", [
+    (128, 2, 1, "window"), (128, 4, 2, "window"), (128, 4, 1, "window"), (96, 4, 2, "window"),
+    (128, 4, 2, "bands"), (96, 4, 1, "bands"),
+])
+def test_invariant_b_warm_start_every_window_exact(size, m, n, write):
+    model = _mobilenet(size)
+    grid = pw.WindowGrid((size, size), m, n)
+    twin = pw.patchwork_model(model, grid, write=write)
+    frames = tf.random.stateless_uniform((2, size, size, 3), (3, 4), -1, 1)
+    expected = model(frames)
+    outputs, state = twin.warm_start_fn(frames)
+    _assert_close(outputs, expected)
+    for action in range(grid.num_actions):
+        actions = tf.constant([action, grid.num_actions - 1 - action])  # different windows
+        outputs, state = twin.step_fn(frames, actions, state)
+        _assert_close(outputs, expected)
+
+
+@pytest.mark.parametrize("write", ["window", "bands"])
+def test_invariant_b_from_zeros_after_scan_cycles(write):
+    size, grid = 128, pw.WindowGrid((128, 128), 4, 2)
+    model = _mobilenet(size)
+    twin = pw.patchwork_model(model, grid, write=write)
+    frames = tf.random.stateless_uniform((1, size, size, 3), (5, 6), -1, 1)
+    state = twin.initial_state(1)
+    for _ in range(4):
+        for action in range(grid.num_actions):
+            outputs, state = twin.step_fn(frames, tf.constant([action]), state)
+    _assert_close(outputs, model(frames))
+
+
+@pytest.mark.parametrize("m, n, write", [(1, 1, "window"), (2, 1, "window"),
+                                         (4, 2, "window"), (4, 2, "bands")])
+def test_general_cnn_twin_is_exact(m, n, write):
+    model = _general_cnn(64)
+    grid = pw.WindowGrid((64, 64), m, n)
+    twin = pw.patchwork_model(model, grid, write=write)
+    assert {"stem", "max_same", "dw5", "sep", "dilated", "avg_same", "down"} <= set(
+        twin.halo_cells)
+    assert "dw5_global" in twin.global_cells  # the SE block's global pooling
+    frames = tf.random.stateless_uniform((2, 64, 64, 3), (7, 8), -1, 1)
+    expected = model(frames)
+    _, state = twin.warm_start_fn(frames)
+    for action in range(grid.num_actions):
+        outputs, state = twin.step_fn(frames, tf.constant([action, 0]), state)
+        _assert_close(outputs, expected)
+
+
+def test_window_is_fresh_and_context_is_memory():
+    """After a warm start on frame A, a step on frame B equals the stock model on A with the
+    window's pixels replaced by B's, in the window and far from it (1-layer model)."""
+    inputs = L.Input((32, 32, 3))
+    conv = L.Conv2D(4, 3, padding="same", name="conv")
+    x = L.Conv2D(4, 1, name="pointwise")(inputs)
+    model = tf_keras.Model(inputs, conv(x))
+    grid = pw.WindowGrid((32, 32), 2, 1)
+    twin = pw.patchwork_model(model, grid)
+    frame_a = tf.random.stateless_uniform((1, 32, 32, 3), (1, 1))
+    frame_b = tf.random.stateless_uniform((1, 32, 32, 3), (2, 2))
+    _, state = twin.warm_start_fn(frame_a)
+    outputs, _ = twin.step_fn(frame_b, tf.constant([3]), state)
+    composite = frame_a.numpy()
+    composite[:, 16:, 16:] = frame_b.numpy()[:, 16:, 16:]
+    expected = model(composite).numpy()
+    np.testing.assert_allclose(outputs[:, 16:, 16:], expected[:, 16:, 16:], atol=1e-5)
+    np.testing.assert_allclose(outputs[:, :15, :15], model(frame_a)[:, :15, :15], atol=1e-5)
+
+
+def test_stateful_api_matches_functional_api():
+    size, grid = 64, pw.WindowGrid((64, 64), 2, 1)
+    model = _mobilenet(size)
+    twin = pw.patchwork_model(model, grid)
+    frames = tf.random.stateless_uniform((2, size, size, 3), (9, 9), -1, 1)
+    twin.reset_states(2)
+    _assert_close(twin.warm_start(frames), model(frames))
+    functional_out, state = twin.warm_start_fn(frames)
+    moved = tf.reverse(frames, axis=[2])
+    for action in (0, 3, 1):
+        stateful = twin.step(moved, tf.constant([action, 2]))
+        functional_out, state = twin.step_fn(moved, tf.constant([action, 2]), state)
+        _assert_close(stateful, functional_out, rtol=1e-6)
+    name = twin.cell_names[3]
+    memory = twin.memory(name)
+    assert memory.shape[0] == 2 and memory.shape[-1] == twin.memory_shape(name)[-1]
+    twin.reset_states(2)
+    assert float(tf.reduce_max(tf.abs(twin.memory(name)))) == 0.0
+
+
+def test_twin_shares_the_stock_weights():
+    model = _mobilenet(64)
+    twin = pw.patchwork_model(model, pw.WindowGrid((64, 64), 1, 1))
+    frames = tf.random.stateless_uniform((1, 64, 64, 3), (1, 3), -1, 1)
+    before, _ = twin.step_fn(frames, tf.constant([0]), twin.initial_state(1))
+    kernel = model.get_layer("Conv1").kernel
+    kernel.assign(kernel * 2.0)
+    after, _ = twin.step_fn(frames, tf.constant([0]), twin.initial_state(1))
+    _assert_close(after, model(frames), rtol=1e-5)
+    assert not np.allclose(before, after)
+
+
+def test_refuses_unsupported_layer_with_name_and_type():
+    inputs = L.Input((32, 32, 3))
+    x = L.Conv2D(4, 3, padding="same")(inputs)
+    x = L.Lambda(lambda t: t * 2.0, name="doubler")(x)
+    model = tf_keras.Model(inputs, x)
+    with pytest.raises(ValueError, match="'doubler' of type Lambda"):
+        pw.patchwork_model(model, pw.WindowGrid((32, 32), 2, 1))
+
+
+def test_bad_inputs_get_clear_errors():
+    model = _mobilenet(64)
+    with pytest.raises(ValueError, match="64x64 frames but the grid is for 128x128"):
+        pw.patchwork_model(model, pw.WindowGrid((128, 128), 2, 1))
+    twin = pw.patchwork_model(model, pw.WindowGrid((64, 64), 2, 1))
+    with pytest.raises(RuntimeError, match="reset_states"):
+        twin.step(tf.zeros((1, 64, 64, 3)), tf.constant([0]))
+    twin.reset_states(1)
+    with pytest.raises(ValueError, match=r"frames must be \[batch, 64, 64, 3\]"):
+        twin.step(tf.zeros((1, 32, 32, 3)), tf.constant([0]))
+    with pytest.raises(ValueError, match="must be float"):
+        twin.step(tf.zeros((1, 64, 64, 3), tf.uint8), tf.constant([0]))
+    with pytest.raises(ValueError, match=r"outside 0\.\.3"):
+        twin.step(tf.zeros((1, 64, 64, 3)), tf.constant([4]))
+    with pytest.raises(ValueError, match="reset_states\\(2\\)"):
+        twin.step(tf.zeros((2, 64, 64, 3)), tf.constant([0, 1]))
+
+
+def test_band_twin_observes_only_full_memory_cells():
+    model = _mobilenet(64)
+    grid = pw.WindowGrid((64, 64), 2, 1)
+    twin = pw.patchwork_model(model, grid, write="bands",
+                              full_memory_cells=["block_13_depthwise"])
+    twin.reset_states(1)
+    frames = tf.random.stateless_uniform((1, 64, 64, 3), (4, 4), -1, 1)
+    twin.step(frames, tf.constant([1]))
+    memory = twin.memory("block_13_depthwise").numpy()
+    assert np.any(memory[0, :2, 2:] != 0) and np.all(memory[0, 2:, :] == 0)
+    with pytest.raises(ValueError, match="full_memory_cells"):
+        twin.memory("block_1_depthwise")
+    with pytest.raises(ValueError, match="not halo cells"):
+        pw.patchwork_model(model, grid, full_memory_cells=["nonexistent"])
+
+
+def test_zero_context_ablation_is_the_stock_model_on_the_plain_crop():
+    """Tab. 2 without Patchwork Cells: the window's output is the stock model on the crop."""
+    model = _mobilenet(128)
+    crop_model = tf_keras.applications.MobileNetV2(
+        input_shape=(64, 64, 3), alpha=0.35, include_top=False, weights=None)
+    crop_model.set_weights(model.get_weights())
+    grid = pw.WindowGrid((128, 128), 2, 1)
+    twin = pw.patchwork_model(model, grid, context="zeros")
+    assert set(twin.initial_state(1)) == set(twin.global_cells)  # no halo memories
+    frames = tf.random.stateless_uniform((2, 128, 128, 3), (2, 5), -1, 1)
+    outputs, _ = twin.step_fn(frames, tf.constant([1, 2]), twin.initial_state(2))
+    # Action 1 is the top-right window, action 2 the bottom-left; the output stride is 32.
+    expected_1 = crop_model(frames[:1, :64, 64:])
+    expected_2 = crop_model(frames[1:, 64:, :64])
+    _assert_close(outputs[:1, :2, 2:], expected_1, rtol=1e-5)
+    _assert_close(outputs[1:, 2:, :2], expected_2, rtol=1e-5)
+    assert float(tf.reduce_max(tf.abs(outputs[:1, 2:]))) == 0.0  # never seen: still zero

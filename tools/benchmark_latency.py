@@ -1,0 +1,145 @@
+"""Latency benchmark: the Patchwork window step against the stock MobileNetV2, one CPU thread.
+
+Measures, side by side in one process and interleaved round by round (so machine load hits
+every variant alike), the median and p90 milliseconds per frame of:
+  * the stock model on the full frame and on the ideal window-sized input (frame / 2 per
+    side, the cost of a 1/4 window), each in plain graph mode and with XLA, the faster
+    counting as "stock";
+  * the Patchwork twin's stateful window step for each `(M, N)` grid, cycling over actions.
+Prints a table with FLOPs (analytic, `patchwork_tf.core.flops`) and the ratios step / full
+frame and step / ideal window. `--profile_dir` writes a TF profiler trace of the measured
+steps that TensorBoard's profile plugin opens.
+
+  python tools/benchmark_latency.py --alpha=1.0 --frame_size=384 --grids=2:1,4:2,4:1
+"""
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_float("alpha", 1.0, "MobileNetV2 depth multiplier.")
+flags.DEFINE_integer("frame_size", 384, "Square frame size in pixels.")
+flags.DEFINE_list("grids", ["2:1", "4:2", "4:1"], "Grids to measure, each as M:N.")
+flags.DEFINE_integer("steps", 60, "Measured steps per variant (at least 50 for the report).")
+flags.DEFINE_integer("warmup", 10, "Unmeasured steps per variant before measuring.")
+flags.DEFINE_integer("rounds", 6, "Rounds over which the measured steps are interleaved.")
+flags.DEFINE_integer("threads", 1, "intra- and inter-op threads.")
+flags.DEFINE_list("step_modes", ["graph", "xla"],
+                  "How the twin's step is compiled: graph and/or xla.")
+flags.DEFINE_list("writes", ["bands"], "Memory write modes of the twin: window and/or bands.")
+flags.DEFINE_string("profile_dir", None, "If set, write a TF profiler trace here.")
+flags.DEFINE_string("json_out", None, "If set, write the results as JSON here.")
+
+
+def _fail_on_bad_flags():
+    for spec in FLAGS.grids:
+        parts = spec.split(":")
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            raise app.UsageError(f"--grids entries must look like M:N (e.g. 4:2), got {spec!r}.")
+    if not set(FLAGS.step_modes) <= {"graph", "xla"} or not set(FLAGS.writes) <= {
+            "window", "bands"}:
+        raise app.UsageError("--step_modes takes graph, xla; --writes takes window, bands.")
+    if FLAGS.steps < 1 or FLAGS.rounds < 1 or FLAGS.steps % FLAGS.rounds:
+        raise app.UsageError(
+            f"--steps={FLAGS.steps} must be a positive multiple of --rounds={FLAGS.rounds}.")
+
+
+def main(argv):
+    del argv
+    _fail_on_bad_flags()
+    import itertools
+    import json
+    import time
+
+    import numpy as np
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
+
+    import tf_keras
+
+    import patchwork_tf as pw
+    from patchwork_tf.core import flops
+
+    size, alpha = FLAGS.frame_size, FLAGS.alpha
+    variants = {}  # name -> (callable running one frame, FLOPs report)
+
+    def stock(input_size):
+        model = tf_keras.applications.MobileNetV2(
+            input_shape=(input_size, input_size, 3), alpha=alpha, include_top=False,
+            weights=None)
+        frames = tf.random.uniform((1, input_size, input_size, 3), -1, 1)
+        report = flops.model_flops(model)
+        for jit in (False, True):
+            fn = tf.function(lambda x, m=model: m(x, training=False), jit_compile=jit)
+            variants[f"stock {input_size} {'xla' if jit else 'graph'}"] = (
+                lambda fn=fn: fn(frames), report)
+        return model
+
+    model = stock(size)
+    stock(size // 2)
+    frames = tf.random.uniform((1, size, size, 3), -1, 1)
+    for spec in FLAGS.grids:
+        m, n = (int(v) for v in spec.split(":"))
+        grid = pw.WindowGrid((size, size), m, n)
+        for mode, write in itertools.product(FLAGS.step_modes, FLAGS.writes):
+            twin = pw.patchwork_model(model, grid, jit_compile=mode == "xla", write=write)
+            twin.reset_states(1)
+            twin.warm_start(frames)
+            actions = [tf.constant([a], tf.int32) for a in range(grid.num_actions)]
+            counter = iter(range(10**9))
+            variants[f"step M={m},N={n} {mode} {write}"] = (
+                lambda t=twin, acts=actions, c=counter: t.step(frames, acts[next(c) % len(acts)]),
+                flops.step_flops(twin))
+
+    def run(fn, count):
+        times = []
+        for _ in range(count):
+            start = time.perf_counter()
+            out = fn()
+            tf.nest.map_structure(lambda t: t.numpy(), out)
+            times.append(time.perf_counter() - start)
+        return times
+
+    for fn, _ in variants.values():
+        run(fn, FLAGS.warmup)
+    times = {name: [] for name in variants}
+    if FLAGS.profile_dir:
+        tf.profiler.experimental.start(FLAGS.profile_dir)
+    for _ in range(FLAGS.rounds):
+        for name, (fn, _) in variants.items():
+            with tf.profiler.experimental.Trace(name):
+                times[name] += run(fn, FLAGS.steps // FLAGS.rounds)
+    if FLAGS.profile_dir:
+        tf.profiler.experimental.stop()
+
+    stats = {name: (1e3 * float(np.median(t)), 1e3 * float(np.percentile(t, 90)))
+             for name, t in times.items()}
+    best_full = min(stats[f"stock {size} graph"][0], stats[f"stock {size} xla"][0])
+    half = size // 2
+    best_ideal = min(stats[f"stock {half} graph"][0], stats[f"stock {half} xla"][0])
+    print(f"MobileNetV2 alpha={alpha} {size}x{size}, batch 1, {FLAGS.threads} thread(s), "
+          f"{FLAGS.steps} steps per variant; stock = faster of graph and XLA")
+    print(f"{'variant':32s} {'MFLOPs':>8s} {'overhead Melem':>14s} {'median ms':>10s} "
+          f"{'p90 ms':>8s} {'/full':>6s} {'/ideal':>7s}")
+    rows = []
+    for name, (_, report) in variants.items():
+        median, p90 = stats[name]
+        rows.append(dict(variant=name, mflops=report.mflops,
+                         overhead_melements=report.overhead_elements / 1e6,
+                         median_ms=median, p90_ms=p90, over_full=median / best_full,
+                         over_ideal=median / best_ideal))
+        print(f"{name:32s} {report.mflops:8.1f} {report.overhead_elements / 1e6:14.2f} "
+              f"{median:10.2f} {p90:8.2f} {median / best_full:6.3f} {median / best_ideal:7.3f}")
+    if FLAGS.json_out:
+        with open(FLAGS.json_out, "w") as f:
+            json.dump(dict(alpha=alpha, frame_size=size, threads=FLAGS.threads, rows=rows), f,
+                      indent=2)
+
+
+if __name__ == "__main__":
+    app.run(main)
