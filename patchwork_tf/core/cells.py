@@ -12,14 +12,18 @@ is a pure function that can be exported, batched across streams and differentiat
   upsampling): it writes the window into a full-frame memory, and the global op runs on the
   whole memory.
 
-Memories are per batch element, and so are windows: `offsets` is int32 `[B, 2]`, the `(row,
-col)` of each stream's window in the cell's map. A halo cell stores its memory with the
+Memories are per batch element, and so are windows: `actions` is int32 `[B]`, each stream's
+action, and a cell knows every action's window in its own map. A halo cell stores its memory with the
 stock op's padding already in place (zeros, or -inf for SAME max pooling), so the crop is the
 exact input of the VALID op, and the frame border needs no special case.
 """
+import dataclasses
+
+import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from patchwork_tf.core import grid as grid_lib
 from patchwork_tf.core import spatial_ops
 
 
@@ -58,35 +62,80 @@ def crop_window(memory, offsets, size):
     return tf.gather_nd(memory, window_indices(offsets, size))
 
 
+def _as_windows(windows):
+    return tuple(
+        w if isinstance(w, grid_lib.Window) else grid_lib.Window(*(int(v) for v in w))
+        for w in windows)
+
+
 class HaloCell(tf_keras.layers.Layer):
     """Patchwork Cell in front of a spatial op with context (Sec. 3.2, Fig. 1b).
 
     Wraps a stock layer (sharing its weights) whose input map is `input_size = (H, W)` in the
-    stock model. Its memory is float `[B, H + pad_top + pad_bottom, W + pad_left + pad_right,
-    C]`: the stock op's padded input. `call((window, offsets, memory))` with `window` float
-    `[B, h, w, C]` and `offsets` int32 `[B, 2]` (the window's corner in the unpadded map)
-    returns `(outputs [B, h / s, w / s, C_out], new_memory)`, where `outputs` equals the stock
-    layer's output on the memory's full map, restricted to the window.
+    stock model; `windows` lists each action's window in that map (all of one size `h x w`).
+    Its memory is float `[B, H + pad_top + pad_bottom, W + pad_left + pad_right, C]`: the
+    stock op's padded input. `call((window, actions, memory))` with `window` float
+    `[B, h, w, C]` and `actions` int32 `[B]` returns `(outputs [B, h / s, w / s, C_out],
+    new_memory)`, where `outputs` equals the stock layer's output on the memory's full map
+    with the window written in, restricted to the window.
+
+    `write`: 'window' overwrites the whole window in the memory (the paper's state update;
+    the memory then shows the patchwork of Fig. 2); 'bands' writes only the rows and columns
+    of the window that other windows' halos read, and assembles the crop from the fresh
+    window and a ring read from the memory. Outputs are identical; 'bands' moves far less
+    memory per step, but the memory's window interiors are then stale.
     """
 
-    def __init__(self, op_layer, input_size, zero_padding=None, depthwise_as_shifts=False,
-                 **kwargs):
+    def __init__(self, op_layer, input_size, windows, zero_padding=None, write="window",
+                 depthwise_as_shifts=False, **kwargs):
         super().__init__(**kwargs)
-        self.depthwise_as_shifts = bool(depthwise_as_shifts)
+        if write not in ("window", "bands"):
+            raise ValueError(f"write must be 'window' or 'bands', got {write!r}.")
         self.op_layer = op_layer
         self.input_size = tuple(int(v) for v in input_size)
+        self.windows = _as_windows(windows)
         self.zero_padding = (
             tuple(tuple(int(p) for p in pair) for pair in zero_padding)
             if zero_padding is not None else None
         )
+        self.depthwise_as_shifts = bool(depthwise_as_shifts)
         self.geometry = spatial_ops.layer_geometry(op_layer, self.input_size, self.zero_padding)
         self.fill_value = spatial_ops.fill_value(op_layer)
         (top, bottom), (left, right) = self.geometry.pad
         self.memory_size = (self.input_size[0] + top + bottom, self.input_size[1] + left + right)
+        self.window_size = (self.windows[0].h, self.windows[0].w)
+        # Halo read past the window's bottom / right edge (the top / left halo is the padding).
+        self.read_after = tuple(
+            k - s - p0 for k, s, (p0, _) in zip(
+                self.geometry.kernel, self.geometry.stride, self.geometry.pad))
+        self.write = write if min(self.read_after) >= 0 else "window"
         self._averages_in_frame_only = (
             isinstance(op_layer, tf_keras.layers.AveragePooling2D)
             and op_layer.padding.lower() == "same"
         )
+        self._band_tables = self._bands() if self.write == "bands" else None
+
+    def _bands(self):
+        """Per action, the window pixels some other window's halo reads: int32 `[A, P, 2]`
+        window-local `(row, col)`, padded to the longest list by repeating its first pixel
+        (a repeated write of the same value is harmless)."""
+        (top, _), (left, _) = self.geometry.pad
+        rows, cols = set(), set()
+        for win in self.windows:
+            rows.update(range(win.y0 - top, win.y0))
+            rows.update(range(win.y0 + win.h, win.y0 + win.h + self.read_after[0]))
+            cols.update(range(win.x0 - left, win.x0))
+            cols.update(range(win.x0 + win.w, win.x0 + win.w + self.read_after[1]))
+        tables = []
+        for win in self.windows:
+            band = [(y, x) for y in range(win.h) for x in range(win.w)
+                    if win.y0 + y in rows or win.x0 + x in cols]
+            tables.append(band)
+        longest = max(len(t) for t in tables)
+        if longest == 0:
+            return np.zeros((len(tables), 0, 2), np.int32)
+        return np.array([t + [t[0]] * (longest - len(t)) if t else [(0, 0)] * longest
+                         for t in tables], np.int32)
 
     def initial_memory(self, batch_size, channels, dtype=tf.float32):
         """A memory of zeros inside the frame and the op's padding value outside it."""
@@ -101,31 +150,75 @@ class HaloCell(tf_keras.layers.Layer):
             constant_values=tf.cast(self.fill_value, full_map.dtype),
         )
 
-    def run_on_crop(self, crop, offsets):
-        """The VALID op on a window-plus-halo crop whose window corner is at `offsets`."""
+    def _corners(self, actions, dy=0, dx=0):
+        table = np.array([(w.y0 + dy, w.x0 + dx) for w in self.windows], np.int32)
+        return tf.gather(tf.constant(table), actions)
+
+    def crop_from(self, padded_source, actions):
+        """The window-plus-halo crop of a whole padded map (the current frame, say)."""
+        return crop_window(padded_source, self._corners(actions),
+                           self.geometry.crop_size(self.window_size))
+
+    def run_on_crop(self, crop, actions):
+        """The VALID op on the window-plus-halo crop of each stream's action."""
         valid_count = None
         if self._averages_in_frame_only:
             inside = self.pad_full_map(tf.ones((1,) + self.input_size + (1,), crop.dtype))
-            inside = tf.broadcast_to(inside, (tf.shape(offsets)[0],) + inside.shape[1:])
-            in_frame = crop_window(inside, offsets, crop.shape[1:3])
+            inside = tf.broadcast_to(inside, (tf.shape(actions)[0],) + inside.shape[1:])
             valid_count = tf.nn.avg_pool2d(
-                in_frame, self.geometry.kernel, self.geometry.stride, "VALID"
-            ) * float(self.geometry.kernel[0] * self.geometry.kernel[1])
+                self.crop_from(inside, actions), self.geometry.kernel, self.geometry.stride,
+                "VALID") * float(self.geometry.kernel[0] * self.geometry.kernel[1])
         return spatial_ops.run_valid(self.op_layer, crop, valid_count, self.depthwise_as_shifts)
 
-    def call(self, inputs):
-        window, offsets, memory = inputs
+    def _ring_crop(self, window, actions, memory):
+        """Crop = the fresh window framed by the ring of halo read from the memory."""
         (top, _), (left, _) = self.geometry.pad
-        memory = write_window(memory, window, offsets + tf.constant([[top, left]], tf.int32))
-        crop = crop_window(memory, offsets, self.geometry.crop_size(window.shape[1:3]))
-        return self.run_on_crop(crop, offsets), memory
+        (h, w), (after_y, after_x) = self.window_size, self.read_after
+        width = left + w + after_x
+        strips = {
+            "top": ((0, 0), (top, width)),
+            "left": ((top, 0), (h, left)),
+            "right": ((top, left + w), (h, after_x)),
+            "bottom": ((top + h, 0), (after_y, width)),
+        }
+        parts = {
+            name: crop_window(memory, self._corners(actions, dy, dx), size)
+            for name, ((dy, dx), size) in strips.items() if size[0] > 0 and size[1] > 0
+        }
+        middle = [parts[k] for k in ("left",) if k in parts] + [window] + [
+            parts[k] for k in ("right",) if k in parts]
+        middle = tf.concat(middle, axis=2) if len(middle) > 1 else window
+        rows = [parts[k] for k in ("top",) if k in parts] + [middle] + [
+            parts[k] for k in ("bottom",) if k in parts]
+        return tf.concat(rows, axis=1) if len(rows) > 1 else middle
+
+    def call(self, inputs):
+        window, actions, memory = inputs
+        (top, _), (left, _) = self.geometry.pad
+        if self.write == "window":
+            memory = write_window(memory, window, self._corners(actions, top, left))
+            crop = crop_window(memory, self._corners(actions),
+                               self.geometry.crop_size(window.shape[1:3]))
+        else:
+            if self._band_tables.shape[1]:
+                local = tf.gather(tf.constant(self._band_tables), actions)
+                batch = tf.broadcast_to(tf.range(tf.shape(actions)[0])[:, None],
+                                        tf.shape(local)[:2])[..., None]
+                updates = tf.gather_nd(window, tf.concat([batch, local], axis=-1))
+                target = local + self._corners(actions, top, left)[:, None, :]
+                memory = tf.tensor_scatter_nd_update(
+                    memory, tf.concat([batch, target], axis=-1), updates)
+            crop = self._ring_crop(window, actions, memory)
+        return self.run_on_crop(crop, actions), memory
 
     def get_config(self):
         config = super().get_config()
         config.update(
             op_layer=tf_keras.layers.serialize(self.op_layer),
             input_size=self.input_size,
+            windows=[tuple(dataclasses.astuple(w)) for w in self.windows],
             zero_padding=self.zero_padding,
+            write=self.write,
             depthwise_as_shifts=self.depthwise_as_shifts,
         )
         return config
@@ -140,14 +233,16 @@ class HaloCell(tf_keras.layers.Layer):
 class GlobalCell(tf_keras.layers.Layer):
     """Patchwork Cell in front of a global op (Sec. 3.2): assembles the full frame.
 
-    Its memory is float `[B, H, W, C]`, the full map. `call((window, offsets, memory))`
-    writes the window (`[B, h, w, C]` at `offsets`, int32 `[B, 2]`) and returns the new
-    memory, which is both the global op's input and the cell's next state.
+    Its memory is float `[B, H, W, C]`, the full map; `windows` lists each action's window in
+    it. `call((window, actions, memory))` writes the window (`[B, h, w, C]`, actions int32
+    `[B]`) and returns the new memory, which is both the global op's input and the cell's
+    next state.
     """
 
-    def __init__(self, map_size, **kwargs):
+    def __init__(self, map_size, windows, **kwargs):
         super().__init__(**kwargs)
         self.map_size = tuple(int(v) for v in map_size)
+        self.windows = _as_windows(windows)
 
     def initial_memory(self, batch_size, channels, dtype=tf.float32):
         return tf.zeros((batch_size,) + self.map_size + (channels,), dtype)
@@ -156,10 +251,12 @@ class GlobalCell(tf_keras.layers.Layer):
         return full_map
 
     def call(self, inputs):
-        window, offsets, memory = inputs
-        return write_window(memory, window, offsets)
+        window, actions, memory = inputs
+        table = np.array([(w.y0, w.x0) for w in self.windows], np.int32)
+        return write_window(memory, window, tf.gather(tf.constant(table), actions))
 
     def get_config(self):
         config = super().get_config()
-        config.update(map_size=self.map_size)
+        config.update(map_size=self.map_size,
+                      windows=[tuple(dataclasses.astuple(w)) for w in self.windows])
         return config

@@ -100,7 +100,8 @@ class PatchworkModel(tf.Module):
     int32 `[B]` action indices of the grid.
     """
 
-    def __init__(self, keras_model, grid, jit_compile=False, name=None):
+    def __init__(self, keras_model, grid, jit_compile=False, write="window",
+                 full_memory_cells=(), name=None):
         super().__init__(name=name or "patchwork_" + re.sub(r"\W", "_", keras_model.name))
         if not isinstance(grid, grid_lib.WindowGrid):
             raise TypeError(f"grid must be a WindowGrid, got {type(grid).__name__}.")
@@ -127,7 +128,13 @@ class PatchworkModel(tf.Module):
         self.frame_size = frame_size
         self.input_channels = int(keras_model.inputs[0].shape[-1])
         self._jit_compile = bool(jit_compile)
+        self._write = write
+        self._full_memory_cells = set(full_memory_cells)
         self._plan()
+        unknown = self._full_memory_cells - set(self.halo_cells)
+        if unknown:
+            raise ValueError(f"full_memory_cells {sorted(unknown)} are not halo cells of the "
+                             f"twin; halo cells: {list(self.halo_cells)}.")
         self._memories = None
         self._step_tf = tf.function(self._stateful_step, jit_compile=jit_compile)
         self._warm_tf = tf.function(self._stateful_warm_start)
@@ -260,9 +267,12 @@ class PatchworkModel(tf.Module):
                            _map_size(tf.nest.flatten(node.outputs)[0]))
         if not geometry.has_context:
             return "pointwise", out_value
+        windows = [self.grid.window_in_map(a, value.stride, map_size)
+                   for a in range(self.grid.num_actions)]
+        write = "window" if layer.name in self._full_memory_cells else self._write
         self.halo_cells[layer.name] = cells_lib.HaloCell(
-            layer, map_size, zero_padding, depthwise_as_shifts=self._jit_compile,
-            name=f"{layer.name}_cell")
+            layer, map_size, windows, zero_padding, write=write,
+            depthwise_as_shifts=self._jit_compile, name=f"{layer.name}_cell")
         self._cell_input[layer.name] = input_id
         return "halo", out_value
 
@@ -271,7 +281,10 @@ class PatchworkModel(tf.Module):
             return
         producer = self._keras_tensors[tensor_id].node.layer.name
         name = f"{producer}_global"
-        self.global_cells[name] = cells_lib.GlobalCell(value.map_size, name=f"{name}_cell")
+        windows = [self.grid.window_in_map(a, value.stride, value.map_size)
+                   for a in range(self.grid.num_actions)]
+        self.global_cells[name] = cells_lib.GlobalCell(value.map_size, windows,
+                                                       name=f"{name}_cell")
         self._assemble_cell[tensor_id] = name
         self._cell_input[name] = tensor_id
 
@@ -349,35 +362,26 @@ class PatchworkModel(tf.Module):
         frames = self._check_frames(frames)
         actions = self._check_actions(actions, frames)
         state = dict(state)
-        offsets = {}
-
-        def offsets_at(stride, map_size):
-            key = (stride, map_size)
-            if key not in offsets:
-                table = self.grid.offsets_table(stride, map_size)
-                offsets[key] = tf.gather(tf.constant(table), actions)
-            return offsets[key]
+        frame_window = self.grid.window_in_map(0, 1, self.frame_size)
+        frame_corners = tf.gather(tf.constant(self.grid.offsets_table(1, self.frame_size)),
+                                  actions)
 
         def window_of(tensor_id):
             """The window part of a FRAME or WINDOW tensor."""
-            value = self._values[tensor_id]
-            if value.domain == WINDOW:
+            if self._values[tensor_id].domain == WINDOW:
                 return env[tensor_id]
-            win = self.grid.window_in_map(0, 1, self.frame_size)
-            return cells_lib.crop_window(env[tensor_id], offsets_at(1, self.frame_size),
-                                         (win.h, win.w))
+            return cells_lib.crop_window(env[tensor_id], frame_corners,
+                                         (frame_window.h, frame_window.w))
 
         def full_of(tensor_id):
             """The whole map of a tensor, assembling windows in a GlobalCell."""
-            value = self._values[tensor_id]
-            if value.domain != WINDOW:
+            if self._values[tensor_id].domain != WINDOW:
                 return env[tensor_id]
             name = self._assemble_cell[tensor_id]
             if name not in assembled:
                 cell = self.global_cells[name]
                 window = env[tensor_id]
-                assembled[name] = cell((window, offsets_at(value.stride, value.map_size),
-                                        state[name]))
+                assembled[name] = cell((window, actions, state[name]))
                 state[name] = assembled[name]
                 _record(recorder, cell, [], window.shape, "write")
             return assembled[name]
@@ -387,23 +391,16 @@ class PatchworkModel(tf.Module):
         for node in self._nodes:
             if node.kind == "halo":
                 in_id = node.padding_input_id or node.input_ids[0]
-                value = self._values[in_id]
                 cell = self.halo_cells[node.cell_name]
-                corner = offsets_at(value.stride, value.map_size)
-                if value.domain == FRAME:
-                    win = self.grid.window_in_map(0, 1, self.frame_size)
-                    crop = cells_lib.crop_window(
-                        cell.pad_full_map(env[in_id]), corner,
-                        cell.geometry.crop_size((win.h, win.w)))
-                    outputs = cell.run_on_crop(crop, corner)
+                if self._values[in_id].domain == FRAME:
+                    crop = cell.crop_from(cell.pad_full_map(env[in_id]), actions)
+                    outputs = cell.run_on_crop(crop, actions)
                     _record(recorder, cell, [], crop.shape, "crop")
                 else:
                     window = env[in_id]
                     outputs, state[node.cell_name] = cell(
-                        (window, corner, state[node.cell_name]))
-                    _record(recorder, cell, [], window.shape, "write")
-                    _record(recorder, cell, [], (None,) + cell.geometry.crop_size(
-                        window.shape[1:3]) + (window.shape[-1],), "crop")
+                        (window, actions, state[node.cell_name]))
+                    _record_cell_traffic(recorder, cell, window.shape)
                 _record(recorder, node.layer, [None], outputs.shape, "op")
             elif node.kind == "pointwise":
                 local = dict(env)
@@ -529,6 +526,11 @@ class PatchworkModel(tf.Module):
             raise RuntimeError("Call reset_states(batch_size) first.")
         memory = self._memories[cell_name]
         cell = self._cell(cell_name)
+        if getattr(cell, "write", "window") != "window":
+            raise ValueError(
+                f"Cell {cell_name!r} writes only halo bands (write='bands'), so its memory's "
+                "window interiors are stale; build the twin with full_memory_cells="
+                f"[{cell_name!r}] to observe it.")
         if isinstance(cell, cells_lib.GlobalCell):
             return tf.identity(memory)
         (top, _), (left, _) = cell.geometry.pad
@@ -536,11 +538,40 @@ class PatchworkModel(tf.Module):
         return memory[:, top:top + rows, left:left + cols]
 
 
+def _record_cell_traffic(recorder, cell, window_shape):
+    """Elements a halo cell writes into and crops from its memory in one step."""
+    channels = window_shape[-1]
+    if cell.write == "window":
+        _record(recorder, cell, [], window_shape, "write")
+        crop = cell.geometry.crop_size(window_shape[1:3])
+        _record(recorder, cell, [], (None,) + crop + (channels,), "crop")
+    else:
+        band = cell._band_tables.shape[1]
+        _record(recorder, cell, [], (None, band, channels), "write")
+        crop = cell.geometry.crop_size(window_shape[1:3])
+        ring = crop[0] * crop[1] - window_shape[1] * window_shape[2]
+        _record(recorder, cell, [], (None, ring + window_shape[1] * window_shape[2], channels),
+                "crop")
+
+
 def _record(recorder, layer, input_shapes, output_shape, kind):
     if recorder is not None:
         recorder(layer, input_shapes, tuple(output_shape), kind)
 
 
-def patchwork_model(keras_model, grid, jit_compile=False):
-    """The Patchwork twin of `keras_model` on `grid`; shares `keras_model`'s weights."""
-    return PatchworkModel(keras_model, grid, jit_compile=jit_compile)
+def patchwork_model(keras_model, grid, jit_compile=False, write="window",
+                    full_memory_cells=()):
+    """The Patchwork twin of `keras_model` on `grid`; shares `keras_model`'s weights.
+
+    Args:
+      keras_model: a tf_keras functional CNN with one image input of the grid's frame size.
+      grid: the `WindowGrid` of the action space.
+      jit_compile: compile the stateful step with XLA (memories update in place; depthwise
+        convs run as shifted multiply-adds, which XLA fuses).
+      write: 'window' (the paper's state update; every memory shows the patchwork) or 'bands'
+        (only the halo bands other windows read are written: same outputs, less traffic).
+      full_memory_cells: halo cells that write whole windows even with write='bands', e.g.
+        the cell whose memory the attention policy observes.
+    """
+    return PatchworkModel(keras_model, grid, jit_compile=jit_compile, write=write,
+                          full_memory_cells=full_memory_cells)

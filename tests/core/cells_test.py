@@ -5,6 +5,7 @@ import tensorflow as tf
 import tf_keras
 
 from patchwork_tf.core import cells
+from patchwork_tf.core.grid import Window
 
 L = tf_keras.layers
 
@@ -31,8 +32,9 @@ def _composite(base, window_source, offsets, size):
     return out
 
 
+@pytest.mark.parametrize("write", ["window", "bands"])
 @pytest.mark.parametrize("name", sorted(LAYERS))
-def test_halo_cell_equals_stock_layer_on_the_memory_frame(name):
+def test_halo_cell_equals_stock_layer_on_the_memory_frame(name, write):
     """Memory from frame A, window from frame B: the cell's output is the stock layer on
     "A with the window replaced by B", restricted to the window; per stream windows."""
     rng = np.random.default_rng(0)
@@ -40,24 +42,42 @@ def test_halo_cell_equals_stock_layer_on_the_memory_frame(name):
     frame_a = rng.normal(size=(2, 16, 16, 3)).astype(np.float32) - 0.5
     frame_b = rng.normal(size=(2, 16, 16, 3)).astype(np.float32) + 0.5
     layer.build(frame_a.shape)
-    offsets = np.array([[4, 8], [8, 0]], np.int32)
+    windows = [Window(y, x, 8, 8) for y in (0, 4, 8) for x in (0, 4, 8)]
+    actions = np.array([5, 6], np.int32)  # corners (4, 8) and (8, 0)
+    offsets = np.array([(windows[a].y0, windows[a].x0) for a in actions])
     size = (8, 8)
-    zero_padding = None
-    cell = cells.HaloCell(layer, (16, 16), zero_padding)
+    cell = cells.HaloCell(layer, (16, 16), windows, write=write)
     memory = cell.pad_full_map(tf.constant(frame_a))
     window_b = tf.stack([frame_b[b, y:y + 8, x:x + 8] for b, (y, x) in enumerate(offsets)])
-    outputs, new_memory = cell((window_b, tf.constant(offsets), memory))
+    outputs, new_memory = cell((window_b, tf.constant(actions), memory))
 
-    expected_full = layer(_composite(frame_a, frame_b, offsets, size)).numpy()
+    composite = _composite(frame_a, frame_b, offsets, size)
+    expected_full = layer(composite).numpy()
     stride = cell.geometry.stride[0]
     for b, (y0, x0) in enumerate(offsets // stride):
         rows, cols = size[0] // stride, size[1] // stride
         np.testing.assert_allclose(outputs[b], expected_full[b, y0:y0 + rows, x0:x0 + cols],
                                    rtol=1e-5, atol=1e-5)
-    np.testing.assert_array_equal(
-        cell.pad_full_map(tf.constant(_composite(frame_a, frame_b, offsets, size))),
-        new_memory)
+    if cell.write == "window":
+        np.testing.assert_array_equal(cell.pad_full_map(tf.constant(composite)), new_memory)
+    else:  # the bands other windows read are fresh
+        padded = cell.pad_full_map(tf.constant(composite)).numpy()
+        (top, _), (left, _) = cell.geometry.pad
+        for b, a in enumerate(actions):
+            for y, x in cell._band_tables[a]:
+                y1, x1 = windows[a].y0 + y + top, windows[a].x0 + x + left
+                np.testing.assert_array_equal(new_memory[b, y1, x1], padded[b, y1, x1])
 
+
+def test_band_writes_cover_every_halo_read_hand_worked():
+    """3x3 conv on a 16-wide map, windows of 8 at 0, 4, 8: halos are the row / col just
+    outside each window, -1, 3, 7 above / left and 8, 12, 16 below / right. Inside the
+    window at (4, 4) that is global 7 and 8, local 3 and 4."""
+    windows = [Window(y, x, 8, 8) for y in (0, 4, 8) for x in (0, 4, 8)]
+    cell = cells.HaloCell(L.Conv2D(1, 3, padding="same"), (16, 16), windows, write="bands")
+    band = {tuple(p) for p in cell._band_tables[4]}  # window at (4, 4): local rows/cols 0..7
+    read = {3, 4}
+    assert band == {(y, x) for y in range(8) for x in range(8) if y in read or x in read}
 
 def test_halo_cell_zero_padding_valid_pattern():
     """Keras MobileNetV2's stride-2 blocks: ZeroPadding2D((0, 1), (0, 1)) + VALID depthwise."""
@@ -66,20 +86,22 @@ def test_halo_cell_zero_padding_valid_pattern():
     layer = L.DepthwiseConv2D(3, strides=2, padding="valid")
     frame = rng.normal(size=(1, 16, 16, 4)).astype(np.float32)
     expected = layer(L.ZeroPadding2D(pad)(frame)).numpy()
-    cell = cells.HaloCell(layer, (16, 16), pad)
+    windows = [Window(y, x, 8, 8) for y in (0, 8) for x in (0, 8)]
+    cell = cells.HaloCell(layer, (16, 16), windows, pad)
     memory = cell.pad_full_map(tf.zeros_like(frame))
-    for y0, x0 in [(0, 0), (0, 8), (8, 0), (8, 8)]:
-        out, memory = cell((frame[:, y0:y0 + 8, x0:x0 + 8], tf.constant([[y0, x0]]), memory))
+    for action, win in enumerate(windows):
+        out, memory = cell((frame[:, win.y0:win.y0 + 8, win.x0:win.x0 + 8],
+                            tf.constant([action]), memory))
     # After the scan, the last window's output is exact and so is the memory.
     np.testing.assert_allclose(out[0], expected[0, 4:8, 4:8], rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(memory, cell.pad_full_map(tf.constant(frame)))
 
 
 def test_global_cell_writes_only_the_window():
-    cell = cells.GlobalCell((6, 6))
+    cell = cells.GlobalCell((6, 6), [Window(0, 0, 2, 3), Window(4, 3, 2, 3)])
     memory = cell.initial_memory(2, 1)
     window = tf.ones((2, 2, 3, 1))
-    memory = cell((window, tf.constant([[0, 0], [4, 3]]), memory)).numpy()
+    memory = cell((window, tf.constant([0, 1]), memory)).numpy()
     expected = np.zeros((2, 6, 6, 1), np.float32)
     expected[0, 0:2, 0:3] = 1
     expected[1, 4:6, 3:6] = 1
@@ -87,7 +109,8 @@ def test_global_cell_writes_only_the_window():
 
 
 def test_initial_memory_border_is_the_padding_value():
-    cell = cells.HaloCell(L.MaxPooling2D(3, strides=1, padding="same"), (4, 4))
+    cell = cells.HaloCell(L.MaxPooling2D(3, strides=1, padding="same"), (4, 4),
+                          [Window(0, 0, 4, 4)])
     memory = cell.initial_memory(1, 2).numpy()
     assert memory.shape == (1, 6, 6, 2)
     assert np.all(memory[:, 1:5, 1:5] == 0) and np.all(memory[:, 0] == -np.inf)
@@ -95,7 +118,10 @@ def test_initial_memory_border_is_the_padding_value():
 
 def test_config_round_trip():
     layer = L.Conv2D(3, 3, strides=2, padding="valid")
-    cell = cells.HaloCell(layer, (8, 8), ((0, 1), (0, 1)), name="c")
+    windows = [Window(0, 0, 4, 4), Window(4, 4, 4, 4)]
+    cell = cells.HaloCell(layer, (8, 8), windows, ((0, 1), (0, 1)), write="bands", name="c")
     clone = cells.HaloCell.from_config(cell.get_config())
     assert clone.geometry == cell.geometry and clone.memory_size == (9, 9)
-    assert cells.GlobalCell.from_config(cells.GlobalCell((3, 4)).get_config()).map_size == (3, 4)
+    assert clone.windows == cell.windows and clone.write == "bands"
+    global_cell = cells.GlobalCell((3, 4), [Window(0, 0, 3, 4)])
+    assert cells.GlobalCell.from_config(global_cell.get_config()).map_size == (3, 4)

@@ -67,11 +67,14 @@ def test_invariant_a_full_frame_step_equals_stock(alpha, size, include_top):
     _assert_close(outputs, model(frames), rtol=1e-5)
 
 
-@pytest.mark.parametrize("size, m, n", [(128, 2, 1), (128, 4, 2), (128, 4, 1), (96, 4, 2)])
-def test_invariant_b_warm_start_every_window_exact(size, m, n):
+@pytest.mark.parametrize("size, m, n, write", [
+    (128, 2, 1, "window"), (128, 4, 2, "window"), (128, 4, 1, "window"), (96, 4, 2, "window"),
+    (128, 4, 2, "bands"), (96, 4, 1, "bands"),
+])
+def test_invariant_b_warm_start_every_window_exact(size, m, n, write):
     model = _mobilenet(size)
     grid = pw.WindowGrid((size, size), m, n)
-    twin = pw.patchwork_model(model, grid)
+    twin = pw.patchwork_model(model, grid, write=write)
     frames = tf.random.stateless_uniform((2, size, size, 3), (3, 4), -1, 1)
     expected = model(frames)
     outputs, state = twin.warm_start_fn(frames)
@@ -82,10 +85,11 @@ def test_invariant_b_warm_start_every_window_exact(size, m, n):
         _assert_close(outputs, expected)
 
 
-def test_invariant_b_from_zeros_after_scan_cycles():
+@pytest.mark.parametrize("write", ["window", "bands"])
+def test_invariant_b_from_zeros_after_scan_cycles(write):
     size, grid = 128, pw.WindowGrid((128, 128), 4, 2)
     model = _mobilenet(size)
-    twin = pw.patchwork_model(model, grid)
+    twin = pw.patchwork_model(model, grid, write=write)
     frames = tf.random.stateless_uniform((1, size, size, 3), (5, 6), -1, 1)
     state = twin.initial_state(1)
     for _ in range(4):
@@ -94,11 +98,12 @@ def test_invariant_b_from_zeros_after_scan_cycles():
     _assert_close(outputs, model(frames))
 
 
-@pytest.mark.parametrize("m, n", [(1, 1), (2, 1), (4, 2)])
-def test_general_cnn_twin_is_exact(m, n):
+@pytest.mark.parametrize("m, n, write", [(1, 1, "window"), (2, 1, "window"),
+                                         (4, 2, "window"), (4, 2, "bands")])
+def test_general_cnn_twin_is_exact(m, n, write):
     model = _general_cnn(64)
     grid = pw.WindowGrid((64, 64), m, n)
-    twin = pw.patchwork_model(model, grid)
+    twin = pw.patchwork_model(model, grid, write=write)
     assert {"stem", "max_same", "dw5", "sep", "dilated", "avg_same", "down"} <= set(
         twin.halo_cells)
     assert "dw5_global" in twin.global_cells  # the SE block's global pooling
@@ -187,3 +192,19 @@ def test_bad_inputs_get_clear_errors():
         twin.step(tf.zeros((1, 64, 64, 3)), tf.constant([4]))
     with pytest.raises(ValueError, match="reset_states\\(2\\)"):
         twin.step(tf.zeros((2, 64, 64, 3)), tf.constant([0, 1]))
+
+
+def test_band_twin_observes_only_full_memory_cells():
+    model = _mobilenet(64)
+    grid = pw.WindowGrid((64, 64), 2, 1)
+    twin = pw.patchwork_model(model, grid, write="bands",
+                              full_memory_cells=["block_13_depthwise"])
+    twin.reset_states(1)
+    frames = tf.random.stateless_uniform((1, 64, 64, 3), (4, 4), -1, 1)
+    twin.step(frames, tf.constant([1]))
+    memory = twin.memory("block_13_depthwise").numpy()
+    assert np.any(memory[0, :2, 2:] != 0) and np.all(memory[0, 2:, :] == 0)
+    with pytest.raises(ValueError, match="full_memory_cells"):
+        twin.memory("block_1_depthwise")
+    with pytest.raises(ValueError, match="not halo cells"):
+        pw.patchwork_model(model, grid, full_memory_cells=["nonexistent"])
