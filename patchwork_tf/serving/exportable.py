@@ -80,10 +80,19 @@ def memory_view(twin, memory, cell_name):
 
     The functional counterpart of `PatchworkModel.memory`: a halo cell's memory carries the
     op's padding border, which is cut off here.
+
+    Raises:
+      ValueError: the cell writes only halo bands (`write='bands'`), so its window interiors
+        are stale and its memory is not the layer's input map.
     """
     cell = twin.halo_cells.get(cell_name)
     if cell is None:
         return memory
+    if cell.write != "window":
+        raise ValueError(
+            f"Cell {cell_name!r} writes only halo bands (write='bands'), so its memory's "
+            "window interiors are stale; build the twin with full_memory_cells="
+            f"[{cell_name!r}] to observe it.")
     (top, _), (left, _) = cell.geometry.pad
     rows, cols = cell.input_size
     return memory[:, top:top + rows, left:left + cols]
@@ -167,6 +176,7 @@ class ExportableModule(tf.Module):
                 raise ValueError(
                     f"policy_cell {policy_cell!r} is not a cell with a memory; with a policy, "
                     f"choose the layer L it reads from {self.cells}.")
+            memory_view(twin, tf.zeros((1,) + twin.memory_shape(policy_cell)), policy_cell)
         self.policy_cell = policy_cell
         order = np.arange(self.num_actions) if scan_order is None else np.asarray(scan_order)
         if order.shape != (self.num_actions,) or not np.array_equal(

@@ -282,6 +282,9 @@ def test_constructor_refuses_bad_arguments(twin):
         exportable.ExportableModule(
             twin, policy=lambda obs: tf.zeros([tf.shape(obs["history"])[0], 3]),
             policy_cell=POLICY_CELL)
+    bands = pw.patchwork_model(twin.keras_model, twin.grid, write="bands")
+    with pytest.raises(ValueError, match="full_memory_cells"):
+        exportable.ExportableModule(bands, policy=TinyQ(96, 4), policy_cell=POLICY_CELL)
     with pytest.raises(TypeError, match="PatchworkModel"):
         exportable.ExportableModule(twin.keras_model)
     with pytest.raises(ValueError, match="clash"):
