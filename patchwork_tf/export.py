@@ -1,0 +1,93 @@
+r"""Exports a Patchwork model as a SavedModel for serving (DESIGN.md section 9).
+
+  python -m patchwork_tf.export --export_dir=/tmp/patchwork_backbone \
+      --task=backbone --frame_size=64 --depth_multiplier=0.35 --m=2 --n=1
+
+The SavedModel holds the signatures of `patchwork_tf.serving.exportable` (`initial_state`,
+`step`, `warm_start`, `stream_step`, `stream_warm_start`, `stream_reset`) and loads with
+TensorFlow alone. Frames go in as uint8 RGB `[B, H, W, 3]`.
+
+Tasks: `backbone` (stock MobileNetV2 features, no post-processing).
+"""
+from absl import app
+from absl import flags
+from absl import logging
+import tf_keras
+
+import patchwork_tf as pw
+from patchwork_tf.serving import exportable
+
+TASKS = ("backbone",)
+
+
+def build_model(task, frame_size, depth_multiplier):
+    """The single-frame tf_keras model of `task` and its post-processing callable (or None)."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
+    model = tf_keras.applications.MobileNetV2(
+        input_shape=(frame_size, frame_size, 3), alpha=depth_multiplier, include_top=False,
+        weights=None)
+    return model, None
+
+
+def export(export_dir, task="backbone", frame_size=384, depth_multiplier=1.0, m=4, n=2,
+           weights_path=None, scan_order=None, history_decay=0.5, write="window"):
+    """Builds the twin of a task model, wraps it for serving and saves it.
+
+    Args:
+      export_dir: where the SavedModel goes.
+      task: one of `TASKS`.
+      frame_size: H = W of the frames, in pixels.
+      depth_multiplier: MobileNetV2's alpha.
+      m, n: the window grid (Sec. 3.1).
+      weights_path: optional weights of the single-frame model (`model.save_weights` output:
+        an .h5 file or a TF checkpoint prefix); the Patchwork twin shares them. None keeps
+        the random initialisation.
+      scan_order: the order the windows are scanned in (a permutation of the actions), or
+        None for row-major.
+      history_decay: alpha of Eq. 1.
+      write: the twin's memory writes, 'window' or 'bands' (see `patchwork_tf.patchwork_model`).
+
+    Returns:
+      The `ExportableModule` that was saved.
+    """
+    model, postprocess = build_model(task, frame_size, depth_multiplier)
+    if weights_path:
+        model.load_weights(weights_path)
+    grid = pw.WindowGrid((frame_size, frame_size), m, n)
+    twin = pw.patchwork_model(model, grid, write=write)
+    module = exportable.ExportableModule(twin, postprocess=postprocess, scan_order=scan_order,
+                                         alpha=history_decay)
+    exportable.export_saved_model(module, export_dir)
+    return module
+
+
+def define_flags():
+    flags.DEFINE_string("export_dir", None, "Where to write the SavedModel.", required=True)
+    flags.DEFINE_enum("task", "backbone", TASKS, "The model to export.")
+    flags.DEFINE_integer("frame_size", 384, "Frame height = width in pixels.")
+    flags.DEFINE_float("depth_multiplier", 1.0, "MobileNetV2 depth multiplier (alpha).")
+    flags.DEFINE_integer("m", 4, "Slices per frame side (Sec. 3.1).")
+    flags.DEFINE_integer("n", 2, "Slices per window side (Sec. 3.1).")
+    flags.DEFINE_string("weights_path", None,
+                        "Weights of the single-frame model (.h5 or TF checkpoint prefix).")
+    flags.DEFINE_list("scan_order", None, "Scan order of the windows (default row-major).")
+    flags.DEFINE_float("history_decay", 0.5, "alpha of the action history, Eq. 1.")
+    flags.DEFINE_enum("write", "window", ("window", "bands"), "Memory writes of the twin.")
+
+
+def main(argv):
+    del argv
+    f = flags.FLAGS
+    scan_order = [int(a) for a in f.scan_order] if f.scan_order else None
+    module = export(f.export_dir, task=f.task, frame_size=f.frame_size,
+                    depth_multiplier=f.depth_multiplier, m=f.m, n=f.n,
+                    weights_path=f.weights_path, scan_order=scan_order,
+                    history_decay=f.history_decay, write=f.write)
+    logging.info("Exported %s (%d windows, predictions %s) to %s.", f.task,
+                 module.num_actions, list(module.prediction_keys), f.export_dir)
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
