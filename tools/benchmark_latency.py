@@ -27,8 +27,9 @@ flags.DEFINE_integer("steps", 60, "Measured steps per variant (at least 50 for t
 flags.DEFINE_integer("warmup", 10, "Unmeasured steps per variant before measuring.")
 flags.DEFINE_integer("rounds", 6, "Rounds over which the measured steps are interleaved.")
 flags.DEFINE_integer("threads", 1, "intra- and inter-op threads.")
-flags.DEFINE_enum("step_mode", "all", ["graph", "xla", "all"],
-                  "How the twin's step is compiled: plain graph, XLA, or both.")
+flags.DEFINE_list("step_modes", ["graph", "xla"],
+                  "How the twin's step is compiled: graph and/or xla.")
+flags.DEFINE_list("writes", ["bands"], "Memory write modes of the twin: window and/or bands.")
 flags.DEFINE_string("profile_dir", None, "If set, write a TF profiler trace here.")
 flags.DEFINE_string("json_out", None, "If set, write the results as JSON here.")
 
@@ -38,6 +39,9 @@ def _fail_on_bad_flags():
         parts = spec.split(":")
         if len(parts) != 2 or not all(p.isdigit() for p in parts):
             raise app.UsageError(f"--grids entries must look like M:N (e.g. 4:2), got {spec!r}.")
+    if not set(FLAGS.step_modes) <= {"graph", "xla"} or not set(FLAGS.writes) <= {
+            "window", "bands"}:
+        raise app.UsageError("--step_modes takes graph, xla; --writes takes window, bands.")
     if FLAGS.steps < 1 or FLAGS.rounds < 1 or FLAGS.steps % FLAGS.rounds:
         raise app.UsageError(
             f"--steps={FLAGS.steps} must be a positive multiple of --rounds={FLAGS.rounds}.")
@@ -46,6 +50,7 @@ def _fail_on_bad_flags():
 def main(argv):
     del argv
     _fail_on_bad_flags()
+    import itertools
     import json
     import time
 
@@ -78,17 +83,16 @@ def main(argv):
     model = stock(size)
     stock(size // 2)
     frames = tf.random.uniform((1, size, size, 3), -1, 1)
-    modes = ["graph", "xla"] if FLAGS.step_mode == "all" else [FLAGS.step_mode]
     for spec in FLAGS.grids:
         m, n = (int(v) for v in spec.split(":"))
         grid = pw.WindowGrid((size, size), m, n)
-        for mode in modes:
-            twin = pw.patchwork_model(model, grid, jit_compile=mode == "xla")
+        for mode, write in itertools.product(FLAGS.step_modes, FLAGS.writes):
+            twin = pw.patchwork_model(model, grid, jit_compile=mode == "xla", write=write)
             twin.reset_states(1)
             twin.warm_start(frames)
             actions = [tf.constant([a], tf.int32) for a in range(grid.num_actions)]
             counter = iter(range(10**9))
-            variants[f"step M={m},N={n} {mode}"] = (
+            variants[f"step M={m},N={n} {mode} {write}"] = (
                 lambda t=twin, acts=actions, c=counter: t.step(frames, acts[next(c) % len(acts)]),
                 flops.step_flops(twin))
 
@@ -120,7 +124,7 @@ def main(argv):
     best_ideal = min(stats[f"stock {half} graph"][0], stats[f"stock {half} xla"][0])
     print(f"MobileNetV2 alpha={alpha} {size}x{size}, batch 1, {FLAGS.threads} thread(s), "
           f"{FLAGS.steps} steps per variant; stock = faster of graph and XLA")
-    print(f"{'variant':26s} {'MFLOPs':>8s} {'overhead Melem':>14s} {'median ms':>10s} "
+    print(f"{'variant':32s} {'MFLOPs':>8s} {'overhead Melem':>14s} {'median ms':>10s} "
           f"{'p90 ms':>8s} {'/full':>6s} {'/ideal':>7s}")
     rows = []
     for name, (_, report) in variants.items():
@@ -129,7 +133,7 @@ def main(argv):
                          overhead_melements=report.overhead_elements / 1e6,
                          median_ms=median, p90_ms=p90, over_full=median / best_full,
                          over_ideal=median / best_ideal))
-        print(f"{name:26s} {report.mflops:8.1f} {report.overhead_elements / 1e6:14.2f} "
+        print(f"{name:32s} {report.mflops:8.1f} {report.overhead_elements / 1e6:14.2f} "
               f"{median:10.2f} {p90:8.2f} {median / best_full:6.3f} {median / best_ideal:7.3f}")
     if FLAGS.json_out:
         with open(FLAGS.json_out, "w") as f:
