@@ -50,6 +50,7 @@ import tensorflow as tf
 
 from patchwork_tf.core import twin as twin_lib
 from patchwork_tf.data import clips as clips_lib
+from patchwork_tf.policy import action_history as action_history_lib
 
 MEMORY_PREFIX = "memory_"
 ACTION_HISTORY = "action_history"
@@ -58,21 +59,6 @@ ACTION = "action"
 PREDICTIONS = "predictions"
 SIGNATURE_NAMES = ("initial_state", "step", "warm_start", "stream_step", "stream_warm_start",
                    "stream_reset")
-
-
-def update_action_history(history, actions, alpha):
-    """Eq. 1 for a batch of streams: `F_t = min(alpha * F_{t-1} + onehot(A_t), 1)`.
-
-    Args:
-      history: float32 `[B, num_actions]`, `F_{t-1}`.
-      actions: int32 `[B]`, `A_t`.
-      alpha: Python float in [0, 1], the decay.
-
-    Returns:
-      float32 `[B, num_actions]`.
-    """
-    onehot = tf.one_hot(actions, history.shape[-1], dtype=history.dtype)
-    return tf.minimum(alpha * history + onehot, 1.0)
 
 
 def memory_view(twin, memory, cell_name):
@@ -326,7 +312,7 @@ class ExportableModule(tf.Module):
         actions = state[NEXT_ACTION]
         memories = {cell: state[MEMORY_PREFIX + cell] for cell in self.cells}
         outputs, memories = self.twin.step_fn(self._preprocess(frames), actions, memories)
-        history = update_action_history(state[ACTION_HISTORY], actions, self.alpha)
+        history = action_history_lib.action_history(state[ACTION_HISTORY], actions, self.alpha)
         return self._result(outputs, actions, memories, history)
 
     def _warm_start(self, frames):

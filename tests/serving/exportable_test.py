@@ -262,12 +262,6 @@ def test_memory_view_removes_the_padding_border(twin):
                                    twin.memory(cell), atol=1e-5)
 
 
-def test_update_action_history_is_eq1():
-    history = tf.constant([[0.0, 0.6, 1.0], [0.2, 0.0, 0.0]])
-    updated = exportable.update_action_history(history, tf.constant([1, 0]), 0.5)
-    np.testing.assert_allclose(updated, [[0.0, 1.0, 0.5], [1.0, 0.0, 0.0]])
-
-
 def test_constructor_refuses_bad_arguments(twin):
     with pytest.raises(ValueError, match="policy_cell"):
         exportable.ExportableModule(twin, policy=TinyQ(96, 4), policy_cell="nope")
@@ -289,3 +283,39 @@ def test_constructor_refuses_bad_arguments(twin):
         exportable.ExportableModule(twin.keras_model)
     with pytest.raises(ValueError, match="clash"):
         exportable.ExportableModule(twin, postprocess=lambda out: {"next_action": out})
+
+
+@pytest.mark.slow
+def test_attention_q_network_exports_and_picks_greedy_windows(twin, tmp_path):
+    from tf_agents.specs import tensor_spec
+    from patchwork_tf.policy import q_network
+
+    grid = twin.grid
+    memory_shape = twin.memory_shape(POLICY_CELL)
+    (top, bottom), (left, right) = twin.halo_cells[POLICY_CELL].geometry.pad
+    view_shape = (memory_shape[0] - top - bottom, memory_shape[1] - left - right,
+                  memory_shape[2])
+    action_spec = tensor_spec.BoundedTensorSpec((), tf.int32, 0, grid.num_actions - 1)
+    tf_keras.utils.set_random_seed(3)
+    network = q_network.AttentionQNetwork(
+        q_network.observation_spec(view_shape, grid.num_actions), action_spec,
+        q_network.windows_in_memory(grid, view_shape))
+    module = exportable.ExportableModule(twin, policy=network, policy_cell=POLICY_CELL,
+                                         alpha=ALPHA)
+    loaded = tf.saved_model.load(
+        exportable.export_saved_model(module, str(tmp_path / "saved_model")))
+
+    frames = _frames()
+    twin.reset_states(STREAMS)
+    state = loaded.signatures["initial_state"](batch_size=tf.constant(STREAMS))
+    history = np.zeros((STREAMS, grid.num_actions), np.float32)
+    for t in range(3):
+        expected_next, _ = network({"memory": twin.memory(POLICY_CELL), "history": history})
+        np.testing.assert_array_equal(state["next_action"], np.argmax(expected_next, -1))
+        actions = state["next_action"].numpy()
+        outputs = twin.step(clips_lib.preprocess_frames(frames[t]), actions)
+        history = np.minimum(ALPHA * history + np.eye(grid.num_actions)[actions], 1.0)
+        state = loaded.signatures["step"](frames=tf.constant(frames[t]), **{
+            k: state[k] for k in module.state_keys})
+        _assert_close(state["predictions"], outputs)
+        np.testing.assert_allclose(state["action_history"], history)
