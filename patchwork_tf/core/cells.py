@@ -84,13 +84,20 @@ class HaloCell(tf_keras.layers.Layer):
     of the window that other windows' halos read, and assembles the crop from the fresh
     window and a ring read from the memory. Outputs are identical; 'bands' moves far less
     memory per step, but the memory's window interiors are then stale.
+
+    `context`: 'memory' (the Patchwork Cell) or 'zeros', the ablation of Tab. 2: the window's
+    halo is zero padding, as if the window were processed as a plain crop; the memory is then
+    written only to be observed (pass `memory=None` to skip it).
     """
 
     def __init__(self, op_layer, input_size, windows, zero_padding=None, write="window",
-                 depthwise_as_shifts=False, **kwargs):
+                 context="memory", depthwise_as_shifts=False, **kwargs):
         super().__init__(**kwargs)
         if write not in ("window", "bands"):
             raise ValueError(f"write must be 'window' or 'bands', got {write!r}.")
+        if context not in ("memory", "zeros"):
+            raise ValueError(f"context must be 'memory' or 'zeros', got {context!r}.")
+        self.context = context
         self.op_layer = op_layer
         self.input_size = tuple(int(v) for v in input_size)
         self.windows = _as_windows(windows)
@@ -159,14 +166,24 @@ class HaloCell(tf_keras.layers.Layer):
         return crop_window(padded_source, self._corners(actions),
                            self.geometry.crop_size(self.window_size))
 
+    def zero_context_crop(self, window):
+        """The window padded as if it were the whole image: a plain crop (Tab. 2 ablation)."""
+        (top, _), (left, _) = self.geometry.pad
+        return tf.pad(window, [[0, 0], [top, self.read_after[0]], [left, self.read_after[1]],
+                               [0, 0]], constant_values=tf.cast(self.fill_value, window.dtype))
+
     def run_on_crop(self, crop, actions):
         """The VALID op on the window-plus-halo crop of each stream's action."""
         valid_count = None
         if self._averages_in_frame_only:
-            inside = self.pad_full_map(tf.ones((1,) + self.input_size + (1,), crop.dtype))
-            inside = tf.broadcast_to(inside, (tf.shape(actions)[0],) + inside.shape[1:])
+            if self.context == "zeros":
+                inside = self.zero_context_crop(tf.ones((1,) + self.window_size + (1,)))
+            else:
+                inside = self.pad_full_map(tf.ones((1,) + self.input_size + (1,), crop.dtype))
+                inside = tf.broadcast_to(inside, (tf.shape(actions)[0],) + inside.shape[1:])
+                inside = self.crop_from(inside, actions)
             valid_count = tf.nn.avg_pool2d(
-                self.crop_from(inside, actions), self.geometry.kernel, self.geometry.stride,
+                inside, self.geometry.kernel, self.geometry.stride,
                 "VALID") * float(self.geometry.kernel[0] * self.geometry.kernel[1])
         return spatial_ops.run_valid(self.op_layer, crop, valid_count, self.depthwise_as_shifts)
 
@@ -195,6 +212,10 @@ class HaloCell(tf_keras.layers.Layer):
     def call(self, inputs):
         window, actions, memory = inputs
         (top, _), (left, _) = self.geometry.pad
+        if self.context == "zeros":
+            if memory is not None:
+                memory = write_window(memory, window, self._corners(actions, top, left))
+            return self.run_on_crop(self.zero_context_crop(window), actions), memory
         if self.write == "window":
             memory = write_window(memory, window, self._corners(actions, top, left))
             crop = crop_window(memory, self._corners(actions),
@@ -219,6 +240,7 @@ class HaloCell(tf_keras.layers.Layer):
             windows=[tuple(dataclasses.astuple(w)) for w in self.windows],
             zero_padding=self.zero_padding,
             write=self.write,
+            context=self.context,
             depthwise_as_shifts=self.depthwise_as_shifts,
         )
         return config

@@ -101,7 +101,7 @@ class PatchworkModel(tf.Module):
     """
 
     def __init__(self, keras_model, grid, jit_compile=False, write="window",
-                 full_memory_cells=(), name=None):
+                 full_memory_cells=(), context="memory", name=None):
         super().__init__(name=name or "patchwork_" + re.sub(r"\W", "_", keras_model.name))
         if not isinstance(grid, grid_lib.WindowGrid):
             raise TypeError(f"grid must be a WindowGrid, got {type(grid).__name__}.")
@@ -129,6 +129,7 @@ class PatchworkModel(tf.Module):
         self.input_channels = int(keras_model.inputs[0].shape[-1])
         self._jit_compile = bool(jit_compile)
         self._write = write
+        self._context = context
         self._full_memory_cells = set(full_memory_cells)
         self._plan()
         unknown = self._full_memory_cells - set(self.halo_cells)
@@ -271,7 +272,7 @@ class PatchworkModel(tf.Module):
                    for a in range(self.grid.num_actions)]
         write = "window" if layer.name in self._full_memory_cells else self._write
         self.halo_cells[layer.name] = cells_lib.HaloCell(
-            layer, map_size, windows, zero_padding, write=write,
+            layer, map_size, windows, zero_padding, write=write, context=self._context,
             depthwise_as_shifts=self._jit_compile, name=f"{layer.name}_cell")
         self._cell_input[layer.name] = input_id
         return "halo", out_value
@@ -300,8 +301,11 @@ class PatchworkModel(tf.Module):
         return tuple(size) + (channels,)
 
     def _state_cells(self):
-        """Cells that keep a memory: all but those fed by the (always whole) frame."""
-        return [n for n in self.cell_names if self._cell_input[n] != self._input_id]
+        """Cells that keep a memory: all but those fed by the (always whole) frame, and, with
+        zero context, all halo cells but the observed ones."""
+        return [n for n in self.cell_names if self._cell_input[n] != self._input_id and not (
+            self._context == "zeros" and n in self.halo_cells
+            and n not in self._full_memory_cells)]
 
     def initial_state(self, batch_size):
         """Zero memories (zero inside the frame, the op's padding value outside)."""
@@ -392,14 +396,16 @@ class PatchworkModel(tf.Module):
             if node.kind == "halo":
                 in_id = node.padding_input_id or node.input_ids[0]
                 cell = self.halo_cells[node.cell_name]
-                if self._values[in_id].domain == FRAME:
+                if self._values[in_id].domain == FRAME and self._context == "memory":
                     crop = cell.crop_from(cell.pad_full_map(env[in_id]), actions)
                     outputs = cell.run_on_crop(crop, actions)
                     _record(recorder, cell, [], crop.shape, "crop")
                 else:
-                    window = env[in_id]
-                    outputs, state[node.cell_name] = cell(
-                        (window, actions, state[node.cell_name]))
+                    window = window_of(in_id)
+                    outputs, new_memory = cell(
+                        (window, actions, state.get(node.cell_name)))
+                    if new_memory is not None:
+                        state[node.cell_name] = new_memory
                     _record_cell_traffic(recorder, cell, window.shape)
                 _record(recorder, node.layer, [None], outputs.shape, "op")
             elif node.kind == "pointwise":
@@ -517,25 +523,31 @@ class PatchworkModel(tf.Module):
         self._require_states(frames)
         return self._step_tf(frames, self._check_actions(actions, frames))
 
-    def memory(self, cell_name):
-        """float32 `[B, H_l, W_l, C]`: a cell's memory as a full map, padding removed."""
+    def memory_view(self, state, cell_name):
+        """float32 `[B, H_l, W_l, C]`: a cell's memory in `state` as a full map, no padding."""
         if cell_name not in self._state_cells():
             raise KeyError(f"No memory {cell_name!r}; cells with memories: "
                            f"{self._state_cells()}.")
-        if self._memories is None:
-            raise RuntimeError("Call reset_states(batch_size) first.")
-        memory = self._memories[cell_name]
         cell = self._cell(cell_name)
         if getattr(cell, "write", "window") != "window":
             raise ValueError(
                 f"Cell {cell_name!r} writes only halo bands (write='bands'), so its memory's "
                 "window interiors are stale; build the twin with full_memory_cells="
                 f"[{cell_name!r}] to observe it.")
+        memory = state[cell_name]
         if isinstance(cell, cells_lib.GlobalCell):
             return tf.identity(memory)
         (top, _), (left, _) = cell.geometry.pad
         rows, cols = cell.input_size
         return memory[:, top:top + rows, left:left + cols]
+
+    def memory(self, cell_name):
+        """float32 `[B, H_l, W_l, C]`: a cell's memory (stateful API) as a full map."""
+        if self._memories is None:
+            raise RuntimeError("Call reset_states(batch_size) first.")
+        return self.memory_view(
+            {name: var for name, var in self._memories.items() if name == cell_name},
+            cell_name)
 
 
 def _record_cell_traffic(recorder, cell, window_shape):
@@ -560,7 +572,7 @@ def _record(recorder, layer, input_shapes, output_shape, kind):
 
 
 def patchwork_model(keras_model, grid, jit_compile=False, write="window",
-                    full_memory_cells=()):
+                    full_memory_cells=(), context="memory"):
     """The Patchwork twin of `keras_model` on `grid`; shares `keras_model`'s weights.
 
     Args:
@@ -572,6 +584,9 @@ def patchwork_model(keras_model, grid, jit_compile=False, write="window",
         (only the halo bands other windows read are written: same outputs, less traffic).
       full_memory_cells: halo cells that write whole windows even with write='bands', e.g.
         the cell whose memory the attention policy observes.
+      context: 'memory' (Patchwork Cells) or 'zeros': every window is processed as a plain
+        zero-padded crop, the "without Patchwork Cell" ablation of Tab. 2; predictions are
+        still assembled over the full frame.
     """
     return PatchworkModel(keras_model, grid, jit_compile=jit_compile, write=write,
-                          full_memory_cells=full_memory_cells)
+                          full_memory_cells=full_memory_cells, context=context)

@@ -208,3 +208,22 @@ def test_band_twin_observes_only_full_memory_cells():
         twin.memory("block_1_depthwise")
     with pytest.raises(ValueError, match="not halo cells"):
         pw.patchwork_model(model, grid, full_memory_cells=["nonexistent"])
+
+
+def test_zero_context_ablation_is_the_stock_model_on_the_plain_crop():
+    """Tab. 2 without Patchwork Cells: the window's output is the stock model on the crop."""
+    model = _mobilenet(128)
+    crop_model = tf_keras.applications.MobileNetV2(
+        input_shape=(64, 64, 3), alpha=0.35, include_top=False, weights=None)
+    crop_model.set_weights(model.get_weights())
+    grid = pw.WindowGrid((128, 128), 2, 1)
+    twin = pw.patchwork_model(model, grid, context="zeros")
+    assert set(twin.initial_state(1)) == set(twin.global_cells)  # no halo memories
+    frames = tf.random.stateless_uniform((2, 128, 128, 3), (2, 5), -1, 1)
+    outputs, _ = twin.step_fn(frames, tf.constant([1, 2]), twin.initial_state(2))
+    # Action 1 is the top-right window, action 2 the bottom-left; the output stride is 32.
+    expected_1 = crop_model(frames[:1, :64, 64:])
+    expected_2 = crop_model(frames[1:, 64:, :64])
+    _assert_close(outputs[:1, :2, 2:], expected_1, rtol=1e-5)
+    _assert_close(outputs[1:, 2:, :2], expected_2, rtol=1e-5)
+    assert float(tf.reduce_max(tf.abs(outputs[:1, 2:]))) == 0.0  # never seen: still zero
