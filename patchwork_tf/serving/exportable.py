@@ -61,29 +61,6 @@ SIGNATURE_NAMES = ("initial_state", "step", "warm_start", "stream_step", "stream
                    "stream_reset")
 
 
-def memory_view(twin, memory, cell_name):
-    """The full-frame view `[B, H_l, W_l, C_l]` of a cell's memory from the functional state.
-
-    The functional counterpart of `PatchworkModel.memory`: a halo cell's memory carries the
-    op's padding border, which is cut off here.
-
-    Raises:
-      ValueError: the cell writes only halo bands (`write='bands'`), so its window interiors
-        are stale and its memory is not the layer's input map.
-    """
-    cell = twin.halo_cells.get(cell_name)
-    if cell is None:
-        return memory
-    if cell.write != "window":
-        raise ValueError(
-            f"Cell {cell_name!r} writes only halo bands (write='bands'), so its memory's "
-            "window interiors are stale; build the twin with full_memory_cells="
-            f"[{cell_name!r}] to observe it.")
-    (top, _), (left, _) = cell.geometry.pad
-    rows, cols = cell.input_size
-    return memory[:, top:top + rows, left:left + cols]
-
-
 class _Untracked:
     """Keeps an object out of the SavedModel's object graph.
 
@@ -162,7 +139,8 @@ class ExportableModule(tf.Module):
                 raise ValueError(
                     f"policy_cell {policy_cell!r} is not a cell with a memory; with a policy, "
                     f"choose the layer L it reads from {self.cells}.")
-            memory_view(twin, tf.zeros((1,) + twin.memory_shape(policy_cell)), policy_cell)
+            twin.memory_view({policy_cell: tf.zeros((1,) + twin.memory_shape(policy_cell))},
+                             policy_cell)
         self.policy_cell = policy_cell
         order = np.arange(self.num_actions) if scan_order is None else np.asarray(scan_order)
         if order.shape != (self.num_actions,) or not np.array_equal(
@@ -275,7 +253,7 @@ class ExportableModule(tf.Module):
             position = tf.where(last_actions < 0, -1, position)
             return tf.gather(self._scan_order, (position + 1) % self.num_actions)
         observation = {
-            "memory": memory_view(self.twin, memories[self.policy_cell], self.policy_cell),
+            "memory": self.twin.memory_view(memories, self.policy_cell),
             "history": history,
         }
         q_values = self._policy(observation)

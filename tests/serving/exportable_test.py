@@ -253,15 +253,6 @@ def test_step_outputs_and_signature_specs(twin):
     np.testing.assert_allclose(result["action_history"], [[1, 0, 0, 0], [1, 0, 0, 0]])
 
 
-def test_memory_view_removes_the_padding_border(twin):
-    twin.reset_states(1)
-    twin.warm_start(clips_lib.preprocess_frames(_frames()[0, :1]))
-    _, state = twin.warm_start_fn(clips_lib.preprocess_frames(_frames()[0, :1]))
-    for cell in (POLICY_CELL, "out_relu_global"):
-        np.testing.assert_allclose(exportable.memory_view(twin, state[cell], cell),
-                                   twin.memory(cell), atol=1e-5)
-
-
 def test_constructor_refuses_bad_arguments(twin):
     with pytest.raises(ValueError, match="policy_cell"):
         exportable.ExportableModule(twin, policy=TinyQ(96, 4), policy_cell="nope")
