@@ -1,13 +1,22 @@
 r"""Exports a Patchwork model as a SavedModel for serving (DESIGN.md section 9).
 
-  python -m patchwork_tf.export --export_dir=/tmp/patchwork_backbone \
-      --task=backbone --frame_size=64 --depth_multiplier=0.35 --m=2 --n=1
+  python -m patchwork_tf.export --export_dir=/tmp/patchwork_ssdlite \
+      --task=detection --frame_size=128 --depth_multiplier=0.35 --m=4 --n=2 \
+      --weights_path=/path/to/stage1/weights.h5
 
 The SavedModel holds the signatures of `patchwork_tf.serving.exportable` (`initial_state`,
 `step`, `warm_start`, `stream_step`, `stream_warm_start`, `stream_reset`) and loads with
 TensorFlow alone. Frames go in as uint8 RGB `[B, H, W, 3]`.
 
-Tasks: `backbone` (stock MobileNetV2 features, no post-processing).
+Tasks and their predictions (`patchwork_tf.serving.task_postprocess`):
+* `backbone`: stock MobileNetV2 features under `predictions`, no post-processing;
+* `detection`: SSDLite (`patchwork_tf.models.ssdlite`) with box decoding and NMS inside:
+  `boxes`, `scores`, `classes`, `num_detections`;
+* `segmentation`: DeepLabv3-lite (`patchwork_tf.models.deeplab`): `probability` and `mask`.
+
+The model is built with random weights and then loads `--weights_path` (the output of
+`model.save_weights` of the single-frame model, which the twin shares), so the flags that
+shape the model must match the ones it was trained with.
 """
 from absl import app
 from absl import flags
@@ -15,23 +24,51 @@ from absl import logging
 import tf_keras
 
 import patchwork_tf as pw
+from patchwork_tf.data import synthetic
+from patchwork_tf.models import deeplab
+from patchwork_tf.models import ssdlite
 from patchwork_tf.serving import exportable
+from patchwork_tf.serving import task_postprocess
 
-TASKS = ("backbone",)
+TASKS = ("backbone", "detection", "segmentation")
 
 
-def build_model(task, frame_size, depth_multiplier):
-    """The single-frame tf_keras model of `task` and its post-processing callable (or None)."""
+def build_model(task, frame_size, depth_multiplier, num_classes=len(synthetic.CLASS_NAMES),
+                num_extra_layers=None, max_detections=100, score_threshold=1e-8):
+    """The single-frame tf_keras model of `task` and its post-processing callable (or None).
+
+    Args:
+      task: one of `TASKS`.
+      frame_size: H = W in pixels.
+      depth_multiplier: MobileNetV2's alpha.
+      num_classes: detection classes without background.
+      num_extra_layers: SSDLite's extra layers; None takes as many as the frame allows, up
+        to the builder's default of 4.
+      max_detections, score_threshold: of the detection NMS.
+    """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
-    model = tf_keras.applications.MobileNetV2(
-        input_shape=(frame_size, frame_size, 3), alpha=depth_multiplier, include_top=False,
-        weights=None)
-    return model, None
+    input_shape = (frame_size, frame_size, 3)
+    if task == "backbone":
+        return tf_keras.applications.MobileNetV2(
+            input_shape=input_shape, alpha=depth_multiplier, include_top=False,
+            weights=None), None
+    if task == "segmentation":
+        return (deeplab.deeplabv3_mobilenet_v2(input_shape, alpha=depth_multiplier),
+                task_postprocess.segmentation_postprocess)
+    if num_extra_layers is None:
+        num_extra_layers = min(4, ssdlite.max_extra_layers(input_shape))
+    model = ssdlite.ssdlite_mobilenet_v2(input_shape, num_classes=num_classes,
+                                         alpha=depth_multiplier,
+                                         num_extra_layers=num_extra_layers)
+    return model, task_postprocess.DetectionPostprocess(
+        model, max_detections=max_detections, score_threshold=score_threshold)
 
 
 def export(export_dir, task="backbone", frame_size=384, depth_multiplier=1.0, m=4, n=2,
-           weights_path=None, scan_order=None, history_decay=0.5, write="window"):
+           num_classes=len(synthetic.CLASS_NAMES), num_extra_layers=None, max_detections=100,
+           score_threshold=1e-8, weights_path=None, scan_order=None, history_decay=0.5,
+           write="window"):
     """Builds the twin of a task model, wraps it for serving and saves it.
 
     Args:
@@ -40,6 +77,7 @@ def export(export_dir, task="backbone", frame_size=384, depth_multiplier=1.0, m=
       frame_size: H = W of the frames, in pixels.
       depth_multiplier: MobileNetV2's alpha.
       m, n: the window grid (Sec. 3.1).
+      num_classes, num_extra_layers, max_detections, score_threshold: see `build_model`.
       weights_path: optional weights of the single-frame model (`model.save_weights` output:
         an .h5 file or a TF checkpoint prefix); the Patchwork twin shares them. None keeps
         the random initialisation.
@@ -51,7 +89,8 @@ def export(export_dir, task="backbone", frame_size=384, depth_multiplier=1.0, m=
     Returns:
       The `ExportableModule` that was saved.
     """
-    model, postprocess = build_model(task, frame_size, depth_multiplier)
+    model, postprocess = build_model(task, frame_size, depth_multiplier, num_classes,
+                                     num_extra_layers, max_detections, score_threshold)
     if weights_path:
         model.load_weights(weights_path)
     grid = pw.WindowGrid((frame_size, frame_size), m, n)
@@ -69,6 +108,12 @@ def define_flags():
     flags.DEFINE_float("depth_multiplier", 1.0, "MobileNetV2 depth multiplier (alpha).")
     flags.DEFINE_integer("m", 4, "Slices per frame side (Sec. 3.1).")
     flags.DEFINE_integer("n", 2, "Slices per window side (Sec. 3.1).")
+    flags.DEFINE_integer("num_classes", len(synthetic.CLASS_NAMES),
+                         "Detection classes without background.")
+    flags.DEFINE_integer("num_extra_layers", None,
+                         "SSDLite extra layers (default: as many as fit, at most 4).")
+    flags.DEFINE_integer("max_detections", 100, "Detections kept per frame after NMS.")
+    flags.DEFINE_float("score_threshold", 1e-8, "Detection scores at or below are dropped.")
     flags.DEFINE_string("weights_path", None,
                         "Weights of the single-frame model (.h5 or TF checkpoint prefix).")
     flags.DEFINE_list("scan_order", None, "Scan order of the windows (default row-major).")
@@ -82,6 +127,8 @@ def main(argv):
     scan_order = [int(a) for a in f.scan_order] if f.scan_order else None
     module = export(f.export_dir, task=f.task, frame_size=f.frame_size,
                     depth_multiplier=f.depth_multiplier, m=f.m, n=f.n,
+                    num_classes=f.num_classes, num_extra_layers=f.num_extra_layers,
+                    max_detections=f.max_detections, score_threshold=f.score_threshold,
                     weights_path=f.weights_path, scan_order=scan_order,
                     history_decay=f.history_decay, write=f.write)
     logging.info("Exported %s (%d windows, predictions %s) to %s.", f.task,
