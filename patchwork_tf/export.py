@@ -2,7 +2,7 @@ r"""Exports a Patchwork model as a SavedModel for serving (DESIGN.md section 9).
 
   python -m patchwork_tf.export --export_dir=/tmp/patchwork_ssdlite \
       --task=detection --frame_size=128 --depth_multiplier=0.35 --m=4 --n=2 \
-      --weights_path=/path/to/stage1/weights.h5
+      --checkpoint=/tmp/stage1_det/checkpoints
 
 The SavedModel holds the signatures of `patchwork_tf.serving.exportable` (`initial_state`,
 `step`, `warm_start`, `stream_step`, `stream_warm_start`, `stream_reset`) and loads with
@@ -14,13 +14,17 @@ Tasks and their predictions (`patchwork_tf.serving.task_postprocess`):
   `boxes`, `scores`, `classes`, `num_detections`;
 * `segmentation`: DeepLabv3-lite (`patchwork_tf.models.deeplab`): `probability` and `mask`.
 
-The model is built with random weights and then loads `--weights_path` (the output of
-`model.save_weights` of the single-frame model, which the twin shares), so the flags that
+The model is built with random weights and then restores `--checkpoint`: a
+`tf.train.Checkpoint(model=...)` as stage 1 writes it (a prefix, or a directory whose latest
+checkpoint is taken). The twin shares the single-frame model's weights, so the flags that
 shape the model must match the ones it was trained with.
 """
+import os
+
 from absl import app
 from absl import flags
 from absl import logging
+import tensorflow as tf
 import tf_keras
 
 import patchwork_tf as pw
@@ -65,9 +69,32 @@ def build_model(task, frame_size, depth_multiplier, num_classes=len(synthetic.CL
         model, max_detections=max_detections, score_threshold=score_threshold)
 
 
+def restore_model(model, checkpoint):
+    """Restores `model` from a `tf.train.Checkpoint(model=...)` prefix or directory.
+
+    Raises:
+      ValueError: a directory without checkpoints, or a checkpoint that does not hold this
+        model's variables (a model built with other flags than the trained one).
+    """
+    path = tf.train.latest_checkpoint(checkpoint) if os.path.isdir(checkpoint) else checkpoint
+    if path is None:
+        raise ValueError(
+            f"No checkpoint in directory {checkpoint!r}; expected ckpt-N.index files as "
+            "tf.train.CheckpointManager writes them (stage 1), or pass a checkpoint prefix.")
+    try:
+        tf.train.Checkpoint(model=model).restore(path).expect_partial() \
+            .assert_existing_objects_matched()
+    except (AssertionError, ValueError) as error:
+        raise ValueError(
+            f"Checkpoint {path!r} does not fit model {model.name!r}: {error}. Build the model "
+            "with the task, frame size, depth multiplier and classes it was trained with.") \
+            from error
+    return path
+
+
 def export(export_dir, task="backbone", frame_size=384, depth_multiplier=1.0, m=4, n=2,
            num_classes=len(synthetic.CLASS_NAMES), num_extra_layers=None, max_detections=100,
-           score_threshold=1e-8, weights_path=None, scan_order=None, history_decay=0.5,
+           score_threshold=1e-8, checkpoint=None, scan_order=None, history_decay=0.5,
            write="window"):
     """Builds the twin of a task model, wraps it for serving and saves it.
 
@@ -78,8 +105,8 @@ def export(export_dir, task="backbone", frame_size=384, depth_multiplier=1.0, m=
       depth_multiplier: MobileNetV2's alpha.
       m, n: the window grid (Sec. 3.1).
       num_classes, num_extra_layers, max_detections, score_threshold: see `build_model`.
-      weights_path: optional weights of the single-frame model (`model.save_weights` output:
-        an .h5 file or a TF checkpoint prefix); the Patchwork twin shares them. None keeps
+      checkpoint: optional `tf.train.Checkpoint(model=...)` of the single-frame model (prefix
+        or directory, see `restore_model`); the Patchwork twin shares its weights. None keeps
         the random initialisation.
       scan_order: the order the windows are scanned in (a permutation of the actions), or
         None for row-major.
@@ -91,8 +118,8 @@ def export(export_dir, task="backbone", frame_size=384, depth_multiplier=1.0, m=
     """
     model, postprocess = build_model(task, frame_size, depth_multiplier, num_classes,
                                      num_extra_layers, max_detections, score_threshold)
-    if weights_path:
-        model.load_weights(weights_path)
+    if checkpoint:
+        restore_model(model, checkpoint)
     grid = pw.WindowGrid((frame_size, frame_size), m, n)
     twin = pw.patchwork_model(model, grid, write=write)
     module = exportable.ExportableModule(twin, postprocess=postprocess, scan_order=scan_order,
@@ -114,8 +141,9 @@ def define_flags():
                          "SSDLite extra layers (default: as many as fit, at most 4).")
     flags.DEFINE_integer("max_detections", 100, "Detections kept per frame after NMS.")
     flags.DEFINE_float("score_threshold", 1e-8, "Detection scores at or below are dropped.")
-    flags.DEFINE_string("weights_path", None,
-                        "Weights of the single-frame model (.h5 or TF checkpoint prefix).")
+    flags.DEFINE_string("checkpoint", None,
+                        "tf.train.Checkpoint(model=...) of the single-frame model: a prefix "
+                        "or a directory (its latest checkpoint).")
     flags.DEFINE_list("scan_order", None, "Scan order of the windows (default row-major).")
     flags.DEFINE_float("history_decay", 0.5, "alpha of the action history, Eq. 1.")
     flags.DEFINE_enum("write", "window", ("window", "bands"), "Memory writes of the twin.")
@@ -129,7 +157,7 @@ def main(argv):
                     depth_multiplier=f.depth_multiplier, m=f.m, n=f.n,
                     num_classes=f.num_classes, num_extra_layers=f.num_extra_layers,
                     max_detections=f.max_detections, score_threshold=f.score_threshold,
-                    weights_path=f.weights_path, scan_order=scan_order,
+                    checkpoint=f.checkpoint, scan_order=scan_order,
                     history_decay=f.history_decay, write=f.write)
     logging.info("Exported %s (%d windows, predictions %s) to %s.", f.task,
                  module.num_actions, list(module.prediction_keys), f.export_dir)

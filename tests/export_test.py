@@ -22,13 +22,12 @@ def test_cli_exports_ssdlite_with_nms_matching_the_twin(tmp_path):
     rng = np.random.default_rng(0)
     model.set_weights([w + rng.normal(0, 0.05, w.shape).astype(w.dtype)
                        for w in model.get_weights()])
-    weights = str(tmp_path / "weights")
-    model.save_weights(weights)
+    tf.train.Checkpoint(model=model).save(str(tmp_path / "checkpoints" / "ckpt"))
     export_dir = str(tmp_path / "ssdlite")
     completed = subprocess.run(
         [sys.executable, "-m", "patchwork_tf.export", f"--export_dir={export_dir}",
          "--task=detection", "--frame_size=64", "--depth_multiplier=0.35", "--m=2", "--n=1",
-         "--max_detections=10", "--score_threshold=0.3", f"--weights_path={weights}",
+         "--max_detections=10", "--score_threshold=0.3", f"--checkpoint={tmp_path / 'checkpoints'}",
          "--scan_order=3,1,2,0"],
         cwd=_REPO, capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr[-4000:]
@@ -57,3 +56,13 @@ def test_cli_exports_ssdlite_with_nms_matching_the_twin(tmp_path):
         detected += int(np.sum(expected["num_detections"]))
         state = result
     assert detected > 0, "pick weights that detect something, or the comparison is empty"
+
+
+def test_restore_model_refuses_empty_directories_and_other_models(tmp_path):
+    with pytest.raises(ValueError, match="No checkpoint in directory"):
+        export.restore_model(None, str(tmp_path))
+    small, _ = export.build_model("backbone", 32, 0.35)
+    prefix = tf.train.Checkpoint(model=small).save(str(tmp_path / "ckpt"))
+    other, _ = export.build_model("segmentation", 32, 0.35)
+    with pytest.raises(ValueError, match="does not fit model"):
+        export.restore_model(other, prefix)
