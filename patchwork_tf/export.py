@@ -3,6 +3,7 @@ r"""Exports a Patchwork model as a SavedModel for serving (DESIGN.md section 9).
   python -m patchwork_tf.export --export_dir=/tmp/patchwork_ssdlite \
       --task=detection --frame_size=128 --depth_multiplier=0.35 --m=4 --n=2 \
       --checkpoint=/tmp/stage1_det/checkpoints
+  python -m patchwork_tf.export --model_dir=runs/synthetic_det --export_dir=/tmp/det_export
 
 The SavedModel holds the signatures of `patchwork_tf.serving.exportable` (`initial_state`,
 `step`, `warm_start`, `stream_step`, `stream_warm_start`, `stream_reset`) and loads with
@@ -128,8 +129,35 @@ def export(export_dir, task="backbone", frame_size=384, depth_multiplier=1.0, m=
     return module
 
 
+def export_trained_run(model_dir, export_dir, write="bands"):
+    """Exports a `python -m patchwork_tf.train` run: its newest weights and its trained
+    attention Q-network (greedy), or the scanning order when only stage 1 exists.
+
+    Returns:
+      The `ExportableModule` that was saved.
+    """
+    from patchwork_tf.training import stage2  # pylint: disable=g-import-not-at-top
+
+    patchwork = stage2.load_patchwork(model_dir, write=write)
+    if patchwork.task.name == "detection":
+        postprocess = task_postprocess.DetectionPostprocess(patchwork.model)
+    else:
+        postprocess = task_postprocess.segmentation_postprocess
+    has_policy = stage2.latest_stage(model_dir) is not None
+    module = exportable.ExportableModule(
+        patchwork.twin, postprocess=postprocess,
+        policy=patchwork.q_network if has_policy else None,
+        policy_cell=patchwork.config.observed_cell if has_policy else None,
+        alpha=patchwork.config.history_alpha)
+    exportable.export_saved_model(module, export_dir)
+    return module
+
+
 def define_flags():
     flags.DEFINE_string("export_dir", None, "Where to write the SavedModel.", required=True)
+    flags.DEFINE_string("model_dir", None,
+                        "A `patchwork_tf.train` run to export with its trained attention "
+                        "policy; the model flags below are then read from the run.")
     flags.DEFINE_enum("task", "backbone", TASKS, "The model to export.")
     flags.DEFINE_integer("frame_size", 384, "Frame height = width in pixels.")
     flags.DEFINE_float("depth_multiplier", 1.0, "MobileNetV2 depth multiplier (alpha).")
@@ -153,6 +181,11 @@ def main(argv):
     del argv
     f = flags.FLAGS
     scan_order = [int(a) for a in f.scan_order] if f.scan_order else None
+    if f.model_dir:
+        module = export_trained_run(f.model_dir, f.export_dir, write=f.write)
+        logging.info("Exported the run %s (%d windows, predictions %s) to %s.", f.model_dir,
+                     module.num_actions, list(module.prediction_keys), f.export_dir)
+        return
     module = export(f.export_dir, task=f.task, frame_size=f.frame_size,
                     depth_multiplier=f.depth_multiplier, m=f.m, n=f.n,
                     num_classes=f.num_classes, num_extra_layers=f.num_extra_layers,

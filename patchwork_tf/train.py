@@ -5,6 +5,8 @@ r"""The Patchwork training job: stages 1 to 3 (Sec. 3.4), then evaluation and ex
 Stage 1 trains the single-frame model (`training.stage1`); stage 2 places it in the Patchwork
 setting and trains the attention network by DDQN (`training.stage2`); stage 3 freezes batch
 norm and fine-tunes the main network on unrolled clips jointly with DDQN (`training.stage3`).
+Then the run is exported as a SavedModel with the greedy attention policy inside
+(`<model_dir>/export`, see `patchwork_tf.export`).
 Every stage checkpoints under `--model_dir` and resumes when run again; a finished stage is
 skipped. Flags map onto the library's plain arguments; flag files in `experiments/` hold the
 settings of each experiment.
@@ -66,6 +68,8 @@ flags.DEFINE_integer("stage3_finetune_every", 4, "DDQN steps between fine-tuning
 flags.DEFINE_integer("stage3_clip_length", 6, "Frames of the unrolled fine-tuning clips.")
 flags.DEFINE_integer("stage3_batch_size", 4, "Clips per fine-tuning step.")
 flags.DEFINE_integer("seed", 0, "Seed of initialisation and data order.")
+flags.DEFINE_bool("export", True, "Export the trained run as a SavedModel to "
+                  "<model_dir>/export (the greedy attention policy inside).")
 flags.mark_flag_as_required("model_dir")
 
 
@@ -153,6 +157,11 @@ def main(argv):
         result = stage3.train_stage3(model_dir, config)
         logging.info("Stage 3 at train step %d, DDQN loss %s, task loss %s",
                      result["train_step"], result["loss"], result["finetune_loss"])
+    if FLAGS.export:
+        from patchwork_tf import export
+        export_dir = os.path.join(model_dir, "export")
+        print(f"[export] SavedModel with the attention policy -> {export_dir}")
+        export.export_trained_run(model_dir, export_dir)
 
 
 if __name__ == "__main__":

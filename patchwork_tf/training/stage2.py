@@ -131,8 +131,8 @@ def training_clips(task, config, frame_size, num_clips, clip_length, batch_size,
 
 
 @dataclasses.dataclass
-class PatchworkSetting:
-    """A stage-1 model in the Patchwork setting, with its attention agent."""
+class Patchwork:
+    """A stage-1 model in the Patchwork setting, with its attention Q-network."""
 
     model: tf_keras.Model
     stage1_config: stage1.Stage1Config
@@ -140,11 +140,68 @@ class PatchworkSetting:
     grid: grid_lib.WindowGrid
     twin: twin_lib.PatchworkModel
     task: tasks.Task
-    env: environment_lib.VideoStreamEnvironment
     q_network: q_network_lib.AttentionQNetwork
+
+    @property
+    def observation_spec(self):
+        return q_network_lib.observation_spec(
+            self.twin.view_shape(self.config.observed_cell), self.grid.num_actions)
+
+
+def build_patchwork(model_dir, config, write="bands", jit_compile=False):
+    """The stage-1 model of `model_dir/stage1` in the Patchwork setting of `config`.
+
+    The Q-network is freshly initialised (seeded); `load_patchwork` restores a trained one.
+    """
+    model, stage1_config, _ = stage1.restore_model(os.path.join(model_dir, STAGE1_DIR))
+    grid = grid_lib.WindowGrid(stage1_config.frame_size, config.m, config.n)
+    twin = twin_lib.patchwork_model(model, grid, jit_compile=jit_compile, write=write,
+                                    full_memory_cells=[config.observed_cell])
+    task = tasks.Task.for_model(stage1_config.task, model)
+    spec = q_network_lib.observation_spec(twin.view_shape(config.observed_cell),
+                                          grid.num_actions)
+    tf_keras.utils.set_random_seed(config.seed)
+    q_network = q_network_lib.AttentionQNetwork(
+        spec, environment_lib.window_action_spec(grid.num_actions),
+        q_network_lib.windows_in_memory(grid, spec["memory"].shape))
+    q_network.create_variables()
+    return Patchwork(model, stage1_config, config, grid, twin, task, q_network)
+
+
+def latest_stage(model_dir):
+    """'stage3' or 'stage2', the newest stage with a checkpoint, or None (stage 1 only)."""
+    for stage in ("stage3", "stage2"):
+        if tf.train.latest_checkpoint(os.path.join(model_dir, stage, "checkpoints")):
+            return stage
+    return None
+
+
+def load_patchwork(model_dir, write="bands", jit_compile=False):
+    """The trained Patchwork model of a `train` run: stage-1 model, then the newest stage's
+    fine-tuned weights (stage 3) and Q-network (stage 2 or 3)."""
+    patchwork = build_patchwork(model_dir, load_config(model_dir), write, jit_compile)
+    stage = latest_stage(model_dir)
+    if stage is not None:
+        trackables = {"agent": tf.train.Checkpoint(_q_network=patchwork.q_network)}
+        if stage == "stage3":
+            trackables["model"] = patchwork.model
+        tf.train.Checkpoint(**trackables).restore(tf.train.latest_checkpoint(
+            os.path.join(model_dir, stage, "checkpoints"))).expect_partial()
+    return patchwork
+
+
+@dataclasses.dataclass
+class PatchworkSetting:
+    """A `Patchwork` model with the environment and agent that train its attention."""
+
+    patchwork: Patchwork
+    env: environment_lib.VideoStreamEnvironment
     agent: object
     replay_buffer: object
     epsilon: object
+
+    def __getattr__(self, name):
+        return getattr(self.patchwork, name)
 
 
 def build_setting(model_dir, config, learning_rate, train_step_offset=0):
@@ -156,34 +213,24 @@ def build_setting(model_dir, config, learning_rate, train_step_offset=0):
       learning_rate: the Q-network's Adam learning rate.
       train_step_offset: train steps already taken before this stage (for epsilon).
     """
-    model, stage1_config, _ = stage1.restore_model(os.path.join(model_dir, STAGE1_DIR))
-    grid = grid_lib.WindowGrid(stage1_config.frame_size, config.m, config.n)
-    twin = twin_lib.patchwork_model(model, grid, write="bands",
-                                    full_memory_cells=[config.observed_cell])
-    task = tasks.Task.for_model(stage1_config.task, model)
-    clips = training_clips(stage1_config.task, config, stage1_config.frame_size,
-                           config.num_train_clips, config.clip_length, config.num_streams,
-                           config.seed)
+    patchwork = build_patchwork(model_dir, config)
+    clips = training_clips(patchwork.stage1_config.task, config,
+                           patchwork.stage1_config.frame_size, config.num_train_clips,
+                           config.clip_length, config.num_streams, config.seed)
     env = environment_lib.VideoStreamEnvironment(
-        twin, clips, config.observed_cell, task.metric, grid.num_actions,
-        alpha=config.history_alpha)
-    memory_shape = env.observation_spec()["memory"].shape
-    tf_keras.utils.set_random_seed(config.seed)
-    q_network = q_network_lib.AttentionQNetwork(
-        env.observation_spec(), env.action_spec(),
-        q_network_lib.windows_in_memory(grid, memory_shape))
+        patchwork.twin, clips, config.observed_cell, patchwork.task.metric,
+        patchwork.grid.num_actions, alpha=config.history_alpha)
     train_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")
     epsilon = agent_lib.epsilon_schedule(
         train_step, config.epsilon_start, config.epsilon_end, config.epsilon_decay_steps,
         start_step=train_step_offset)
     agent = agent_lib.ddqn_agent(
-        env.time_step_spec(), env.action_spec(), q_network, learning_rate=learning_rate,
-        gamma=config.gamma, epsilon_greedy=epsilon,
+        env.time_step_spec(), env.action_spec(), patchwork.q_network,
+        learning_rate=learning_rate, gamma=config.gamma, epsilon_greedy=epsilon,
         target_update_period=config.target_update_period, train_step_counter=train_step)
     buffer = agent_lib.replay_buffer(agent.collect_data_spec, env.batch_size,
                                      config.replay_capacity)
-    return PatchworkSetting(model, stage1_config, config, grid, twin, task, env, q_network,
-                            agent, buffer, epsilon)
+    return PatchworkSetting(patchwork, env, agent, buffer, epsilon)
 
 
 def progress_callback(target_steps, verbose):
