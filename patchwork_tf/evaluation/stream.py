@@ -34,6 +34,7 @@ from patchwork_tf.core import flops as flops_lib
 from patchwork_tf.data import clips as clips_lib
 from patchwork_tf.evaluation import latency
 from patchwork_tf.evaluation import policies
+from patchwork_tf.evaluation import profiling
 from patchwork_tf.policy import action_history
 from patchwork_tf.policy import q_network
 
@@ -226,7 +227,7 @@ def _prepare_frames(frames, frame_size, resize_frames):
 
 
 def evaluate_stream(runner, clips, interval=1, delay=0, resize_frames=False, name=None,
-                    settings=None, warmup_calls=2, trace=None):
+                    settings=None, warmup_calls=2, profile_dir=None):
   """Streams clips through a runner; accuracy, theoretical and empirical latency.
 
   Frame `t` of a clip is a key frame when `t % interval == 0`; the runner processes it (a
@@ -247,8 +248,9 @@ def evaluate_stream(runner, clips, interval=1, delay=0, resize_frames=False, nam
     settings: dict of the configuration's settings, recorded as they are.
     warmup_calls: untimed calls on the first clip's first frame before measuring (tracing
       and memory allocation are not latency); the runner restarts the clip afterwards.
-    trace: optional callable `(frame_number) -> context manager` entered around each timed
-      call, e.g. a `tf.profiler.experimental.Trace` step.
+    profile_dir: if set, a TF profiler trace of the stream after the warm-up calls (the
+      timed calls, one profiler step each, and the clips' untimed start-up passes) is
+      written there (`profiling.trace_session`).
 
   Returns:
     A `StreamResult`.
@@ -259,34 +261,37 @@ def evaluate_stream(runner, clips, interval=1, delay=0, resize_frames=False, nam
   job_mflops = runner.job_flops() / 1e6
   flops_loads, ms_loads, lengths, call_ms, actions = [], [], [], [], []
   warmed = False
-  for clip in clips:
-    clip = {k: (v.numpy() if hasattr(v, "numpy") else v) for k, v in clip.items()}
-    frames = _prepare_frames(clip[clips_lib.FRAMES], runner.frame_size, resize_frames)
-    length = int(frames.shape[0])
-    if not warmed:
-      for _ in range(warmup_calls):
-        runner.start_clip(frames[:1])
-        runner(frames[:1])
-      warmed = True
-    runner.start_clip(frames[:1])
-    predictions, job_flops, job_ms = [], np.zeros(length), np.zeros(length)
-    for t in range(length):
-      if latency.is_key_frame(t, interval):
-        frame = frames[t:t + 1]
-        context = trace(len(call_ms)) if trace is not None else contextlib.nullcontext()
-        with context:
-          start = time.perf_counter()
-          prediction = runner(frame)
-          elapsed = time.perf_counter() - start
-        if hasattr(runner, "last_action"):
-          actions.append(runner.last_action)
-        job_flops[t], job_ms[t] = job_mflops, 1e3 * elapsed
-        call_ms.append(1e3 * elapsed)
-      predictions.append(prediction)
-    task.add_clip(metric, clip, predictions)
-    flops_loads.append(latency.frame_loads(job_flops, interval, delay))
-    ms_loads.append(latency.frame_loads(job_ms, interval, delay))
-    lengths.append(length)
+  with contextlib.ExitStack() as profiler:
+    for clip in clips:
+      clip = {k: (v.numpy() if hasattr(v, "numpy") else v) for k, v in clip.items()}
+      frames = _prepare_frames(clip[clips_lib.FRAMES], runner.frame_size, resize_frames)
+      length = int(frames.shape[0])
+      if not warmed:
+        for _ in range(warmup_calls):
+          runner.start_clip(frames[:1])
+          runner(frames[:1])
+        warmed = True
+        if profile_dir:
+          profiler.enter_context(profiling.trace_session(profile_dir))
+      runner.start_clip(frames[:1])
+      predictions, job_flops, job_ms = [], np.zeros(length), np.zeros(length)
+      for t in range(length):
+        if latency.is_key_frame(t, interval):
+          step = (profiling.step_trace(len(call_ms)) if profile_dir
+                  else contextlib.nullcontext())
+          with step:
+            start = time.perf_counter()
+            prediction = runner(frames[t:t + 1])
+            elapsed = time.perf_counter() - start
+          if hasattr(runner, "last_action"):
+            actions.append(runner.last_action)
+          job_flops[t], job_ms[t] = job_mflops, 1e3 * elapsed
+          call_ms.append(1e3 * elapsed)
+        predictions.append(prediction)
+      task.add_clip(metric, clip, predictions)
+      flops_loads.append(latency.frame_loads(job_flops, interval, delay))
+      ms_loads.append(latency.frame_loads(job_ms, interval, delay))
+      lengths.append(length)
   if not lengths:
     raise ValueError("clips is empty; give at least one clip.")
   settings = dict(settings or {})
