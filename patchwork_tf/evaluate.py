@@ -70,7 +70,8 @@ class LoadedModel:
   patchwork: dict = dataclasses.field(default_factory=dict)  # m, n, observed_cell, alpha
 
 
-def _scaled_size(frame_size, resolution):
+def scaled_size(frame_size, resolution):
+  """`frame_size` scaled by `resolution`, rounded; refuses frames below 32 pixels."""
   size = tuple(int(round(s * resolution)) for s in frame_size)
   if resolution <= 0 or any(s < 32 for s in size):
     raise ValueError(f"resolution {resolution} of a {frame_size} model gives {size} frames; "
@@ -111,7 +112,7 @@ def load_trained(model_dir, resolution=1.0, with_q_network=True):
         f"{model_dir} is neither a train job directory (with stage1/{stage1.CONFIG_FILE}) nor a "
         f"stage-1 directory (with {stage1.CONFIG_FILE}); pass the train job's --model_dir.")
   config = stage1.load_config(stage1_dir)
-  config = dataclasses.replace(config, frame_size=_scaled_size(config.frame_size, resolution))
+  config = dataclasses.replace(config, frame_size=scaled_size(config.frame_size, resolution))
   model = stage1.build_model(config)
   checkpoints = {stage: tf.train.latest_checkpoint(os.path.join(model_dir, stage, "checkpoints"))
                  for stage in ("stage2", "stage3")}
@@ -232,7 +233,7 @@ def main(argv):
   from patchwork_tf.evaluation import results
 
   if FLAGS.untrained:
-    loaded = untrained_model(FLAGS.task, FLAGS.alpha, _scaled_size(
+    loaded = untrained_model(FLAGS.task, FLAGS.alpha, scaled_size(
         (FLAGS.frame_size,) * 2, FLAGS.resolution))
   else:
     loaded = load_trained(FLAGS.model_dir, FLAGS.resolution,

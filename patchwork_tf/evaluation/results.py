@@ -58,3 +58,41 @@ def write_results(records, output_dir, basename="results"):
   with open(md_path, "w") as f:
     f.write(markdown_table(records))
   return json_path, md_path
+
+
+def _accuracy_cells(record, metrics):
+  return [_fmt(100 * record["accuracy"][m]) if m in record["accuracy"] else "-" for m in metrics]
+
+
+def _metrics(records):
+  return [m for m in ACCURACY_ORDER if any(m in r["accuracy"] for r in records)]
+
+
+def _policy_label(record):
+  if record["method"] == "single_frame":
+    return "Single-frame"
+  return {"dqn": "DQN", "scanning": "Scanning", "random": "Random"}[record["settings"]["policy"]]
+
+
+def policy_table(records):
+  """Tab. 1: M, N, policy, theoretical maximum MFLOPs per frame and accuracy."""
+  metrics = _metrics(records)
+  lines = ["| M | N | Policy | MFLOPs | " + " | ".join(f"{m} %" for m in metrics) + " |",
+           "|---|---|---|---|" + "---|" * len(metrics)]
+  for r in records:
+    m, n = (r["settings"]["grid"].split(",") if r["settings"].get("grid") else ("-", "-"))
+    lines.append(f"| {m} | {n} | {_policy_label(r)} | {_fmt(r['theoretical']['maximum'])} | "
+                 + " | ".join(_accuracy_cells(r, metrics)) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def cells_table(records):
+  """Tab. 2: policy, Patchwork Cells or not, and accuracy."""
+  metrics = _metrics(records)
+  lines = ["| Policy | M, N | Patchwork Cell? | " + " | ".join(f"{m} %" for m in metrics) + " |",
+           "|---|---|---|" + "---|" * len(metrics)]
+  for r in records:
+    cells = "yes" if r["settings"].get("cells") else "no"
+    lines.append(f"| {_policy_label(r)} | {r['settings'].get('grid', '-')} | {cells} | "
+                 + " | ".join(_accuracy_cells(r, metrics)) + " |")
+  return "\n".join(lines) + "\n"
