@@ -112,8 +112,7 @@ def load_trained(model_dir, resolution=1.0, with_q_network=True):
         f"{model_dir} is neither a train job directory (with stage1/{stage1.CONFIG_FILE}) nor a "
         f"stage-1 directory (with {stage1.CONFIG_FILE}); pass the train job's --model_dir.")
   config = stage1.load_config(stage1_dir)
-  config = dataclasses.replace(config, frame_size=scaled_size(config.frame_size, resolution))
-  model = stage1.build_model(config)
+  model = _build_at_resolution(stage1, config, resolution, stage1_dir)
   checkpoints = {stage: tf.train.latest_checkpoint(os.path.join(model_dir, stage, "checkpoints"))
                  for stage in ("stage2", "stage3")}
   weights = checkpoints["stage3"] or tf.train.latest_checkpoint(
@@ -129,6 +128,28 @@ def load_trained(model_dir, resolution=1.0, with_q_network=True):
     if with_q_network:
       loaded.agent_checkpoint = agent_checkpoint
   return loaded
+
+
+def _build_at_resolution(stage1, config, resolution, stage1_dir):
+  """The stage-1 architecture at `resolution`, with the trained model's layers unchanged.
+
+  Checkpoints restore layer by layer, so the rebuilt model must have the same layers: for
+  SSDLite the number of extra layers is fixed to the trained model's, and a frame too small
+  to hold them is refused (that resolution needs its own trained model).
+  """
+  from patchwork_tf.models import ssdlite
+  if config.task == "detection" and config.num_extra_layers is None:
+    config = dataclasses.replace(config, num_extra_layers=min(
+        4, ssdlite.max_extra_layers(tuple(config.frame_size) + (3,))))
+  trained_size = tuple(config.frame_size)
+  config = dataclasses.replace(config, frame_size=scaled_size(trained_size, resolution))
+  try:
+    return stage1.build_model(config)
+  except ValueError as e:
+    raise ValueError(
+        f"The model of {stage1_dir} (trained at {trained_size}) cannot run at resolution "
+        f"{resolution} ({config.frame_size}) with the same layers: {e} Train a model at that "
+        "frame size and evaluate it with its own --model_dir.") from e
 
 
 def _restore_q_fn(twin, observed_cell, agent_checkpoint):

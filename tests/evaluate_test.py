@@ -1,8 +1,10 @@
 """The evaluate entry point and its library function on tiny untrained models."""
+import dataclasses
 import json
 import os
 import subprocess
 import sys
+import types
 
 import pytest
 
@@ -32,6 +34,7 @@ def test_single_frame_costs_the_stock_model(detector):
   json.dumps(result.to_json())
 
 
+@pytest.mark.slow
 def test_patchwork_scanning_is_cheaper_per_frame_and_starts_with_a_full_pass(detector):
   single = _evaluate(detector, policy="single_frame")
   result = _evaluate(detector, policy="scanning", m=2, n=1)
@@ -99,3 +102,38 @@ def test_command_line_refuses_two_model_sources(tmp_path):
                        capture_output=True, text=True)
   assert run.returncode != 0
   assert "exactly one of --model_dir and --untrained" in run.stderr
+
+
+@dataclasses.dataclass(frozen=True)
+class _Config:
+  task: str
+  frame_size: tuple
+  num_extra_layers: object = None
+
+
+def _fake_stage1():
+  from patchwork_tf.models import deeplab
+  from patchwork_tf.models import ssdlite
+
+  def build_model(config):
+    shape = tuple(config.frame_size) + (3,)
+    if config.task == "detection":
+      return ssdlite.ssdlite_mobilenet_v2(shape, num_classes=2, alpha=0.35,
+                                          num_extra_layers=config.num_extra_layers)
+    return deeplab.deeplabv3_mobilenet_v2(shape, alpha=0.35)
+  return types.SimpleNamespace(build_model=build_model)
+
+
+def test_resolution_rebuild_keeps_the_trained_layers_or_refuses():
+  stage1 = _fake_stage1()
+  segmenter = evaluate._build_at_resolution(  # pylint: disable=protected-access
+      stage1, _Config("segmentation", (64, 64)), 0.5, "seg")
+  assert tuple(segmenter.inputs[0].shape[1:3]) == (32, 32)
+  # 128 px SSDLite has 2 extra layers; 96 px still holds them, 64 px does not.
+  detector = evaluate._build_at_resolution(  # pylint: disable=protected-access
+      stage1, _Config("detection", (128, 128)), 0.75, "det")
+  assert len([l for l in detector.layers if l.name.endswith("_project_relu")
+              and l.name.startswith("ssd_extra")]) == 2
+  with pytest.raises(ValueError, match="Train a model at that frame size"):
+    evaluate._build_at_resolution(  # pylint: disable=protected-access
+        stage1, _Config("detection", (128, 128)), 0.5, "det")
