@@ -186,7 +186,10 @@ def build_runner(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False
     task = tasks.SegmentationTask(clip_frame_size or model.inputs[0].shape[1:3])
   if policy == "single_frame":
     return stream.SingleFrameRunner(model, task, flip=flip)
-  observed_cell = observed_cell or loaded.patchwork.get("observed_cell")
+  if policy == "dqn":
+    # The trained attention network reads the cell it was trained on; the hand-designed
+    # policies ignore the observation, so any grid works for them.
+    observed_cell = observed_cell or loaded.patchwork.get("observed_cell")
   grid = pw.WindowGrid(tuple(model.inputs[0].shape[1:3]), m, n)
   twin = pw.patchwork_model(model, grid, write="bands",
                             full_memory_cells=[observed_cell] if observed_cell else [],

@@ -2,6 +2,8 @@
 
 Takes `StreamResult.to_json()` records; draws with matplotlib (Agg) into PNG files.
 """
+import textwrap
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -51,8 +53,9 @@ def latency_accuracy_figure(records, kind, path, title=None):
     ax.set_ylabel(f"{metric} (%)")
     ax.margins(0.12)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right")
-  fig.suptitle(title or f"{kind.capitalize()} maximum latency vs accuracy")
+    ax.legend(loc="best")
+  fig.suptitle(textwrap.fill(title or f"{kind.capitalize()} maximum latency vs accuracy",
+                            width=60 * len(metrics)), fontsize=11)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
