@@ -523,6 +523,12 @@ class PatchworkModel(tf.Module):
         self._require_states(frames)
         return self._step_tf(frames, self._check_actions(actions, frames))
 
+    def view_shape(self, cell_name):
+        """`(rows, cols, channels)` of `memory_view`: a cell's memory without padding."""
+        cell = self._cell(cell_name)
+        size = cell.input_size if isinstance(cell, cells_lib.HaloCell) else cell.map_size
+        return tuple(size) + (self.memory_shape(cell_name)[-1],)
+
     def memory_view(self, state, cell_name):
         """float32 `[B, H_l, W_l, C]`: a cell's memory in `state` as a full map, no padding."""
         if cell_name not in self._state_cells():
