@@ -28,7 +28,6 @@ from absl import app
 from absl import flags
 
 METHODS = ("single_frame", "dqn", "scanning", "random")
-_Q_NETWORK_PARAMS = {"projection_units": 16, "fc_layer_params": (64,)}
 
 
 def _define_flags():
@@ -113,9 +112,10 @@ def load_trained(model_dir, resolution=1.0, with_q_network=True):
         f"stage-1 directory (with {stage1.CONFIG_FILE}); pass the train job's --model_dir.")
   config = stage1.load_config(stage1_dir)
   model = _build_at_resolution(stage1, config, resolution, stage1_dir)
-  checkpoints = {stage: tf.train.latest_checkpoint(os.path.join(model_dir, stage, "checkpoints"))
-                 for stage in ("stage2", "stage3")}
-  weights = checkpoints["stage3"] or tf.train.latest_checkpoint(
+  stage = stage2.latest_stage(model_dir)
+  agent_checkpoint = stage and tf.train.latest_checkpoint(
+      os.path.join(model_dir, stage, "checkpoints"))
+  weights = agent_checkpoint if stage == "stage3" else tf.train.latest_checkpoint(
       os.path.join(stage1_dir, stage1.CHECKPOINT_DIR))
   tf.train.Checkpoint(model=model).restore(weights).expect_partial()
   loaded = LoadedModel(model, config.task, config.num_classes)
@@ -124,7 +124,6 @@ def load_trained(model_dir, resolution=1.0, with_q_network=True):
     loaded.patchwork = {"m": patchwork.m, "n": patchwork.n,
                         "observed_cell": patchwork.observed_cell,
                         "alpha": patchwork.history_alpha}
-    agent_checkpoint = checkpoints["stage3"] or checkpoints["stage2"]
     if with_q_network:
       loaded.agent_checkpoint = agent_checkpoint
   return loaded
@@ -153,17 +152,20 @@ def _build_at_resolution(stage1, config, resolution, stage1_dir):
 
 
 def _restore_q_fn(twin, observed_cell, agent_checkpoint):
-  """The stage-2/3 `AttentionQNetwork` for this twin's grid and memory, restored."""
+  """The stage-2/3 `AttentionQNetwork` for this twin's grid and memory, restored.
+
+  Built as `training.stage2.build_patchwork` builds it; its variables do not depend on the
+  frame size, so a resolution variant reads the same checkpoint.
+  """
   import tensorflow as tf
-  from tf_agents.specs import tensor_spec
+  from patchwork_tf.policy import environment as environment_lib
   from patchwork_tf.policy import q_network as q_network_lib
 
-  memory = twin.memory_view(twin.initial_state(1), observed_cell)
-  spec = q_network_lib.observation_spec(memory.shape[1:], twin.grid.num_actions)
-  action_spec = tensor_spec.BoundedTensorSpec((), tf.int32, 0, twin.grid.num_actions - 1)
+  grid = twin.grid
+  spec = q_network_lib.observation_spec(twin.view_shape(observed_cell), grid.num_actions)
   q_net = q_network_lib.AttentionQNetwork(
-      spec, action_spec, q_network_lib.windows_in_memory(twin.grid, memory.shape[1:]),
-      **_Q_NETWORK_PARAMS)
+      spec, environment_lib.window_action_spec(grid.num_actions),
+      q_network_lib.windows_in_memory(grid, spec["memory"].shape))
   q_net.create_variables()
   status = tf.train.Checkpoint(agent=tf.train.Checkpoint(_q_network=q_net)).restore(
       agent_checkpoint)
