@@ -523,25 +523,37 @@ class PatchworkModel(tf.Module):
         self._require_states(frames)
         return self._step_tf(frames, self._check_actions(actions, frames))
 
-    def memory(self, cell_name):
-        """float32 `[B, H_l, W_l, C]`: a cell's memory as a full map, padding removed."""
+    def view_shape(self, cell_name):
+        """`(rows, cols, channels)` of `memory_view`: a cell's memory without padding."""
+        cell = self._cell(cell_name)
+        size = cell.input_size if isinstance(cell, cells_lib.HaloCell) else cell.map_size
+        return tuple(size) + (self.memory_shape(cell_name)[-1],)
+
+    def memory_view(self, state, cell_name):
+        """float32 `[B, H_l, W_l, C]`: a cell's memory in `state` as a full map, no padding."""
         if cell_name not in self._state_cells():
             raise KeyError(f"No memory {cell_name!r}; cells with memories: "
                            f"{self._state_cells()}.")
-        if self._memories is None:
-            raise RuntimeError("Call reset_states(batch_size) first.")
-        memory = self._memories[cell_name]
         cell = self._cell(cell_name)
         if getattr(cell, "write", "window") != "window":
             raise ValueError(
                 f"Cell {cell_name!r} writes only halo bands (write='bands'), so its memory's "
                 "window interiors are stale; build the twin with full_memory_cells="
                 f"[{cell_name!r}] to observe it.")
+        memory = state[cell_name]
         if isinstance(cell, cells_lib.GlobalCell):
             return tf.identity(memory)
         (top, _), (left, _) = cell.geometry.pad
         rows, cols = cell.input_size
         return memory[:, top:top + rows, left:left + cols]
+
+    def memory(self, cell_name):
+        """float32 `[B, H_l, W_l, C]`: a cell's memory (stateful API) as a full map."""
+        if self._memories is None:
+            raise RuntimeError("Call reset_states(batch_size) first.")
+        return self.memory_view(
+            {name: var for name, var in self._memories.items() if name == cell_name},
+            cell_name)
 
 
 def _record_cell_traffic(recorder, cell, window_shape):

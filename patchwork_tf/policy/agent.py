@@ -13,7 +13,7 @@ from tf_agents.replay_buffers import tf_uniform_replay_buffer
 from tf_agents.utils import common
 
 
-def epsilon_schedule(train_step, start=1.0, end=0.05, decay_steps=10_000):
+def epsilon_schedule(train_step, start=1.0, end=0.05, decay_steps=10_000, start_step=0):
   """Linear epsilon decay for epsilon-greedy collection.
 
   Args:
@@ -21,6 +21,7 @@ def epsilon_schedule(train_step, start=1.0, end=0.05, decay_steps=10_000):
     start: epsilon at train step 0.
     end: epsilon from `decay_steps` on.
     decay_steps: number of train steps over which epsilon falls linearly.
+    start_step: the train step at which the decay starts (a later stage's first step).
 
   Returns:
     A callable with no arguments returning the current float32 epsilon, as `DdqnAgent`'s
@@ -35,7 +36,7 @@ def epsilon_schedule(train_step, start=1.0, end=0.05, decay_steps=10_000):
     raise ValueError(f"decay_steps must be positive, got {decay_steps}.")
   decay = tf_keras.optimizers.schedules.PolynomialDecay(
       initial_learning_rate=start, decay_steps=decay_steps, end_learning_rate=end, power=1.0)
-  return lambda: tf.cast(decay(train_step), tf.float32)
+  return lambda: tf.cast(decay(tf.maximum(train_step - start_step, 0)), tf.float32)
 
 
 def ddqn_agent(time_step_spec,

@@ -30,6 +30,12 @@ from patchwork_tf.policy import action_history
 from patchwork_tf.policy import q_network
 
 
+def window_action_spec(num_actions):
+  """The action spec of the attention policy: a window index in 0 .. num_actions - 1."""
+  return tensor_spec.BoundedTensorSpec(
+      (), tf.int32, minimum=0, maximum=num_actions - 1, name="window")
+
+
 class VideoStreamEnvironment(tf_environment.TFEnvironment):
   """Batched clips streamed through a Patchwork twin, one attention window per frame.
 
@@ -129,9 +135,8 @@ class VideoStreamEnvironment(tf_environment.TFEnvironment):
     self._reward = tf.Variable(tf.zeros([batch_size]), trainable=False, name="reward")
 
     observation_spec = q_network.observation_spec(memory.shape[1:], num_actions)
-    action_spec = tensor_spec.BoundedTensorSpec(
-        (), tf.int32, minimum=0, maximum=num_actions - 1, name="window")
-    super().__init__(ts.time_step_spec(observation_spec), action_spec, batch_size)
+    super().__init__(ts.time_step_spec(observation_spec), window_action_spec(num_actions),
+                     batch_size)
 
     gt = self._ground_truth(0)
     score = metric_fn(gt, predictions)

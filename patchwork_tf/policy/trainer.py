@@ -51,7 +51,9 @@ def collect_and_train(root_dir,
                       checkpoint_interval=1000,
                       summary_interval=100,
                       max_checkpoints=3,
-                      use_tf_function=True):
+                      use_tf_function=True,
+                      extra_trackables=None,
+                      on_train_step=None):
   """Runs DDQN on the environment until the agent's train step reaches `num_train_steps`.
 
   Resumes from the newest checkpoint under `root_dir/checkpoints` if there is one (the
@@ -73,6 +75,10 @@ def collect_and_train(root_dir,
     summary_interval: train steps between summaries.
     max_checkpoints: checkpoints kept.
     use_tf_function: compile collection and training into graphs (off: eager, for debugging).
+    extra_trackables: dict of more objects for the checkpoint (stage 3 adds the fine-tuned
+      model and its optimizer), restored and saved with the agent.
+    on_train_step: callable `(train_step, loss)` run after each train step, e.g. a progress
+      bar or stage 3's supervised fine-tuning step.
 
   Returns:
     dict(train_step=int, loss=float of the last train step or None when no step ran).
@@ -82,7 +88,8 @@ def collect_and_train(root_dir,
         f"Need num_train_steps >= 0, sample_batch_size > 0 and collect_steps_per_train_step "
         f"> 0, got {num_train_steps}, {sample_batch_size}, {collect_steps_per_train_step}.")
   train_step = agent.train_step_counter
-  checkpoint = tf.train.Checkpoint(agent=agent, replay_buffer=replay_buffer)
+  checkpoint = tf.train.Checkpoint(agent=agent, replay_buffer=replay_buffer,
+                                   **(extra_trackables or {}))
   manager = tf.train.CheckpointManager(
       checkpoint, os.path.join(root_dir, "checkpoints"), max_to_keep=max_checkpoints,
       step_counter=train_step, checkpoint_interval=checkpoint_interval)
@@ -122,6 +129,8 @@ def collect_and_train(root_dir,
       time_step, _ = collect(time_step=time_step)
       loss, mean_q = train_once()
       step = int(train_step.numpy())
+      if on_train_step is not None:
+        on_train_step(step, float(loss))
       if step % summary_interval == 0:
         steps = tf.maximum(stats.steps, 1.0)
         tf.summary.scalar("loss", loss, step=step)

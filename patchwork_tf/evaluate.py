@@ -1,0 +1,291 @@
+r"""Evaluates a trained model on video streams: accuracy and latency (paper Sec. 4).
+
+  python -m patchwork_tf.evaluate --model_dir=/tmp/pw_det --policy=dqn --num_clips=16 \
+      --output_dir=/tmp/pw_det/eval
+  python -m patchwork_tf.evaluate --model_dir=/tmp/pw_det/stage1 --policy=single_frame \
+      --interval=4 --delay=3 --output_dir=/tmp/eval_sf
+
+`--model_dir` is the train job's output (`stage1/`, `patchwork_config.json`, `stage2/`,
+`stage3/`; the stage-3 fine-tuned model and Q-network are used when present, else stage 2's
+Q-network on the stage-1 model) or a stage-1 directory alone (enough for `single_frame`,
+`scanning` and `random`). `--untrained` builds a freshly initialised model instead
+(`--task`, `--alpha`, `--frame_size`): accuracy is then meaningless, latency is not.
+
+Variants (Sec. 4): `--resolution` (the model rebuilt at that fraction of its frame size with
+the same weights), `--flip`, `--interval`, `--delay`, `--nocells` (windows as plain
+zero-padded crops, Tab. 2). The depth multiplier is a different trained model.
+
+Writes `<output_dir>/<name>.json` and `.md`; with `--profile_dir`, a TF profiler trace of the
+measured frames (TensorBoard: `tensorboard --logdir <profile_dir>`, Profile tab) and
+`<output_dir>/<name>_ops.md`, the ops ranked by self-time. Runs TensorFlow on one thread
+(intra- and inter-op), as the paper's empirical latency.
+"""
+import dataclasses
+import json
+import os
+
+from absl import app
+from absl import flags
+
+METHODS = ("single_frame", "dqn", "scanning", "random")
+
+
+def _define_flags():
+  flags.DEFINE_string("model_dir", None, "Train job output or stage-1 directory.")
+  flags.DEFINE_bool("untrained", False, "Evaluate a freshly initialised model (latency only).")
+  flags.DEFINE_enum("task", "detection", ["detection", "segmentation"],
+                    "Task of --untrained models.")
+  flags.DEFINE_float("alpha", 0.35, "Depth multiplier of --untrained models.")
+  flags.DEFINE_integer("frame_size", 128, "Frame size of --untrained models and of the clips.")
+  flags.DEFINE_enum("split", "validation", ["train", "validation", "test"], "Synthetic split.")
+  flags.DEFINE_enum("policy", "single_frame", list(METHODS), "single_frame: the stock model on "
+                    "every key frame; dqn / scanning / random: Patchwork with that policy.")
+  flags.DEFINE_integer("m", None, "Grid slices per side; default: the train job's, else 4.")
+  flags.DEFINE_integer("n", None, "Slices per window side; default: the train job's, else 2.")
+  flags.DEFINE_string("observed_cell", None, "Cell the attention policy observes; default: the "
+                      "train job's, else the last cell with a memory.")
+  flags.DEFINE_bool("flip", False, "Also process the mirrored frame and merge (Sec. 4).")
+  flags.DEFINE_integer("interval", 1, "Frames between key frames (Sec. 4).")
+  flags.DEFINE_integer("delay", 0, "Frames of allowed prediction delay (Sec. 4).")
+  flags.DEFINE_bool("cells", True, "Patchwork Cells; --nocells is the Tab. 2 ablation.")
+  flags.DEFINE_float("resolution", 1.0, "Model resolution as a fraction of its frame size.")
+  flags.DEFINE_integer("num_clips", 8, "Synthetic clips evaluated.")
+  flags.DEFINE_integer("clip_length", 16, "Frames per clip.")
+  flags.DEFINE_string("name", None, "Name of the configuration (file names, tables).")
+  flags.DEFINE_string("output_dir", None, "Where the JSON and Markdown go.")
+  flags.DEFINE_string("profile_dir", None, "Write a TF profiler trace of the measured frames.")
+  flags.DEFINE_integer("threads", 1, "TensorFlow intra- and inter-op threads.")
+
+
+@dataclasses.dataclass
+class LoadedModel:
+  """A single-frame model and what evaluating it needs."""
+
+  model: object
+  task: str
+  num_classes: int = 0
+  q_fn: object = None                 # the attention network, observation -> Q-values
+  agent_checkpoint: str = None        # ... or the stage-2/3 checkpoint it is restored from
+  patchwork: dict = dataclasses.field(default_factory=dict)  # m, n, observed_cell, alpha
+
+
+def scaled_size(frame_size, resolution):
+  """`frame_size` scaled by `resolution`, rounded; refuses frames below 32 pixels."""
+  size = tuple(int(round(s * resolution)) for s in frame_size)
+  if resolution <= 0 or any(s < 32 for s in size):
+    raise ValueError(f"resolution {resolution} of a {frame_size} model gives {size} frames; "
+                     "MobileNetV2 needs at least 32x32.")
+  return size
+
+
+def untrained_model(task, alpha, frame_size, num_classes=5, seed=0):
+  """A freshly initialised stage-1 architecture (SSDLite or DeepLabv3-lite on MobileNetV2)."""
+  import tf_keras
+  from patchwork_tf.models import deeplab
+  from patchwork_tf.models import ssdlite
+  tf_keras.utils.set_random_seed(seed)
+  shape = tuple(frame_size) + (3,)
+  if task == "detection":
+    model = ssdlite.ssdlite_mobilenet_v2(
+        shape, num_classes=num_classes, alpha=alpha,
+        num_extra_layers=min(4, ssdlite.max_extra_layers(shape)))
+    return LoadedModel(model, task, num_classes)
+  return LoadedModel(deeplab.deeplabv3_mobilenet_v2(shape, alpha=alpha, dropout_rate=0.0), task)
+
+
+def load_trained(model_dir, resolution=1.0, with_q_network=True):
+  """The trained model of a train job (or stage-1) directory, rebuilt at `resolution`.
+
+  The architecture comes from the stage-1 config with the frame size scaled; the weights from
+  the stage-3 checkpoint's fine-tuned model when there is one, else from stage 1. The
+  attention network (when asked for and trained) from stage 3, else stage 2.
+  """
+  import tensorflow as tf
+  from patchwork_tf.training import stage1
+  from patchwork_tf.training import stage2
+
+  stage1_dir = (model_dir if os.path.exists(os.path.join(model_dir, stage1.CONFIG_FILE))
+                else os.path.join(model_dir, stage2.STAGE1_DIR))
+  if not os.path.exists(os.path.join(stage1_dir, stage1.CONFIG_FILE)):
+    raise FileNotFoundError(
+        f"{model_dir} is neither a train job directory (with stage1/{stage1.CONFIG_FILE}) nor a "
+        f"stage-1 directory (with {stage1.CONFIG_FILE}); pass the train job's --model_dir.")
+  config = stage1.load_config(stage1_dir)
+  model = _build_at_resolution(stage1, config, resolution, stage1_dir)
+  stage = stage2.latest_stage(model_dir)
+  agent_checkpoint = stage and tf.train.latest_checkpoint(
+      os.path.join(model_dir, stage, "checkpoints"))
+  weights = agent_checkpoint if stage == "stage3" else tf.train.latest_checkpoint(
+      os.path.join(stage1_dir, stage1.CHECKPOINT_DIR))
+  tf.train.Checkpoint(model=model).restore(weights).expect_partial()
+  loaded = LoadedModel(model, config.task, config.num_classes)
+  if os.path.exists(os.path.join(model_dir, stage2.CONFIG_FILE)):
+    patchwork = stage2.load_config(model_dir)
+    loaded.patchwork = {"m": patchwork.m, "n": patchwork.n,
+                        "observed_cell": patchwork.observed_cell,
+                        "alpha": patchwork.history_alpha}
+    if with_q_network:
+      loaded.agent_checkpoint = agent_checkpoint
+  return loaded
+
+
+def _build_at_resolution(stage1, config, resolution, stage1_dir):
+  """The stage-1 architecture at `resolution`, with the trained model's layers unchanged.
+
+  Checkpoints restore layer by layer, so the rebuilt model must have the same layers: for
+  SSDLite the number of extra layers is fixed to the trained model's, and a frame too small
+  to hold them is refused (that resolution needs its own trained model).
+  """
+  from patchwork_tf.models import ssdlite
+  if config.task == "detection" and config.num_extra_layers is None:
+    config = dataclasses.replace(config, num_extra_layers=min(
+        4, ssdlite.max_extra_layers(tuple(config.frame_size) + (3,))))
+  trained_size = tuple(config.frame_size)
+  config = dataclasses.replace(config, frame_size=scaled_size(trained_size, resolution))
+  try:
+    return stage1.build_model(config)
+  except ValueError as e:
+    raise ValueError(
+        f"The model of {stage1_dir} (trained at {trained_size}) cannot run at resolution "
+        f"{resolution} ({config.frame_size}) with the same layers: {e} Train a model at that "
+        "frame size and evaluate it with its own --model_dir.") from e
+
+
+def _restore_q_fn(twin, observed_cell, agent_checkpoint):
+  """The stage-2/3 `AttentionQNetwork` for this twin's grid and memory, restored.
+
+  Built as `training.stage2.build_patchwork` builds it; its variables do not depend on the
+  frame size, so a resolution variant reads the same checkpoint.
+  """
+  import tensorflow as tf
+  from patchwork_tf.policy import environment as environment_lib
+  from patchwork_tf.policy import q_network as q_network_lib
+
+  grid = twin.grid
+  spec = q_network_lib.observation_spec(twin.view_shape(observed_cell), grid.num_actions)
+  q_net = q_network_lib.AttentionQNetwork(
+      spec, environment_lib.window_action_spec(grid.num_actions),
+      q_network_lib.windows_in_memory(grid, spec["memory"].shape))
+  q_net.create_variables()
+  status = tf.train.Checkpoint(agent=tf.train.Checkpoint(_q_network=q_net)).restore(
+      agent_checkpoint)
+  status.expect_partial().assert_existing_objects_matched()
+  return lambda observation: q_net(observation)[0]
+
+
+def build_runner(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False,
+                 observed_cell=None, clip_frame_size=None):
+  """The stream runner of one configuration (see `evaluation.stream`)."""
+  import patchwork_tf as pw
+  from patchwork_tf.evaluation import stream
+  from patchwork_tf.evaluation import tasks
+  from patchwork_tf.models import anchors as anchors_lib
+
+  model = loaded.model
+  if loaded.task == "detection":
+    task = tasks.DetectionTask(anchors_lib.anchors_for_model(model), loaded.num_classes)
+  else:
+    task = tasks.SegmentationTask(clip_frame_size or model.inputs[0].shape[1:3])
+  if policy == "single_frame":
+    return stream.SingleFrameRunner(model, task, flip=flip)
+  if policy == "dqn":
+    # The trained attention network reads the cell it was trained on; the hand-designed
+    # policies ignore the observation, so any grid works for them.
+    observed_cell = observed_cell or loaded.patchwork.get("observed_cell")
+  grid = pw.WindowGrid(tuple(model.inputs[0].shape[1:3]), m, n)
+  twin = pw.patchwork_model(model, grid, write="bands",
+                            full_memory_cells=[observed_cell] if observed_cell else [],
+                            context="memory" if cells else "zeros")
+  q_fn = None
+  if policy == "dqn":
+    q_fn = loaded.q_fn
+    if q_fn is None and loaded.agent_checkpoint:
+      q_fn = _restore_q_fn(twin, observed_cell, loaded.agent_checkpoint)
+    if q_fn is None:
+      raise ValueError("policy 'dqn' needs a trained attention network: pass a train job's "
+                       "--model_dir with a stage2/ or stage3/ checkpoint.")
+  return stream.PatchworkRunner(twin, task, policy=policy, q_fn=q_fn,
+                                observed_cell=observed_cell,
+                                alpha=loaded.patchwork.get("alpha", 0.5), flip=flip)
+
+
+def evaluate(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False, interval=1,
+             delay=0, observed_cell=None, split="validation", num_clips=8, clip_length=16,
+             clip_frame_size=(128, 128), max_objects=4, name=None, settings=None,
+             profile_dir=None):
+  """Evaluates one configuration on synthetic clips.
+
+  Returns:
+    (`StreamResult`, op summary list or None without `profile_dir`).
+  """
+  from patchwork_tf.data import synthetic
+  from patchwork_tf.evaluation import profiling
+  from patchwork_tf.evaluation import stream
+
+  if policy not in METHODS:
+    raise ValueError(f"policy must be one of {METHODS}, got {policy!r}.")
+  runner = build_runner(loaded, policy, m, n, cells, flip, observed_cell, clip_frame_size)
+  clips = synthetic.synthetic_clips(split, loaded.task, num_clips, clip_frame_size,
+                                    clip_length, max_objects)
+  settings = dict(settings or {})
+  settings.update(frame_size=list(runner.frame_size))
+  if policy != "single_frame":
+    settings.update(grid=f"{m},{n}", cells=bool(cells), observed_cell=runner.observed_cell)
+  resize = tuple(runner.frame_size) != tuple(clip_frame_size)
+  kwargs = dict(interval=interval, delay=delay, resize_frames=resize, name=name,
+                settings=settings)
+  result = stream.evaluate_stream(runner, clips, profile_dir=profile_dir, **kwargs)
+  return result, profiling.op_summary(profile_dir) if profile_dir else None
+
+
+def _check_flags(FLAGS):
+  if bool(FLAGS.model_dir) == FLAGS.untrained:
+    raise app.UsageError("Give exactly one of --model_dir and --untrained.")
+  if FLAGS.interval < 1 or FLAGS.delay < 0:
+    raise app.UsageError(f"--interval must be >= 1 and --delay >= 0, got {FLAGS.interval} and "
+                         f"{FLAGS.delay}.")
+  if not FLAGS.output_dir:
+    raise app.UsageError("--output_dir is required.")
+
+
+def main(argv):
+  del argv
+  FLAGS = flags.FLAGS
+  _check_flags(FLAGS)
+  import tensorflow as tf
+  tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
+  tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
+  from patchwork_tf.evaluation import profiling
+  from patchwork_tf.evaluation import results
+
+  if FLAGS.untrained:
+    loaded = untrained_model(FLAGS.task, FLAGS.alpha, scaled_size(
+        (FLAGS.frame_size,) * 2, FLAGS.resolution))
+  else:
+    loaded = load_trained(FLAGS.model_dir, FLAGS.resolution,
+                          with_q_network=FLAGS.policy == "dqn")
+  m = FLAGS.m or loaded.patchwork.get("m", 4)
+  n = FLAGS.n or loaded.patchwork.get("n", 2)
+  name = FLAGS.name or "_".join(
+      [FLAGS.policy] + ([f"m{m}n{n}"] if FLAGS.policy != "single_frame" else [])
+      + ([f"res{FLAGS.resolution:g}"] if FLAGS.resolution != 1.0 else [])
+      + (["flip"] if FLAGS.flip else []) + ([f"k{FLAGS.interval}"] if FLAGS.interval > 1 else [])
+      + ([f"d{FLAGS.delay}"] if FLAGS.delay else []) + ([] if FLAGS.cells else ["nocells"]))
+  result, ops = evaluate(
+      loaded, FLAGS.policy, m, n, FLAGS.cells, FLAGS.flip, FLAGS.interval, FLAGS.delay,
+      FLAGS.observed_cell, FLAGS.split, FLAGS.num_clips, FLAGS.clip_length,
+      (FLAGS.frame_size, FLAGS.frame_size), name=name,
+      settings={"resolution": FLAGS.resolution, "threads": FLAGS.threads},
+      profile_dir=FLAGS.profile_dir)
+  record = result.to_json()
+  results.write_results([record], FLAGS.output_dir, name)
+  if ops is not None:
+    with open(os.path.join(FLAGS.output_dir, f"{name}_ops.md"), "w") as f:
+      f.write(profiling.op_summary_markdown(ops))
+  print(results.markdown_table([record]))
+  print(json.dumps({k: record[k] for k in ("accuracy", "theoretical", "empirical")}, indent=1))
+
+
+if __name__ == "__main__":
+  _define_flags()
+  app.run(main)

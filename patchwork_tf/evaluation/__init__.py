@@ -1,0 +1,1 @@
+"""Stream evaluation: accuracy and latency of single-frame and Patchwork models (Sec. 4)."""

@@ -1,0 +1,201 @@
+r"""Exports a Patchwork model as a SavedModel for serving (DESIGN.md section 9).
+
+  python -m patchwork_tf.export --export_dir=/tmp/patchwork_ssdlite \
+      --task=detection --frame_size=128 --depth_multiplier=0.35 --m=4 --n=2 \
+      --checkpoint=/tmp/stage1_det/checkpoints
+  python -m patchwork_tf.export --model_dir=runs/synthetic_det --export_dir=/tmp/det_export
+
+The SavedModel holds the signatures of `patchwork_tf.serving.exportable` (`initial_state`,
+`step`, `warm_start`, `stream_step`, `stream_warm_start`, `stream_reset`) and loads with
+TensorFlow alone. Frames go in as uint8 RGB `[B, H, W, 3]`.
+
+Tasks and their predictions (`patchwork_tf.serving.task_postprocess`):
+* `backbone`: stock MobileNetV2 features under `predictions`, no post-processing;
+* `detection`: SSDLite (`patchwork_tf.models.ssdlite`) with box decoding and NMS inside:
+  `boxes`, `scores`, `classes`, `num_detections`;
+* `segmentation`: DeepLabv3-lite (`patchwork_tf.models.deeplab`): `probability` and `mask`.
+
+The model is built with random weights and then restores `--checkpoint`: a
+`tf.train.Checkpoint(model=...)` as stage 1 writes it (a prefix, or a directory whose latest
+checkpoint is taken). The twin shares the single-frame model's weights, so the flags that
+shape the model must match the ones it was trained with.
+"""
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+import tensorflow as tf
+import tf_keras
+
+import patchwork_tf as pw
+from patchwork_tf.data import synthetic
+from patchwork_tf.models import deeplab
+from patchwork_tf.models import ssdlite
+from patchwork_tf.serving import exportable
+from patchwork_tf.serving import task_postprocess
+
+TASKS = ("backbone", "detection", "segmentation")
+
+
+def build_model(task, frame_size, depth_multiplier, num_classes=len(synthetic.CLASS_NAMES),
+                num_extra_layers=None, max_detections=100, score_threshold=1e-8):
+    """The single-frame tf_keras model of `task` and its post-processing callable (or None).
+
+    Args:
+      task: one of `TASKS`.
+      frame_size: H = W in pixels.
+      depth_multiplier: MobileNetV2's alpha.
+      num_classes: detection classes without background.
+      num_extra_layers: SSDLite's extra layers; None takes as many as the frame allows, up
+        to the builder's default of 4.
+      max_detections, score_threshold: of the detection NMS.
+    """
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
+    input_shape = (frame_size, frame_size, 3)
+    if task == "backbone":
+        return tf_keras.applications.MobileNetV2(
+            input_shape=input_shape, alpha=depth_multiplier, include_top=False,
+            weights=None), None
+    if task == "segmentation":
+        return (deeplab.deeplabv3_mobilenet_v2(input_shape, alpha=depth_multiplier),
+                task_postprocess.segmentation_postprocess)
+    if num_extra_layers is None:
+        num_extra_layers = min(4, ssdlite.max_extra_layers(input_shape))
+    model = ssdlite.ssdlite_mobilenet_v2(input_shape, num_classes=num_classes,
+                                         alpha=depth_multiplier,
+                                         num_extra_layers=num_extra_layers)
+    return model, task_postprocess.DetectionPostprocess(
+        model, max_detections=max_detections, score_threshold=score_threshold)
+
+
+def restore_model(model, checkpoint):
+    """Restores `model` from a `tf.train.Checkpoint(model=...)` prefix or directory.
+
+    Raises:
+      ValueError: a directory without checkpoints, or a checkpoint that does not hold this
+        model's variables (a model built with other flags than the trained one).
+    """
+    path = tf.train.latest_checkpoint(checkpoint) if os.path.isdir(checkpoint) else checkpoint
+    if path is None:
+        raise ValueError(
+            f"No checkpoint in directory {checkpoint!r}; expected ckpt-N.index files as "
+            "tf.train.CheckpointManager writes them (stage 1), or pass a checkpoint prefix.")
+    try:
+        tf.train.Checkpoint(model=model).restore(path).expect_partial() \
+            .assert_existing_objects_matched()
+    except (AssertionError, ValueError) as error:
+        raise ValueError(
+            f"Checkpoint {path!r} does not fit model {model.name!r}: {error}. Build the model "
+            "with the task, frame size, depth multiplier and classes it was trained with.") \
+            from error
+    return path
+
+
+def export(export_dir, task="backbone", frame_size=384, depth_multiplier=1.0, m=4, n=2,
+           num_classes=len(synthetic.CLASS_NAMES), num_extra_layers=None, max_detections=100,
+           score_threshold=1e-8, checkpoint=None, scan_order=None, history_decay=0.5,
+           write="window"):
+    """Builds the twin of a task model, wraps it for serving and saves it.
+
+    Args:
+      export_dir: where the SavedModel goes.
+      task: one of `TASKS`.
+      frame_size: H = W of the frames, in pixels.
+      depth_multiplier: MobileNetV2's alpha.
+      m, n: the window grid (Sec. 3.1).
+      num_classes, num_extra_layers, max_detections, score_threshold: see `build_model`.
+      checkpoint: optional `tf.train.Checkpoint(model=...)` of the single-frame model (prefix
+        or directory, see `restore_model`); the Patchwork twin shares its weights. None keeps
+        the random initialisation.
+      scan_order: the order the windows are scanned in (a permutation of the actions), or
+        None for row-major.
+      history_decay: alpha of Eq. 1.
+      write: the twin's memory writes, 'window' or 'bands' (see `patchwork_tf.patchwork_model`).
+
+    Returns:
+      The `ExportableModule` that was saved.
+    """
+    model, postprocess = build_model(task, frame_size, depth_multiplier, num_classes,
+                                     num_extra_layers, max_detections, score_threshold)
+    if checkpoint:
+        restore_model(model, checkpoint)
+    grid = pw.WindowGrid((frame_size, frame_size), m, n)
+    twin = pw.patchwork_model(model, grid, write=write)
+    module = exportable.ExportableModule(twin, postprocess=postprocess, scan_order=scan_order,
+                                         alpha=history_decay)
+    exportable.export_saved_model(module, export_dir)
+    return module
+
+
+def export_trained_run(model_dir, export_dir, write="bands"):
+    """Exports a `python -m patchwork_tf.train` run: its newest weights and its trained
+    attention Q-network (greedy), or the scanning order when only stage 1 exists.
+
+    Returns:
+      The `ExportableModule` that was saved.
+    """
+    from patchwork_tf.training import stage2  # pylint: disable=g-import-not-at-top
+
+    patchwork = stage2.load_patchwork(model_dir, write=write)
+    if patchwork.task.name == "detection":
+        postprocess = task_postprocess.DetectionPostprocess(patchwork.model)
+    else:
+        postprocess = task_postprocess.segmentation_postprocess
+    has_policy = stage2.latest_stage(model_dir) is not None
+    module = exportable.ExportableModule(
+        patchwork.twin, postprocess=postprocess,
+        policy=patchwork.q_network if has_policy else None,
+        policy_cell=patchwork.config.observed_cell if has_policy else None,
+        alpha=patchwork.config.history_alpha)
+    exportable.export_saved_model(module, export_dir)
+    return module
+
+
+def define_flags():
+    flags.DEFINE_string("export_dir", None, "Where to write the SavedModel.", required=True)
+    flags.DEFINE_string("model_dir", None,
+                        "A `patchwork_tf.train` run to export with its trained attention "
+                        "policy; the model flags below are then read from the run.")
+    flags.DEFINE_enum("task", "backbone", TASKS, "The model to export.")
+    flags.DEFINE_integer("frame_size", 384, "Frame height = width in pixels.")
+    flags.DEFINE_float("depth_multiplier", 1.0, "MobileNetV2 depth multiplier (alpha).")
+    flags.DEFINE_integer("m", 4, "Slices per frame side (Sec. 3.1).")
+    flags.DEFINE_integer("n", 2, "Slices per window side (Sec. 3.1).")
+    flags.DEFINE_integer("num_classes", len(synthetic.CLASS_NAMES),
+                         "Detection classes without background.")
+    flags.DEFINE_integer("num_extra_layers", None,
+                         "SSDLite extra layers (default: as many as fit, at most 4).")
+    flags.DEFINE_integer("max_detections", 100, "Detections kept per frame after NMS.")
+    flags.DEFINE_float("score_threshold", 1e-8, "Detection scores at or below are dropped.")
+    flags.DEFINE_string("checkpoint", None,
+                        "tf.train.Checkpoint(model=...) of the single-frame model: a prefix "
+                        "or a directory (its latest checkpoint).")
+    flags.DEFINE_list("scan_order", None, "Scan order of the windows (default row-major).")
+    flags.DEFINE_float("history_decay", 0.5, "alpha of the action history, Eq. 1.")
+    flags.DEFINE_enum("write", "window", ("window", "bands"), "Memory writes of the twin.")
+
+
+def main(argv):
+    del argv
+    f = flags.FLAGS
+    scan_order = [int(a) for a in f.scan_order] if f.scan_order else None
+    if f.model_dir:
+        module = export_trained_run(f.model_dir, f.export_dir, write=f.write)
+        logging.info("Exported the run %s (%d windows, predictions %s) to %s.", f.model_dir,
+                     module.num_actions, list(module.prediction_keys), f.export_dir)
+        return
+    module = export(f.export_dir, task=f.task, frame_size=f.frame_size,
+                    depth_multiplier=f.depth_multiplier, m=f.m, n=f.n,
+                    num_classes=f.num_classes, num_extra_layers=f.num_extra_layers,
+                    max_detections=f.max_detections, score_threshold=f.score_threshold,
+                    checkpoint=f.checkpoint, scan_order=scan_order,
+                    history_decay=f.history_decay, write=f.write)
+    logging.info("Exported %s (%d windows, predictions %s) to %s.", f.task,
+                 module.num_actions, list(module.prediction_keys), f.export_dir)
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

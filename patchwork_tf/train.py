@@ -1,0 +1,168 @@
+r"""The Patchwork training job: stages 1 to 3 (Sec. 3.4), then evaluation and export.
+
+  python -m patchwork_tf.train --flagfile=experiments/synthetic_det.flags
+
+Stage 1 trains the single-frame model (`training.stage1`); stage 2 places it in the Patchwork
+setting and trains the attention network by DDQN (`training.stage2`); stage 3 freezes batch
+norm and fine-tunes the main network on unrolled clips jointly with DDQN (`training.stage3`).
+Then the run is exported as a SavedModel with the greedy attention policy inside
+(`<model_dir>/export`, see `patchwork_tf.export`).
+Every stage checkpoints under `--model_dir` and resumes when run again; a finished stage is
+skipped. Flags map onto the library's plain arguments; flag files in `experiments/` hold the
+settings of each experiment.
+"""
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("model_dir", None, "Output directory of the run (checkpoints, summaries, "
+                    "config, evaluation, export).")
+flags.DEFINE_enum("task", "detection", ["detection", "segmentation"], "The task.")
+flags.DEFINE_enum("data", "synthetic", ["synthetic", "imagenet_vid", "davis"],
+                  "Data source: the embedded synthetic benchmark or a local copy of a real "
+                  "data set under --data_dir.")
+flags.DEFINE_string("data_dir", None, "Root of the local data copy (real data sources).")
+flags.DEFINE_list("stages", ["1", "2", "3"], "Stages to run, in order.")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
+                  "tf.distribute strategy of stage 1.")
+# Model.
+flags.DEFINE_integer("frame_size", 128, "Square frame size in pixels.")
+flags.DEFINE_float("alpha", 0.35, "MobileNetV2 depth multiplier.")
+flags.DEFINE_integer("output_stride", 16, "DeepLab output stride (segmentation).")
+# Stage 1.
+flags.DEFINE_integer("stage1_steps", 1000, "Stage-1 training steps.")
+flags.DEFINE_integer("stage1_batch_size", 32, "Stage-1 batch size (frames).")
+flags.DEFINE_float("stage1_learning_rate", 2e-3, "Stage-1 peak learning rate.")
+flags.DEFINE_integer("stage1_train_clips", 512, "Synthetic clips stage 1 draws frames from.")
+flags.DEFINE_float("stage1_max_seconds", None, "Stop stage 1 after this many seconds.")
+# Patchwork setting and attention (stages 2 and 3).
+flags.DEFINE_integer("m", 4, "Grid slices per side (Sec. 3.1).")
+flags.DEFINE_integer("n", 2, "Slices per window side (Sec. 3.1).")
+flags.DEFINE_string("observed_cell", "block_13_depthwise",
+                    "The cell (layer L) whose memory the attention network reads.")
+flags.DEFINE_float("history_alpha", 0.5, "Action-history decay, Eq. 1.")
+flags.DEFINE_float("gamma", 0.9, "DDQN discount, Eq. 5.")
+flags.DEFINE_integer("target_update_period", 100, "Train steps between target updates.")
+flags.DEFINE_float("epsilon_start", 1.0, "Initial collection epsilon.")
+flags.DEFINE_float("epsilon_end", 0.05, "Final collection epsilon.")
+flags.DEFINE_integer("epsilon_decay_steps", 500, "Train steps of the epsilon decay.")
+flags.DEFINE_integer("num_streams", 8, "Clips streamed side by side during collection.")
+flags.DEFINE_integer("clip_length", 16, "Frames per training clip.")
+flags.DEFINE_integer("num_train_clips", 256, "Synthetic clips of stages 2 and 3.")
+flags.DEFINE_integer("replay_capacity", 1000, "Replay buffer steps per stream.")
+flags.DEFINE_integer("sample_batch_size", 64, "Transitions per DDQN train step.")
+flags.DEFINE_integer("initial_collect_steps", 32, "Random-policy steps per stream before "
+                     "DDQN training.")
+flags.DEFINE_integer("stage2_steps", 600, "DDQN train steps of stage 2.")
+flags.DEFINE_float("stage2_learning_rate", 1e-3, "Q-network learning rate in stage 2.")
+flags.DEFINE_integer("stage3_steps", 900, "DDQN train step at which stage 3 ends "
+                     "(counts on from stage 2).")
+flags.DEFINE_float("stage3_learning_rate", 1e-4, "Main network learning rate in stage 3.")
+flags.DEFINE_float("stage3_q_learning_rate", 2e-4, "Q-network learning rate in stage 3.")
+flags.DEFINE_integer("stage3_finetune_every", 4, "DDQN steps between fine-tuning steps.")
+flags.DEFINE_integer("stage3_clip_length", 6, "Frames of the unrolled fine-tuning clips.")
+flags.DEFINE_integer("stage3_batch_size", 4, "Clips per fine-tuning step.")
+flags.DEFINE_integer("seed", 0, "Seed of initialisation and data order.")
+flags.DEFINE_bool("export", True, "Export the trained run as a SavedModel to "
+                  "<model_dir>/export (the greedy attention policy inside).")
+flags.mark_flag_as_required("model_dir")
+
+
+def _check_real_data():
+    """Refuses a real-data run whose local copy is missing, naming the expected layout."""
+    from patchwork_tf.data import davis
+    from patchwork_tf.data import imagenet_vid
+    from patchwork_tf.data import layout
+
+    reader = {"imagenet_vid": (imagenet_vid, imagenet_vid.list_videos),
+              "davis": (davis, davis.list_sequences)}[FLAGS.data]
+    module, list_split = reader
+    if not FLAGS.data_dir:
+        sys.exit(
+            f"--data={FLAGS.data} reads a local copy: set --data_dir to its root, laid out "
+            f"as\n{module.LAYOUT}")
+    try:
+        list_split(FLAGS.data_dir, "train")
+    except layout.DataLayoutError as error:
+        sys.exit(f"--data={FLAGS.data} --data_dir={FLAGS.data_dir!r}: {error}")
+    sys.exit(
+        f"--data={FLAGS.data}: the copy at {FLAGS.data_dir!r} has the expected layout, but "
+        "training on real data is not implemented yet (the readers in patchwork_tf/data "
+        "are; stages 1 to 3 read the synthetic benchmark only). Use --data=synthetic.")
+
+
+def _check_flags():
+    if FLAGS.data != "synthetic":
+        _check_real_data()
+    unknown = set(FLAGS.stages) - {"1", "2", "3"}
+    if unknown:
+        raise app.UsageError(f"--stages takes 1, 2, 3; got {sorted(unknown)}.")
+    if FLAGS.frame_size % FLAGS.m:
+        raise app.UsageError(
+            f"--frame_size={FLAGS.frame_size} is not divisible by --m={FLAGS.m}.")
+
+
+def patchwork_config():
+    from patchwork_tf.training import stage2
+    return stage2.PatchworkConfig(
+        m=FLAGS.m, n=FLAGS.n, observed_cell=FLAGS.observed_cell,
+        history_alpha=FLAGS.history_alpha, num_streams=FLAGS.num_streams,
+        clip_length=FLAGS.clip_length, num_train_clips=FLAGS.num_train_clips,
+        gamma=FLAGS.gamma, learning_rate=FLAGS.stage2_learning_rate,
+        target_update_period=FLAGS.target_update_period,
+        epsilon_start=FLAGS.epsilon_start, epsilon_end=FLAGS.epsilon_end,
+        epsilon_decay_steps=FLAGS.epsilon_decay_steps,
+        replay_capacity=FLAGS.replay_capacity, sample_batch_size=FLAGS.sample_batch_size,
+        initial_collect_steps=FLAGS.initial_collect_steps,
+        stage2_steps=FLAGS.stage2_steps, stage3_steps=FLAGS.stage3_steps,
+        stage3_learning_rate=FLAGS.stage3_learning_rate,
+        stage3_q_learning_rate=FLAGS.stage3_q_learning_rate,
+        stage3_finetune_every=FLAGS.stage3_finetune_every,
+        stage3_clip_length=FLAGS.stage3_clip_length,
+        stage3_batch_size=FLAGS.stage3_batch_size, seed=FLAGS.seed)
+
+
+def main(argv):
+    del argv
+    _check_flags()
+    from patchwork_tf.training import stage1
+    from patchwork_tf.training import stage2
+    from patchwork_tf.training import stage3
+
+    model_dir = FLAGS.model_dir
+    if "1" in FLAGS.stages:
+        logging.info("Stage 1: single-frame %s model.", FLAGS.task)
+        print(f"[stage 1/3] single-frame {FLAGS.task} model, {FLAGS.stage1_steps} steps")
+        result = stage1.train_stage1(
+            os.path.join(model_dir, stage2.STAGE1_DIR), FLAGS.task, strategy=FLAGS.strategy,
+            max_seconds=FLAGS.stage1_max_seconds, num_steps=FLAGS.stage1_steps,
+            batch_size=FLAGS.stage1_batch_size, learning_rate=FLAGS.stage1_learning_rate,
+            alpha=FLAGS.alpha, frame_size=(FLAGS.frame_size, FLAGS.frame_size),
+            output_stride=FLAGS.output_stride, num_train_clips=FLAGS.stage1_train_clips,
+            seed=FLAGS.seed)
+        logging.info("Stage 1 at step %d, losses %s", result["step"], result["losses"])
+    config = patchwork_config()
+    if "2" in FLAGS.stages:
+        print(f"[stage 2/3] attention by DDQN, M={FLAGS.m} N={FLAGS.n}, "
+              f"{FLAGS.stage2_steps} train steps")
+        result = stage2.train_stage2(model_dir, config)
+        logging.info("Stage 2 at train step %d, loss %s", result["train_step"], result["loss"])
+    if "3" in FLAGS.stages:
+        print(f"[stage 3/3] joint fine-tuning to DDQN step {FLAGS.stage3_steps}")
+        result = stage3.train_stage3(model_dir, config)
+        logging.info("Stage 3 at train step %d, DDQN loss %s, task loss %s",
+                     result["train_step"], result["loss"], result["finetune_loss"])
+    if FLAGS.export:
+        from patchwork_tf import export
+        export_dir = os.path.join(model_dir, "export")
+        print(f"[export] SavedModel with the attention policy -> {export_dir}")
+        export.export_trained_run(model_dir, export_dir)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,262 @@
+"""Stage 2 (Sec. 3.4): the stage-1 model placed in the Patchwork setting, attention trained.
+
+The stage-1 model's weights are frozen; its Patchwork twin streams batches of clips through a
+`VideoStreamEnvironment`, and tf-agents' `DdqnAgent` trains the `AttentionQNetwork` on the
+Eq. 2 reward (Sec. 3.3). Everything resumes from `tf.train.CheckpointManager` checkpoints in
+`model_dir`.
+
+Layout of a Patchwork model directory (`model_dir`):
+  stage1/                 the single-frame model (`stage1.train_stage1`)
+  patchwork_config.json   the `PatchworkConfig` of stages 2 and 3
+  stage2/checkpoints/     agent (Q-network, target network, optimizer) and replay buffer
+  stage3/checkpoints/     the same plus the fine-tuned model and its optimizer
+"""
+import dataclasses
+import json
+import os
+
+import tensorflow as tf
+import tf_keras
+
+from patchwork_tf.core import grid as grid_lib
+from patchwork_tf.core import twin as twin_lib
+from patchwork_tf.data import synthetic
+from patchwork_tf.policy import agent as agent_lib
+from patchwork_tf.policy import environment as environment_lib
+from patchwork_tf.policy import q_network as q_network_lib
+from patchwork_tf.policy import trainer
+from patchwork_tf.training import stage1
+from patchwork_tf.training import tasks
+
+CONFIG_FILE = "patchwork_config.json"
+STAGE1_DIR = "stage1"
+# Ground truth the environment keeps per frame; instance masks are not needed by any reward.
+_CLIP_FIELDS = ("frames", "boxes", "classes", "valid", "mask")
+
+
+@dataclasses.dataclass(frozen=True)
+class PatchworkConfig:
+    """The Patchwork setting and the attention training of stages 2 and 3.
+
+    Attributes:
+      m, n: the window grid (Sec. 3.1).
+      observed_cell: the cell (layer L, Fig. 3) whose memory the Q-network reads.
+      history_alpha: decay of the action history, Eq. 1.
+      num_streams: clips streamed side by side (the environment's batch).
+      clip_length: frames per training clip.
+      num_train_clips: synthetic training clips (cycled).
+      gamma: discount of Eq. 5.
+      learning_rate: Adam learning rate of the Q-network in stage 2.
+      target_update_period: train steps between target-network updates (Eq. 5's Theta').
+      epsilon_start, epsilon_end, epsilon_decay_steps: the epsilon-greedy schedule.
+      replay_capacity: replay buffer steps per stream.
+      sample_batch_size: transitions per DDQN train step.
+      initial_collect_steps: random-policy steps per stream before training.
+      stage2_steps: DDQN train steps of stage 2.
+      stage3_steps: DDQN train steps of stage 3 (absolute count, continuing stage 2's).
+      stage3_learning_rate: learning rate of the fine-tuned main network in stage 3.
+      stage3_q_learning_rate: the Q-network's learning rate in stage 3 (lower than stage 2).
+      stage3_finetune_every: DDQN train steps between supervised fine-tuning steps.
+      stage3_clip_length: frames of the unrolled clips of the supervised loss.
+      stage3_batch_size: clips per supervised fine-tuning step.
+      seed: seed of the clip order and the networks' initialisation.
+    """
+
+    m: int = 4
+    n: int = 2
+    observed_cell: str = "block_13_depthwise"
+    history_alpha: float = 0.5
+    num_streams: int = 8
+    clip_length: int = 16
+    num_train_clips: int = 256
+    gamma: float = 0.9
+    learning_rate: float = 1e-3
+    target_update_period: int = 100
+    epsilon_start: float = 1.0
+    epsilon_end: float = 0.05
+    epsilon_decay_steps: int = 500
+    replay_capacity: int = 1000
+    sample_batch_size: int = 64
+    initial_collect_steps: int = 32
+    stage2_steps: int = 600
+    stage3_steps: int = 900
+    stage3_learning_rate: float = 1e-4
+    stage3_q_learning_rate: float = 2e-4
+    stage3_finetune_every: int = 4
+    stage3_clip_length: int = 6
+    stage3_batch_size: int = 4
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.stage3_steps < self.stage2_steps:
+            raise ValueError(
+                f"stage3_steps ({self.stage3_steps}) counts on from stage 2's "
+                f"{self.stage2_steps} DDQN steps and must not be smaller.")
+
+
+def store_config(model_dir, config):
+    """Writes `config` to `model_dir`, or checks it equals the stored one (a resume)."""
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if tf.io.gfile.exists(path):
+        stored = load_config(model_dir)
+        if stored != config:
+            diff = {k: (v, getattr(config, k)) for k, v in dataclasses.asdict(stored).items()
+                    if getattr(config, k) != v}
+            raise ValueError(
+                f"{model_dir!r} holds a Patchwork run with other settings, (stored, given): "
+                f"{diff}. Resume with the stored settings or use a new model_dir.")
+        return
+    tf.io.gfile.makedirs(model_dir)
+    with tf.io.gfile.GFile(path, "w") as f:
+        json.dump(dataclasses.asdict(config), f, indent=2, sort_keys=True)
+
+
+def load_config(model_dir):
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(
+            f"{path} not found: {model_dir!r} has no Patchwork stage (run stage 2 first).")
+    with tf.io.gfile.GFile(path) as f:
+        return PatchworkConfig(**json.load(f))
+
+
+def training_clips(task, config, frame_size, num_clips, clip_length, batch_size, seed):
+    """Batched, repeated synthetic training clips `[B, T, ...]` with the reward's fields."""
+    dataset = synthetic.synthetic_dataset(
+        "train", task, num_clips=num_clips, frame_size=frame_size, clip_length=clip_length,
+        start=seed * num_clips)
+    dataset = dataset.map(lambda clip: {k: clip[k] for k in _CLIP_FIELDS}).cache()
+    return dataset.shuffle(num_clips, seed=seed).repeat().batch(
+        batch_size, drop_remainder=True).prefetch(2)
+
+
+@dataclasses.dataclass
+class Patchwork:
+    """A stage-1 model in the Patchwork setting, with its attention Q-network."""
+
+    model: tf_keras.Model
+    stage1_config: stage1.Stage1Config
+    config: PatchworkConfig
+    grid: grid_lib.WindowGrid
+    twin: twin_lib.PatchworkModel
+    task: tasks.Task
+    q_network: q_network_lib.AttentionQNetwork
+
+    @property
+    def observation_spec(self):
+        return q_network_lib.observation_spec(
+            self.twin.view_shape(self.config.observed_cell), self.grid.num_actions)
+
+
+def build_patchwork(model_dir, config, write="bands", jit_compile=False):
+    """The stage-1 model of `model_dir/stage1` in the Patchwork setting of `config`.
+
+    The Q-network is freshly initialised (seeded); `load_patchwork` restores a trained one.
+    """
+    model, stage1_config, _ = stage1.restore_model(os.path.join(model_dir, STAGE1_DIR))
+    grid = grid_lib.WindowGrid(stage1_config.frame_size, config.m, config.n)
+    twin = twin_lib.patchwork_model(model, grid, jit_compile=jit_compile, write=write,
+                                    full_memory_cells=[config.observed_cell])
+    task = tasks.Task.for_model(stage1_config.task, model)
+    spec = q_network_lib.observation_spec(twin.view_shape(config.observed_cell),
+                                          grid.num_actions)
+    tf_keras.utils.set_random_seed(config.seed)
+    q_network = q_network_lib.AttentionQNetwork(
+        spec, environment_lib.window_action_spec(grid.num_actions),
+        q_network_lib.windows_in_memory(grid, spec["memory"].shape))
+    q_network.create_variables()
+    return Patchwork(model, stage1_config, config, grid, twin, task, q_network)
+
+
+def latest_stage(model_dir):
+    """'stage3' or 'stage2', the newest stage with a checkpoint, or None (stage 1 only)."""
+    for stage in ("stage3", "stage2"):
+        if tf.train.latest_checkpoint(os.path.join(model_dir, stage, "checkpoints")):
+            return stage
+    return None
+
+
+def load_patchwork(model_dir, write="bands", jit_compile=False):
+    """The trained Patchwork model of a `train` run: stage-1 model, then the newest stage's
+    fine-tuned weights (stage 3) and Q-network (stage 2 or 3)."""
+    patchwork = build_patchwork(model_dir, load_config(model_dir), write, jit_compile)
+    stage = latest_stage(model_dir)
+    if stage is not None:
+        trackables = {"agent": tf.train.Checkpoint(_q_network=patchwork.q_network)}
+        if stage == "stage3":
+            trackables["model"] = patchwork.model
+        tf.train.Checkpoint(**trackables).restore(tf.train.latest_checkpoint(
+            os.path.join(model_dir, stage, "checkpoints"))).expect_partial()
+    return patchwork
+
+
+@dataclasses.dataclass
+class PatchworkSetting:
+    """A `Patchwork` model with the environment and agent that train its attention."""
+
+    patchwork: Patchwork
+    env: environment_lib.VideoStreamEnvironment
+    agent: object
+    replay_buffer: object
+    epsilon: object
+
+    def __getattr__(self, name):
+        return getattr(self.patchwork, name)
+
+
+def build_setting(model_dir, config, learning_rate, train_step_offset=0):
+    """Restores the stage-1 model of `model_dir` and builds twin, environment and agent.
+
+    Args:
+      model_dir: the Patchwork model directory (its `stage1/` holds the trained model).
+      config: the `PatchworkConfig`.
+      learning_rate: the Q-network's Adam learning rate.
+      train_step_offset: train steps already taken before this stage (for epsilon).
+    """
+    patchwork = build_patchwork(model_dir, config)
+    clips = training_clips(patchwork.stage1_config.task, config,
+                           patchwork.stage1_config.frame_size, config.num_train_clips,
+                           config.clip_length, config.num_streams, config.seed)
+    env = environment_lib.VideoStreamEnvironment(
+        patchwork.twin, clips, config.observed_cell, patchwork.task.metric,
+        patchwork.grid.num_actions, alpha=config.history_alpha)
+    train_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")
+    epsilon = agent_lib.epsilon_schedule(
+        train_step, config.epsilon_start, config.epsilon_end, config.epsilon_decay_steps,
+        start_step=train_step_offset)
+    agent = agent_lib.ddqn_agent(
+        env.time_step_spec(), env.action_spec(), patchwork.q_network,
+        learning_rate=learning_rate, gamma=config.gamma, epsilon_greedy=epsilon,
+        target_update_period=config.target_update_period, train_step_counter=train_step)
+    buffer = agent_lib.replay_buffer(agent.collect_data_spec, env.batch_size,
+                                     config.replay_capacity)
+    return PatchworkSetting(patchwork, env, agent, buffer, epsilon)
+
+
+def progress_callback(target_steps, verbose):
+    """A `tf_keras.utils.Progbar` over train steps, as an `on_train_step` callback."""
+    if not verbose:
+        return None
+    bar = tf_keras.utils.Progbar(target_steps, stateful_metrics=["loss"])
+
+    def update(step, loss):
+        bar.update(step, values=[("loss", loss)])
+    return update
+
+
+def train_stage2(model_dir, config, verbose=1, **trainer_kwargs):
+    """Stage 2: trains the attention network by DDQN on the frozen stage-1 model.
+
+    Returns:
+      dict(train_step, loss) of `policy.trainer.collect_and_train`.
+    """
+    store_config(model_dir, config)
+    setting = build_setting(model_dir, config, config.learning_rate)
+    setting.model.trainable = False
+    return trainer.collect_and_train(
+        os.path.join(model_dir, "stage2"), setting.env, setting.agent, setting.replay_buffer,
+        config.stage2_steps, epsilon_fn=setting.epsilon,
+        initial_collect_steps=config.initial_collect_steps,
+        sample_batch_size=config.sample_batch_size,
+        on_train_step=progress_callback(config.stage2_steps, verbose),
+        **trainer_kwargs)

@@ -1,0 +1,104 @@
+r"""Renders Fig. 2, Fig. 4 and a GIF of a synthetic clip run through a Patchwork twin.
+
+  python -m patchwork_tf.visualize --output_dir=/tmp/patchwork_figures \
+      --task=detection --frame_size=128 --depth_multiplier=0.35 --m=4 --n=2 \
+      --policy=scanning --cell=block_6_depthwise
+
+writes `fig2_memory.png` (the observed cell's memory forming a patchwork over five steps,
+beside the frames and windows), `fig4_predictions.png` (predictions and the window over ten
+consecutive frames) and `clip.gif` (the whole clip). The twin starts from zero memories, so
+the patchwork is seen forming. Without `--checkpoint` the model has random weights: the
+memory patchwork is meaningful, the predictions are not.
+"""
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+
+import patchwork_tf as pw
+from patchwork_tf import export as export_lib
+from patchwork_tf.data import synthetic
+from patchwork_tf.visualization import animation
+from patchwork_tf.visualization import figures
+from patchwork_tf.visualization import rollout as rollout_lib
+
+
+def visualize(output_dir, task="detection", frame_size=128, depth_multiplier=0.35, m=4, n=2,
+              policy="scanning", cell="block_6_depthwise", split="validation", clip_index=0,
+              clip_length=16, checkpoint=None, score_threshold=0.5, method="pca", seed=0):
+    """Runs a twin over one synthetic clip and writes the three renderings.
+
+    Args:
+      output_dir: directory for the files (created if missing).
+      task: 'backbone', 'detection' or 'segmentation' (see `patchwork_tf.export.TASKS`).
+      frame_size, depth_multiplier, m, n: the model and window grid.
+      policy: 'scanning' or 'random'.
+      cell: the cell whose memory Fig. 2 shows.
+      split, clip_index, clip_length: which clip of the synthetic benchmark.
+      checkpoint: optional stage-1 checkpoint of the model (see `export.restore_model`).
+      score_threshold: detections below it are not drawn.
+      method: memory rendering, 'pca' or 'mean'.
+      seed: the random policy's seed.
+
+    Returns:
+      dict of the written paths: `fig2`, `fig4`, `gif`.
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    model, postprocess = export_lib.build_model(task, frame_size, depth_multiplier)
+    if checkpoint:
+        export_lib.restore_model(model, checkpoint)
+    twin = pw.patchwork_model(model, pw.WindowGrid((frame_size, frame_size), m, n))
+    if cell not in twin.state_spec():
+        raise ValueError(f"cell {cell!r} has no memory in this twin; choose one of "
+                         f"{list(twin.state_spec())}.")
+    clip_task = "segmentation" if task == "segmentation" else "detection"
+    clip = next(synthetic.synthetic_clips(split, clip_task, num_clips=1, frame_size=frame_size,
+                                          clip_length=clip_length, start=clip_index))
+    result = rollout_lib.rollout(twin, clip["frames"], policy, cell_name=cell,
+                                 postprocess=postprocess, seed=seed)
+    names = synthetic.CLASS_NAMES
+    return {
+        "fig2": figures.figure2(result, os.path.join(output_dir, "fig2_memory.png"),
+                                method=method),
+        "fig4": figures.figure4(result, os.path.join(output_dir, "fig4_predictions.png"),
+                                names, score_threshold=score_threshold),
+        "gif": animation.clip_gif(result, os.path.join(output_dir, "clip.gif"), names,
+                                  score_threshold=score_threshold, method=method),
+    }
+
+
+def define_flags():
+    flags.DEFINE_string("output_dir", None, "Where to write the images.", required=True)
+    flags.DEFINE_enum("task", "detection", export_lib.TASKS, "The model to run.")
+    flags.DEFINE_integer("frame_size", 128, "Frame height = width in pixels.")
+    flags.DEFINE_float("depth_multiplier", 0.35, "MobileNetV2 depth multiplier (alpha).")
+    flags.DEFINE_integer("m", 4, "Slices per frame side (Sec. 3.1).")
+    flags.DEFINE_integer("n", 2, "Slices per window side (Sec. 3.1).")
+    flags.DEFINE_enum("policy", "scanning", rollout_lib.POLICIES, "Attention policy.")
+    flags.DEFINE_string("cell", "block_6_depthwise", "The cell whose memory Fig. 2 shows.")
+    flags.DEFINE_enum("split", "validation", synthetic.SPLITS, "Synthetic benchmark split.")
+    flags.DEFINE_integer("clip_index", 0, "Index of the clip in the split.")
+    flags.DEFINE_integer("clip_length", 16, "Frames of the clip.")
+    flags.DEFINE_string("checkpoint", None,
+                        "Stage-1 tf.train.Checkpoint(model=...): a prefix or a directory.")
+    flags.DEFINE_float("score_threshold", 0.5, "Detections below it are not drawn.")
+    flags.DEFINE_enum("method", "pca", ("pca", "mean"), "Memory rendering.")
+    flags.DEFINE_integer("seed", 0, "Seed of the random policy.")
+
+
+def main(argv):
+    del argv
+    f = flags.FLAGS
+    paths = visualize(f.output_dir, task=f.task, frame_size=f.frame_size,
+                      depth_multiplier=f.depth_multiplier, m=f.m, n=f.n, policy=f.policy,
+                      cell=f.cell, split=f.split, clip_index=f.clip_index,
+                      clip_length=f.clip_length, checkpoint=f.checkpoint,
+                      score_threshold=f.score_threshold, method=f.method, seed=f.seed)
+    for name, path in paths.items():
+        logging.info("Wrote %s: %s", name, path)
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

@@ -1,0 +1,90 @@
+"""Stages 2 and 3 on a tiny setting: they train, resume, and stage 3 keeps BN frozen."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from patchwork_tf.training import stage1
+from patchwork_tf.training import stage2
+from patchwork_tf.training import stage3
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _tiny_config(**overrides):
+    values = dict(m=2, n=1, num_streams=2, clip_length=3, num_train_clips=2,
+                  replay_capacity=20, sample_batch_size=4, initial_collect_steps=2,
+                  target_update_period=2, epsilon_decay_steps=4, stage2_steps=3,
+                  stage3_steps=5, stage3_finetune_every=1, stage3_clip_length=3,
+                  stage3_batch_size=2)
+    values.update(overrides)
+    return stage2.PatchworkConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def stage1_dir(tmp_path_factory):
+    model_dir = str(tmp_path_factory.mktemp("patchwork"))
+    stage1.train_stage1(os.path.join(model_dir, stage2.STAGE1_DIR), "detection", verbose=0,
+                        frame_size=(64, 64), num_steps=2, batch_size=2, num_train_clips=2,
+                        frames_per_clip=2)
+    return model_dir
+
+
+def _latest(model_dir, stage):
+    return tf.train.load_checkpoint(tf.train.latest_checkpoint(
+        os.path.join(model_dir, stage, "checkpoints")))
+
+
+CONV1 = "model/layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE"
+BN1 = "model/layer_with_weights-1/{}/.ATTRIBUTES/VARIABLE_VALUE"
+STEP = "agent/_train_step_counter/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+@pytest.mark.slow
+def test_stage2_resumes_and_stage3_finetunes_all_but_batch_norm(stage1_dir):
+    result = stage2.train_stage2(stage1_dir, _tiny_config(stage2_steps=2, stage3_steps=5),
+                                 verbose=0)
+    assert result["train_step"] == 2 and np.isfinite(result["loss"])
+    with pytest.raises(ValueError, match="other settings"):
+        stage2.train_stage2(stage1_dir, _tiny_config(), verbose=0)
+    os.remove(os.path.join(stage1_dir, stage2.CONFIG_FILE))
+    q_weights = {k: _latest(stage1_dir, "stage2").get_tensor(k)
+                 for k in _latest(stage1_dir, "stage2").get_variable_to_shape_map()
+                 if k.startswith("agent/_q_network/") and "kernel" in k}
+    resumed = stage2.train_stage2(stage1_dir, _tiny_config(), verbose=0)
+    assert resumed["train_step"] == 3  # one more step from the checkpoint, not three
+    after = _latest(stage1_dir, "stage2")
+    assert after.get_tensor(STEP) == 3
+    assert any(not np.array_equal(v, after.get_tensor(k)) for k, v in q_weights.items())
+
+    result = stage3.train_stage3(stage1_dir, _tiny_config(), verbose=0)
+    assert result["train_step"] == 5 and np.isfinite(result["finetune_loss"])
+    before, tuned = _latest(stage1_dir, "stage1"), _latest(stage1_dir, "stage3")
+    assert not np.array_equal(before.get_tensor(CONV1), tuned.get_tensor(CONV1))
+    for name in ("moving_mean", "moving_variance", "gamma", "beta"):
+        np.testing.assert_array_equal(before.get_tensor(BN1.format(name)),
+                                      tuned.get_tensor(BN1.format(name)))
+
+
+def test_unrolled_clip_loss_is_differentiable(stage1_dir):
+    config = _tiny_config()
+    setting = stage2.build_setting(stage1_dir, config, 1e-3)
+    clip = next(iter(stage2.training_clips("detection", config, (64, 64), 2, 3, 2, 0)))
+    with tf.GradientTape() as tape:
+        loss = stage3.unrolled_clip_loss(setting, clip)
+    grads = tape.gradient(loss, setting.model.trainable_variables)
+    assert np.isfinite(float(loss))
+    assert sum(g is not None and float(tf.reduce_sum(tf.abs(g))) > 0 for g in grads) > 10
+
+
+def test_vid_flags_without_data_name_the_layout(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "patchwork_tf.train", "--flagfile=experiments/vid.flags",
+         f"--data_dir={tmp_path}/missing", f"--model_dir={tmp_path}/run"],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "ImageSets/VID not found" in result.stderr
+    assert "Annotations/VID/{train,val}" in result.stderr  # the expected layout
