@@ -94,18 +94,22 @@ class PatchworkConfig:
                 f"{self.stage2_steps} DDQN steps and must not be smaller.")
 
 
+# Step counts may grow between runs: a resumed run then trains on to the new count.
+_EXTENSIBLE_FIELDS = ("stage2_steps", "stage3_steps")
+
+
 def store_config(model_dir, config):
-    """Writes `config` to `model_dir`, or checks it equals the stored one (a resume)."""
+    """Writes `config` to `model_dir`; on a resume, first checks that it equals the stored
+    one except for the step counts."""
     path = os.path.join(model_dir, CONFIG_FILE)
     if tf.io.gfile.exists(path):
         stored = load_config(model_dir)
-        if stored != config:
-            diff = {k: (v, getattr(config, k)) for k, v in dataclasses.asdict(stored).items()
-                    if getattr(config, k) != v}
+        diff = {k: (v, getattr(config, k)) for k, v in dataclasses.asdict(stored).items()
+                if getattr(config, k) != v and k not in _EXTENSIBLE_FIELDS}
+        if diff:
             raise ValueError(
                 f"{model_dir!r} holds a Patchwork run with other settings, (stored, given): "
                 f"{diff}. Resume with the stored settings or use a new model_dir.")
-        return
     tf.io.gfile.makedirs(model_dir)
     with tf.io.gfile.GFile(path, "w") as f:
         json.dump(dataclasses.asdict(config), f, indent=2, sort_keys=True)

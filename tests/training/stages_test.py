@@ -49,8 +49,7 @@ def test_stage2_resumes_and_stage3_finetunes_all_but_batch_norm(stage1_dir):
                                  verbose=0)
     assert result["train_step"] == 2 and np.isfinite(result["loss"])
     with pytest.raises(ValueError, match="other settings"):
-        stage2.train_stage2(stage1_dir, _tiny_config(), verbose=0)
-    os.remove(os.path.join(stage1_dir, stage2.CONFIG_FILE))
+        stage2.train_stage2(stage1_dir, _tiny_config(gamma=0.5), verbose=0)
     q_weights = {k: _latest(stage1_dir, "stage2").get_tensor(k)
                  for k in _latest(stage1_dir, "stage2").get_variable_to_shape_map()
                  if k.startswith("agent/_q_network/") and "kernel" in k}
