@@ -67,6 +67,7 @@ class LoadedModel:
   q_fn: object = None                 # the attention network, observation -> Q-values
   agent_checkpoint: str = None        # ... or the stage-2/3 checkpoint it is restored from
   patchwork: dict = dataclasses.field(default_factory=dict)  # m, n, observed_cell, alpha
+  anchor_kwargs: dict = dataclasses.field(default_factory=dict)  # of anchors_for_model
 
 
 def scaled_size(frame_size, resolution):
@@ -118,7 +119,8 @@ def load_trained(model_dir, resolution=1.0, with_q_network=True):
   weights = agent_checkpoint if stage == "stage3" else tf.train.latest_checkpoint(
       os.path.join(stage1_dir, stage1.CHECKPOINT_DIR))
   tf.train.Checkpoint(model=model).restore(weights).expect_partial()
-  loaded = LoadedModel(model, config.task, config.num_classes)
+  loaded = LoadedModel(model, config.task, config.num_classes,
+                       anchor_kwargs=stage1.anchor_kwargs(config))
   if os.path.exists(os.path.join(model_dir, stage2.CONFIG_FILE)):
     patchwork = stage2.load_config(model_dir)
     loaded.patchwork = {"m": patchwork.m, "n": patchwork.n,
@@ -183,7 +185,8 @@ def build_runner(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False
 
   model = loaded.model
   if loaded.task == "detection":
-    task = tasks.DetectionTask(anchors_lib.anchors_for_model(model), loaded.num_classes)
+    task = tasks.DetectionTask(anchors_lib.anchors_for_model(model, **loaded.anchor_kwargs),
+                               loaded.num_classes)
   else:
     task = tasks.SegmentationTask(clip_frame_size or model.inputs[0].shape[1:3])
   if policy == "single_frame":

@@ -136,11 +136,13 @@ def export_trained_run(model_dir, export_dir, write="bands"):
     Returns:
       The `ExportableModule` that was saved.
     """
+    from patchwork_tf.training import stage1  # pylint: disable=g-import-not-at-top
     from patchwork_tf.training import stage2  # pylint: disable=g-import-not-at-top
 
     patchwork = stage2.load_patchwork(model_dir, write=write)
     if patchwork.task.name == "detection":
-        postprocess = task_postprocess.DetectionPostprocess(patchwork.model)
+        postprocess = task_postprocess.DetectionPostprocess(
+            patchwork.model, anchor_kwargs=stage1.anchor_kwargs(patchwork.stage1_config))
     else:
         postprocess = task_postprocess.segmentation_postprocess
     has_policy = stage2.latest_stage(model_dir) is not None

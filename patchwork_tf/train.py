@@ -68,6 +68,10 @@ flags.DEFINE_integer("stage3_finetune_every", 4, "DDQN steps between fine-tuning
 flags.DEFINE_integer("stage3_clip_length", 6, "Frames of the unrolled fine-tuning clips.")
 flags.DEFINE_integer("stage3_batch_size", 4, "Clips per fine-tuning step.")
 flags.DEFINE_integer("seed", 0, "Seed of initialisation and data order.")
+flags.DEFINE_bool("evaluate", True, "Evaluate the run on --eval_split: the single-frame model "
+                  "and the Patchwork twin with the dqn, scanning and random policies.")
+flags.DEFINE_enum("eval_split", "test", ["validation", "test"], "Synthetic split evaluated.")
+flags.DEFINE_integer("eval_clips", 16, "Clips evaluated per policy.")
 flags.DEFINE_bool("export", True, "Export the trained run as a SavedModel to "
                   "<model_dir>/export (the greedy attention policy inside).")
 flags.mark_flag_as_required("model_dir")
@@ -127,6 +131,31 @@ def patchwork_config():
         stage3_batch_size=FLAGS.stage3_batch_size, seed=FLAGS.seed)
 
 
+def evaluate_run(model_dir):
+    """Accuracy and latency of the run per policy, into `<model_dir>/eval` (JSON, Markdown)."""
+    import tf_keras
+
+    from patchwork_tf import evaluate
+    from patchwork_tf.evaluation import results
+
+    output_dir = os.path.join(model_dir, "eval")
+    records = []
+    policies = ["single_frame", "dqn", "scanning", "random"]
+    print(f"[evaluate] {', '.join(policies)} on {FLAGS.eval_clips} {FLAGS.eval_split} clips")
+    bar = tf_keras.utils.Progbar(len(policies))
+    for i, policy in enumerate(policies):
+        loaded = evaluate.load_trained(model_dir, with_q_network=policy == "dqn")
+        name = policy if policy == "single_frame" else f"{policy}_m{FLAGS.m}n{FLAGS.n}"
+        result, _ = evaluate.evaluate(
+            loaded, policy, FLAGS.m, FLAGS.n, split=FLAGS.eval_split,
+            num_clips=FLAGS.eval_clips, clip_length=FLAGS.clip_length,
+            clip_frame_size=(FLAGS.frame_size, FLAGS.frame_size), name=name)
+        records.append(result.to_json())
+        bar.update(i + 1)
+    results.write_results(records, output_dir, "summary")
+    print(results.markdown_table(records))
+
+
 def main(argv):
     del argv
     _check_flags()
@@ -157,6 +186,8 @@ def main(argv):
         result = stage3.train_stage3(model_dir, config)
         logging.info("Stage 3 at train step %d, DDQN loss %s, task loss %s",
                      result["train_step"], result["loss"], result["finetune_loss"])
+    if FLAGS.evaluate:
+        evaluate_run(model_dir)
     if FLAGS.export:
         from patchwork_tf import export
         export_dir = os.path.join(model_dir, "export")

@@ -125,11 +125,15 @@ def build_model(config: Stage1Config) -> tf_keras.Model:
       dropout_rate=config.dropout_rate, batch_norm_momentum=config.batch_norm_momentum)
 
 
+def anchor_kwargs(config: Stage1Config) -> Dict[str, Any]:
+  """The `anchors.anchors_for_model` arguments of a model built by `build_model(config)`."""
+  return dict(min_scale=config.anchor_min_scale, max_scale=config.anchor_max_scale,
+              reduce_boxes_in_lowest_layer=config.reduce_boxes_in_lowest_layer)
+
+
 def detection_anchors(model: tf_keras.Model, config: Stage1Config) -> tf.Tensor:
   """The anchors of a detection model built by `build_model(config)`, float32 [A, 4]."""
-  return anchors_lib.anchors_for_model(
-      model, min_scale=config.anchor_min_scale, max_scale=config.anchor_max_scale,
-      reduce_boxes_in_lowest_layer=config.reduce_boxes_in_lowest_layer)
+  return anchors_lib.anchors_for_model(model, **anchor_kwargs(config))
 
 
 def detection_loss(model_outputs, labels, anchors) -> Dict[str, tf.Tensor]:

@@ -157,7 +157,7 @@ def build_patchwork(model_dir, config, write="bands", jit_compile=False):
     grid = grid_lib.WindowGrid(stage1_config.frame_size, config.m, config.n)
     twin = twin_lib.patchwork_model(model, grid, jit_compile=jit_compile, write=write,
                                     full_memory_cells=[config.observed_cell])
-    task = tasks.Task.for_model(stage1_config.task, model)
+    task = tasks.Task.for_model(model, stage1_config)
     spec = q_network_lib.observation_spec(twin.view_shape(config.observed_cell),
                                           grid.num_actions)
     tf_keras.utils.set_random_seed(config.seed)

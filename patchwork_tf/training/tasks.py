@@ -10,7 +10,6 @@ import dataclasses
 import tensorflow as tf
 
 from patchwork_tf.metrics import rewards
-from patchwork_tf.models import anchors as anchors_lib
 from patchwork_tf.ops import postprocess as postprocess_lib
 from patchwork_tf.training import stage1
 
@@ -28,12 +27,11 @@ class Task:
     anchors: tf.Tensor = None
 
     @classmethod
-    def for_model(cls, name, model):
-        if name == "detection":
-            return cls(name, anchors_lib.anchors_for_model(model))
-        if name == "segmentation":
-            return cls(name)
-        raise ValueError(f"task must be 'detection' or 'segmentation', got {name!r}.")
+    def for_model(cls, model, config):
+        """The task of `model`, built by `stage1.build_model(config)`."""
+        if config.task == "detection":
+            return cls(config.task, stage1.detection_anchors(model, config))
+        return cls(config.task)
 
     def predictions(self, outputs):
         """Detection: post-processed detections (boxes, scores, classes, num_detections);
