@@ -19,7 +19,7 @@ order is feature map, then row, then column, then box spec: the order that
 `anchors[a]` belongs to prediction `a` of `model(frames)["box_encodings"]`.
 """
 import math
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -27,6 +27,8 @@ import tensorflow as tf
 DEFAULT_ASPECT_RATIOS = (1.0, 2.0, 0.5, 3.0, 1.0 / 3.0)
 
 BoxSpec = Tuple[float, float]
+# Boxes per location of a reduced lowest layer: (0.1, 1), (s_0, 2), (s_0, 1/2).
+_REDUCED_BOXES = 3
 
 
 def anchor_box_specs(
@@ -151,7 +153,7 @@ def anchors_for_model(
     max_scale: float = 0.95,
     aspect_ratios: Sequence[float] = DEFAULT_ASPECT_RATIOS,
     interpolated_scale_aspect_ratio: float = 1.0,
-    reduce_boxes_in_lowest_layer: bool = True,
+    reduce_boxes_in_lowest_layer: Optional[bool] = None,
 ) -> tf.Tensor:
   """The anchors of an SSDLite model, one per row of its `box_encodings` output.
 
@@ -161,13 +163,25 @@ def anchors_for_model(
 
   Args:
     model: a model from `ssdlite_mobilenet_v2`.
-    min_scale, max_scale, aspect_ratios, interpolated_scale_aspect_ratio,
-      reduce_boxes_in_lowest_layer: as in `anchor_box_specs`.
+    min_scale, max_scale, aspect_ratios, interpolated_scale_aspect_ratio: as in
+      `anchor_box_specs`.
+    reduce_boxes_in_lowest_layer: as in `anchor_box_specs`; None reads it from the model
+      (map 0 predicts 3 boxes per location exactly when it was reduced), which is refused
+      when the other arguments also give 3 unreduced boxes.
 
   Returns:
     float32 `[A, 4]` normalized `(ymin, xmin, ymax, xmax)`.
   """
   shapes = predictor_feature_map_shapes(model)
+  if reduce_boxes_in_lowest_layer is None:
+    unreduced = anchor_box_specs(len(shapes), min_scale, max_scale, aspect_ratios,
+                                 interpolated_scale_aspect_ratio, False)[0]
+    if len(unreduced) == _REDUCED_BOXES:
+      raise ValueError(
+          f"Cannot tell from model {model.name!r} whether its lowest layer was reduced: "
+          f"both give {_REDUCED_BOXES} boxes per location with these aspect ratios; pass "
+          "reduce_boxes_in_lowest_layer.")
+    reduce_boxes_in_lowest_layer = shapes[0][2] == _REDUCED_BOXES
   specs = anchor_box_specs(
       len(shapes),
       min_scale=min_scale,

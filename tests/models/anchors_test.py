@@ -99,4 +99,23 @@ def test_anchor_arguments_that_disagree_with_the_model_are_refused():
   model = ssdlite.ssdlite_mobilenet_v2((64, 64, 3), num_classes=2, alpha=0.35,
                                        num_extra_layers=0)
   with pytest.raises(ValueError, match="predicts 6 boxes per location"):
-    anchors.anchors_for_model(model, aspect_ratios=(1.0, 2.0))
+    anchors.anchors_for_model(model, aspect_ratios=(1.0, 2.0), reduce_boxes_in_lowest_layer=True)
+
+
+def test_reduced_lowest_layer_is_read_from_the_model():
+  specs_kwargs = dict(num_classes=2, alpha=0.35, num_extra_layers=0)
+  reduced = ssdlite.ssdlite_mobilenet_v2((64, 64, 3), **specs_kwargs)
+  full = ssdlite.ssdlite_mobilenet_v2((64, 64, 3), reduce_boxes_in_lowest_layer=False,
+                                      **specs_kwargs)
+  np.testing.assert_array_equal(
+      anchors.anchors_for_model(reduced).numpy(),
+      anchors.anchors_for_model(reduced, reduce_boxes_in_lowest_layer=True).numpy())
+  np.testing.assert_array_equal(
+      anchors.anchors_for_model(full).numpy(),
+      anchors.anchors_for_model(full, reduce_boxes_in_lowest_layer=False).numpy())
+  assert anchors.anchors_for_model(full).shape == (4 * 4 * 6 + 2 * 2 * 6, 4)
+  with pytest.raises(ValueError, match="predicts 6 boxes per location"):
+    anchors.anchors_for_model(full, reduce_boxes_in_lowest_layer=True)
+  ambiguous = ssdlite.ssdlite_mobilenet_v2((64, 64, 3), aspect_ratios=(1.0, 2.0), **specs_kwargs)
+  with pytest.raises(ValueError, match="Cannot tell"):
+    anchors.anchors_for_model(ambiguous, aspect_ratios=(1.0, 2.0))
