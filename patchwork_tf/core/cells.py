@@ -45,20 +45,31 @@ def window_indices(offsets, size):
     return tf.stack([b, y, x], axis=-1)
 
 
+def scatter_update(memory, indices, updates):
+    """`memory[indices] = updates`: `tf.tensor_scatter_nd_update` on a memory tensor, or its
+    in-place form on a memory variable (the stateful step), which copies nothing else."""
+    if isinstance(memory, tf.Variable):
+        memory.scatter_nd_update(indices, updates)
+        return memory
+    return tf.tensor_scatter_nd_update(memory, indices, updates)
+
+
 def write_window(memory, window, offsets):
     """State update: `memory[b, y0:y0+h, x0:x0+w] = window[b]` for each stream `b`.
 
     Args:
-      memory: `[B, R, C_, D]`.
+      memory: `[B, R, C_, D]`, a tensor or (in place) a variable.
       window: `[B, h, w, D]`.
       offsets: int32 `[B, 2]`, the window's `(y0, x0)` in `memory`.
     """
     size = (window.shape[1], window.shape[2])
-    return tf.tensor_scatter_nd_update(memory, window_indices(offsets, size), window)
+    return scatter_update(memory, window_indices(offsets, size), window)
 
 
 def crop_window(memory, offsets, size):
-    """Feature propagation: `memory[b, y0:y0+rows, x0:x0+cols]` per stream, `[B, rows, cols, D]`."""
+    """Feature propagation: `memory[b, y0:y0+rows, x0:x0+cols]` per stream, `[B, rows, cols, D]`.
+
+    A gather, so that on a memory variable only the crop is read."""
     return tf.gather_nd(memory, window_indices(offsets, size))
 
 
@@ -227,8 +238,7 @@ class HaloCell(tf_keras.layers.Layer):
                                         tf.shape(local)[:2])[..., None]
                 updates = tf.gather_nd(window, tf.concat([batch, local], axis=-1))
                 target = local + self._corners(actions, top, left)[:, None, :]
-                memory = tf.tensor_scatter_nd_update(
-                    memory, tf.concat([batch, target], axis=-1), updates)
+                memory = scatter_update(memory, tf.concat([batch, target], axis=-1), updates)
             crop = self._ring_crop(window, actions, memory)
         return self.run_on_crop(crop, actions), memory
 

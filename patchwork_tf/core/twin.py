@@ -385,8 +385,8 @@ class PatchworkModel(tf.Module):
             if name not in assembled:
                 cell = self.global_cells[name]
                 window = env[tensor_id]
-                assembled[name] = cell((window, actions, state[name]))
-                state[name] = assembled[name]
+                state[name] = cell((window, actions, state[name]))
+                assembled[name] = tf.convert_to_tensor(state[name])
                 _record(recorder, cell, [], window.shape, "write")
             return assembled[name]
 
@@ -499,10 +499,16 @@ class PatchworkModel(tf.Module):
                 f"{self._batch_size} streams; call reset_states({frames.shape[0]}).")
 
     def _stateful_step(self, frames, actions):
-        state = {name: var.read_value() for name, var in self._memories.items()}
+        if self._jit_compile:
+            # XLA aliases the read and the assigned buffers: the update happens in place.
+            state = {name: var.read_value() for name, var in self._memories.items()}
+        else:
+            # The cells scatter into the variables in place and gather their crops.
+            state = dict(self._memories)
         outputs, state = self.step_fn(frames, actions, state)
         for name, value in state.items():
-            self._memories[name].assign(value)
+            if value is not self._memories[name]:
+                self._memories[name].assign(value)
         return outputs
 
     def _stateful_warm_start(self, frames):

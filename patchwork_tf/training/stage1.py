@@ -20,7 +20,6 @@ The stage-1 checkpoint is also a checkpoint of the Patchwork model (the twin sha
 single-frame model's weights, DESIGN.md section 3).
 """
 import dataclasses
-import json
 import math
 import os
 import time
@@ -36,6 +35,7 @@ from patchwork_tf.models import deeplab
 from patchwork_tf.models import ssdlite
 from patchwork_tf.ops import target_assigner
 from patchwork_tf.training import distribute
+from patchwork_tf.training import run_config
 from patchwork_tf.training import stage1_data
 
 CONFIG_FILE = "stage1_config.json"
@@ -100,10 +100,6 @@ class Stage1Config:
     if self.num_steps < 1:
       raise ValueError(f"num_steps must be >= 1, got {self.num_steps}.")
     object.__setattr__(self, "frame_size", tuple(int(v) for v in self.frame_size))
-
-  def to_json(self) -> Dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v
-            for k, v in dataclasses.asdict(self).items()}
 
 
 def build_model(config: Stage1Config) -> tf_keras.Model:
@@ -171,29 +167,10 @@ def segmentation_loss(model_outputs, labels) -> Dict[str, tf.Tensor]:
 
 def load_config(model_dir: str) -> Stage1Config:
   """The `Stage1Config` stored in `model_dir` by `train_stage1`."""
-  path = os.path.join(model_dir, CONFIG_FILE)
-  if not tf.io.gfile.exists(path):
-    raise FileNotFoundError(
-        f"{path} not found: {model_dir!r} is not a stage-1 model directory (train_stage1 "
-        f"writes {CONFIG_FILE}, {CHECKPOINT_DIR}/ and {SUMMARY_DIR}/ there).")
-  with tf.io.gfile.GFile(path) as f:
-    return Stage1Config(**json.load(f))
-
-
-def _store_config(model_dir: str, config: Stage1Config) -> None:
-  path = os.path.join(model_dir, CONFIG_FILE)
-  if tf.io.gfile.exists(path):
-    stored = load_config(model_dir)
-    if stored != config:
-      diff = {k: (v, getattr(config, k)) for k, v in dataclasses.asdict(stored).items()
-              if getattr(config, k) != v}
-      raise ValueError(
-          f"{model_dir!r} holds a stage-1 run with other settings, (stored, given): {diff}. "
-          "Resume with the stored settings or use a new model_dir.")
-    return
-  tf.io.gfile.makedirs(model_dir)
-  with tf.io.gfile.GFile(path, "w") as f:
-    json.dump(config.to_json(), f, indent=2, sort_keys=True)
+  return run_config.load(
+      model_dir, CONFIG_FILE, Stage1Config,
+      f"{model_dir!r} is not a stage-1 model directory (train_stage1 writes {CONFIG_FILE}, "
+      f"{CHECKPOINT_DIR}/ and {SUMMARY_DIR}/ there).")
 
 
 def _is_chief(strategy: tf.distribute.Strategy) -> bool:
@@ -249,7 +226,7 @@ def train_stage1(
   strategy_obj = distribute.get_strategy(strategy)
   chief = _is_chief(strategy_obj)
   if chief:
-    _store_config(model_dir, config)
+    run_config.store(model_dir, CONFIG_FILE, config)
 
   tf_keras.utils.set_random_seed(config.seed)
   with strategy_obj.scope():

@@ -12,7 +12,6 @@ Layout of a Patchwork model directory (`model_dir`):
   stage3/checkpoints/     the same plus the fine-tuned model and its optimizer
 """
 import dataclasses
-import json
 import os
 
 import tensorflow as tf
@@ -25,6 +24,7 @@ from patchwork_tf.policy import agent as agent_lib
 from patchwork_tf.policy import environment as environment_lib
 from patchwork_tf.policy import q_network as q_network_lib
 from patchwork_tf.policy import trainer
+from patchwork_tf.training import run_config
 from patchwork_tf.training import stage1
 from patchwork_tf.training import tasks
 
@@ -99,29 +99,14 @@ _EXTENSIBLE_FIELDS = ("stage2_steps", "stage3_steps")
 
 
 def store_config(model_dir, config):
-    """Writes `config` to `model_dir`; on a resume, first checks that it equals the stored
-    one except for the step counts."""
-    path = os.path.join(model_dir, CONFIG_FILE)
-    if tf.io.gfile.exists(path):
-        stored = load_config(model_dir)
-        diff = {k: (v, getattr(config, k)) for k, v in dataclasses.asdict(stored).items()
-                if getattr(config, k) != v and k not in _EXTENSIBLE_FIELDS}
-        if diff:
-            raise ValueError(
-                f"{model_dir!r} holds a Patchwork run with other settings, (stored, given): "
-                f"{diff}. Resume with the stored settings or use a new model_dir.")
-    tf.io.gfile.makedirs(model_dir)
-    with tf.io.gfile.GFile(path, "w") as f:
-        json.dump(dataclasses.asdict(config), f, indent=2, sort_keys=True)
+    """Writes `config` to `model_dir`, or checks it against the stored one but for the step
+    counts (a resume)."""
+    run_config.store(model_dir, CONFIG_FILE, config, extensible=_EXTENSIBLE_FIELDS)
 
 
 def load_config(model_dir):
-    path = os.path.join(model_dir, CONFIG_FILE)
-    if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(
-            f"{path} not found: {model_dir!r} has no Patchwork stage (run stage 2 first).")
-    with tf.io.gfile.GFile(path) as f:
-        return PatchworkConfig(**json.load(f))
+    return run_config.load(model_dir, CONFIG_FILE, PatchworkConfig,
+                           f"{model_dir!r} has no Patchwork stage (run stage 2 first).")
 
 
 def training_clips(task, config, frame_size, num_clips, clip_length, batch_size, seed):
