@@ -44,38 +44,77 @@ def visualize(output_dir, task="detection", frame_size=128, depth_multiplier=0.3
     Returns:
       dict of the written paths: `fig2`, `fig4`, `gif`.
     """
-    os.makedirs(output_dir, exist_ok=True)
     model, postprocess = export_lib.build_model(task, frame_size, depth_multiplier)
     if checkpoint:
         export_lib.restore_model(model, checkpoint)
     twin = pw.patchwork_model(model, pw.WindowGrid((frame_size, frame_size), m, n))
+    clip_task = "segmentation" if task == "segmentation" else "detection"
+    return _render(output_dir, twin, postprocess, clip_task, policy, cell, split, clip_index,
+                   clip_length, score_threshold, method, seed)
+
+
+def visualize_run(output_dir, model_dir, policy="dqn", cell=None, split="test", clip_index=0,
+                  clip_length=16, score_threshold=0.5, method="pca", seed=0):
+    """As `visualize`, for a `python -m patchwork_tf.train` run: its trained weights, and with
+    policy 'dqn' its attention network (which reads, and Fig. 2 then shows, its cell)."""
+    from patchwork_tf.serving import task_postprocess
+    from patchwork_tf.training import stage1
+    from patchwork_tf.training import stage2
+
+    patchwork = stage2.load_patchwork(model_dir, write="window")
+    config = patchwork.stage1_config
+    if config.task == "detection":
+        postprocess = task_postprocess.DetectionPostprocess(
+            patchwork.model, anchor_kwargs=stage1.anchor_kwargs(config))
+    else:
+        postprocess = task_postprocess.segmentation_postprocess
+    if policy == "dqn":
+        cell = patchwork.config.observed_cell
+        policy = patchwork.q_network
+    return _render(output_dir, patchwork.twin, postprocess, config.task, policy,
+                   cell or "block_6_depthwise", split, clip_index, clip_length,
+                   score_threshold, method, seed)
+
+
+def _render(output_dir, twin, postprocess, clip_task, policy, cell, split, clip_index,
+            clip_length, score_threshold, method, seed):
+    os.makedirs(output_dir, exist_ok=True)
+    frame_size = twin.frame_size[0]
     if cell not in twin.state_spec():
         raise ValueError(f"cell {cell!r} has no memory in this twin; choose one of "
                          f"{list(twin.state_spec())}.")
-    clip_task = "segmentation" if task == "segmentation" else "detection"
     clip = next(synthetic.synthetic_clips(split, clip_task, num_clips=1, frame_size=frame_size,
                                           clip_length=clip_length, start=clip_index))
-    result = rollout_lib.rollout(twin, clip["frames"], policy, cell_name=cell,
-                                 postprocess=postprocess, seed=seed)
+    # Fig. 2 shows the patchwork forming from zero memories; Fig. 4 and the GIF show the
+    # stream as it runs, from a key frame.
+    from_zeros, from_key_frame = (
+        rollout_lib.rollout(twin, clip["frames"], policy, cell_name=cell,
+                            postprocess=postprocess, seed=seed, warm_start=warm)
+        for warm in (False, True))
     names = synthetic.CLASS_NAMES
     return {
-        "fig2": figures.figure2(result, os.path.join(output_dir, "fig2_memory.png"),
+        "fig2": figures.figure2(from_zeros, os.path.join(output_dir, "fig2_memory.png"),
                                 method=method),
-        "fig4": figures.figure4(result, os.path.join(output_dir, "fig4_predictions.png"),
-                                names, score_threshold=score_threshold),
-        "gif": animation.clip_gif(result, os.path.join(output_dir, "clip.gif"), names,
+        "fig4": figures.figure4(from_key_frame,
+                                os.path.join(output_dir, "fig4_predictions.png"), names,
+                                score_threshold=score_threshold),
+        "gif": animation.clip_gif(from_key_frame, os.path.join(output_dir, "clip.gif"), names,
                                   score_threshold=score_threshold, method=method),
     }
 
 
 def define_flags():
     flags.DEFINE_string("output_dir", None, "Where to write the images.", required=True)
+    flags.DEFINE_string("model_dir", None, "A `patchwork_tf.train` run: its trained model "
+                        "and (with --policy=dqn) attention network; the model flags below "
+                        "are then read from the run.")
     flags.DEFINE_enum("task", "detection", export_lib.TASKS, "The model to run.")
     flags.DEFINE_integer("frame_size", 128, "Frame height = width in pixels.")
     flags.DEFINE_float("depth_multiplier", 0.35, "MobileNetV2 depth multiplier (alpha).")
     flags.DEFINE_integer("m", 4, "Slices per frame side (Sec. 3.1).")
     flags.DEFINE_integer("n", 2, "Slices per window side (Sec. 3.1).")
-    flags.DEFINE_enum("policy", "scanning", rollout_lib.POLICIES, "Attention policy.")
+    flags.DEFINE_enum("policy", "scanning", rollout_lib.POLICIES + ("dqn",),
+                      "Attention policy; dqn needs --model_dir.")
     flags.DEFINE_string("cell", "block_6_depthwise", "The cell whose memory Fig. 2 shows.")
     flags.DEFINE_enum("split", "validation", synthetic.SPLITS, "Synthetic benchmark split.")
     flags.DEFINE_integer("clip_index", 0, "Index of the clip in the split.")
@@ -90,6 +129,16 @@ def define_flags():
 def main(argv):
     del argv
     f = flags.FLAGS
+    if f.policy == "dqn" and not f.model_dir:
+        raise app.UsageError("--policy=dqn needs --model_dir (a trained run).")
+    if f.model_dir:
+        paths = visualize_run(f.output_dir, f.model_dir, policy=f.policy,
+                              cell=None if f.policy == "dqn" else f.cell, split=f.split,
+                              clip_index=f.clip_index, clip_length=f.clip_length,
+                              score_threshold=f.score_threshold, method=f.method, seed=f.seed)
+        for name, path in paths.items():
+            logging.info("Wrote %s: %s", name, path)
+        return
     paths = visualize(f.output_dir, task=f.task, frame_size=f.frame_size,
                       depth_multiplier=f.depth_multiplier, m=f.m, n=f.n, policy=f.policy,
                       cell=f.cell, split=f.split, clip_index=f.clip_index,

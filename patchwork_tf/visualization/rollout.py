@@ -55,8 +55,9 @@ def _as_dict(outputs):
 
 
 def rollout(twin, frames, policy="scanning", cell_name=None, postprocess=None, alpha=0.5,
-            seed=0):
-    """Runs `twin` over `frames` from zero memories, one window per frame.
+            seed=0, warm_start=False):
+    """Runs `twin` over `frames` from zero memories (or, with `warm_start`, memories filled by
+    a full-frame pass over the first frame, a key frame), one window per frame.
 
     Args:
       twin: a `patchwork_tf.PatchworkModel`; the observed cell must write whole windows (the
@@ -70,6 +71,7 @@ def rollout(twin, frames, policy="scanning", cell_name=None, postprocess=None, a
         detection decoding + NMS.
       alpha: the action history's decay (Eq. 1).
       seed: the random policy's seed.
+      warm_start: start from a key frame instead of zero memories (Fig. 4, the GIF).
 
     Returns:
       A `Rollout`.
@@ -91,6 +93,8 @@ def rollout(twin, frames, policy="scanning", cell_name=None, postprocess=None, a
     num_actions = twin.grid.num_actions
     rng = np.random.default_rng(seed)
     twin.reset_states(1)
+    if warm_start:
+        twin.warm_start(clips_lib.preprocess_frames(frames[:1]))
     history = tf.zeros((1, num_actions))
 
     def choose(t):
