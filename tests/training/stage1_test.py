@@ -8,6 +8,7 @@ import tensorflow as tf
 import tf_keras
 
 from patchwork_tf.training import distribute
+from patchwork_tf.training import run_config
 from patchwork_tf.training import stage1
 from patchwork_tf.training import stage1_data
 
@@ -73,7 +74,8 @@ def test_resumed_run_equals_an_uninterrupted_run(tmp_path):
 
 def test_a_model_dir_with_other_settings_is_refused(tmp_path):
   model_dir = str(tmp_path)
-  stage1._store_config(model_dir, stage1.Stage1Config(task="detection", num_steps=10))
+  run_config.store(model_dir, stage1.CONFIG_FILE,
+                   stage1.Stage1Config(task="detection", num_steps=10))
   with pytest.raises(ValueError, match=r"other settings.*'num_steps': \(10, 20\)"):
     stage1.train_stage1(model_dir, "detection", num_steps=20, verbose=0)
   with pytest.raises(FileNotFoundError, match="not a stage-1 model directory"):
