@@ -55,3 +55,13 @@ def test_bad_inputs_are_refused(twin, frames):
         rollout_lib.rollout(twin, frames, "greedy")
     with pytest.raises(ValueError, match="cell_name"):
         rollout_lib.rollout(twin, frames, lambda obs: tf.zeros([1, 4]))
+
+
+def test_warm_start_fills_every_memory_before_the_first_window(twin, frames):
+    """From zero memories the first step leaves the other windows black; from a key frame
+    the memory already holds the whole frame (Fig. 4 starts there)."""
+    cold = rollout_lib.rollout(twin, frames[:1], "scanning", cell_name=CELL)
+    warm = rollout_lib.rollout(twin, frames[:1], "scanning", cell_name=CELL, warm_start=True)
+    untouched = np.all(cold.memories[0] == 0, axis=-1)
+    assert untouched.any()
+    assert not np.all(warm.memories[0][untouched] == 0, axis=-1).any()
