@@ -173,7 +173,7 @@ class PatchworkModel(tf.Module):
             out_ids = [id(t) for t in tf.nest.flatten(node.outputs)]
             ins = [values[i] if i not in fused else None for i in in_ids]
             spatial_ins = [v for v in ins if v is not None and v.domain in (FRAME, WINDOW)]
-            if len(model._nodes_by_depth) and len(layer._inbound_nodes) > 1:
+            if len(layer._inbound_nodes) > 1:
                 raise ValueError(
                     f"Layer {layer.name!r} ({type(layer).__name__}) is called more than once; "
                     "the Patchwork converter needs each layer called once."
@@ -557,9 +557,7 @@ class PatchworkModel(tf.Module):
         """float32 `[B, H_l, W_l, C]`: a cell's memory (stateful API) as a full map."""
         if self._memories is None:
             raise RuntimeError("Call reset_states(batch_size) first.")
-        return self.memory_view(
-            {name: var for name, var in self._memories.items() if name == cell_name},
-            cell_name)
+        return self.memory_view(self._memories, cell_name)
 
 
 def _record_cell_traffic(recorder, cell, window_shape):
