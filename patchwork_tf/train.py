@@ -46,6 +46,9 @@ flags.DEFINE_integer("n", 2, "Slices per window side (Sec. 3.1).")
 flags.DEFINE_string("observed_cell", "block_13_depthwise",
                     "The cell (layer L) whose memory the attention network reads.")
 flags.DEFINE_float("history_alpha", 0.5, "Action-history decay, Eq. 1.")
+flags.DEFINE_bool("change_cue", True, "The attention network also observes how much each "
+                  "window changed since it was last processed (ours); --nochange_cue is the "
+                  "paper's observation (memory and action history only).")
 flags.DEFINE_float("gamma", 0.9, "DDQN discount, Eq. 5.")
 flags.DEFINE_integer("target_update_period", 100, "Train steps between target updates.")
 flags.DEFINE_float("epsilon_start", 1.0, "Initial collection epsilon.")
@@ -115,7 +118,8 @@ def patchwork_config():
     from patchwork_tf.training import stage2
     return stage2.PatchworkConfig(
         m=FLAGS.m, n=FLAGS.n, observed_cell=FLAGS.observed_cell,
-        history_alpha=FLAGS.history_alpha, num_streams=FLAGS.num_streams,
+        history_alpha=FLAGS.history_alpha, change_cue=FLAGS.change_cue,
+        num_streams=FLAGS.num_streams,
         clip_length=FLAGS.clip_length, num_train_clips=FLAGS.num_train_clips,
         gamma=FLAGS.gamma, learning_rate=FLAGS.stage2_learning_rate,
         target_update_period=FLAGS.target_update_period,

@@ -22,6 +22,7 @@ from patchwork_tf.core import twin as twin_lib
 from patchwork_tf.data import synthetic
 from patchwork_tf.policy import agent as agent_lib
 from patchwork_tf.policy import environment as environment_lib
+from patchwork_tf.policy import observation as observation_lib
 from patchwork_tf.policy import q_network as q_network_lib
 from patchwork_tf.policy import trainer
 from patchwork_tf.training import run_config
@@ -42,6 +43,8 @@ class PatchworkConfig:
       m, n: the window grid (Sec. 3.1).
       observed_cell: the cell (layer L, Fig. 3) whose memory the Q-network reads.
       history_alpha: decay of the action history, Eq. 1.
+      change_cue: the Q-network also observes how much each window changed since it was
+        last processed (`policy.observation`); False is the paper's observation.
       num_streams: clips streamed side by side (the environment's batch).
       clip_length: frames per training clip.
       num_train_clips: synthetic training clips (cycled).
@@ -66,6 +69,7 @@ class PatchworkConfig:
     n: int = 2
     observed_cell: str = "block_13_depthwise"
     history_alpha: float = 0.5
+    change_cue: bool = True
     num_streams: int = 8
     clip_length: int = 16
     num_train_clips: int = 256
@@ -132,9 +136,14 @@ class Patchwork:
     q_network: q_network_lib.AttentionQNetwork
 
     @property
+    def observer(self):
+        """The `AttentionObservation` that builds the Q-network's input."""
+        return observation_lib.AttentionObservation(
+            self.grid, self.config.history_alpha, self.config.change_cue)
+
+    @property
     def observation_spec(self):
-        return q_network_lib.observation_spec(
-            self.twin.view_shape(self.config.observed_cell), self.grid.num_actions)
+        return self.observer.spec(self.twin.view_shape(self.config.observed_cell))
 
 
 def build_patchwork(model_dir, config, write="bands", jit_compile=False):
@@ -148,7 +157,7 @@ def build_patchwork(model_dir, config, write="bands", jit_compile=False):
                                     full_memory_cells=[config.observed_cell])
     task = tasks.Task.for_model(model, stage1_config)
     spec = q_network_lib.observation_spec(twin.view_shape(config.observed_cell),
-                                          grid.num_actions)
+                                          grid.num_actions, config.change_cue)
     tf_keras.utils.set_random_seed(config.seed)
     q_network = q_network_lib.AttentionQNetwork(
         spec, environment_lib.window_action_spec(grid.num_actions),
@@ -208,7 +217,7 @@ def build_setting(model_dir, config, learning_rate, train_step_offset=0):
                            config.clip_length, config.num_streams, config.seed)
     env = environment_lib.VideoStreamEnvironment(
         patchwork.twin, clips, config.observed_cell, patchwork.task.metric,
-        patchwork.grid.num_actions, alpha=config.history_alpha)
+        patchwork.grid.num_actions, alpha=config.history_alpha, change_cue=config.change_cue)
     train_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")
     epsilon = agent_lib.epsilon_schedule(
         train_step, config.epsilon_start, config.epsilon_end, config.epsilon_decay_steps,

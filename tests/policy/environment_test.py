@@ -36,7 +36,7 @@ def _dataset(clips, batch_size):
 
 def _env(clips, batch_size, cell="pixels"):
   return environment.VideoStreamEnvironment(
-      FakeTwin((_SIZE, _SIZE), _WINDOWS), _dataset(clips, batch_size), cell_name=cell,
+      FakeTwin(pw.WindowGrid((_SIZE, _SIZE), 2, 1)), _dataset(clips, batch_size), cell_name=cell,
       metric_fn=frame_iou, num_actions=len(_WINDOWS), alpha=0.5)
 
 
@@ -141,7 +141,7 @@ class SpecTest(tf.test.TestCase):
 
   def test_bad_clips_and_cell_are_refused(self):
     clip = _clip([_square(1, 1)] * 3)
-    twin = FakeTwin((_SIZE, _SIZE), _WINDOWS)
+    twin = FakeTwin(pw.WindowGrid((_SIZE, _SIZE), 2, 1))
     unbatched = _dataset([clip] * 2, 2).unbatch().batch(2)
     with self.assertRaisesRegex(ValueError, "drop_remainder"):
       environment.VideoStreamEnvironment(twin, unbatched, "pixels", frame_iou, 4)
