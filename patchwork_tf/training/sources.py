@@ -75,8 +75,8 @@ _STILL_TO_VID = {
     "boat": "watercraft", "zebra": "zebra"}
 # Frames (stage 1) and clips (stages 2, 3) in the shuffle buffers of the real sources, and
 # videos read in parallel.
-_SHUFFLE_FRAMES = 1024
-_SHUFFLE_CLIPS = 64
+SHUFFLE_FRAMES = 1024
+SHUFFLE_CLIPS = 64
 _PARALLEL_VIDEOS = 4
 
 
@@ -344,7 +344,7 @@ class DataSource:
                                         max_objects, seed, keys, RESIZE_METHOD)
         frames = frames.map(lambda frame: {clips_lib.FRAMES if key == "image" else key: value
                                            for key, value in frame.items()})
-        frames = frames.shuffle(_SHUFFLE_FRAMES, seed=seed)
+        frames = frames.shuffle(SHUFFLE_FRAMES, seed=seed)
         return stage1_data.batch_frames(frames, batch_size, seed).prefetch(tf.data.AUTOTUNE)
 
     def training_clips(self, task: str, frame_size: Tuple[int, int], clip_length: int,
@@ -392,7 +392,7 @@ class DataSource:
             fake = resized(self._fake_clips(task, clip_length, frame_size, seed))
             dataset = tf.data.Dataset.sample_from_datasets(
                 [dataset, fake], [1.0 - self._fake_fraction, self._fake_fraction], seed=seed)
-        return dataset.shuffle(_SHUFFLE_CLIPS, seed=seed).batch(
+        return dataset.shuffle(SHUFFLE_CLIPS, seed=seed).batch(
             batch_size, drop_remainder=True).prefetch(2)
 
     def evaluation_clips(self, split: str, task: str, num_clips: int,
