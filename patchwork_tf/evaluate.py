@@ -226,11 +226,11 @@ def evaluate(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False, in
   """
   from patchwork_tf.evaluation import profiling
   from patchwork_tf.evaluation import stream
+  from patchwork_tf.training import sources
 
   if policy not in METHODS:
     raise ValueError(f"policy must be one of {METHODS}, got {policy!r}.")
   runner = build_runner(loaded, policy, m, n, cells, flip, observed_cell, clip_frame_size)
-  from patchwork_tf.training import sources
   clips = sources.DataSource(data, data_dir).evaluation_clips(
       split, loaded.task, num_clips, clip_frame_size, clip_length, max_objects)
   settings = dict(settings or {})

@@ -1,6 +1,13 @@
 r"""The Patchwork training job: stages 1 to 3 (Sec. 3.4), then evaluation and export.
 
   python -m patchwork_tf.train --flagfile=experiments/synthetic_det.flags
+  python -m patchwork_tf.train --flagfile=experiments/vid.flags \
+      --data_dir=/path/to/ILSVRC2015 --still_data_dir=/path/to/coco
+
+`--data` picks the data source (`training.sources`): the embedded synthetic benchmark, or a
+local copy of ImageNet VID (detection) or DAVIS 2016 (segmentation) under `--data_dir`, with
+fake videos of COCO or Pascal VOC still images (`--still_data`, `--still_data_dir`) mixed into
+the training data; a missing or malformed copy is refused with the expected layout.
 
 Stage 1 trains the single-frame model (`training.stage1`); stage 2 places it in the Patchwork
 setting and trains the attention network by DDQN (`training.stage2`); stage 3 freezes batch
