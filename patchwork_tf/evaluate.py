@@ -38,6 +38,9 @@ def _define_flags():
   flags.DEFINE_float("alpha", 0.35, "Depth multiplier of --untrained models.")
   flags.DEFINE_integer("frame_size", 128, "Frame size of --untrained models and of the clips.")
   flags.DEFINE_enum("split", "validation", ["train", "validation", "test"], "Synthetic split.")
+  flags.DEFINE_enum("data", "synthetic", ["synthetic", "imagenet_vid", "davis"],
+                    "Source of the clips (real sources evaluate their val split).")
+  flags.DEFINE_string("data_dir", None, "Root of the real source's local copy.")
   flags.DEFINE_enum("policy", "single_frame", list(METHODS), "single_frame: the stock model on "
                     "every key frame; dqn / scanning / random / change: Patchwork with that "
                     "policy (change: the window that changed most, ours).")
@@ -222,21 +225,21 @@ def build_runner(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False
 def evaluate(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False, interval=1,
              delay=0, observed_cell=None, split="validation", num_clips=8, clip_length=16,
              clip_frame_size=(128, 128), max_objects=4, name=None, settings=None,
-             profile_dir=None):
-  """Evaluates one configuration on synthetic clips.
+             profile_dir=None, data="synthetic", data_dir=None):
+  """Evaluates one configuration on clips of a data source (`training.sources`).
 
   Returns:
     (`StreamResult`, op summary list or None without `profile_dir`).
   """
-  from patchwork_tf.data import synthetic
   from patchwork_tf.evaluation import profiling
   from patchwork_tf.evaluation import stream
+  from patchwork_tf.training import sources
 
   if policy not in METHODS:
     raise ValueError(f"policy must be one of {METHODS}, got {policy!r}.")
   runner = build_runner(loaded, policy, m, n, cells, flip, observed_cell, clip_frame_size)
-  clips = synthetic.synthetic_clips(split, loaded.task, num_clips, clip_frame_size,
-                                    clip_length, max_objects)
+  clips = sources.DataSource(data, data_dir).evaluation_clips(
+      split, loaded.task, num_clips, clip_frame_size, clip_length, max_objects)
   settings = dict(settings or {})
   settings.update(frame_size=list(runner.frame_size))
   if policy != "single_frame":
@@ -286,7 +289,7 @@ def main(argv):
       FLAGS.observed_cell, FLAGS.split, FLAGS.num_clips, FLAGS.clip_length,
       (FLAGS.frame_size, FLAGS.frame_size), name=name,
       settings={"resolution": FLAGS.resolution, "threads": FLAGS.threads},
-      profile_dir=FLAGS.profile_dir)
+      profile_dir=FLAGS.profile_dir, data=FLAGS.data, data_dir=FLAGS.data_dir)
   record = result.to_json()
   results.write_results([record], FLAGS.output_dir, name)
   if ops is not None:

@@ -79,7 +79,7 @@ def train_stage3(model_dir, config, verbose=1, **trainer_kwargs):
     finetune_clips = iter(stage2.training_clips(
         setting.stage1_config.task, config, setting.stage1_config.frame_size,
         config.num_train_clips, config.stage3_clip_length, config.stage3_batch_size,
-        config.seed + 1))
+        config.seed + 1, setting.stage1_config.max_objects))
 
     @tf.function
     def finetune_step(clip):
