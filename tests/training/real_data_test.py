@@ -70,22 +70,31 @@ def test_num_classes_must_be_the_sources():
         stage1.Stage1Config(task="detection", data="imagenet_vid", data_dir="x", num_classes=5)
 
 
+def _train_in_process(argv):
+    """`python -m patchwork_tf.train` in this process, so the small shuffle buffers apply."""
+    from absl import flags
+    from patchwork_tf import train
+    flags.FLAGS(["train"] + argv)
+    try:
+        train.main([])
+    finally:
+        flags.FLAGS.unparse_flags()
+
+
 @pytest.mark.slow
-def test_train_job_runs_stages_1_to_3_on_vid_and_evaluates(tmp_path, data):
+def test_train_job_runs_stages_1_and_2_on_vid_and_evaluates(tmp_path, data):
+    # Stage 3 reads the same `DataSource.training_clips` as stage 2; it runs end to end on the
+    # synthetic source in tests/training/stages_test.py.
     model_dir = str(tmp_path / "run")
-    result = subprocess.run(
-        [sys.executable, "-m", "patchwork_tf.train", f"--model_dir={model_dir}",
+    _train_in_process(
+        [f"--model_dir={model_dir}",
          "--task=detection", "--data=imagenet_vid", f"--data_dir={data['vid']}",
          "--still_data=coco", f"--still_data_dir={data['coco']}", "--frame_size=64",
-         "--stages=1,2,3", "--stage1_steps=2", "--stage1_batch_size=2", "--m=2", "--n=1",
+         "--stages=1,2", "--stage1_steps=2", "--stage1_batch_size=2", "--m=2", "--n=1",
          "--num_streams=2", "--clip_length=3", "--replay_capacity=20",
          "--sample_batch_size=4", "--initial_collect_steps=2", "--stage2_steps=2",
-         "--stage3_steps=3", "--stage3_finetune_every=1", "--stage3_clip_length=3",
-         "--stage3_batch_size=2", "--eval_clips=1", "--noexport"],
-        cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    for stage in ("stage2", "stage3"):
-        assert tf.train.latest_checkpoint(os.path.join(model_dir, stage, "checkpoints"))
+         "--stage3_steps=2", "--eval_clips=1", "--noexport"])
+    assert tf.train.latest_checkpoint(os.path.join(model_dir, "stage2", "checkpoints"))
     with open(os.path.join(model_dir, "patchwork_config.json")) as f:
         assert json.load(f)["data"] == "imagenet_vid"
     with open(os.path.join(model_dir, "eval", "summary.json")) as f:
