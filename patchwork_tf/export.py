@@ -126,11 +126,11 @@ def export(export_dir, task="backbone", frame_size=384, depth_multiplier=1.0, m=
     module = exportable.ExportableModule(twin, postprocess=postprocess, scan_order=scan_order,
                                          alpha=history_decay)
     exportable.export_saved_model(module, export_dir, task=task,
-                                  metadata=_task_metadata(task, num_classes, postprocess))
+                                  metadata=task_metadata(task, num_classes, postprocess))
     return module
 
 
-def _task_metadata(task, num_classes, postprocess):
+def task_metadata(task, num_classes, postprocess):
     """What scoring the served predictions needs beyond the module: classes and NMS."""
     if task != "detection":
         return {}
@@ -164,7 +164,7 @@ def export_trained_run(model_dir, export_dir, write="bands"):
     task = patchwork.stage1_config.task
     exportable.export_saved_model(
         module, export_dir, task=task,
-        metadata=_task_metadata(task, patchwork.stage1_config.num_classes, postprocess))
+        metadata=task_metadata(task, patchwork.stage1_config.num_classes, postprocess))
     return module
 
 

@@ -67,8 +67,13 @@ def _clip(length=3):
   return {"frames": frames, "mask": mask, "clip_id": "c0"}
 
 
-def test_runner_streams_uint8_frames_and_reports_the_exported_flops(tmp_path):
-  runner = exported.SavedModelRunner(exported.load(_save(tmp_path, _record())))
+@pytest.fixture(scope="module")
+def stand_in(tmp_path_factory):
+  return exported.load(_save(tmp_path_factory.mktemp("stand_in"), _record()))
+
+
+def test_runner_streams_uint8_frames_and_reports_the_exported_flops(stand_in):
+  runner = exported.SavedModelRunner(stand_in)
   result = stream.evaluate_stream(runner, [_clip()], interval=1, warmup_calls=1)
   # The stand-in predicts the ground truth on every frame.
   assert result.accuracy["J"] == pytest.approx(1.0)
@@ -78,8 +83,8 @@ def test_runner_streams_uint8_frames_and_reports_the_exported_flops(tmp_path):
   assert result.settings["policy"] == "scanning"
 
 
-def test_frames_of_another_size_are_refused_not_resized(tmp_path):
-  runner = exported.SavedModelRunner(exported.load(_save(tmp_path, _record())))
+def test_frames_of_another_size_are_refused_not_resized(stand_in):
+  runner = exported.SavedModelRunner(stand_in)
   clip = _clip()
   clip = {"frames": np.repeat(np.repeat(clip["frames"], 2, 1), 2, 2),
           "mask": np.repeat(np.repeat(clip["mask"], 2, 1), 2, 2), "clip_id": "big"}
@@ -92,14 +97,9 @@ def test_export_without_metadata_asks_for_a_reexport(tmp_path):
     exported.load(_save(tmp_path, None))
 
 
-@pytest.mark.parametrize("record, message", [
-    (_record(version=0), "version 0"),
-    ({k: v for k, v in _record().items() if k != "flops"}, "lacks \\['flops'"),
-    (_record(task="backbone"), "no accuracy metric"),
-])
-def test_unusable_metadata_is_refused(tmp_path, record, message):
-  with pytest.raises(ValueError, match=message):
-    exported.load(_save(tmp_path, record))
+def test_a_backbone_export_has_no_metric(tmp_path):
+  with pytest.raises(ValueError, match="no accuracy metric"):
+    exported.load(_save(tmp_path, _record(task="backbone")))
 
 
 def test_a_directory_without_a_saved_model_is_refused(tmp_path):
