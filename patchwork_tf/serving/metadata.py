@@ -92,7 +92,6 @@ def describe(module, task=None, extra=None):
         raise ValueError(f"extra metadata may not redefine {sorted(clash)}; those keys are "
                          "computed from the module.")
     record.update(extra or {})
-    json.dumps(record)
     return record
 
 
