@@ -4,12 +4,19 @@ r"""Evaluates a trained model on video streams: accuracy and latency (paper Sec.
       --output_dir=/tmp/pw_det/eval
   python -m patchwork_tf.evaluate --model_dir=/tmp/pw_det/stage1 --policy=single_frame \
       --interval=4 --delay=3 --output_dir=/tmp/eval_sf
+  python -m patchwork_tf.evaluate --saved_model=/tmp/det_export --output_dir=/tmp/eval_sm
 
 `--model_dir` is the train job's output (`stage1/`, `patchwork_config.json`, `stage2/`,
 `stage3/`; the stage-3 fine-tuned model and Q-network are used when present, else stage 2's
 Q-network on the stage-1 model) or a stage-1 directory alone (enough for `single_frame`,
 `scanning` and `random`). `--untrained` builds a freshly initialised model instead
 (`--task`, `--alpha`, `--frame_size`): accuracy is then meaningless, latency is not.
+`--saved_model` evaluates a SavedModel of `python -m patchwork_tf.export` through its
+`stream_warm_start` / `stream_step` signatures (`evaluation.exported`): the policy is the
+exported one (the greedy Q-network, or scanning when the run had no stage 2), the FLOPs are
+those recorded at export, and the clips are fed as uint8 frames at the export's frame size
+(the default of `--frame_size` then). `--interval` and `--delay` apply; `--flip`,
+`--resolution` and `--nocells` change the model and need `--model_dir`.
 
 Variants (Sec. 4): `--resolution` (the model rebuilt at that fraction of its frame size with
 the same weights), `--flip`, `--interval`, `--delay`, `--nocells` (windows as plain
@@ -33,6 +40,8 @@ METHODS = ("single_frame", "dqn", "scanning", "random", "change")
 def _define_flags():
   flags.DEFINE_string("model_dir", None, "Train job output or stage-1 directory.")
   flags.DEFINE_bool("untrained", False, "Evaluate a freshly initialised model (latency only).")
+  flags.DEFINE_string("saved_model", None, "A SavedModel of python -m patchwork_tf.export; "
+                      "its exported policy is evaluated.")
   flags.DEFINE_enum("task", "detection", ["detection", "segmentation"],
                     "Task of --untrained models.")
   flags.DEFINE_float("alpha", 0.35, "Depth multiplier of --untrained models.")
@@ -182,14 +191,50 @@ def _restore_q_fn(twin, observed_cell, agent_checkpoint, change_cue):
   return lambda observation: q_net(observation)[0]
 
 
+def check_exported_config(exported, policy, m=None, n=None, cells=True, flip=False,
+                          observed_cell=None):
+  """Refuses a configuration an exported SavedModel cannot run (`evaluation.exported`).
+
+  The SavedModel holds one twin and one policy; None for `m`, `n` and `observed_cell`
+  means "the exported one".
+
+  Raises:
+    ValueError: naming the setting, the exported value and the fix.
+  """
+  record = exported.metadata
+  checkpoint = f"evaluate the train run's --model_dir instead of the SavedModel {exported.path}"
+  if policy != record["policy"]:
+    raise ValueError(
+        f"The SavedModel {exported.path} runs the {record['policy']!r} policy inside its "
+        f"step; policy {policy!r} needs the model itself: {checkpoint}.")
+  for what, value, exported_value in (("m", m, record["m"]), ("n", n, record["n"]),
+                                      ("observed_cell", observed_cell, record["policy_cell"])):
+    if value is not None and value != exported_value:
+      raise ValueError(f"The SavedModel {exported.path} was exported with {what}="
+                       f"{exported_value!r}, not {value!r}; drop the setting or export "
+                       "another model.")
+  for what, refused in (("flip", flip), ("no Patchwork Cells", not cells)):
+    if refused:
+      raise ValueError(f"The {what} variant changes the model the SavedModel holds: "
+                       f"{checkpoint}.")
+
+
 def build_runner(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False,
                  observed_cell=None, clip_frame_size=None):
-  """The stream runner of one configuration (see `evaluation.stream`)."""
+  """The stream runner of one configuration (see `evaluation.stream`).
+
+  `loaded` is a `LoadedModel`, or an `evaluation.exported.ExportedModel` whose own policy
+  and grid the configuration must name (`check_exported_config`).
+  """
   import patchwork_tf as pw
+  from patchwork_tf.evaluation import exported
   from patchwork_tf.evaluation import stream
   from patchwork_tf.evaluation import tasks
   from patchwork_tf.models import anchors as anchors_lib
 
+  if isinstance(loaded, exported.ExportedModel):
+    check_exported_config(loaded, policy, m, n, cells, flip, observed_cell)
+    return exported.SavedModelRunner(loaded)
   model = loaded.model
   if loaded.task == "detection":
     task = tasks.DetectionTask(anchors_lib.anchors_for_model(model, **loaded.anchor_kwargs),
@@ -252,13 +297,41 @@ def evaluate(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False, in
 
 
 def _check_flags(FLAGS):
-  if bool(FLAGS.model_dir) == FLAGS.untrained:
-    raise app.UsageError("Give exactly one of --model_dir and --untrained.")
+  if sum([bool(FLAGS.model_dir), FLAGS.untrained, bool(FLAGS.saved_model)]) != 1:
+    raise app.UsageError("Give exactly one of --model_dir, --untrained and --saved_model.")
+  if FLAGS.saved_model and (FLAGS.flip or FLAGS.resolution != 1.0 or not FLAGS.cells):
+    raise app.UsageError(
+        "--flip, --resolution and --nocells change the model, which a SavedModel holds "
+        "fixed: evaluate the train run with --model_dir for those variants.")
   if FLAGS.interval < 1 or FLAGS.delay < 0:
     raise app.UsageError(f"--interval must be >= 1 and --delay >= 0, got {FLAGS.interval} and "
                          f"{FLAGS.delay}.")
   if not FLAGS.output_dir:
     raise app.UsageError("--output_dir is required.")
+
+
+def _load_saved_model(FLAGS):
+  """The exported model, its policy and the clips' frame size, checked against the flags."""
+  from patchwork_tf.evaluation import exported
+
+  try:
+    loaded = exported.load(FLAGS.saved_model)
+  except (FileNotFoundError, ValueError) as e:
+    raise app.UsageError(f"--saved_model: {e}") from e
+  record = loaded.metadata
+  policy = FLAGS.policy if FLAGS["policy"].present else record["policy"]
+  try:
+    check_exported_config(loaded, policy, FLAGS.m, FLAGS.n, FLAGS.cells, FLAGS.flip,
+                          FLAGS.observed_cell)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e
+  height, width = record["frame_size"]
+  frame_size = FLAGS.frame_size if FLAGS["frame_size"].present else height
+  if (frame_size, frame_size) != (height, width):
+    raise app.UsageError(
+        f"--frame_size={frame_size}, but the SavedModel takes {height}x{width} uint8 frames "
+        "and resizes nothing; drop --frame_size to evaluate it on clips of its size.")
+  return loaded, policy, frame_size
 
 
 def main(argv):
@@ -271,7 +344,11 @@ def main(argv):
   from patchwork_tf.evaluation import profiling
   from patchwork_tf.evaluation import results
 
-  if FLAGS.untrained:
+  policy, frame_size, settings = FLAGS.policy, FLAGS.frame_size, {}
+  if FLAGS.saved_model:
+    loaded, policy, frame_size = _load_saved_model(FLAGS)
+    settings["saved_model"] = FLAGS.saved_model
+  elif FLAGS.untrained:
     loaded = untrained_model(FLAGS.task, FLAGS.alpha, scaled_size(
         (FLAGS.frame_size,) * 2, FLAGS.resolution))
   else:
@@ -280,16 +357,17 @@ def main(argv):
   m = FLAGS.m or loaded.patchwork.get("m", 4)
   n = FLAGS.n or loaded.patchwork.get("n", 2)
   name = FLAGS.name or "_".join(
-      [FLAGS.policy] + ([f"m{m}n{n}"] if FLAGS.policy != "single_frame" else [])
+      [policy] + ([f"m{m}n{n}"] if policy != "single_frame" else [])
       + ([f"res{FLAGS.resolution:g}"] if FLAGS.resolution != 1.0 else [])
       + (["flip"] if FLAGS.flip else []) + ([f"k{FLAGS.interval}"] if FLAGS.interval > 1 else [])
-      + ([f"d{FLAGS.delay}"] if FLAGS.delay else []) + ([] if FLAGS.cells else ["nocells"]))
+      + ([f"d{FLAGS.delay}"] if FLAGS.delay else []) + ([] if FLAGS.cells else ["nocells"])
+      + (["savedmodel"] if FLAGS.saved_model else []))
+  settings.update(resolution=FLAGS.resolution, threads=FLAGS.threads)
   result, ops = evaluate(
-      loaded, FLAGS.policy, m, n, FLAGS.cells, FLAGS.flip, FLAGS.interval, FLAGS.delay,
+      loaded, policy, m, n, FLAGS.cells, FLAGS.flip, FLAGS.interval, FLAGS.delay,
       FLAGS.observed_cell, FLAGS.split, FLAGS.num_clips, FLAGS.clip_length,
-      (FLAGS.frame_size, FLAGS.frame_size), name=name,
-      settings={"resolution": FLAGS.resolution, "threads": FLAGS.threads},
-      profile_dir=FLAGS.profile_dir, data=FLAGS.data, data_dir=FLAGS.data_dir)
+      (frame_size, frame_size), name=name, settings=settings, profile_dir=FLAGS.profile_dir,
+      data=FLAGS.data, data_dir=FLAGS.data_dir)
   record = result.to_json()
   results.write_results([record], FLAGS.output_dir, name)
   if ops is not None:

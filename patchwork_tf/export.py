@@ -125,8 +125,18 @@ def export(export_dir, task="backbone", frame_size=384, depth_multiplier=1.0, m=
     twin = pw.patchwork_model(model, grid, write=write)
     module = exportable.ExportableModule(twin, postprocess=postprocess, scan_order=scan_order,
                                          alpha=history_decay)
-    exportable.export_saved_model(module, export_dir)
+    exportable.export_saved_model(module, export_dir, task=task,
+                                  metadata=task_metadata(task, num_classes, postprocess))
     return module
+
+
+def task_metadata(task, num_classes, postprocess):
+    """What scoring the served predictions needs beyond the module: classes and NMS."""
+    if task != "detection":
+        return {}
+    return {"num_classes": int(num_classes), "max_detections": postprocess.max_detections,
+            "score_threshold": postprocess.score_threshold,
+            "iou_threshold": postprocess.iou_threshold}
 
 
 def export_trained_run(model_dir, export_dir, write="bands"):
@@ -152,7 +162,10 @@ def export_trained_run(model_dir, export_dir, write="bands"):
         policy_cell=patchwork.config.observed_cell if has_policy else None,
         alpha=patchwork.config.history_alpha,
         change_cue=has_policy and patchwork.config.change_cue)
-    exportable.export_saved_model(module, export_dir)
+    task = patchwork.stage1_config.task
+    exportable.export_saved_model(
+        module, export_dir, task=task,
+        metadata=task_metadata(task, patchwork.stage1_config.num_classes, postprocess))
     return module
 
 

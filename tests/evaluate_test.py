@@ -2,10 +2,12 @@
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import types
 
+import numpy as np
 import pytest
 
 from patchwork_tf import evaluate
@@ -96,12 +98,12 @@ def test_command_line_writes_json_markdown_and_profile(tmp_path):
 
 
 def test_command_line_refuses_two_model_sources(tmp_path):
-  command = [sys.executable, "-m", "patchwork_tf.evaluate", "--untrained",
+  command = [sys.executable, "-m", "patchwork_tf.evaluate", f"--saved_model={tmp_path}",
              f"--model_dir={tmp_path}", f"--output_dir={tmp_path}"]
   run = subprocess.run(command, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
                        capture_output=True, text=True)
   assert run.returncode != 0
-  assert "exactly one of --model_dir and --untrained" in run.stderr
+  assert "exactly one of --model_dir, --untrained and --saved_model" in run.stderr
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,3 +139,130 @@ def test_resolution_rebuild_keeps_the_trained_layers_or_refuses():
   with pytest.raises(ValueError, match="Train a model at that frame size"):
     evaluate._build_at_resolution(  # pylint: disable=protected-access
         stage1, _Config("detection", (128, 128)), 0.5, "det")
+
+
+# ---------------------------------------------------------------- --saved_model
+CELL = "box_predictor_0_box_depthwise"
+
+
+@pytest.fixture(scope="module")
+def exported_detector(detector, tmp_path_factory):
+  """The detector's Patchwork twin with a seeded attention Q-network, exported as
+  `export_trained_run` exports a train run, and the same model and network in process."""
+  import patchwork_tf as pw
+  import tf_keras
+  from patchwork_tf import export
+  from patchwork_tf.policy import environment
+  from patchwork_tf.policy import q_network
+  from patchwork_tf.serving import exportable
+  from patchwork_tf.serving import task_postprocess
+
+  grid = pw.WindowGrid((64, 64), 2, 1)
+  twin = pw.patchwork_model(detector.model, grid, write="bands", full_memory_cells=[CELL])
+  spec = q_network.observation_spec(twin.view_shape(CELL), grid.num_actions)
+  tf_keras.utils.set_random_seed(1)
+  network = q_network.AttentionQNetwork(
+      spec, environment.window_action_spec(grid.num_actions),
+      q_network.windows_in_memory(grid, spec["memory"].shape))
+  network.create_variables()
+  postprocess = task_postprocess.DetectionPostprocess(detector.model)
+  module = exportable.ExportableModule(twin, postprocess=postprocess, policy=network,
+                                       policy_cell=CELL, alpha=0.5)
+  path = str(tmp_path_factory.mktemp("export") / "saved_model")
+  exportable.export_saved_model(
+      module, path, task="detection",
+      metadata=export.task_metadata("detection", detector.num_classes, postprocess))
+  in_process = dataclasses.replace(
+      detector, q_fn=lambda observation: network(observation)[0],
+      patchwork={"m": 2, "n": 1, "observed_cell": CELL, "alpha": 0.5})
+  return path, in_process
+
+
+def _clips_labelled_by(runner, num_clips=2, length=4):
+  """Synthetic frames whose ground truth is the stock model's two best detections, so that
+  a Patchwork model of the same weights scores a mAP above zero."""
+  from patchwork_tf.data import clips as clips_lib
+  from patchwork_tf.data import synthetic
+  clips = []
+  for clip in synthetic.synthetic_clips("validation", "detection", num_clips, (64, 64), length):
+    frames = clips_lib.preprocess_frames(np.asarray(clip["frames"]))
+    detections = [runner(frames[t:t + 1]) for t in range(length)]
+    clips.append({
+        "frames": np.asarray(clip["frames"]), "clip_id": clip["clip_id"],
+        "boxes": np.stack([d["boxes"][0, :2] for d in detections]),
+        "classes": np.stack([d["classes"][0, :2] for d in detections]),
+        "valid": np.ones((length, 2), bool)})
+  return clips
+
+
+def test_saved_model_runner_matches_the_model_in_process(exported_detector, monkeypatch):
+  from patchwork_tf.evaluation import exported
+  from patchwork_tf.evaluation import stream
+  path, in_process = exported_detector
+  clips = _clips_labelled_by(evaluate.build_runner(in_process, "single_frame"))
+  runners = {"saved_model": evaluate.build_runner(exported.load(path), "dqn", m=2, n=1),
+             "in_process": evaluate.build_runner(in_process, "dqn", m=2, n=1)}
+  results, predictions = {}, {}
+  for key, runner in runners.items():
+    seen = predictions[key] = []
+    add_clip = runner.task.add_clip
+    monkeypatch.setattr(runner.task, "add_clip", lambda metric, clip, p, add_clip=add_clip,
+                        seen=seen: (seen.extend(p), add_clip(metric, clip, p)))
+    results[key] = stream.evaluate_stream(runner, clips, warmup_calls=1)
+  got, expected = results["saved_model"], results["in_process"]
+  assert got.actions == expected.actions and len(set(got.actions)) > 1
+  assert len(predictions["saved_model"]) == len(predictions["in_process"]) == 8
+  for served, reference in zip(predictions["saved_model"], predictions["in_process"]):
+    np.testing.assert_array_equal(served["num_detections"], reference["num_detections"])
+    np.testing.assert_array_equal(served["classes"], reference["classes"])
+    np.testing.assert_allclose(served["scores"], reference["scores"], atol=1e-5)
+    np.testing.assert_allclose(served["boxes"], reference["boxes"], atol=1e-5)
+  assert expected.accuracy["mAP"] > 0.0
+  assert got.accuracy["mAP"] == pytest.approx(expected.accuracy["mAP"], abs=1e-9)
+  assert got.job_mflops == pytest.approx(expected.job_mflops, rel=1e-9)
+  assert got.startup_mflops == pytest.approx(expected.startup_mflops, rel=1e-9)
+  assert got.theoretical.to_json() == expected.theoretical.to_json()
+
+
+@pytest.mark.slow
+def test_command_line_evaluates_a_saved_model(exported_detector, tmp_path):
+  import json as json_lib
+  import tensorflow as tf
+  path, _ = exported_detector
+  out = tmp_path / "out"
+  command = [sys.executable, "-m", "patchwork_tf.evaluate", f"--saved_model={path}",
+             "--interval=2", "--num_clips=1", "--clip_length=4", f"--output_dir={out}"]
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  run = subprocess.run(command, env=env, capture_output=True, text=True)
+  assert run.returncode == 0, run.stderr[-3000:]
+  name = "dqn_m2n1_k2_savedmodel"
+  record, = json.loads((out / f"{name}.json").read_text())
+  flops_record = json_lib.loads(tf.saved_model.load(path).metadata().numpy())["flops"]
+  assert record["job_mflops"] * 1e6 == pytest.approx(flops_record["step"] + flops_record["policy"])
+  assert record["startup_mflops"] * 1e6 == pytest.approx(flops_record["full_frame"])
+  assert record["theoretical"]["average"] == pytest.approx(record["job_mflops"] / 2)
+  assert record["settings"]["saved_model"] == path
+  assert record["settings"]["policy"] == "dqn" and record["settings"]["frame_size"] == [64, 64]
+  assert len(record["actions"]) == 2 and 0 <= record["accuracy"]["mAP"] <= 1
+  assert f"| {name} | patchwork | dqn | 2,1 |" in (out / f"{name}.md").read_text()
+
+
+def _exported_record(**changes):
+  from patchwork_tf.evaluation import exported
+  record = {"policy": "dqn", "m": 2, "n": 1, "policy_cell": CELL}
+  record.update(changes)
+  return exported.ExportedModel(None, record, "/exports/det")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(policy="scanning"), "runs the 'dqn' policy inside its step; policy 'scanning'"),
+    (dict(policy="single_frame"), "evaluate the train run's --model_dir"),
+    (dict(policy="dqn", m=4), "exported with m=2, not 4"),
+    (dict(policy="dqn", observed_cell="block_3_depthwise"), "exported with observed_cell="),
+    (dict(policy="dqn", flip=True), "The flip variant changes the model"),
+    (dict(policy="dqn", cells=False), "no Patchwork Cells variant"),
+])
+def test_saved_model_refuses_what_it_cannot_run(kwargs, message):
+  with pytest.raises(ValueError, match=re.escape(message)):
+    evaluate.check_exported_config(_exported_record(), **kwargs)
+  evaluate.check_exported_config(_exported_record(), "dqn", m=2, n=1, observed_cell=CELL)

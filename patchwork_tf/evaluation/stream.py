@@ -16,6 +16,10 @@ its mirror image as a batch of two streams; for Patchwork the mirror stream look
 mirrored window) and, through `evaluate_stream`, `interval` and `delay`. Depth multiplier,
 resolution and Patchwork Cells on or off are different models or twins, built by the caller.
 
+A runner takes the frame as `input_dtype` says: float32 in [-1, 1]
+(`clips.preprocess_frames`, what the Keras model takes) for these two, the clip's uint8 frame
+for an exported SavedModel that scales it inside (`evaluation.exported.SavedModelRunner`).
+
 Each call of a runner is one compiled `tf.function` (the twin's step, the task's decoding and
 NMS, the policy) and is timed from the call to the predictions on the host: the empirical
 latency of the job. Threads are the caller's business (`tf.config.threading`, set by the
@@ -50,6 +54,7 @@ class SingleFrameRunner:
   """The stock model on every key frame (the single-frame baseline)."""
 
   method = "single_frame"
+  input_dtype = tf.float32
 
   def __init__(self, model, task, flip=False):
     """
@@ -87,6 +92,7 @@ class PatchworkRunner:
   """The Patchwork twin with an attention policy, one window step per key frame."""
 
   method = "patchwork"
+  input_dtype = tf.float32
 
   def __init__(self, twin, task, policy="scanning", q_fn=None, observed_cell=None,
                alpha=0.5, flip=False, change_cue=False):
@@ -212,11 +218,18 @@ class StreamResult:
     return record
 
 
-def _prepare_frames(frames, frame_size, resize_frames):
+def _prepare_frames(frames, frame_size, resize_frames, dtype=tf.float32):
   frames = np.asarray(frames)
   if frames.dtype != np.uint8 or frames.ndim != 4:
     raise ValueError(f"clip frames must be uint8 [T, H, W, 3], got {frames.dtype} "
                      f"{frames.shape}.")
+  if dtype == tf.uint8:
+    if tuple(frames.shape[1:3]) != frame_size:
+      raise ValueError(
+          f"Clip frames are {frames.shape[1]}x{frames.shape[2]} but the runner takes uint8 "
+          f"frames of {frame_size[0]}x{frame_size[1]} as they are (an exported model resizes "
+          "nothing); evaluate it on clips of its frame size.")
+    return tf.constant(frames)
   x = clips_lib.preprocess_frames(frames)
   if tuple(frames.shape[1:3]) != frame_size:
     if not resize_frames:
@@ -239,7 +252,7 @@ def evaluate_stream(runner, clips, interval=1, delay=0, resize_frames=False, nam
   call). Clips are processed one after the other as one stream of batch 1.
 
   Args:
-    runner: a `SingleFrameRunner` or `PatchworkRunner`.
+    runner: a `SingleFrameRunner`, `PatchworkRunner` or `exported.SavedModelRunner`.
     clips: an iterable of clip dicts (`patchwork_tf.data.clips` format; numpy arrays or
       eager tensors) with `frames` and the task's ground truth.
     interval: K, frames between key frames.
@@ -266,7 +279,8 @@ def evaluate_stream(runner, clips, interval=1, delay=0, resize_frames=False, nam
   with contextlib.ExitStack() as profiler:
     for clip in clips:
       clip = {k: (v.numpy() if hasattr(v, "numpy") else v) for k, v in clip.items()}
-      frames = _prepare_frames(clip[clips_lib.FRAMES], runner.frame_size, resize_frames)
+      frames = _prepare_frames(clip[clips_lib.FRAMES], runner.frame_size, resize_frames,
+                               runner.input_dtype)
       length = int(frames.shape[0])
       if not warmed:
         for _ in range(warmup_calls):
@@ -298,7 +312,7 @@ def evaluate_stream(runner, clips, interval=1, delay=0, resize_frames=False, nam
     raise ValueError("clips is empty; give at least one clip.")
   settings = dict(settings or {})
   settings.update(interval=int(interval), delay=int(delay), flip=runner.flip)
-  if isinstance(runner, PatchworkRunner):
+  if hasattr(runner, "policy_name"):
     settings.setdefault("policy", runner.policy_name)
   return StreamResult(
       name=name or runner.method,

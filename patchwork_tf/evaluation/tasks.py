@@ -50,11 +50,13 @@ class DetectionTask:
   def __init__(self, anchors, num_classes, **postprocess_kwargs):
     """
     Args:
-      anchors: float32 [A, 4], the model's anchors (`models.anchors.anchors_for_model`).
+      anchors: float32 [A, 4], the model's anchors (`models.anchors.anchors_for_model`);
+        None for a task that only scores detections decoded elsewhere (an exported
+        SavedModel's, `evaluation.exported`) and so has no `predictions`.
       num_classes: C object classes (the class logits have C + 1 columns, 0 background).
       **postprocess_kwargs: NMS settings of `patchwork_tf.ops.postprocess.postprocess`.
     """
-    self.anchors = tf.convert_to_tensor(anchors, tf.float32)
+    self.anchors = None if anchors is None else tf.convert_to_tensor(anchors, tf.float32)
     self.num_classes = int(num_classes)
     self._postprocess_kwargs = postprocess_kwargs
 
@@ -68,6 +70,10 @@ class DetectionTask:
     Returns:
       dict of boxes [1, D, 4], scores [1, D], classes [1, D], num_detections [1].
     """
+    if self.anchors is None:
+      raise ValueError("This DetectionTask was built without anchors to score detections "
+                       "decoded elsewhere; build it with the model's anchors to decode raw "
+                       "outputs.")
     codes, logits = outputs["box_encodings"], outputs["class_logits"]
     anchors = self.anchors
     if flip:

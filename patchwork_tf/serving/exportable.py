@@ -40,6 +40,8 @@ Signatures (`export_saved_model` saves all of them):
 * `stream_step(frame)`, `stream_warm_start(frame)`, `stream_reset()`: a single stream whose
   state lives in variables inside the module; `frame` is uint8 `[H, W, 3]`. They return the
   predictions (batch dimension 1), `action` and `next_action`.
+* `metadata()`: a scalar string, the JSON record of `patchwork_tf.serving.metadata` (task,
+  grid, policy, FLOPs per step and per full frame), added by `export_saved_model`.
 
 The attention policy maps the observation `dict(memory=float32 [B, H_l, W_l, C_l], history=
 float32 [B, num_actions])` (the full-frame view of the chosen cell's memory and `F_t`, as the
@@ -50,12 +52,15 @@ the next action is the greedy argmax. A tf-agents `Network` (which returns `(q_v
 network_state)`) may be passed as it is. Without a policy the module scans the windows in a
 fixed order (the Scanning baseline of Tab. 1).
 """
+import json
+
 import numpy as np
 import tensorflow as tf
 
 from patchwork_tf.core import twin as twin_lib
 from patchwork_tf.data import clips as clips_lib
 from patchwork_tf.policy import observation as observation_lib
+from patchwork_tf.serving import metadata as metadata_lib
 
 MEMORY_PREFIX = "memory_"
 ACTION_HISTORY = "action_history"
@@ -204,6 +209,21 @@ class ExportableModule(tf.Module):
     def twin(self):
         return self._twin.value
 
+    @property
+    def observer(self):
+        """The `policy.observation.AttentionObservation` that builds the policy's input."""
+        return self._observer
+
+    @property
+    def policy(self):
+        """The attention policy (observation -> Q-values), or None: the module scans."""
+        return self._policy
+
+    @property
+    def scan_order(self):
+        """The order windows are scanned in without a policy, a list of actions."""
+        return self._scan_order.tolist()
+
     def state_spec(self, batch_size=None):
         """`tf.TensorSpec`s of the state dict, named by their keys."""
         memories = self.twin.state_spec(batch_size)
@@ -338,13 +358,24 @@ class ExportableModule(tf.Module):
         return {NEXT_ACTION: initial[NEXT_ACTION]}
 
 
-def export_saved_model(module, export_dir):
+def export_saved_model(module, export_dir, task=None, metadata=None):
     """Saves an `ExportableModule` as a SavedModel with all of `SIGNATURE_NAMES`.
 
     Loading needs only TensorFlow: `tf.saved_model.load(export_dir).signatures['step']`.
+    The SavedModel also gets a `metadata` function and signature returning the JSON record of
+    `patchwork_tf.serving.metadata.describe` (task, grid, policy, FLOPs), which
+    `python -m patchwork_tf.evaluate --saved_model` reads.
+
+    Args:
+      module: the `ExportableModule`.
+      export_dir: where the SavedModel goes.
+      task: the task the model was built for, recorded as it is.
+      metadata: dict of further JSON-serialisable entries to record (e.g. NMS settings).
     """
     if not isinstance(module, ExportableModule):
         raise TypeError(f"module must be an ExportableModule, got {type(module).__name__}.")
-    signatures = {name: getattr(module, name) for name in SIGNATURE_NAMES}
+    record = json.dumps(metadata_lib.describe(module, task, metadata))
+    module.metadata = tf.function(lambda: tf.constant(record), input_signature=[])
+    signatures = {name: getattr(module, name) for name in SIGNATURE_NAMES + ("metadata",)}
     tf.saved_model.save(module, export_dir, signatures=signatures)
     return export_dir

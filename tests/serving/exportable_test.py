@@ -11,6 +11,7 @@ import tensorflow as tf
 import tf_keras
 
 import patchwork_tf as pw
+from patchwork_tf.core import flops
 from patchwork_tf.data import clips as clips_lib
 from patchwork_tf.data import synthetic
 from patchwork_tf.serving import exportable
@@ -319,3 +320,12 @@ def test_attention_q_network_exports_and_picks_greedy_windows(twin, change_cue, 
         np.testing.assert_allclose(state["action_history"], history)
         if change_cue:
             np.testing.assert_allclose(state["change"], observer_state["change"], atol=1e-6)
+
+    record = json.loads(loaded.metadata().numpy())
+    assert record["policy"] == "dqn" and record["policy_cell"] == POLICY_CELL
+    assert record["scan_order"] is None and record["history_alpha"] == ALPHA
+    assert (record["m"], record["n"], record["num_actions"]) == (grid.m, grid.n, 4)
+    assert record["flops"]["step"] == flops.step_flops(twin).flops
+    assert record["flops"]["full_frame"] == flops.model_flops(twin.keras_model).flops
+    assert record["flops"]["policy"] > 0
+    assert record["change_cue"] == change_cue
