@@ -125,3 +125,19 @@ def test_config_round_trip():
     assert clone.windows == cell.windows and clone.write == "bands"
     global_cell = cells.GlobalCell((3, 4), [Window(0, 0, 3, 4)])
     assert cells.GlobalCell.from_config(global_cell.get_config()).map_size == (3, 4)
+
+
+@pytest.mark.parametrize("batch", [1, 3, None])
+def test_stream_indices_follow_each_streams_action(batch):
+    """Per-action tables gathered by action equal the indices built from each stream's
+    corner, with static batch sizes 1 and 3 and a batch size known only at run time."""
+    corners = [(0, 0), (2, 5), (4, 1)]
+    table = cells.region_table(corners, (2, 3))
+    actions = tf.constant([2, 0, 1], tf.int32)[:batch or 3]
+    trace = tf.function(lambda a: cells.stream_indices(table, a),
+                        input_signature=[tf.TensorSpec([batch], tf.int32)])
+    indices = trace(actions).numpy()
+    for b, a in enumerate(actions.numpy()):
+        y0, x0 = corners[a]
+        expected = [[(b, y0 + i, x0 + j) for j in range(3)] for i in range(2)]
+        np.testing.assert_array_equal(indices[b], expected)
