@@ -274,7 +274,8 @@ class PatchworkModel(tf.Module):
         write = "window" if layer.name in self._full_memory_cells else self._write
         self.halo_cells[layer.name] = cells_lib.HaloCell(
             layer, map_size, windows, zero_padding, write=write, context=self._context,
-            depthwise_as_shifts=self._jit_compile, name=f"{layer.name}_cell")
+            depthwise_as_shifts=self._jit_compile,
+            ring_assembly="scatter" if self._jit_compile else "concat", name=f"{layer.name}_cell")
         self._cell_input[layer.name] = input_id
         return "halo", out_value
 

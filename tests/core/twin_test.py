@@ -68,15 +68,17 @@ def test_invariant_a_full_frame_step_equals_stock(alpha, size, include_top, fold
     _assert_close(outputs, model(frames), rtol=1e-5)
 
 
-@pytest.mark.parametrize("size, m, n, write, fold", [
-    (128, 2, 1, "window", False), (128, 4, 2, "window", False), (128, 4, 1, "window", False),
-    (96, 4, 2, "window", False), (128, 4, 2, "bands", False), (96, 4, 1, "bands", False),
-    (128, 4, 2, "bands", True), (96, 4, 1, "window", True),
+@pytest.mark.parametrize("size, m, n, write, fold, jit", [
+    (128, 2, 1, "window", False, False), (128, 4, 2, "window", False, False),
+    (128, 4, 1, "window", False, False), (96, 4, 2, "window", False, False),
+    (128, 4, 2, "bands", False, False), (96, 4, 1, "bands", False, False),
+    (128, 4, 2, "bands", True, False), (96, 4, 1, "window", True, False),
+    (96, 4, 2, "bands", True, True),  # the XLA twin's cells (shifts, scattered ring), eager
 ])
-def test_invariant_b_warm_start_every_window_exact(size, m, n, write, fold):
+def test_invariant_b_warm_start_every_window_exact(size, m, n, write, fold, jit):
     model = _mobilenet(size)
     grid = pw.WindowGrid((size, size), m, n)
-    twin = pw.patchwork_model(model, grid, write=write, fold_batch_norm=fold)
+    twin = pw.patchwork_model(model, grid, write=write, fold_batch_norm=fold, jit_compile=jit)
     frames = tf.random.stateless_uniform((2, size, size, 3), (3, 4), -1, 1)
     expected = model(frames)
     outputs, state = twin.warm_start_fn(frames)
