@@ -5,12 +5,16 @@ every variant alike), the median and p90 milliseconds per frame of:
   * the stock model on the full frame and on the ideal window-sized input (frame / 2 per
     side, the cost of a 1/4 window), each in plain graph mode and with XLA, the faster
     counting as "stock";
-  * the Patchwork twin's stateful window step for each `(M, N)` grid, cycling over actions.
+  * the Patchwork twin's stateful window step for each `(M, N)` grid, cycling over actions,
+    per compile mode (`--step_modes`), write mode (`--writes`) and batch-norm handling
+    (`--batch_norm`: `folded` is the inference option `fold_batch_norm=True`; the stock
+    model always runs its own layers, as a user would run it).
 Prints a table with FLOPs (analytic, `patchwork_tf.core.flops`) and the ratios step / full
 frame and step / ideal window. `--profile_dir` writes a TF profiler trace of the measured
 steps that TensorBoard's profile plugin opens.
 
-  python tools/benchmark_latency.py --alpha=1.0 --frame_size=384 --grids=2:1,4:2,4:1
+  python tools/benchmark_latency.py --alpha=1.0 --frame_size=384 --grids=2:1,4:2,4:1 \
+      --batch_norm=as_is,folded
 """
 import os
 
