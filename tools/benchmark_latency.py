@@ -5,12 +5,16 @@ every variant alike), the median and p90 milliseconds per frame of:
   * the stock model on the full frame and on the ideal window-sized input (frame / 2 per
     side, the cost of a 1/4 window), each in plain graph mode and with XLA, the faster
     counting as "stock";
-  * the Patchwork twin's stateful window step for each `(M, N)` grid, cycling over actions.
+  * the Patchwork twin's stateful window step for each `(M, N)` grid, cycling over actions,
+    per compile mode (`--step_modes`), write mode (`--writes`) and batch-norm handling
+    (`--batch_norm`: `folded` is the inference option `fold_batch_norm=True`; the stock
+    model always runs its own layers, as a user would run it).
 Prints a table with FLOPs (analytic, `patchwork_tf.core.flops`) and the ratios step / full
 frame and step / ideal window. `--profile_dir` writes a TF profiler trace of the measured
 steps that TensorBoard's profile plugin opens.
 
-  python tools/benchmark_latency.py --alpha=1.0 --frame_size=384 --grids=2:1,4:2,4:1
+  python tools/benchmark_latency.py --alpha=1.0 --frame_size=384 --grids=2:1,4:2,4:1 \
+      --batch_norm=as_is,folded
 """
 import os
 
@@ -30,6 +34,9 @@ flags.DEFINE_integer("threads", 1, "intra- and inter-op threads.")
 flags.DEFINE_list("step_modes", ["graph", "xla"],
                   "How the twin's step is compiled: graph and/or xla.")
 flags.DEFINE_list("writes", ["bands"], "Memory write modes of the twin: window and/or bands.")
+flags.DEFINE_list("batch_norm", ["folded"],
+                  "How the twin's step runs batch norm: as_is (the stock layers) and/or folded "
+                  "(folded into the convs, `patchwork_model(..., fold_batch_norm=True)`).")
 flags.DEFINE_string("profile_dir", None, "If set, write a TF profiler trace here.")
 flags.DEFINE_string("json_out", None, "If set, write the results as JSON here.")
 
@@ -42,6 +49,9 @@ def _fail_on_bad_flags():
     if not set(FLAGS.step_modes) <= {"graph", "xla"} or not set(FLAGS.writes) <= {
             "window", "bands"}:
         raise app.UsageError("--step_modes takes graph, xla; --writes takes window, bands.")
+    if not FLAGS.batch_norm or not set(FLAGS.batch_norm) <= {"as_is", "folded"}:
+        raise app.UsageError(
+            f"--batch_norm takes as_is and/or folded, got {','.join(FLAGS.batch_norm)!r}.")
     if FLAGS.steps < 1 or FLAGS.rounds < 1 or FLAGS.steps % FLAGS.rounds:
         raise app.UsageError(
             f"--steps={FLAGS.steps} must be a positive multiple of --rounds={FLAGS.rounds}.")
@@ -86,13 +96,15 @@ def main(argv):
     for spec in FLAGS.grids:
         m, n = (int(v) for v in spec.split(":"))
         grid = pw.WindowGrid((size, size), m, n)
-        for mode, write in itertools.product(FLAGS.step_modes, FLAGS.writes):
-            twin = pw.patchwork_model(model, grid, jit_compile=mode == "xla", write=write)
+        for mode, write, bn in itertools.product(FLAGS.step_modes, FLAGS.writes,
+                                                 FLAGS.batch_norm):
+            twin = pw.patchwork_model(model, grid, jit_compile=mode == "xla", write=write,
+                                      fold_batch_norm=bn == "folded")
             twin.reset_states(1)
             twin.warm_start(frames)
             actions = [tf.constant([a], tf.int32) for a in range(grid.num_actions)]
             counter = iter(range(10**9))
-            variants[f"step M={m},N={n} {mode} {write}"] = (
+            variants[f"step M={m},N={n} {mode} {write} {bn}"] = (
                 lambda t=twin, acts=actions, c=counter: t.step(frames, acts[next(c) % len(acts)]),
                 flops.step_flops(twin))
 
@@ -124,7 +136,7 @@ def main(argv):
     best_ideal = min(stats[f"stock {half} graph"][0], stats[f"stock {half} xla"][0])
     print(f"MobileNetV2 alpha={alpha} {size}x{size}, batch 1, {FLAGS.threads} thread(s), "
           f"{FLAGS.steps} steps per variant; stock = faster of graph and XLA")
-    print(f"{'variant':32s} {'MFLOPs':>8s} {'overhead Melem':>14s} {'median ms':>10s} "
+    print(f"{'variant':40s} {'MFLOPs':>8s} {'overhead Melem':>14s} {'median ms':>10s} "
           f"{'p90 ms':>8s} {'/full':>6s} {'/ideal':>7s}")
     rows = []
     for name, (_, report) in variants.items():
@@ -133,7 +145,7 @@ def main(argv):
                          overhead_melements=report.overhead_elements / 1e6,
                          median_ms=median, p90_ms=p90, over_full=median / best_full,
                          over_ideal=median / best_ideal))
-        print(f"{name:32s} {report.mflops:8.1f} {report.overhead_elements / 1e6:14.2f} "
+        print(f"{name:40s} {report.mflops:8.1f} {report.overhead_elements / 1e6:14.2f} "
               f"{median:10.2f} {p90:8.2f} {median / best_full:6.3f} {median / best_ideal:7.3f}")
     if FLAGS.json_out:
         with open(FLAGS.json_out, "w") as f:

@@ -119,8 +119,10 @@ def fill_value(layer):
     return 0.0
 
 
-def _activate(layer, outputs):
-    if getattr(layer, "use_bias", False):
+def _activate(layer, outputs, bias=None):
+    if bias is not None:
+        outputs = tf.nn.bias_add(outputs, bias)
+    elif getattr(layer, "use_bias", False):
         outputs = tf.nn.bias_add(outputs, layer.bias)
     activation = getattr(layer, "activation", None)
     return activation(outputs) if activation is not None else outputs
@@ -149,7 +151,7 @@ def _depthwise_as_shifts(inputs, kernel, strides, dilations):
     return outputs
 
 
-def run_valid(layer, inputs, valid_count=None, depthwise_as_shifts=False):
+def run_valid(layer, inputs, valid_count=None, depthwise_as_shifts=False, folded=None):
     """The stock layer's op with VALID padding, using the layer's own weights.
 
     Args:
@@ -158,6 +160,9 @@ def run_valid(layer, inputs, valid_count=None, depthwise_as_shifts=False):
       valid_count: for SAME average pooling only, float `[B or 1, h', w', 1]`: how many
         in-frame cells each output window covers, since TF's SAME average excludes padding.
       depthwise_as_shifts: compute a depthwise conv as shifted multiply-adds (for XLA).
+      folded: optional `(kernel, bias)` replacing a Conv2D's or DepthwiseConv2D's own weights
+        (the layer's kernel and bias with the following batch norm folded in,
+        `fold_batch_norm`).
 
     Returns:
       float `[B, h / stride, w / stride, C_out]`.
@@ -171,20 +176,49 @@ def run_valid(layer, inputs, valid_count=None, depthwise_as_shifts=False):
             return pooled
         return pooled * float(ksize[0] * ksize[1]) / valid_count
     strides, dilations = _pair(layer.strides), _pair(layer.dilation_rate)
+    kernel, bias = folded if folded is not None else (None, None)
     if isinstance(layer, tf_keras.layers.SeparableConv2D):
         outputs = tf.nn.separable_conv2d(
             inputs, layer.depthwise_kernel, layer.pointwise_kernel,
             strides=(1,) + strides + (1,), padding="VALID", dilations=dilations,
         )
     elif isinstance(layer, tf_keras.layers.DepthwiseConv2D) and depthwise_as_shifts:
-        outputs = _depthwise_as_shifts(inputs, layer.depthwise_kernel, strides, dilations)
+        outputs = _depthwise_as_shifts(
+            inputs, layer.depthwise_kernel if kernel is None else kernel, strides, dilations)
     elif isinstance(layer, tf_keras.layers.DepthwiseConv2D):
         outputs = tf.nn.depthwise_conv2d(
-            inputs, layer.depthwise_kernel, strides=(1,) + strides + (1,), padding="VALID",
+            inputs, layer.depthwise_kernel if kernel is None else kernel,
+            strides=(1,) + strides + (1,), padding="VALID",
             dilations=dilations,
         )
     else:
         outputs = tf.nn.convolution(
-            inputs, layer.kernel, strides=strides, padding="VALID", dilations=dilations
-        )
-    return _activate(layer, outputs)
+            inputs, layer.kernel if kernel is None else kernel, strides=strides,
+            padding="VALID", dilations=dilations)
+    return _activate(layer, outputs, bias)
+
+
+def fold_batch_norm(conv, batch_norm):
+    """`(kernel, bias)` of `conv` followed by inference-mode `batch_norm`, as one conv.
+
+    `batch_norm(conv(x)) = conv'(x)` with `kernel' = kernel * s` per output channel and
+    `bias' = (bias - moving_mean) * s + beta`, `s = gamma / sqrt(moving_variance + epsilon)`.
+    Computed from the layers' current weights.
+
+    Args:
+      conv: a linear (no activation) `Conv2D` (kernel `[kh, kw, C_in, C_out]`) or
+        `DepthwiseConv2D` (kernel `[kh, kw, C, multiplier]`, output channel
+        `c * multiplier + m`).
+      batch_norm: a `BatchNormalization` over the last axis of `conv`'s output.
+    """
+    depthwise = isinstance(conv, tf_keras.layers.DepthwiseConv2D)
+    kernel = conv.depthwise_kernel if depthwise else conv.kernel
+    channels = int(kernel.shape[2] * kernel.shape[3]) if depthwise else int(kernel.shape[3])
+    scale = tf.math.rsqrt(batch_norm.moving_variance + batch_norm.epsilon)
+    if batch_norm.gamma is not None:
+        scale = scale * batch_norm.gamma
+    bias = conv.bias if conv.use_bias else tf.zeros((channels,), kernel.dtype)
+    bias = (bias - batch_norm.moving_mean) * scale
+    if batch_norm.beta is not None:
+        bias = bias + batch_norm.beta
+    return kernel * tf.reshape(scale, kernel.shape[2:] if depthwise else (-1,)), bias

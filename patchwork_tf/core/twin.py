@@ -65,7 +65,7 @@ class _Node:
     node: object           # the tf_keras Node of the stock graph
     input_ids: list
     output_ids: list
-    kind: str              # 'pointwise', 'halo', 'global', 'full', 'fused_padding'
+    kind: str              # 'pointwise', 'halo', 'global', 'full', 'folded_bn'
     cell_name: str = None  # 'halo': the HaloCell; 'global': see assemble
     padding_input_id: int = None  # 'halo' fused with a ZeroPadding2D: the padding's input
     padding_layer: tf_keras.layers.Layer = None  # ... and the ZeroPadding2D itself
@@ -101,7 +101,7 @@ class PatchworkModel(tf.Module):
     """
 
     def __init__(self, keras_model, grid, jit_compile=False, write="window",
-                 full_memory_cells=(), context="memory", name=None):
+                 full_memory_cells=(), context="memory", fold_batch_norm=False, name=None):
         super().__init__(name=name or "patchwork_" + re.sub(r"\W", "_", keras_model.name))
         if not isinstance(grid, grid_lib.WindowGrid):
             raise TypeError(f"grid must be a WindowGrid, got {type(grid).__name__}.")
@@ -132,6 +132,7 @@ class PatchworkModel(tf.Module):
         self._context = context
         self._full_memory_cells = set(full_memory_cells)
         self._plan()
+        self._folded = self._fold_batch_norms() if fold_batch_norm else {}
         unknown = self._full_memory_cells - set(self.halo_cells)
         if unknown:
             raise ValueError(f"full_memory_cells {sorted(unknown)} are not halo cells of the "
@@ -273,7 +274,8 @@ class PatchworkModel(tf.Module):
         write = "window" if layer.name in self._full_memory_cells else self._write
         self.halo_cells[layer.name] = cells_lib.HaloCell(
             layer, map_size, windows, zero_padding, write=write, context=self._context,
-            depthwise_as_shifts=self._jit_compile, name=f"{layer.name}_cell")
+            depthwise_as_shifts=self._jit_compile,
+            ring_assembly="scatter" if self._jit_compile else "concat", name=f"{layer.name}_cell")
         self._cell_input[layer.name] = input_id
         return "halo", out_value
 
@@ -288,6 +290,41 @@ class PatchworkModel(tf.Module):
                                                        name=f"{name}_cell")
         self._assemble_cell[tensor_id] = name
         self._cell_input[name] = tensor_id
+
+    def _fold_batch_norms(self):
+        """Folds each BatchNormalization that is the only consumer of a linear Conv2D or
+        DepthwiseConv2D run on windows into that conv's weights (inference only).
+
+        Returns `{conv layer name: (kernel, bias)}`, non-trainable variables holding the
+        folded weights as they are now; the batch norm's node becomes `folded_bn` (identity).
+        """
+        uses = collections.Counter()
+        for node in self._nodes:
+            uses.update(node.input_ids)
+            if node.padding_input_id is not None:
+                uses[node.padding_input_id] += 1
+        uses.update(self._output_ids)
+        uses.update(list(self._assemble_cell))
+        producers = {node.output_ids[0]: node for node in self._nodes
+                     if len(node.output_ids) == 1}
+        folded = {}
+        for bn_node in self._nodes:
+            layer = bn_node.layer
+            if not (isinstance(layer, _L.BatchNormalization) and bn_node.kind == "pointwise"
+                    and list(layer.axis) in ([3], [-1]) and len(bn_node.input_ids) == 1):
+                continue
+            conv_node = producers.get(bn_node.input_ids[0])
+            if (conv_node is None or type(conv_node.layer) not in (_L.Conv2D, _L.DepthwiseConv2D)
+                    or conv_node.kind not in ("halo", "pointwise")
+                    or conv_node.layer.activation is not tf_keras.activations.linear
+                    or uses[bn_node.input_ids[0]] != 1):
+                continue
+            kernel, bias = spatial_ops.fold_batch_norm(conv_node.layer, layer)
+            folded[conv_node.layer.name] = (
+                tf.Variable(kernel, trainable=False, name=f"{conv_node.layer.name}_folded_kernel"),
+                tf.Variable(bias, trainable=False, name=f"{conv_node.layer.name}_folded_bias"))
+            bn_node.kind = "folded_bn"
+        return folded
 
     # ------------------------------------------------------------------ state
     def _cell(self, name):
@@ -396,14 +433,15 @@ class PatchworkModel(tf.Module):
             if node.kind == "halo":
                 in_id = node.padding_input_id or node.input_ids[0]
                 cell = self.halo_cells[node.cell_name]
+                folded = self._folded.get(node.layer.name)
                 if self._values[in_id].domain == FRAME and self._context == "memory":
                     crop = cell.crop_from(cell.pad_full_map(env[in_id]), actions)
-                    outputs = cell.run_on_crop(crop, actions)
+                    outputs = cell.run_on_crop(crop, actions, folded)
                     _record(recorder, cell, [], crop.shape, "crop")
                 else:
                     window = window_of(in_id)
                     outputs, new_memory = cell(
-                        (window, actions, state.get(node.cell_name)))
+                        (window, actions, state.get(node.cell_name)), folded=folded)
                     if new_memory is not None:
                         state[node.cell_name] = new_memory
                     _record_cell_traffic(recorder, cell, window.shape)
@@ -413,9 +451,15 @@ class PatchworkModel(tf.Module):
                 for i in node.input_ids:
                     if self._values[i].domain == FRAME:
                         local[i] = window_of(i)
-                outputs = self._call_layer(node, local)
+                if node.layer.name in self._folded:
+                    outputs = spatial_ops.run_valid(node.layer, local[node.input_ids[0]],
+                                                    folded=self._folded[node.layer.name])
+                else:
+                    outputs = self._call_layer(node, local)
                 _record(recorder, node.layer, [local[i].shape for i in node.input_ids],
                         tf.nest.flatten(outputs)[0].shape, "op")
+            elif node.kind == "folded_bn":
+                outputs = env[node.input_ids[0]]
             elif node.kind == "global":
                 local = dict(env)
                 for i in node.input_ids:
@@ -582,7 +626,7 @@ def _record(recorder, layer, input_shapes, output_shape, kind):
 
 
 def patchwork_model(keras_model, grid, jit_compile=False, write="window",
-                    full_memory_cells=(), context="memory"):
+                    full_memory_cells=(), context="memory", fold_batch_norm=False):
     """The Patchwork twin of `keras_model` on `grid`; shares `keras_model`'s weights.
 
     Args:
@@ -597,6 +641,13 @@ def patchwork_model(keras_model, grid, jit_compile=False, write="window",
       context: 'memory' (Patchwork Cells) or 'zeros': every window is processed as a plain
         zero-padded crop, the "without Patchwork Cell" ablation of Tab. 2; predictions are
         still assembled over the full frame.
+      fold_batch_norm: an inference option: each BatchNormalization right after a linear
+        Conv2D / DepthwiseConv2D on windows is folded into that conv's weights for the step
+        (one fused conv + bias + activation instead of conv, batch norm, activation). The
+        folded weights are a snapshot of `keras_model`'s weights when the twin is built:
+        build a new twin after training; never differentiate through such a step. The warm
+        start runs the stock layers as they are.
     """
     return PatchworkModel(keras_model, grid, jit_compile=jit_compile, write=write,
-                          full_memory_cells=full_memory_cells, context=context)
+                          full_memory_cells=full_memory_cells, context=context,
+                          fold_batch_norm=fold_batch_norm)

@@ -32,9 +32,10 @@ def _composite(base, window_source, offsets, size):
     return out
 
 
-@pytest.mark.parametrize("write", ["window", "bands"])
+@pytest.mark.parametrize("write, ring_assembly", [
+    ("window", "concat"), ("bands", "concat"), ("bands", "scatter")])
 @pytest.mark.parametrize("name", sorted(LAYERS))
-def test_halo_cell_equals_stock_layer_on_the_memory_frame(name, write):
+def test_halo_cell_equals_stock_layer_on_the_memory_frame(name, write, ring_assembly):
     """Memory from frame A, window from frame B: the cell's output is the stock layer on
     "A with the window replaced by B", restricted to the window; per stream windows."""
     rng = np.random.default_rng(0)
@@ -46,7 +47,7 @@ def test_halo_cell_equals_stock_layer_on_the_memory_frame(name, write):
     actions = np.array([5, 6], np.int32)  # corners (4, 8) and (8, 0)
     offsets = np.array([(windows[a].y0, windows[a].x0) for a in actions])
     size = (8, 8)
-    cell = cells.HaloCell(layer, (16, 16), windows, write=write)
+    cell = cells.HaloCell(layer, (16, 16), windows, write=write, ring_assembly=ring_assembly)
     memory = cell.pad_full_map(tf.constant(frame_a))
     window_b = tf.stack([frame_b[b, y:y + 8, x:x + 8] for b, (y, x) in enumerate(offsets)])
     outputs, new_memory = cell((window_b, tf.constant(actions), memory))
@@ -125,3 +126,25 @@ def test_config_round_trip():
     assert clone.windows == cell.windows and clone.write == "bands"
     global_cell = cells.GlobalCell((3, 4), [Window(0, 0, 3, 4)])
     assert cells.GlobalCell.from_config(global_cell.get_config()).map_size == (3, 4)
+
+
+@pytest.mark.parametrize("batch", [1, 3, None])
+def test_stream_indices_follow_each_streams_action(batch):
+    """Per-action tables gathered by action equal the indices built from each stream's
+    corner, with static batch sizes 1 and 3 and a batch size known only at run time."""
+    corners = [(0, 0), (2, 5), (4, 1)]
+    table = cells.region_table(corners, (2, 3))
+    actions = tf.constant([2, 0, 1], tf.int32)[:batch or 3]
+    trace = tf.function(lambda a: cells.stream_indices(table, a),
+                        input_signature=[tf.TensorSpec([batch], tf.int32)])
+    indices = trace(actions).numpy()
+    for b, a in enumerate(actions.numpy()):
+        y0, x0 = corners[a]
+        expected = [[(b, y0 + i, x0 + j) for j in range(3)] for i in range(2)]
+        np.testing.assert_array_equal(indices[b], expected)
+    shared = np.array([[0, 1, 2], [0, 3, 4]], np.int32)  # the same points for every stream
+    trace = tf.function(lambda a: cells.with_batch_index(shared, a),
+                        input_signature=[tf.TensorSpec([batch], tf.int32)])
+    indices = trace(actions).numpy()
+    np.testing.assert_array_equal(
+        indices, [[(b, 1, 2), (b, 3, 4)] for b in range(len(actions))])

@@ -56,25 +56,29 @@ def _assert_close(actual, expected, rtol=1e-4):
         np.testing.assert_allclose(a, e, rtol=0, atol=rtol * scale)
 
 
-@pytest.mark.parametrize("alpha, size, include_top", [
-    (0.35, 64, False), (0.5, 96, True), (1.0, 64, False), (0.35, 100, True),
+@pytest.mark.parametrize("alpha, size, include_top, fold", [
+    (0.35, 64, False, False), (0.5, 96, True, False), (1.0, 64, False, False),
+    (0.35, 100, True, False), (1.0, 64, False, True), (0.35, 100, True, True),
 ])
-def test_invariant_a_full_frame_step_equals_stock(alpha, size, include_top):
+def test_invariant_a_full_frame_step_equals_stock(alpha, size, include_top, fold):
     model = _mobilenet(size, alpha, include_top)
-    twin = pw.patchwork_model(model, pw.WindowGrid((size, size), 1, 1))
+    twin = pw.patchwork_model(model, pw.WindowGrid((size, size), 1, 1), fold_batch_norm=fold)
     frames = tf.random.stateless_uniform((2, size, size, 3), (1, 2), -1, 1)
     outputs, _ = twin.step_fn(frames, tf.constant([0, 0]), twin.initial_state(2))
     _assert_close(outputs, model(frames), rtol=1e-5)
 
 
-@pytest.mark.parametrize("size, m, n, write", [
-    (128, 2, 1, "window"), (128, 4, 2, "window"), (128, 4, 1, "window"), (96, 4, 2, "window"),
-    (128, 4, 2, "bands"), (96, 4, 1, "bands"),
+@pytest.mark.parametrize("size, m, n, write, fold, jit", [
+    (128, 2, 1, "window", False, False), (128, 4, 2, "window", False, False),
+    (128, 4, 1, "window", False, False), (96, 4, 2, "window", False, False),
+    (128, 4, 2, "bands", False, False), (96, 4, 1, "bands", False, False),
+    (128, 4, 2, "bands", True, False), (96, 4, 1, "window", True, False),
+    (96, 4, 2, "bands", True, True),  # the XLA twin's cells (shifts, scattered ring), eager
 ])
-def test_invariant_b_warm_start_every_window_exact(size, m, n, write):
+def test_invariant_b_warm_start_every_window_exact(size, m, n, write, fold, jit):
     model = _mobilenet(size)
     grid = pw.WindowGrid((size, size), m, n)
-    twin = pw.patchwork_model(model, grid, write=write)
+    twin = pw.patchwork_model(model, grid, write=write, fold_batch_norm=fold, jit_compile=jit)
     frames = tf.random.stateless_uniform((2, size, size, 3), (3, 4), -1, 1)
     expected = model(frames)
     outputs, state = twin.warm_start_fn(frames)
@@ -98,12 +102,13 @@ def test_invariant_b_from_zeros_after_scan_cycles(write):
     _assert_close(outputs, model(frames))
 
 
-@pytest.mark.parametrize("m, n, write", [(1, 1, "window"), (2, 1, "window"),
-                                         (4, 2, "window"), (4, 2, "bands")])
-def test_general_cnn_twin_is_exact(m, n, write):
+@pytest.mark.parametrize("m, n, write, fold", [
+    (1, 1, "window", False), (2, 1, "window", False), (4, 2, "window", False),
+    (4, 2, "bands", False), (4, 2, "bands", True)])
+def test_general_cnn_twin_is_exact(m, n, write, fold):
     model = _general_cnn(64)
     grid = pw.WindowGrid((64, 64), m, n)
-    twin = pw.patchwork_model(model, grid, write=write)
+    twin = pw.patchwork_model(model, grid, write=write, fold_batch_norm=fold)
     assert {"stem", "max_same", "dw5", "sep", "dilated", "avg_same", "down"} <= set(
         twin.halo_cells)
     assert "dw5_global" in twin.global_cells  # the SE block's global pooling
@@ -135,16 +140,17 @@ def test_window_is_fresh_and_context_is_memory():
     np.testing.assert_allclose(outputs[:, :15, :15], model(frame_a)[:, :15, :15], atol=1e-5)
 
 
-@pytest.mark.parametrize("write, jit_compile", [
-    ("window", False), ("bands", False), ("bands", True)])
-def test_stateful_api_matches_functional_api(write, jit_compile):
+@pytest.mark.parametrize("write, jit_compile, fold", [
+    ("window", False, False), ("bands", False, False), ("bands", True, False),
+    ("bands", True, True)])
+def test_stateful_api_matches_functional_api(write, jit_compile, fold):
     """The stateful step scatters into its variables in place (or, under XLA, updates them
     through aliasing); either way it must follow the functional step exactly."""
     size, grid = 64, pw.WindowGrid((64, 64), 2, 1)
     model = _mobilenet(size)
     name = "block_3_depthwise"
     twin = pw.patchwork_model(model, grid, write=write, jit_compile=jit_compile,
-                              full_memory_cells=[name])
+                              full_memory_cells=[name], fold_batch_norm=fold)
     frames = tf.random.stateless_uniform((2, size, size, 3), (9, 9), -1, 1)
     twin.reset_states(2)
     _assert_close(twin.warm_start(frames), model(frames))
@@ -233,3 +239,24 @@ def test_zero_context_ablation_is_the_stock_model_on_the_plain_crop():
     _assert_close(outputs[:1, :2, 2:], expected_1, rtol=1e-5)
     _assert_close(outputs[1:, 2:, :2], expected_2, rtol=1e-5)
     assert float(tf.reduce_max(tf.abs(outputs[:1, 2:]))) == 0.0  # never seen: still zero
+
+
+def test_fold_batch_norm_folds_only_a_batch_norm_right_after_a_linear_conv():
+    """In MobileNetV2 every batch norm follows a linear conv; in the general CNN only the
+    stem's does (its other convs have no batch norm)."""
+    model = _mobilenet(64)
+    twin = pw.patchwork_model(model, pw.WindowGrid((64, 64), 2, 1), fold_batch_norm=True)
+    batch_norms = [l.name for l in model.layers if isinstance(l, L.BatchNormalization)]
+    assert sorted(n.layer.name for n in twin._nodes if n.kind == "folded_bn") == sorted(
+        batch_norms)
+    general = pw.patchwork_model(_general_cnn(64), pw.WindowGrid((64, 64), 2, 1),
+                                 fold_batch_norm=True)
+    assert list(general._folded) == ["stem"]
+    inputs = L.Input((16, 16, 3))
+    x = L.Conv2D(4, 3, padding="same", activation="relu", name="activated")(inputs)
+    x = L.BatchNormalization(name="after_relu")(x)
+    shared = L.Conv2D(4, 1, name="shared")(x)
+    y = L.BatchNormalization(name="bn_of_shared")(shared)
+    model = tf_keras.Model(inputs, L.Add()([y, shared]))
+    twin = pw.patchwork_model(model, pw.WindowGrid((16, 16), 2, 1), fold_batch_norm=True)
+    assert twin._folded == {}
