@@ -248,10 +248,9 @@ def build_runner(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False
     # policies ignore the observation, so any grid works for them.
     observed_cell = observed_cell or loaded.patchwork.get("observed_cell")
   grid = pw.WindowGrid(tuple(model.inputs[0].shape[1:3]), m, n)
-  # An inference-only twin of weights already restored: batch norm folds into its convs.
   twin = pw.patchwork_model(model, grid, write="bands",
                             full_memory_cells=[observed_cell] if observed_cell else [],
-                            context="memory" if cells else "zeros", fold_batch_norm=True)
+                            context="memory" if cells else "zeros")
   q_fn = None
   if policy == "dqn":
     q_fn = loaded.q_fn
