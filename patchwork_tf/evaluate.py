@@ -34,7 +34,7 @@ import os
 from absl import app
 from absl import flags
 
-METHODS = ("single_frame", "dqn", "scanning", "random")
+METHODS = ("single_frame", "dqn", "scanning", "random", "change")
 
 
 def _define_flags():
@@ -47,8 +47,12 @@ def _define_flags():
   flags.DEFINE_float("alpha", 0.35, "Depth multiplier of --untrained models.")
   flags.DEFINE_integer("frame_size", 128, "Frame size of --untrained models and of the clips.")
   flags.DEFINE_enum("split", "validation", ["train", "validation", "test"], "Synthetic split.")
+  flags.DEFINE_enum("data", "synthetic", ["synthetic", "imagenet_vid", "davis"],
+                    "Source of the clips (real sources evaluate their val split).")
+  flags.DEFINE_string("data_dir", None, "Root of the real source's local copy.")
   flags.DEFINE_enum("policy", "single_frame", list(METHODS), "single_frame: the stock model on "
-                    "every key frame; dqn / scanning / random: Patchwork with that policy.")
+                    "every key frame; dqn / scanning / random / change: Patchwork with that "
+                    "policy (change: the window that changed most, ours).")
   flags.DEFINE_integer("m", None, "Grid slices per side; default: the train job's, else 4.")
   flags.DEFINE_integer("n", None, "Slices per window side; default: the train job's, else 2.")
   flags.DEFINE_string("observed_cell", None, "Cell the attention policy observes; default: the "
@@ -75,7 +79,8 @@ class LoadedModel:
   num_classes: int = 0
   q_fn: object = None                 # the attention network, observation -> Q-values
   agent_checkpoint: str = None        # ... or the stage-2/3 checkpoint it is restored from
-  patchwork: dict = dataclasses.field(default_factory=dict)  # m, n, observed_cell, alpha
+  patchwork: dict = dataclasses.field(default_factory=dict)  # m, n, observed_cell, alpha,
+                                                              # change_cue
   anchor_kwargs: dict = dataclasses.field(default_factory=dict)  # of anchors_for_model
 
 
@@ -134,7 +139,8 @@ def load_trained(model_dir, resolution=1.0, with_q_network=True):
     patchwork = stage2.load_config(model_dir)
     loaded.patchwork = {"m": patchwork.m, "n": patchwork.n,
                         "observed_cell": patchwork.observed_cell,
-                        "alpha": patchwork.history_alpha}
+                        "alpha": patchwork.history_alpha,
+                        "change_cue": patchwork.change_cue}
     if with_q_network:
       loaded.agent_checkpoint = agent_checkpoint
   return loaded
@@ -162,7 +168,7 @@ def _build_at_resolution(stage1, config, resolution, stage1_dir):
         "frame size and evaluate it with its own --model_dir.") from e
 
 
-def _restore_q_fn(twin, observed_cell, agent_checkpoint):
+def _restore_q_fn(twin, observed_cell, agent_checkpoint, change_cue):
   """The stage-2/3 `AttentionQNetwork` for this twin's grid and memory, restored.
 
   Built as `training.stage2.build_patchwork` builds it; its variables do not depend on the
@@ -173,7 +179,8 @@ def _restore_q_fn(twin, observed_cell, agent_checkpoint):
   from patchwork_tf.policy import q_network as q_network_lib
 
   grid = twin.grid
-  spec = q_network_lib.observation_spec(twin.view_shape(observed_cell), grid.num_actions)
+  spec = q_network_lib.observation_spec(twin.view_shape(observed_cell), grid.num_actions,
+                                        change_cue)
   q_net = q_network_lib.AttentionQNetwork(
       spec, environment_lib.window_action_spec(grid.num_actions),
       q_network_lib.windows_in_memory(grid, spec["memory"].shape))
@@ -248,33 +255,36 @@ def build_runner(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False
   if policy == "dqn":
     q_fn = loaded.q_fn
     if q_fn is None and loaded.agent_checkpoint:
-      q_fn = _restore_q_fn(twin, observed_cell, loaded.agent_checkpoint)
+      q_fn = _restore_q_fn(twin, observed_cell, loaded.agent_checkpoint,
+                           loaded.patchwork.get("change_cue", False))
     if q_fn is None:
       raise ValueError("policy 'dqn' needs a trained attention network: pass a train job's "
                        "--model_dir with a stage2/ or stage3/ checkpoint.")
   return stream.PatchworkRunner(twin, task, policy=policy, q_fn=q_fn,
                                 observed_cell=observed_cell,
-                                alpha=loaded.patchwork.get("alpha", 0.5), flip=flip)
+                                alpha=loaded.patchwork.get("alpha", 0.5), flip=flip,
+                                change_cue=policy == "dqn" and loaded.patchwork.get(
+                                    "change_cue", False))
 
 
 def evaluate(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False, interval=1,
              delay=0, observed_cell=None, split="validation", num_clips=8, clip_length=16,
              clip_frame_size=(128, 128), max_objects=4, name=None, settings=None,
-             profile_dir=None):
-  """Evaluates one configuration on synthetic clips.
+             profile_dir=None, data="synthetic", data_dir=None):
+  """Evaluates one configuration on clips of a data source (`training.sources`).
 
   Returns:
     (`StreamResult`, op summary list or None without `profile_dir`).
   """
-  from patchwork_tf.data import synthetic
   from patchwork_tf.evaluation import profiling
   from patchwork_tf.evaluation import stream
+  from patchwork_tf.training import sources
 
   if policy not in METHODS:
     raise ValueError(f"policy must be one of {METHODS}, got {policy!r}.")
   runner = build_runner(loaded, policy, m, n, cells, flip, observed_cell, clip_frame_size)
-  clips = synthetic.synthetic_clips(split, loaded.task, num_clips, clip_frame_size,
-                                    clip_length, max_objects)
+  clips = sources.DataSource(data, data_dir).evaluation_clips(
+      split, loaded.task, num_clips, clip_frame_size, clip_length, max_objects)
   settings = dict(settings or {})
   settings.update(frame_size=list(runner.frame_size))
   if policy != "single_frame":
@@ -356,7 +366,8 @@ def main(argv):
   result, ops = evaluate(
       loaded, policy, m, n, FLAGS.cells, FLAGS.flip, FLAGS.interval, FLAGS.delay,
       FLAGS.observed_cell, FLAGS.split, FLAGS.num_clips, FLAGS.clip_length,
-      (frame_size, frame_size), name=name, settings=settings, profile_dir=FLAGS.profile_dir)
+      (frame_size, frame_size), name=name, settings=settings, profile_dir=FLAGS.profile_dir,
+      data=FLAGS.data, data_dir=FLAGS.data_dir)
   record = result.to_json()
   results.write_results([record], FLAGS.output_dir, name)
   if ops is not None:

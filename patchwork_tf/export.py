@@ -160,7 +160,8 @@ def export_trained_run(model_dir, export_dir, write="bands"):
         patchwork.twin, postprocess=postprocess,
         policy=patchwork.q_network if has_policy else None,
         policy_cell=patchwork.config.observed_cell if has_policy else None,
-        alpha=patchwork.config.history_alpha)
+        alpha=patchwork.config.history_alpha,
+        change_cue=has_policy and patchwork.config.change_cue)
     task = patchwork.stage1_config.task
     exportable.export_saved_model(
         module, export_dir, task=task,

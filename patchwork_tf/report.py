@@ -6,7 +6,7 @@ r"""Runs an evaluation sweep and draws the paper's latency-accuracy figures and 
 Each `--run` is one configuration, written as comma-separated `key=value` pairs:
 
   name        row label (required)
-  policy      single_frame | dqn | scanning | random        (default single_frame)
+  policy      single_frame | dqn | scanning | random | change  (default single_frame)
   m, n        the Patchwork grid                             (default the train job's, 4, 2)
   cells       true | false: Patchwork Cells or zero-padded crops (Tab. 2)
   flip, interval, delay, resolution                          the variants of Sec. 4

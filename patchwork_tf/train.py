@@ -1,6 +1,13 @@
 r"""The Patchwork training job: stages 1 to 3 (Sec. 3.4), then evaluation and export.
 
   python -m patchwork_tf.train --flagfile=experiments/synthetic_det.flags
+  python -m patchwork_tf.train --flagfile=experiments/vid.flags \
+      --data_dir=/path/to/ILSVRC2015 --still_data_dir=/path/to/coco
+
+`--data` picks the data source (`training.sources`): the embedded synthetic benchmark, or a
+local copy of ImageNet VID (detection) or DAVIS 2016 (segmentation) under `--data_dir`, with
+fake videos of COCO or Pascal VOC still images (`--still_data`, `--still_data_dir`) mixed into
+the training data; a missing or malformed copy is refused with the expected layout.
 
 Stage 1 trains the single-frame model (`training.stage1`); stage 2 places it in the Patchwork
 setting and trains the attention network by DDQN (`training.stage2`); stage 3 freezes batch
@@ -27,6 +34,13 @@ flags.DEFINE_enum("data", "synthetic", ["synthetic", "imagenet_vid", "davis"],
                   "Data source: the embedded synthetic benchmark or a local copy of a real "
                   "data set under --data_dir.")
 flags.DEFINE_string("data_dir", None, "Root of the local data copy (real data sources).")
+flags.DEFINE_enum("still_data", "none", ["none", "coco", "voc"],
+                  "Still images made into fake videos that augment the training data of all "
+                  "stages (Sec. 3.4): COCO 2017 (train) or Pascal VOC (trainval); real "
+                  "sources only.")
+flags.DEFINE_string("still_data_dir", None, "Root of the still images' local copy.")
+flags.DEFINE_float("still_fraction", 0.5, "Share of fake-video frames (stage 1) and clips "
+                   "(stages 2 and 3) when --still_data is set.")
 flags.DEFINE_list("stages", ["1", "2", "3"], "Stages to run, in order.")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
                   "tf.distribute strategy of stage 1.")
@@ -38,7 +52,8 @@ flags.DEFINE_integer("output_stride", 16, "DeepLab output stride (segmentation).
 flags.DEFINE_integer("stage1_steps", 1000, "Stage-1 training steps.")
 flags.DEFINE_integer("stage1_batch_size", 32, "Stage-1 batch size (frames).")
 flags.DEFINE_float("stage1_learning_rate", 2e-3, "Stage-1 peak learning rate.")
-flags.DEFINE_integer("stage1_train_clips", 512, "Synthetic clips stage 1 draws frames from.")
+flags.DEFINE_integer("stage1_train_clips", 512, "Synthetic clips stage 1 draws frames from "
+                     "(real sources read every training video).")
 flags.DEFINE_float("stage1_max_seconds", None, "Stop stage 1 after this many seconds.")
 # Patchwork setting and attention (stages 2 and 3).
 flags.DEFINE_integer("m", 4, "Grid slices per side (Sec. 3.1).")
@@ -46,6 +61,9 @@ flags.DEFINE_integer("n", 2, "Slices per window side (Sec. 3.1).")
 flags.DEFINE_string("observed_cell", "block_13_depthwise",
                     "The cell (layer L) whose memory the attention network reads.")
 flags.DEFINE_float("history_alpha", 0.5, "Action-history decay, Eq. 1.")
+flags.DEFINE_bool("change_cue", True, "The attention network also observes how much each "
+                  "window changed since it was last processed (ours); --nochange_cue is the "
+                  "paper's observation (memory and action history only).")
 flags.DEFINE_float("gamma", 0.9, "DDQN discount, Eq. 5.")
 flags.DEFINE_integer("target_update_period", 100, "Train steps between target updates.")
 flags.DEFINE_float("epsilon_start", 1.0, "Initial collection epsilon.")
@@ -53,7 +71,8 @@ flags.DEFINE_float("epsilon_end", 0.05, "Final collection epsilon.")
 flags.DEFINE_integer("epsilon_decay_steps", 500, "Train steps of the epsilon decay.")
 flags.DEFINE_integer("num_streams", 8, "Clips streamed side by side during collection.")
 flags.DEFINE_integer("clip_length", 16, "Frames per training clip.")
-flags.DEFINE_integer("num_train_clips", 256, "Synthetic clips of stages 2 and 3.")
+flags.DEFINE_integer("num_train_clips", 256, "Synthetic clips of stages 2 and 3 (real "
+                     "sources read every training video).")
 flags.DEFINE_integer("replay_capacity", 1000, "Replay buffer steps per stream.")
 flags.DEFINE_integer("sample_batch_size", 64, "Transitions per DDQN train step.")
 flags.DEFINE_integer("initial_collect_steps", 32, "Random-policy steps per stream before "
@@ -70,39 +89,37 @@ flags.DEFINE_integer("stage3_batch_size", 4, "Clips per fine-tuning step.")
 flags.DEFINE_integer("seed", 0, "Seed of initialisation and data order.")
 flags.DEFINE_bool("evaluate", True, "Evaluate the run on --eval_split: the single-frame model "
                   "and the Patchwork twin with the dqn, scanning and random policies.")
-flags.DEFINE_enum("eval_split", "test", ["validation", "test"], "Synthetic split evaluated.")
+flags.DEFINE_enum("eval_split", "test", ["validation", "test"], "Split evaluated (the real "
+                  "sources evaluate their annotated val split for either).")
 flags.DEFINE_integer("eval_clips", 16, "Clips evaluated per policy.")
 flags.DEFINE_bool("export", True, "Export the trained run as a SavedModel to "
                   "<model_dir>/export (the greedy attention policy inside).")
 flags.mark_flag_as_required("model_dir")
 
 
-def _check_real_data():
-    """Refuses a real-data run whose local copy is missing, naming the expected layout."""
-    from patchwork_tf.data import davis
-    from patchwork_tf.data import imagenet_vid
-    from patchwork_tf.data import layout
+def data_source():
+    """The `training.sources.DataSource` of the flags."""
+    from patchwork_tf.training import sources
+    return sources.DataSource(
+        FLAGS.data, FLAGS.data_dir, FLAGS.still_data, FLAGS.still_data_dir,
+        FLAGS.still_fraction)
 
-    reader = {"imagenet_vid": (imagenet_vid, imagenet_vid.list_videos),
-              "davis": (davis, davis.list_sequences)}[FLAGS.data]
-    module, list_split = reader
-    if not FLAGS.data_dir:
-        sys.exit(
-            f"--data={FLAGS.data} reads a local copy: set --data_dir to its root, laid out "
-            f"as\n{module.LAYOUT}")
+
+def _check_data():
+    """Refuses a data source that is misnamed, lacks labels for --task, or whose local copy
+    is missing or malformed, naming the flag and the expected layout."""
+    from patchwork_tf.data import layout
     try:
-        list_split(FLAGS.data_dir, "train")
+        data_source().check(FLAGS.task)
     except layout.DataLayoutError as error:
-        sys.exit(f"--data={FLAGS.data} --data_dir={FLAGS.data_dir!r}: {error}")
-    sys.exit(
-        f"--data={FLAGS.data}: the copy at {FLAGS.data_dir!r} has the expected layout, but "
-        "training on real data is not implemented yet (the readers in patchwork_tf/data "
-        "are; stages 1 to 3 read the synthetic benchmark only). Use --data=synthetic.")
+        sys.exit(f"--data={FLAGS.data} --data_dir={FLAGS.data_dir!r} --still_data="
+                 f"{FLAGS.still_data} --still_data_dir={FLAGS.still_data_dir!r}: {error}")
+    except ValueError as error:
+        raise app.UsageError(f"--data={FLAGS.data}: {error}") from error
 
 
 def _check_flags():
-    if FLAGS.data != "synthetic":
-        _check_real_data()
+    _check_data()
     unknown = set(FLAGS.stages) - {"1", "2", "3"}
     if unknown:
         raise app.UsageError(f"--stages takes 1, 2, 3; got {sorted(unknown)}.")
@@ -115,7 +132,8 @@ def patchwork_config():
     from patchwork_tf.training import stage2
     return stage2.PatchworkConfig(
         m=FLAGS.m, n=FLAGS.n, observed_cell=FLAGS.observed_cell,
-        history_alpha=FLAGS.history_alpha, num_streams=FLAGS.num_streams,
+        history_alpha=FLAGS.history_alpha, change_cue=FLAGS.change_cue,
+        num_streams=FLAGS.num_streams,
         clip_length=FLAGS.clip_length, num_train_clips=FLAGS.num_train_clips,
         gamma=FLAGS.gamma, learning_rate=FLAGS.stage2_learning_rate,
         target_update_period=FLAGS.target_update_period,
@@ -128,15 +146,22 @@ def patchwork_config():
         stage3_q_learning_rate=FLAGS.stage3_q_learning_rate,
         stage3_finetune_every=FLAGS.stage3_finetune_every,
         stage3_clip_length=FLAGS.stage3_clip_length,
-        stage3_batch_size=FLAGS.stage3_batch_size, seed=FLAGS.seed)
+        stage3_batch_size=FLAGS.stage3_batch_size, seed=FLAGS.seed, data=FLAGS.data,
+        data_dir=FLAGS.data_dir, still_data=FLAGS.still_data,
+        still_data_dir=FLAGS.still_data_dir, still_fraction=FLAGS.still_fraction)
 
 
 def evaluate_run(model_dir):
-    """Accuracy and latency of the run per policy, into `<model_dir>/eval` (JSON, Markdown)."""
+    """Accuracy and latency of the run per policy on clips of its own data source, into
+    `<model_dir>/eval` (JSON, Markdown)."""
     import tf_keras
 
     from patchwork_tf import evaluate
     from patchwork_tf.evaluation import results
+    from patchwork_tf.training import stage1
+    from patchwork_tf.training import stage2
+
+    trained = stage1.load_config(os.path.join(model_dir, stage2.STAGE1_DIR))
 
     output_dir = os.path.join(model_dir, "eval")
     records = []
@@ -149,7 +174,8 @@ def evaluate_run(model_dir):
         result, _ = evaluate.evaluate(
             loaded, policy, FLAGS.m, FLAGS.n, split=FLAGS.eval_split,
             num_clips=FLAGS.eval_clips, clip_length=FLAGS.clip_length,
-            clip_frame_size=(FLAGS.frame_size, FLAGS.frame_size), name=name)
+            clip_frame_size=(FLAGS.frame_size, FLAGS.frame_size), name=name,
+            data=trained.data, data_dir=trained.data_dir)
         records.append(result.to_json())
         bar.update(i + 1)
     results.write_results(records, output_dir, "summary")
@@ -173,7 +199,9 @@ def main(argv):
             batch_size=FLAGS.stage1_batch_size, learning_rate=FLAGS.stage1_learning_rate,
             alpha=FLAGS.alpha, frame_size=(FLAGS.frame_size, FLAGS.frame_size),
             output_stride=FLAGS.output_stride, num_train_clips=FLAGS.stage1_train_clips,
-            seed=FLAGS.seed)
+            seed=FLAGS.seed, data=FLAGS.data, data_dir=FLAGS.data_dir,
+            still_data=FLAGS.still_data, still_data_dir=FLAGS.still_data_dir,
+            still_fraction=FLAGS.still_fraction)
         logging.info("Stage 1 at step %d, losses %s", result["step"], result["losses"])
     config = patchwork_config()
     if "2" in FLAGS.stages:

@@ -68,16 +68,19 @@ def visualize_run(output_dir, model_dir, policy="dqn", cell=None, split="test", 
             patchwork.model, anchor_kwargs=stage1.anchor_kwargs(config))
     else:
         postprocess = task_postprocess.segmentation_postprocess
+    observation_kwargs = {}
     if policy == "dqn":
         cell = patchwork.config.observed_cell
         policy = patchwork.q_network
+        observation_kwargs = dict(alpha=patchwork.config.history_alpha,
+                                  change_cue=patchwork.config.change_cue)
     return _render(output_dir, patchwork.twin, postprocess, config.task, policy,
                    cell or "block_6_depthwise", split, clip_index, clip_length,
-                   score_threshold, method, seed)
+                   score_threshold, method, seed, observation_kwargs)
 
 
 def _render(output_dir, twin, postprocess, clip_task, policy, cell, split, clip_index,
-            clip_length, score_threshold, method, seed):
+            clip_length, score_threshold, method, seed, observation_kwargs=None):
     os.makedirs(output_dir, exist_ok=True)
     frame_size = twin.frame_size[0]
     if cell not in twin.state_spec():
@@ -89,7 +92,8 @@ def _render(output_dir, twin, postprocess, clip_task, policy, cell, split, clip_
     # stream as it runs, from a key frame.
     from_zeros, from_key_frame = (
         rollout_lib.rollout(twin, clip["frames"], policy, cell_name=cell,
-                            postprocess=postprocess, seed=seed, warm_start=warm)
+                            postprocess=postprocess, seed=seed, warm_start=warm,
+                            **(observation_kwargs or {}))
         for warm in (False, True))
     names = synthetic.CLASS_NAMES
     return {

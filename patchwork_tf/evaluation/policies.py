@@ -9,7 +9,9 @@ policy trained:
   maps the observation to Q-values `[B, num_actions]`, e.g. `lambda obs: q_network(obs)[0]`
   for the `AttentionQNetwork` that stage 2 trains;
 * 'scanning': `patchwork_tf.policy.baselines.ScanningPolicy`, row-major over the grid;
-* 'random': `patchwork_tf.policy.baselines.random_policy`, uniform over the windows.
+* 'random': `patchwork_tf.policy.baselines.random_policy`, uniform over the windows;
+* 'change': `patchwork_tf.policy.baselines.ChangePolicy`, the window whose pixels changed
+  most since it was last processed (ours, not the paper's; needs the change cue).
 """
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -20,7 +22,7 @@ from tensorflow.python.profiler import option_builder
 
 from patchwork_tf.policy import baselines
 
-POLICIES = ("dqn", "scanning", "random")
+POLICIES = ("dqn", "scanning", "random", "change")
 
 
 class GreedyQPolicy(tf_policy.TFPolicy):
@@ -56,7 +58,7 @@ class GreedyQPolicy(tf_policy.TFPolicy):
 
 
 def make_policy(name, time_step_spec, action_spec, q_fn=None):
-  """The attention policy called `name` ('dqn', 'scanning' or 'random').
+  """The attention policy called `name` (one of `POLICIES`).
 
   Args:
     name: one of `POLICIES`.
@@ -76,6 +78,8 @@ def make_policy(name, time_step_spec, action_spec, q_fn=None):
     return GreedyQPolicy(time_step_spec, action_spec, q_fn)
   if name == "scanning":
     return baselines.ScanningPolicy(time_step_spec, action_spec)
+  if name == "change":
+    return baselines.ChangePolicy(time_step_spec, action_spec)
   return baselines.random_policy(time_step_spec, action_spec)
 
 

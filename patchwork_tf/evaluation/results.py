@@ -71,7 +71,8 @@ def _metrics(records):
 def _policy_label(record):
   if record["method"] == "single_frame":
     return "Single-frame"
-  return {"dqn": "DQN", "scanning": "Scanning", "random": "Random"}[record["settings"]["policy"]]
+  return {"dqn": "DQN", "scanning": "Scanning", "random": "Random",
+          "change": "Change (ours)"}[record["settings"]["policy"]]
 
 
 def policy_table(records):

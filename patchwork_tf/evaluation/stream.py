@@ -39,8 +39,7 @@ from patchwork_tf.data import clips as clips_lib
 from patchwork_tf.evaluation import latency
 from patchwork_tf.evaluation import policies
 from patchwork_tf.evaluation import profiling
-from patchwork_tf.policy import action_history
-from patchwork_tf.policy import q_network
+from patchwork_tf.policy import observation as observation_lib
 
 
 def _host(nest):
@@ -96,19 +95,21 @@ class PatchworkRunner:
   input_dtype = tf.float32
 
   def __init__(self, twin, task, policy="scanning", q_fn=None, observed_cell=None,
-               alpha=0.5, flip=False):
+               alpha=0.5, flip=False, change_cue=False):
     """
     Args:
       twin: a `PatchworkModel` (`patchwork_tf.patchwork_model`); its cells may write
         'window' or 'bands', and the observed cell must keep its whole memory.
       task: a `tasks.DetectionTask` or `tasks.SegmentationTask`.
-      policy: 'dqn', 'scanning' or 'random' (`policies.POLICIES`).
+      policy: one of `policies.POLICIES`.
       q_fn: for 'dqn', observation dict(memory, history) -> Q-values [B, A].
       observed_cell: the cell whose memory the policy observes (layer L of the Q-network);
         needed by 'dqn', and by the others only to build the same observation.
         None takes the last cell of `twin.cell_names` that keeps a memory.
       alpha: decay of the action history, Eq. 1.
       flip: also run the mirror image as a second stream and merge (the flip variant).
+      change_cue: the observation holds the change cue (`policy.observation`), as the
+        Q-network was trained with; always on for the 'change' policy.
     """
     self.twin = twin
     self.task = task
@@ -123,14 +124,14 @@ class PatchworkRunner:
       raise ValueError(f"observed_cell {observed_cell!r} is not a cell with a memory of the "
                        f"twin; choose one of {cells}.")
     self.observed_cell = observed_cell
-    self._alpha = float(alpha)
-    self._num_actions = grid.num_actions
+    self._observer = observation_lib.AttentionObservation(
+        grid, float(alpha), bool(change_cue) or policy == "change")
     rows = grid.positions_per_side
     self._mirror = tf.constant([grid.rowcol_to_action(r, rows - 1 - c) for r, c in
                                 (grid.action_to_rowcol(a) for a in range(grid.num_actions))],
                                tf.int32)
     memory = twin.memory_view(twin.initial_state(1), observed_cell)
-    self._observation_spec = q_network.observation_spec(memory.shape[1:], grid.num_actions)
+    self._observation_spec = self._observer.spec(memory.shape[1:])
     action_spec = tensor_spec.BoundedTensorSpec((), tf.int32, minimum=0,
                                                 maximum=grid.num_actions - 1, name="window")
     self.policy = policies.make_policy(policy, ts.time_step_spec(self._observation_spec),
@@ -140,24 +141,24 @@ class PatchworkRunner:
     self._step = tf.function(self._step_fn)
     self._first_action = tf.function(self._first_action_fn)
 
-  def _time_step(self, step_type, history):
+  def _time_step(self, step_type, observer_state):
     memory = self.twin.memory(self.observed_cell)[:1]
     return ts.TimeStep(step_type=tf.fill([1], tf.cast(step_type, tf.int32)),
                        reward=tf.zeros([1]), discount=tf.ones([1]),
-                       observation={"memory": memory, "history": history})
+                       observation=self._observer.observation(memory, observer_state))
 
-  def _first_action_fn(self, policy_state):
-    history = tf.zeros([1, self._num_actions])
-    step = self.policy.action(self._time_step(ts.StepType.FIRST, history), policy_state)
-    return step.action, step.state
+  def _first_action_fn(self, frame, policy_state):
+    observer_state = self._observer.start(frame)
+    step = self.policy.action(self._time_step(ts.StepType.FIRST, observer_state), policy_state)
+    return step.action, observer_state, step.state
 
-  def _step_fn(self, frame, action, history, policy_state):
+  def _step_fn(self, frame, action, observer_state, policy_state):
     frames = _with_mirror(frame) if self.flip else frame
     actions = tf.concat([action, tf.gather(self._mirror, action)], 0) if self.flip else action
     predictions = self.task.predictions(self.twin.step(frames, actions), flip=self.flip)
-    history = action_history.action_history(history, action, self._alpha)
-    step = self.policy.action(self._time_step(ts.StepType.MID, history), policy_state)
-    return predictions, step.action, history, step.state
+    observer_state = self._observer.advance(observer_state, frame, action)
+    step = self.policy.action(self._time_step(ts.StepType.MID, observer_state), policy_state)
+    return predictions, step.action, observer_state, step.state
 
   def job_flops(self):
     """FLOPs of one key frame: the window step (twice with flip) and the policy."""
@@ -165,12 +166,14 @@ class PatchworkRunner:
     return step + self.policy_flops()
 
   def policy_flops(self):
-    """FLOPs of one policy decision: the Q-network for 'dqn', 0 for the hand-designed ones."""
+    """FLOPs of one policy decision: the change cue when observed, plus the Q-network for
+    'dqn'; 0 for scanning and random."""
+    cue = self._observer.flops()
     if self._q_fn is None:
-      return 0
+      return cue
     specs = tf.nest.map_structure(
         lambda s: tf.TensorSpec((1,) + tuple(s.shape), s.dtype), self._observation_spec)
-    return policies.function_flops(self._q_fn, specs)
+    return cue + policies.function_flops(self._q_fn, specs)
 
   def startup_flops(self):
     """FLOPs of the full-frame pass at a stream's first frame (twice with flip)."""
@@ -180,15 +183,14 @@ class PatchworkRunner:
     """Full-frame pass on the clip's first frame, fresh action history and policy state."""
     self.twin.reset_states(self._streams)
     self.twin.warm_start(_with_mirror(frame) if self.flip else frame)
-    self._history = tf.zeros([1, self._num_actions])
-    action, self._policy_state = self._first_action(self.policy.get_initial_state(1))
-    self._action = action
+    self._action, self._observer_state, self._policy_state = self._first_action(
+        frame, self.policy.get_initial_state(1))
 
   def __call__(self, frame):
     """Predictions for one frame float32 [1, H, W, 3] (host numpy); advances the policy."""
     self.last_action = int(self._action.numpy()[0])
-    predictions, self._action, self._history, self._policy_state = self._step(
-        frame, self._action, self._history, self._policy_state)
+    predictions, self._action, self._observer_state, self._policy_state = self._step(
+        frame, self._action, self._observer_state, self._policy_state)
     return _host(predictions)
 
 

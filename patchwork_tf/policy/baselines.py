@@ -74,3 +74,31 @@ class ScanningPolicy(tf_policy.TFPolicy):
     actions = tf.gather(self._order, tf.math.floormod(counter, num_actions))
     return policy_step.PolicyStep(
         tfp.distributions.Deterministic(loc=actions), counter + 1, ())
+
+
+class ChangePolicy(tf_policy.TFPolicy):
+  """Looks where the frame changed most: `argmax_a change_a` of the observation's change cue.
+
+  A hand-designed policy of ours, not the paper's: it reads the `change` entry that
+  `patchwork_tf.policy.observation` adds (mean absolute change of each window's pixels since
+  the window was last processed) and ignores the memory and history. Ties (e.g. right after
+  a key frame, when every change is 0) go to the lowest window index.
+  """
+
+  def __init__(self, time_step_spec, action_spec, name="ChangePolicy"):
+    observation_spec = time_step_spec.observation
+    if not isinstance(observation_spec, dict) or "change" not in observation_spec:
+      raise ValueError(
+          "ChangePolicy reads observation['change']: build the observation with the change "
+          f"cue (AttentionObservation(change_cue=True)); got {observation_spec}.")
+    super().__init__(time_step_spec, action_spec, name=name)
+
+  def _variables(self):
+    return []
+
+  def _distribution(self, time_step, policy_state):
+    actions = tf.argmax(time_step.observation["change"], axis=-1,
+                        output_type=self.action_spec.dtype)
+    actions += tf.cast(self.action_spec.minimum, actions.dtype)
+    return policy_step.PolicyStep(tfp.distributions.Deterministic(loc=actions), policy_state,
+                                  ())

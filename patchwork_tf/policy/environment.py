@@ -5,7 +5,8 @@ An episode is one clip. At the clip's first frame the Patchwork twin makes a ful
 on the next frame `t`; the new time step carries
 
 * observation `S_t`: dict(`memory`: the full-frame memory of cell L after the step,
-  `history`: `F_t` of Eq. 1),
+  `history`: `F_t` of Eq. 1, and with `change_cue` the per-window `change` of
+  `patchwork_tf.policy.observation`),
 * reward `R_t = max(0, f(gt_t, p_t) - f(gt_t, p_{t-1}))` (Eq. 2): what the fresh window added
   to the task metric `f` over keeping the previous prediction,
 * step type LAST at the clip's last frame. The clip's end is a cut of an endless stream, not a
@@ -26,8 +27,7 @@ from tf_agents.trajectories import time_step as ts
 
 from patchwork_tf.data import clips as clips_lib
 from patchwork_tf.metrics import rewards
-from patchwork_tf.policy import action_history
-from patchwork_tf.policy import q_network
+from patchwork_tf.policy import observation as observation_lib
 
 
 def window_action_spec(num_actions):
@@ -47,7 +47,7 @@ class VideoStreamEnvironment(tf_environment.TFEnvironment):
   """
 
   def __init__(self, twin, clips, cell_name, metric_fn, num_actions, alpha=0.5,
-               preprocess_fn=clips_lib.preprocess_frames):
+               preprocess_fn=clips_lib.preprocess_frames, change_cue=False):
     """Builds the environment and starts the first clip.
 
     Args:
@@ -67,6 +67,7 @@ class VideoStreamEnvironment(tf_environment.TFEnvironment):
       num_actions: number of attention windows, the twin's grid's `num_actions`.
       alpha: decay of the action history, Eq. 1.
       preprocess_fn: maps uint8 frames [B, H, W, 3] to the twin's input.
+      change_cue: add the change cue to the observation (`policy.observation`).
 
     Raises:
       ValueError: a clip spec without the required shapes, an unknown cell, or a metric that
@@ -107,7 +108,6 @@ class VideoStreamEnvironment(tf_environment.TFEnvironment):
     self._clips = clips
     self._cell_name = cell_name
     self._metric_fn = metric_fn
-    self._alpha = alpha
     self._preprocess_fn = preprocess_fn
     self._clip_length = clip_length
     self._gt_names = gt_names
@@ -130,11 +130,16 @@ class VideoStreamEnvironment(tf_environment.TFEnvironment):
     self._predictions = tf.nest.map_structure(
         lambda t: tf.Variable(t, trainable=False), predictions)
     self._frame_index = tf.Variable(0, dtype=tf.int32, trainable=False, name="frame_index")
-    self._history = tf.Variable(tf.zeros([batch_size, num_actions]), trainable=False,
-                                name="history")
+    if twin.grid.num_actions != num_actions:
+      raise ValueError(f"num_actions={num_actions} but the twin's grid has "
+                       f"{twin.grid.num_actions} windows.")
+    self._observer = observation_lib.AttentionObservation(twin.grid, alpha, change_cue)
+    self._observer_state = {
+        key: tf.Variable(tf.zeros([batch_size] + spec.shape[1:]), trainable=False, name=key)
+        for key, spec in self._observer.state_spec().items()}
     self._reward = tf.Variable(tf.zeros([batch_size]), trainable=False, name="reward")
 
-    observation_spec = q_network.observation_spec(memory.shape[1:], num_actions)
+    observation_spec = self._observer.spec(memory.shape[1:])
     super().__init__(ts.time_step_spec(observation_spec), window_action_spec(num_actions),
                      batch_size)
 
@@ -170,31 +175,39 @@ class VideoStreamEnvironment(tf_environment.TFEnvironment):
         step_type=tf.fill(batch, tf.cast(step_type, tf.int32)),
         reward=self._reward.value(),
         discount=tf.ones(batch, tf.float32),
-        observation={"memory": tf.cast(self._twin.memory(self._cell_name), tf.float32),
-                     "history": self._history.value()})
+        observation=self._observer.observation(
+            self._twin.memory(self._cell_name),
+            {key: v.value() for key, v in self._observer_state.items()}))
 
   def _reset(self):
     clip = self._clips.get_next()
     for name, variable in self._clip.items():
       variable.assign(clip[name])
-    predictions = self._twin.warm_start(self._frames(0))
+    frames = self._frames(0)
+    predictions = self._twin.warm_start(frames)
     tf.nest.map_structure(lambda v, t: v.assign(t), self._predictions, predictions)
     self._frame_index.assign(0)
-    self._history.assign(tf.zeros_like(self._history))
+    self._assign_observer_state(self._observer.start(frames))
     self._reward.assign(tf.zeros_like(self._reward))
     return self._current_time_step()
 
   def _advance(self, action):
     index = self._frame_index + 1
-    predictions = self._twin.step(self._frames(index), action)
+    frames = self._frames(index)
+    predictions = self._twin.step(frames, action)
     gt = self._ground_truth(index)
     previous = tf.nest.map_structure(lambda v: v.value(), self._predictions)
     self._reward.assign(rewards.improvement_reward(
         self._metric_fn(gt, predictions), self._metric_fn(gt, previous)))
     tf.nest.map_structure(lambda v, t: v.assign(t), self._predictions, predictions)
-    self._history.assign(action_history.action_history(self._history, action, self._alpha))
+    self._assign_observer_state(self._observer.advance(
+        {key: v.value() for key, v in self._observer_state.items()}, frames, action))
     self._frame_index.assign(index)
     return self._current_time_step()
+
+  def _assign_observer_state(self, state):
+    for key, variable in self._observer_state.items():
+      variable.assign(state[key])
 
   def _step(self, action):
     action = tf.convert_to_tensor(action, tf.int32)

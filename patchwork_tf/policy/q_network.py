@@ -6,6 +6,12 @@ layer L's resolution, so every action gets a feature vector of what its window h
 dense projection (a 1x1 convolution over windows) shrinks it, the per-window vectors are
 concatenated in action order with `F_t`, and fully connected layers end in one Q-value per
 action, `Q(S_t, a; Theta)`.
+
+With the change cue (`patchwork_tf.policy.observation`), the observation also holds `change`
+[num_actions], how much each window's pixels changed since it was last processed. It joins
+the concatenation, and a shared per-window scorer adds a term that reads window `a`'s own
+projected memory, change and history to `Q(S_t, a)`: the same function for every window, so
+"look where it changed" is learned once for all windows rather than once per action.
 """
 import dataclasses
 
@@ -88,10 +94,12 @@ class AttentionQNetwork(network.Network):
       ValueError: specs of the wrong structure or shape, windows outside the memory, or
         counts of windows, history entries and actions that disagree.
     """
-    if not isinstance(input_tensor_spec, dict) or set(input_tensor_spec) != {"memory", "history"}:
+    if not isinstance(input_tensor_spec, dict) or set(input_tensor_spec) not in (
+        {"memory", "history"}, {"memory", "history", "change"}):
       raise ValueError(
           "input_tensor_spec must be dict(memory=TensorSpec([Hl, Wl, C]), "
-          f"history=TensorSpec([num_actions])), got {input_tensor_spec}.")
+          "history=TensorSpec([num_actions])[, change=TensorSpec([num_actions])]), got "
+          f"{input_tensor_spec}.")
     memory_spec = input_tensor_spec["memory"]
     history_spec = input_tensor_spec["history"]
     if memory_spec.shape.rank != 3 or not memory_spec.shape.is_fully_defined():
@@ -116,9 +124,14 @@ class AttentionQNetwork(network.Network):
       raise ValueError(
           f"The action spec has {num_actions} actions, but {len(windows)} windows and a "
           f"history of {history_spec.shape[0]} entries were given; they must agree.")
+    change_cue = "change" in input_tensor_spec
+    if change_cue and input_tensor_spec["change"].shape != (num_actions,):
+      raise ValueError(f"change spec must be [num_actions={num_actions}], got "
+                       f"{input_tensor_spec['change']}.")
 
     super().__init__(input_tensor_spec=input_tensor_spec, state_spec=(), name=name)
     self._windows = windows
+    self._change_cue = change_cue
     self._pool = WindowAveragePooling(windows, name="window_pool")
     self._projection = tf_keras.layers.Dense(
         projection_units, activation="relu", name="window_projection")
@@ -133,6 +146,8 @@ class AttentionQNetwork(network.Network):
         kernel_initializer=tf_keras.initializers.RandomUniform(minval=-0.03, maxval=0.03),
         bias_initializer=tf_keras.initializers.Constant(-0.2),
         name="q_values")
+    self._window_scorer = tf_keras.layers.Dense(
+        1, kernel_initializer="zeros", name="window_scorer") if change_cue else None
 
   @property
   def windows(self):
@@ -146,10 +161,17 @@ class AttentionQNetwork(network.Network):
     memory = batch_squash.flatten(tf.cast(observation["memory"], tf.float32))
     history = batch_squash.flatten(tf.cast(observation["history"], tf.float32))
     per_window = self._projection(self._pool(memory), training=training)
-    features = self._concat([self._flatten(per_window), history])
+    inputs = [self._flatten(per_window), history]
+    if self._change_cue:
+      change = batch_squash.flatten(tf.cast(observation["change"], tf.float32))
+      inputs.append(change)
+    features = self._concat(inputs)
     for layer in self._fc_layers:
       features = layer(features, training=training)
     q_values = self._q_value_layer(features, training=training)
+    if self._change_cue:
+      window_inputs = tf.concat([per_window, change[..., None], history[..., None]], axis=-1)
+      q_values += tf.squeeze(self._window_scorer(window_inputs, training=training), -1)
     return batch_squash.unflatten(q_values), network_state
 
 
@@ -178,19 +200,25 @@ def windows_in_memory(grid, memory_shape):
           for action in range(grid.num_actions)]
 
 
-def observation_spec(memory_shape, num_actions):
+def observation_spec(memory_shape, num_actions, change_cue=False):
   """The observation spec the `AttentionQNetwork` reads.
 
   Args:
     memory_shape: (Hl, Wl, C) of the chosen cell's memory, without the batch dim.
     num_actions: the number of attention windows.
+    change_cue: add the change cue of `patchwork_tf.policy.observation`.
 
   Returns:
     dict(memory=TensorSpec [Hl, Wl, C] float32, history=BoundedTensorSpec [num_actions]
-    float32 in [0, 1]).
+    float32 in [0, 1]) and with the cue change=BoundedTensorSpec [num_actions] float32 in
+    [0, 2] (mean absolute difference of frames in [-1, 1]).
   """
-  return {
+  spec = {
       "memory": tensor_spec.TensorSpec(tuple(memory_shape), tf.float32, name="memory"),
       "history": tensor_spec.BoundedTensorSpec(
           (num_actions,), tf.float32, minimum=0.0, maximum=1.0, name="history"),
   }
+  if change_cue:
+    spec["change"] = tensor_spec.BoundedTensorSpec(
+        (num_actions,), tf.float32, minimum=0.0, maximum=2.0, name="change")
+  return spec

@@ -16,6 +16,9 @@ state is a flat dict of tensors, one row per stream:
 |                        |         |                      | `PatchworkModel.initial_state` holds it   |
 |                        |         |                      | (halo cells keep their padding border)    |
 | `action_history`       | float32 | [B, num_actions]     | `F_t` of Eq. 1                            |
+| `change_thumbnail`     | float32 | [B, H/s, W/s, 3]     | with the change cue: the pooled frame as  |
+|                        |         |                      | each window last saw it                   |
+| `change`               | float32 | [B, num_actions]     | with the change cue: each window's change |
 | `next_action`          | int32   | [B]                  | the window the next `step` processes      |
 
 Frames enter as **uint8 RGB `[B, H, W, 3]`** (0..255, what a decoder or camera gives) at the
@@ -42,7 +45,9 @@ Signatures (`export_saved_model` saves all of them):
 
 The attention policy maps the observation `dict(memory=float32 [B, H_l, W_l, C_l], history=
 float32 [B, num_actions])` (the full-frame view of the chosen cell's memory and `F_t`, as the
-`VideoStreamEnvironment` of `patchwork_tf.policy` gives it) to Q-values `[B, num_actions]`;
+`VideoStreamEnvironment` of `patchwork_tf.policy` gives it; with `change_cue` also
+`change=float32 [B, num_actions]`, see `patchwork_tf.policy.observation`) to Q-values
+`[B, num_actions]`;
 the next action is the greedy argmax. A tf-agents `Network` (which returns `(q_values,
 network_state)`) may be passed as it is. Without a policy the module scans the windows in a
 fixed order (the Scanning baseline of Tab. 1).
@@ -54,11 +59,15 @@ import tensorflow as tf
 
 from patchwork_tf.core import twin as twin_lib
 from patchwork_tf.data import clips as clips_lib
-from patchwork_tf.policy import action_history as action_history_lib
+from patchwork_tf.policy import observation as observation_lib
 from patchwork_tf.serving import metadata as metadata_lib
 
 MEMORY_PREFIX = "memory_"
 ACTION_HISTORY = "action_history"
+# The state keys of the attention observation's state (`policy.observation`).
+_OBSERVER_KEYS = {observation_lib.HISTORY: ACTION_HISTORY,
+                  observation_lib.THUMBNAIL: "change_thumbnail",
+                  observation_lib.CHANGE: "change"}
 NEXT_ACTION = "next_action"
 ACTION = "action"
 PREDICTIONS = "predictions"
@@ -89,7 +98,7 @@ class ExportableModule(tf.Module):
 
     def __init__(self, twin, postprocess=None, policy=None, policy_cell=None, alpha=0.5,
                  scan_order=None, preprocess=clips_lib.preprocess_frames,
-                 name="patchwork_serving"):
+                 change_cue=False, name="patchwork_serving"):
         """Builds the module and traces nothing yet.
 
         Args:
@@ -108,6 +117,7 @@ class ExportableModule(tf.Module):
           scan_order: without a policy, the order in which windows are scanned: a permutation
             of `range(num_actions)`; None is row-major.
           preprocess: maps uint8 frames `[B, H, W, 3]` to the twin's float32 input.
+          change_cue: the policy observes the change cue (as it was trained).
           name: the module's name.
 
         Raises:
@@ -132,6 +142,9 @@ class ExportableModule(tf.Module):
         self._policy = policy
         self._preprocess = preprocess
         self.alpha = float(alpha)
+        self.change_cue = bool(change_cue)
+        self._observer = observation_lib.AttentionObservation(
+            twin.grid, self.alpha, self.change_cue)
         self.frame_size = tuple(twin.frame_size)
         self.channels = int(twin.input_channels)
         self.num_actions = int(twin.grid.num_actions)
@@ -157,7 +170,7 @@ class ExportableModule(tf.Module):
         self._scan_position = np.argsort(order).astype(np.int32)
 
         self.state_keys = [MEMORY_PREFIX + cell for cell in self.cells] + [
-            ACTION_HISTORY, NEXT_ACTION]
+            _OBSERVER_KEYS[key] for key in self._observer.state_spec()] + [NEXT_ACTION]
         # One eager evaluation builds any lazily created policy variables outside the
         # tf.functions and fixes the prediction names.
         initial = self._initial_state(1)
@@ -214,8 +227,9 @@ class ExportableModule(tf.Module):
                 memories[cell].shape, memories[cell].dtype, name=MEMORY_PREFIX + cell)
             for cell in self.cells
         }
-        spec[ACTION_HISTORY] = tf.TensorSpec([batch_size, self.num_actions], tf.float32,
-                                             name=ACTION_HISTORY)
+        for key, observer_spec in self._observer.state_spec(batch_size).items():
+            spec[_OBSERVER_KEYS[key]] = tf.TensorSpec(
+                observer_spec.shape, observer_spec.dtype, name=_OBSERVER_KEYS[key])
         spec[NEXT_ACTION] = tf.TensorSpec([batch_size], tf.int32, name=NEXT_ACTION)
         return spec
 
@@ -261,16 +275,14 @@ class ExportableModule(tf.Module):
                     f"{type(value).__name__}. Make the post-processing callable return one.")
         return predictions
 
-    def _choose(self, last_actions, memories, history):
+    def _choose(self, last_actions, memories, observer_state):
         """The next window of each stream: the policy's greedy action, or the next in scan."""
         if self._policy is None:
             position = tf.gather(self._scan_position, tf.maximum(last_actions, 0))
             position = tf.where(last_actions < 0, -1, position)
             return tf.gather(self._scan_order, (position + 1) % self.num_actions)
-        observation = {
-            "memory": self.twin.memory_view(memories, self.policy_cell),
-            "history": history,
-        }
+        observation = self._observer.observation(
+            self.twin.memory_view(memories, self.policy_cell), observer_state)
         q_values = self._policy(observation)
         if isinstance(q_values, tuple):
             q_values = q_values[0]
@@ -280,41 +292,46 @@ class ExportableModule(tf.Module):
                 f"[batch, {self.num_actions}], one per window of {self.twin.grid!r}.")
         return tf.argmax(q_values, axis=-1, output_type=tf.int32)
 
-    def _result(self, outputs, actions, memories, history):
+    def _result(self, outputs, actions, memories, observer_state):
         result = self._predictions(outputs)
         result[ACTION] = actions
-        result.update(self._pack(memories, history, self._choose(actions, memories, history)))
+        result.update(self._pack(memories, observer_state,
+                                 self._choose(actions, memories, observer_state)))
         return result
 
-    def _pack(self, memories, history, next_action):
+    def _pack(self, memories, observer_state, next_action):
         state = {MEMORY_PREFIX + cell: memories[cell] for cell in self.cells}
-        state[ACTION_HISTORY] = history
+        state.update({_OBSERVER_KEYS[key]: value for key, value in observer_state.items()})
         state[NEXT_ACTION] = next_action
         return state
+
+    def _observer_state(self, state):
+        return {key: state[name] for key, name in _OBSERVER_KEYS.items() if name in state}
 
     # ------------------------------------------------------------------ explicit state
     def _initial_state(self, batch_size):
         memories = self.twin.initial_state(batch_size)
-        history = tf.zeros(tf.stack([batch_size, self.num_actions]), tf.float32)
+        observer_state = self._observer.initial_state(batch_size)
         no_action = tf.fill(tf.reshape(batch_size, [1]), -1)
-        return self._pack(memories, history, self._choose(no_action, memories, history))
+        return self._pack(memories, observer_state,
+                          self._choose(no_action, memories, observer_state))
 
     def _step(self, frames, state):
         frames = self._checked_frames(frames)
         state = self._checked_state(state, tf.shape(frames)[0])
         actions = state[NEXT_ACTION]
         memories = {cell: state[MEMORY_PREFIX + cell] for cell in self.cells}
-        outputs, memories = self.twin.step_fn(self._preprocess(frames), actions, memories)
-        history = action_history_lib.action_history(state[ACTION_HISTORY], actions, self.alpha)
-        return self._result(outputs, actions, memories, history)
+        inputs = self._preprocess(frames)
+        outputs, memories = self.twin.step_fn(inputs, actions, memories)
+        observer_state = self._observer.advance(self._observer_state(state), inputs, actions)
+        return self._result(outputs, actions, memories, observer_state)
 
     def _warm_start(self, frames):
         frames = self._checked_frames(frames)
-        outputs, memories = self.twin.warm_start_fn(self._preprocess(frames))
-        batch_size = tf.shape(frames)[0]
-        history = tf.zeros(tf.stack([batch_size, self.num_actions]), tf.float32)
-        no_action = tf.fill(tf.reshape(batch_size, [1]), -1)
-        return self._result(outputs, no_action, memories, history)
+        inputs = self._preprocess(frames)
+        outputs, memories = self.twin.warm_start_fn(inputs)
+        no_action = tf.fill(tf.reshape(tf.shape(frames)[0], [1]), -1)
+        return self._result(outputs, no_action, memories, self._observer.start(inputs))
 
     # ------------------------------------------------------------------ one stateful stream
     def _stream_outputs(self, result):

@@ -20,10 +20,12 @@ The record (`VERSION` 1):
 | `policy_cell`    | the cell the Q-network observes (layer L), None for 'scanning'        |
 | `scan_order`     | the scanning order of the windows, None for 'dqn'                     |
 | `history_alpha`  | alpha of the action history, Eq. 1                                    |
+| `change_cue`     | the observation holds the change cue (`policy.observation`)           |
 | `flops`          | `step`: one window step of the twin (`core.flops.step_flops`);        |
 |                  | `full_frame`: the stock model's pass, what `warm_start` runs          |
 |                  | (`core.flops.model_flops`); `policy`: one Q-network call (TF profiler |
-|                  | count, `evaluation.policies.function_flops`), 0 for scanning. Batch 1.|
+|                  | count, `evaluation.policies.function_flops`) plus the change cue's    |
+|                  | (`AttentionObservation.flops`); 0 for scanning without it. Batch 1.   |
 
 plus what the exporter adds (`extra`), e.g. a detector's `num_classes` and NMS settings.
 """
@@ -33,10 +35,11 @@ import tensorflow as tf
 
 from patchwork_tf.core import flops as flops_lib
 from patchwork_tf.evaluation import policies
+from patchwork_tf.policy import observation as observation_lib
 
 VERSION = 1
 REQUIRED_KEYS = ("version", "task", "frame_size", "m", "n", "num_actions", "policy",
-                 "policy_cell", "scan_order", "history_alpha", "flops")
+                 "policy_cell", "scan_order", "history_alpha", "change_cue", "flops")
 FLOPS_KEYS = ("step", "full_frame", "policy")
 
 
@@ -45,16 +48,17 @@ def _q_values(output):
 
 
 def policy_flops(module):
-    """FLOPs of one call of an `ExportableModule`'s Q-network (batch 1); 0 without one."""
+    """FLOPs of one policy decision of an `ExportableModule` (batch 1): the change cue when
+    the module computes it, plus one call of its Q-network when it has one; as
+    `evaluation.stream.PatchworkRunner.policy_flops` counts them."""
+    observer = observation_lib.AttentionObservation(module.twin.grid, module.alpha,
+                                                    module.change_cue)
     if module.policy is None:
-        return 0
-    twin = module.twin
-    specs = {
-        "memory": tf.TensorSpec((1,) + tuple(twin.view_shape(module.policy_cell)), tf.float32),
-        "history": tf.TensorSpec((1, module.num_actions), tf.float32),
-    }
-    return policies.function_flops(lambda observation: _q_values(module.policy(observation)),
-                                   specs)
+        return observer.flops()
+    spec = observer.spec(module.twin.view_shape(module.policy_cell))
+    specs = tf.nest.map_structure(lambda s: tf.TensorSpec((1,) + tuple(s.shape), s.dtype), spec)
+    return observer.flops() + policies.function_flops(
+        lambda observation: _q_values(module.policy(observation)), specs)
 
 
 def describe(module, task=None, extra=None):
@@ -81,6 +85,7 @@ def describe(module, task=None, extra=None):
         "policy_cell": module.policy_cell,
         "scan_order": None if module.policy is not None else module.scan_order,
         "history_alpha": float(module.alpha),
+        "change_cue": bool(module.change_cue),
         "flops": {
             "step": int(flops_lib.step_flops(twin).flops),
             "full_frame": int(flops_lib.model_flops(twin.keras_model).flops),

@@ -1,4 +1,4 @@
-"""Single-frame evaluation of stage-1 models on synthetic benchmark clips (Sec. 4.1, 4.2).
+"""Single-frame evaluation of stage-1 models on clips of their data source (Sec. 4.1, 4.2).
 
 Detection: SSDLite outputs -> `patchwork_tf.ops.postprocess` (decode, sigmoid scores,
 combined NMS) -> VID mAP@0.5 (`patchwork_tf.metrics.vid_map.VidMap`). Segmentation: the
@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from patchwork_tf.data import clips as clips_lib
 from patchwork_tf.metrics import davis
 from patchwork_tf.metrics import vid_map
 from patchwork_tf.ops import postprocess
@@ -74,14 +75,39 @@ def evaluate_segmenter(model: tf_keras.Model, frames: Dict[str, np.ndarray],
   return metric.result()
 
 
+def concatenate_frames(clips) -> Dict[str, np.ndarray]:
+  """The frames of numpy clips, concatenated, objects padded to the most any clip has.
+
+  Returns:
+    dict over the N frames of all clips: `frames` uint8 [N, H, W, 3], `boxes` float32
+    [N, K, 4], `classes` int32 [N, K] (-1 padding), `valid` bool [N, K], and `mask` uint8
+    [N, H, W] when the clips have it.
+  """
+  if not clips:
+    raise ValueError("no clips to evaluate; the split has no clip of clip_length frames.")
+  num_objects = max(clip[clips_lib.CLASSES].shape[1] for clip in clips)
+  pad_values = {clips_lib.BOXES: 0.0, clips_lib.CLASSES: -1, clips_lib.VALID: False}
+  keys = [clips_lib.FRAMES, *pad_values] + (
+      [clips_lib.MASK] if clips_lib.MASK in clips[0] else [])
+  parts = {key: [] for key in keys}
+  for clip in clips:
+    for key in keys:
+      value = clip[key]
+      if key in pad_values:
+        pad = [(0, 0), (0, num_objects - value.shape[1])] + [(0, 0)] * (value.ndim - 2)
+        value = np.pad(value, pad, constant_values=pad_values[key])
+      parts[key].append(value)
+  return {key: np.concatenate(value) for key, value in parts.items()}
+
+
 def evaluate_stage1(model_dir: str, split: str = "validation", num_clips: int = 32,
                     clip_length: int = 16, batch_size: int = 32) -> Dict[str, Any]:
-  """Evaluates the latest stage-1 checkpoint in `model_dir` on synthetic clips.
+  """Evaluates the latest stage-1 checkpoint in `model_dir` on clips of its data source.
 
   Args:
     model_dir: a directory written by `stage1.train_stage1`.
-    split: "validation" or "test" (or "train").
-    num_clips: clips evaluated, all their frames.
+    split: "validation" or "test" (or "train"); the real sources read their "val" split.
+    num_clips: clips evaluated, all their frames (see `sources.DataSource.evaluation_clips`).
     clip_length: frames per clip.
     batch_size: frames per forward pass.
 
@@ -90,9 +116,10 @@ def evaluate_stage1(model_dir: str, split: str = "validation", num_clips: int = 
     and `J&F` (segmentation).
   """
   model, config, step = stage1.restore_model(model_dir)
-  frames = stage1_data.synthetic_frames(split, config.task, num_clips, config.frame_size,
-                                        frames_per_clip=clip_length, clip_length=clip_length,
-                                        max_objects=config.max_objects)
+  clips = list(config.source.evaluation_clips(split, config.task, num_clips,
+                                              config.frame_size, clip_length,
+                                              config.max_objects))
+  frames = concatenate_frames(clips)
   if config.task == "detection":
     result = evaluate_detector(model, stage1.detection_anchors(model, config), frames,
                                config.num_classes, batch_size)

@@ -2,14 +2,18 @@
 normalisation on shuffled single frames.
 
 `train_stage1(model_dir, task, ...)` trains SSDLite (detection) or DeepLabv3-lite
-(segmentation) on MobileNetV2 on frames of the synthetic benchmark with a custom loop under a
-`tf.distribute` strategy chosen by name. It writes into `model_dir`:
+(segmentation) on MobileNetV2 on frames of a data source (`training.sources`: the synthetic
+benchmark, or ImageNet VID / DAVIS mixed with fake videos of COCO or VOC still images) with a
+custom loop under a `tf.distribute` strategy chosen by name. It writes into `model_dir`:
 
-* `stage1_config.json`: the model, data and optimizer settings; a resumed run must match it;
+* `stage1_config.json`: the model, data and optimizer settings; a resumed run must match it
+  (the data copies' directories may move);
 * `checkpoints/`: `tf.train.CheckpointManager` checkpoints of the model and the optimizer (the
   step is `optimizer.iterations`); a call on a `model_dir` with checkpoints resumes from the
-  latest one, and the batches continue where they stopped, so `k` steps then `n - k` more
-  give the variables of `n` uninterrupted steps;
+  latest one. On the synthetic source the batches continue where they stopped, so `k` steps
+  then `n - k` more give the variables of `n` uninterrupted steps; on a real source a resumed
+  run is determined by the seed and the resume step, but reads a fresh data order (re-reading
+  every skipped batch of a video data set would cost as much as training on it);
 * `train/`: TensorBoard summaries (losses, learning rate).
 
 Losses: detection uses the target assigner (`patchwork_tf.ops.target_assigner`) and the focal
@@ -28,7 +32,6 @@ from typing import Any, Dict, Optional, Tuple
 import tensorflow as tf
 import tf_keras
 
-from patchwork_tf.data import synthetic
 from patchwork_tf.losses import detection as detection_losses
 from patchwork_tf.models import anchors as anchors_lib
 from patchwork_tf.models import deeplab
@@ -36,9 +39,12 @@ from patchwork_tf.models import ssdlite
 from patchwork_tf.ops import target_assigner
 from patchwork_tf.training import distribute
 from patchwork_tf.training import run_config
+from patchwork_tf.training import sources
 from patchwork_tf.training import stage1_data
 
 CONFIG_FILE = "stage1_config.json"
+# Config fields that may change when a run resumes: a data copy may move.
+DATA_PATHS = ("data_dir", "still_data_dir")
 CHECKPOINT_DIR = "checkpoints"
 SUMMARY_DIR = "train"
 # Focal-loss prior (Lin et al. 2017, Sec. 4.1): the sigmoid focal loss also scores the
@@ -55,7 +61,13 @@ class Stage1Config:
     task: "detection" or "segmentation".
     frame_size: `(H, W)` pixels of the frames (the synthetic benchmark's default 128 x 128).
     alpha: MobileNetV2 depth multiplier.
-    num_classes: object classes (detection); the synthetic benchmark has 5.
+    data: the data source, "synthetic", "imagenet_vid" or "davis" (`sources.SOURCES`).
+    data_dir: root of the real source's local copy.
+    still_data: "none", "coco" or "voc": still images made into fake videos (Sec. 3.4).
+    still_data_dir: root of the still images' local copy.
+    still_fraction: share of fake-video frames in the batches.
+    num_classes: object classes (detection); None takes the source's (synthetic 5, ImageNet
+      VID 30, DAVIS 1), another value is refused.
     num_extra_layers: SSDLite extra layers; None takes as many as the frame allows, up to 4.
     anchor_min_scale, anchor_max_scale: SSD anchor scales of the first and last feature map.
     reduce_boxes_in_lowest_layer: the OD API's 3 boxes on the stride-16 map. Off by default:
@@ -70,15 +82,22 @@ class Stage1Config:
     batch_size: global batch size.
     learning_rate: peak Adam learning rate of the warmup + cosine schedule.
     num_steps: steps of the whole run (the schedule's length).
-    num_train_clips: synthetic training clips.
-    frames_per_clip: evenly spaced frames kept per training clip.
-    max_objects: object slots per frame.
+    num_train_clips: synthetic training clips (the real sources read every training video).
+    frames_per_clip: evenly spaced frames kept per training clip (synthetic) or per 16-frame
+      segment of a training video (real sources).
+    max_objects: object slots per frame; None takes the source's (synthetic 4, ImageNet VID
+      100, DAVIS 1).
     seed: model initialisation, shuffle order and flips.
   """
   task: str
   frame_size: Tuple[int, int] = (128, 128)
   alpha: float = 0.35
-  num_classes: int = len(synthetic.CLASS_NAMES)
+  data: str = sources.SYNTHETIC
+  data_dir: Optional[str] = None
+  still_data: str = sources.NO_STILLS
+  still_data_dir: Optional[str] = None
+  still_fraction: float = 0.5
+  num_classes: Optional[int] = None
   num_extra_layers: Optional[int] = None
   anchor_min_scale: float = 0.2
   anchor_max_scale: float = 0.95
@@ -91,7 +110,7 @@ class Stage1Config:
   num_steps: int = 1000
   num_train_clips: int = 512
   frames_per_clip: int = 4
-  max_objects: int = 4
+  max_objects: Optional[int] = None
   seed: int = 0
 
   def __post_init__(self):
@@ -100,6 +119,21 @@ class Stage1Config:
     if self.num_steps < 1:
       raise ValueError(f"num_steps must be >= 1, got {self.num_steps}.")
     object.__setattr__(self, "frame_size", tuple(int(v) for v in self.frame_size))
+    source = self.source
+    source.check_task(self.task)
+    if self.num_classes is None:
+      object.__setattr__(self, "num_classes", source.num_classes)
+    elif self.num_classes != source.num_classes:
+      raise ValueError(f"num_classes={self.num_classes} but data source {self.data!r} has "
+                       f"{source.num_classes} classes; leave num_classes unset.")
+    if self.max_objects is None:
+      object.__setattr__(self, "max_objects", source.default_max_objects)
+
+  @property
+  def source(self) -> sources.DataSource:
+    """The `sources.DataSource` the run trains on."""
+    return sources.DataSource(self.data, self.data_dir, self.still_data, self.still_data_dir,
+                              self.still_fraction)
 
 
 def build_model(config: Stage1Config) -> tf_keras.Model:
@@ -226,7 +260,7 @@ def train_stage1(
   strategy_obj = distribute.get_strategy(strategy)
   chief = _is_chief(strategy_obj)
   if chief:
-    run_config.store(model_dir, CONFIG_FILE, config)
+    run_config.store(model_dir, CONFIG_FILE, config, extensible=DATA_PATHS)
 
   tf_keras.utils.set_random_seed(config.seed)
   with strategy_obj.scope():
@@ -246,11 +280,10 @@ def train_stage1(
     checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
   start_step = int(optimizer.iterations.numpy())
 
-  frames = stage1_data.synthetic_frames(
-      "train", config.task, config.num_train_clips, config.frame_size, config.frames_per_clip,
-      max_objects=config.max_objects)
-  dataset = stage1_data.training_dataset(frames, config.batch_size, seed=config.seed,
-                                         start_step=start_step)
+  dataset = config.source.stage1_dataset(
+      config.task, config.frame_size, config.batch_size, config.seed, start_step=start_step,
+      frames_per_clip=config.frames_per_clip, max_objects=config.max_objects,
+      num_train_clips=config.num_train_clips)
   iterator = iter(strategy_obj.experimental_distribute_dataset(dataset))
   anchors = detection_anchors(model, config) if config.task == "detection" else None
   num_replicas = strategy_obj.num_replicas_in_sync

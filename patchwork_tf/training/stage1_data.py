@@ -66,7 +66,8 @@ def synthetic_frames(
 
 
 def _flip(example, index, seed):
-  """Left-right flip of frame, boxes and mask with probability 1/2, fixed by (seed, index)."""
+  """Left-right flip of frame, boxes and mask (if any) with probability 1/2, fixed by
+  (seed, index)."""
   flip = tf.random.stateless_uniform([], seed=tf.stack([tf.cast(seed, tf.int64), index])) < 0.5
   frames = example[clips_lib.FRAMES]
   boxes = example[clips_lib.BOXES]
@@ -76,8 +77,9 @@ def _flip(example, index, seed):
   out = dict(example)
   out[clips_lib.FRAMES] = tf.cond(flip, lambda: tf.reverse(frames, [1]), lambda: frames)
   out[clips_lib.BOXES] = tf.cond(flip, lambda: flipped, lambda: boxes)
-  mask = example[clips_lib.MASK]
-  out[clips_lib.MASK] = tf.cond(flip, lambda: tf.reverse(mask, [1]), lambda: mask)
+  if clips_lib.MASK in example:
+    mask = example[clips_lib.MASK]
+    out[clips_lib.MASK] = tf.cond(flip, lambda: tf.reverse(mask, [1]), lambda: mask)
   return out
 
 
@@ -103,14 +105,31 @@ def training_dataset(frames: Dict[str, np.ndarray], batch_size: int, seed: int =
     [B, H, W].
   """
   num_frames = len(frames[clips_lib.FRAMES])
-  if batch_size < 1:
-    raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
   dataset = tf.data.Dataset.from_tensor_slices(frames)
   dataset = dataset.shuffle(num_frames, seed=seed, reshuffle_each_iteration=True).repeat()
-  if flip:
-    dataset = dataset.enumerate().map(lambda i, x: _flip(x, i, seed))
-  dataset = dataset.map(_to_model_inputs).batch(batch_size, drop_remainder=True)
+  dataset = batch_frames(dataset, batch_size, seed, flip)
   return dataset.skip(start_step).prefetch(tf.data.AUTOTUNE)
+
+
+def batch_frames(frames: tf.data.Dataset, batch_size: int, seed: int = 0,
+                 flip: bool = True) -> tf.data.Dataset:
+  """Flips (fixed by `(seed, element index)`) and batches a dataset of shuffled frames.
+
+  Args:
+    frames: dataset of dicts `frames` uint8 [H, W, 3], `boxes` float32 [K, 4], `classes`
+      int32 [K], `valid` bool [K], optionally `mask` uint8 [H, W].
+    batch_size: B.
+    seed: seed of the flips.
+    flip: random left-right flips.
+
+  Returns:
+    A dataset of `(images, labels)` as `training_dataset` (`mask` only if `frames` has it).
+  """
+  if batch_size < 1:
+    raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+  if flip:
+    frames = frames.enumerate().map(lambda i, x: _flip(x, i, seed))
+  return frames.map(_to_model_inputs).batch(batch_size, drop_remainder=True)
 
 
 def evaluation_dataset(frames: Dict[str, np.ndarray], batch_size: int) -> tf.data.Dataset:

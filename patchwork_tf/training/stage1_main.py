@@ -4,6 +4,9 @@ Maps flags onto `stage1.train_stage1` and `evaluation.evaluate_stage1`:
 
   python -m patchwork_tf.training.stage1_main --model_dir=/tmp/stage1_det \
       --task=detection --num_steps=4000 --batch_size=16
+  python -m patchwork_tf.training.stage1_main --model_dir=/tmp/stage1_vid \
+      --data=imagenet_vid --data_dir=/data/ILSVRC2015 --still_data=coco \
+      --still_data_dir=/data/coco --frame_size=384,384 --alpha=1.0
 
 Running it again on the same `--model_dir` resumes from the latest checkpoint; `--eval_only`
 only evaluates the latest checkpoint.
@@ -18,6 +21,12 @@ from patchwork_tf.training import stage1
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "Directory for config, checkpoints and summaries.")
 flags.DEFINE_enum("task", "detection", ["detection", "segmentation"], "Which model to train.")
+flags.DEFINE_enum("data", "synthetic", ["synthetic", "imagenet_vid", "davis"], "Data source.")
+flags.DEFINE_string("data_dir", None, "Root of the real source's local copy.")
+flags.DEFINE_enum("still_data", "none", ["none", "coco", "voc"],
+                  "Still images made into fake videos mixed into the frames (Sec. 3.4).")
+flags.DEFINE_string("still_data_dir", None, "Root of the still images' local copy.")
+flags.DEFINE_float("still_fraction", 0.5, "Share of fake-video frames.")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
                   "tf.distribute strategy.")
 flags.DEFINE_integer("num_steps", 1000, "Training steps of the whole run.")
@@ -46,14 +55,17 @@ def main(argv):
         learning_rate=FLAGS.learning_rate, alpha=FLAGS.alpha,
         frame_size=tuple(int(v) for v in FLAGS.frame_size),
         output_stride=FLAGS.output_stride, num_train_clips=FLAGS.num_train_clips,
-        frames_per_clip=FLAGS.frames_per_clip, seed=FLAGS.seed)
+        frames_per_clip=FLAGS.frames_per_clip, seed=FLAGS.seed, data=FLAGS.data,
+        data_dir=FLAGS.data_dir, still_data=FLAGS.still_data,
+        still_data_dir=FLAGS.still_data_dir, still_fraction=FLAGS.still_fraction)
     logging.info("trained to step %d in %.0f s (%.2f steps/s), last losses %s",
                  result["step"], result["seconds"], result["steps_per_second"],
                  result["losses"])
   metrics = evaluation.evaluate_stage1(FLAGS.model_dir, split="validation",
                                        num_clips=FLAGS.eval_clips)
   metrics.pop("ap", None)
-  print(f"stage-1 evaluation on {FLAGS.eval_clips} validation clips: {metrics}")
+  print(f"stage-1 evaluation on {FLAGS.eval_clips} validation clips of {FLAGS.data}: "
+        f"{metrics}")
 
 
 if __name__ == "__main__":

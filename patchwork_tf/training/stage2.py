@@ -13,25 +13,25 @@ Layout of a Patchwork model directory (`model_dir`):
 """
 import dataclasses
 import os
+from typing import Optional
 
 import tensorflow as tf
 import tf_keras
 
 from patchwork_tf.core import grid as grid_lib
 from patchwork_tf.core import twin as twin_lib
-from patchwork_tf.data import synthetic
 from patchwork_tf.policy import agent as agent_lib
 from patchwork_tf.policy import environment as environment_lib
+from patchwork_tf.policy import observation as observation_lib
 from patchwork_tf.policy import q_network as q_network_lib
 from patchwork_tf.policy import trainer
 from patchwork_tf.training import run_config
+from patchwork_tf.training import sources
 from patchwork_tf.training import stage1
 from patchwork_tf.training import tasks
 
 CONFIG_FILE = "patchwork_config.json"
 STAGE1_DIR = "stage1"
-# Ground truth the environment keeps per frame; instance masks are not needed by any reward.
-_CLIP_FIELDS = ("frames", "boxes", "classes", "valid", "mask")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,9 +42,13 @@ class PatchworkConfig:
       m, n: the window grid (Sec. 3.1).
       observed_cell: the cell (layer L, Fig. 3) whose memory the Q-network reads.
       history_alpha: decay of the action history, Eq. 1.
+      change_cue: the Q-network also observes how much each window changed since it was
+        last processed (`policy.observation`); False is the paper's observation.
       num_streams: clips streamed side by side (the environment's batch).
       clip_length: frames per training clip.
-      num_train_clips: synthetic training clips (cycled).
+      num_train_clips: synthetic training clips (cycled; real sources read every video).
+      data, data_dir, still_data, still_data_dir, still_fraction: the data source of the
+        training clips (`sources.DataSource`); `data` must be the stage-1 model's.
       gamma: discount of Eq. 5.
       learning_rate: Adam learning rate of the Q-network in stage 2.
       target_update_period: train steps between target-network updates (Eq. 5's Theta').
@@ -66,6 +70,7 @@ class PatchworkConfig:
     n: int = 2
     observed_cell: str = "block_13_depthwise"
     history_alpha: float = 0.5
+    change_cue: bool = True
     num_streams: int = 8
     clip_length: int = 16
     num_train_clips: int = 256
@@ -86,16 +91,29 @@ class PatchworkConfig:
     stage3_clip_length: int = 6
     stage3_batch_size: int = 4
     seed: int = 0
+    data: str = sources.SYNTHETIC
+    data_dir: Optional[str] = None
+    still_data: str = sources.NO_STILLS
+    still_data_dir: Optional[str] = None
+    still_fraction: float = 0.5
 
     def __post_init__(self):
+        _ = self.source  # Refuses bad data fields where they enter.
         if self.stage3_steps < self.stage2_steps:
             raise ValueError(
                 f"stage3_steps ({self.stage3_steps}) counts on from stage 2's "
                 f"{self.stage2_steps} DDQN steps and must not be smaller.")
 
+    @property
+    def source(self):
+        """The `sources.DataSource` of the training clips."""
+        return sources.DataSource(self.data, self.data_dir, self.still_data,
+                                  self.still_data_dir, self.still_fraction)
 
-# Step counts may grow between runs: a resumed run then trains on to the new count.
-_EXTENSIBLE_FIELDS = ("stage2_steps", "stage3_steps")
+
+# Step counts may grow between runs: a resumed run then trains on to the new count. Data copies
+# may move.
+_EXTENSIBLE_FIELDS = ("stage2_steps", "stage3_steps") + stage1.DATA_PATHS
 
 
 def store_config(model_dir, config):
@@ -109,14 +127,12 @@ def load_config(model_dir):
                            f"{model_dir!r} has no Patchwork stage (run stage 2 first).")
 
 
-def training_clips(task, config, frame_size, num_clips, clip_length, batch_size, seed):
-    """Batched, repeated synthetic training clips `[B, T, ...]` with the reward's fields."""
-    dataset = synthetic.synthetic_dataset(
-        "train", task, num_clips=num_clips, frame_size=frame_size, clip_length=clip_length,
-        start=seed * num_clips)
-    dataset = dataset.map(lambda clip: {k: clip[k] for k in _CLIP_FIELDS}).cache()
-    return dataset.shuffle(num_clips, seed=seed).repeat().batch(
-        batch_size, drop_remainder=True).prefetch(2)
+def training_clips(task, config, frame_size, num_clips, clip_length, batch_size, seed,
+                   max_objects=4):
+    """Batched, repeated training clips `[B, T, ...]` of `config`'s data source with the
+    reward's fields (`sources.DataSource.training_clips`)."""
+    return config.source.training_clips(task, frame_size, clip_length, batch_size, seed,
+                                        num_clips=num_clips, max_objects=max_objects)
 
 
 @dataclasses.dataclass
@@ -132,9 +148,14 @@ class Patchwork:
     q_network: q_network_lib.AttentionQNetwork
 
     @property
+    def observer(self):
+        """The `AttentionObservation` that builds the Q-network's input."""
+        return observation_lib.AttentionObservation(
+            self.grid, self.config.history_alpha, self.config.change_cue)
+
+    @property
     def observation_spec(self):
-        return q_network_lib.observation_spec(
-            self.twin.view_shape(self.config.observed_cell), self.grid.num_actions)
+        return self.observer.spec(self.twin.view_shape(self.config.observed_cell))
 
 
 def build_patchwork(model_dir, config, write="bands", jit_compile=False):
@@ -143,12 +164,16 @@ def build_patchwork(model_dir, config, write="bands", jit_compile=False):
     The Q-network is freshly initialised (seeded); `load_patchwork` restores a trained one.
     """
     model, stage1_config, _ = stage1.restore_model(os.path.join(model_dir, STAGE1_DIR))
+    if config.data != stage1_config.data:
+        raise ValueError(
+            f"the Patchwork config reads data source {config.data!r}, but the stage-1 model of "
+            f"{model_dir!r} was trained on {stage1_config.data!r}; use the same source.")
     grid = grid_lib.WindowGrid(stage1_config.frame_size, config.m, config.n)
     twin = twin_lib.patchwork_model(model, grid, jit_compile=jit_compile, write=write,
                                     full_memory_cells=[config.observed_cell])
     task = tasks.Task.for_model(model, stage1_config)
     spec = q_network_lib.observation_spec(twin.view_shape(config.observed_cell),
-                                          grid.num_actions)
+                                          grid.num_actions, config.change_cue)
     tf_keras.utils.set_random_seed(config.seed)
     q_network = q_network_lib.AttentionQNetwork(
         spec, environment_lib.window_action_spec(grid.num_actions),
@@ -205,10 +230,11 @@ def build_setting(model_dir, config, learning_rate, train_step_offset=0):
     patchwork = build_patchwork(model_dir, config)
     clips = training_clips(patchwork.stage1_config.task, config,
                            patchwork.stage1_config.frame_size, config.num_train_clips,
-                           config.clip_length, config.num_streams, config.seed)
+                           config.clip_length, config.num_streams, config.seed,
+                           patchwork.stage1_config.max_objects)
     env = environment_lib.VideoStreamEnvironment(
         patchwork.twin, clips, config.observed_cell, patchwork.task.metric,
-        patchwork.grid.num_actions, alpha=config.history_alpha)
+        patchwork.grid.num_actions, alpha=config.history_alpha, change_cue=config.change_cue)
     train_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")
     epsilon = agent_lib.epsilon_schedule(
         train_step, config.epsilon_start, config.epsilon_end, config.epsilon_decay_steps,

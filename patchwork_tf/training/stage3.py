@@ -13,7 +13,6 @@ import tensorflow as tf
 import tf_keras
 
 from patchwork_tf.data import clips as clips_lib
-from patchwork_tf.policy import action_history
 from patchwork_tf.policy import trainer
 from patchwork_tf.training import stage2
 
@@ -32,20 +31,20 @@ def unrolled_clip_loss(setting, clip):
     chooses greedily from the observation after frame t - 1.
     """
     twin, task, config = setting.twin, setting.task, setting.config
+    observer = setting.observer
     frames = clips_lib.preprocess_frames(clip["frames"])
     _, state = twin.warm_start_fn(frames[:, 0])
-    batch = tf.shape(frames)[0]
-    history = tf.zeros((batch, setting.grid.num_actions))
+    observer_state = observer.start(frames[:, 0])
     losses = []
     for t in range(1, frames.shape[1]):
-        observation = {"memory": twin.memory_view(state, config.observed_cell),
-                       "history": history}
+        observation = observer.observation(twin.memory_view(state, config.observed_cell),
+                                           observer_state)
         q_values, _ = setting.q_network(observation)
         actions = tf.argmax(q_values, axis=-1, output_type=tf.int32)
         outputs, state = twin.step_fn(frames[:, t], actions, state)
         labels = {k: v[:, t] for k, v in clip.items() if k != "frames"}
         losses.append(task.loss(outputs, labels))
-        history = action_history.action_history(history, actions, config.history_alpha)
+        observer_state = observer.advance(observer_state, frames[:, t], actions)
     return tf.add_n(losses) / len(losses)
 
 
@@ -80,7 +79,7 @@ def train_stage3(model_dir, config, verbose=1, **trainer_kwargs):
     finetune_clips = iter(stage2.training_clips(
         setting.stage1_config.task, config, setting.stage1_config.frame_size,
         config.num_train_clips, config.stage3_clip_length, config.stage3_batch_size,
-        config.seed + 1))
+        config.seed + 1, setting.stage1_config.max_objects))
 
     @tf.function
     def finetune_step(clip):

@@ -4,7 +4,8 @@
 an attention policy pick one window per frame (Sec. 3.1) and keeps, per step, the window, the
 memory of one observed cell and the predictions. The policy conventions are those of the
 serving module (`patchwork_tf.serving.exportable`): a learned policy sees the memory of its
-cell and the action history `F_t` (Eq. 1) after the previous step and the window is its greedy
+cell and the action history `F_t` (Eq. 1) after the previous step (and, if it was trained
+with it, the change cue of `patchwork_tf.policy.observation`) and the window is its greedy
 action; 'scanning' visits the windows row-major, 'random' draws them uniformly (the
 baselines of Tab. 1).
 """
@@ -14,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from patchwork_tf.data import clips as clips_lib
-from patchwork_tf.policy import action_history as action_history_lib
+from patchwork_tf.policy import observation as observation_lib
 
 POLICIES = ("scanning", "random")
 
@@ -55,7 +56,7 @@ def _as_dict(outputs):
 
 
 def rollout(twin, frames, policy="scanning", cell_name=None, postprocess=None, alpha=0.5,
-            seed=0, warm_start=False):
+            seed=0, warm_start=False, change_cue=False):
     """Runs `twin` over `frames` from zero memories (or, with `warm_start`, memories filled by
     a full-frame pass over the first frame, a key frame), one window per frame.
 
@@ -72,6 +73,7 @@ def rollout(twin, frames, policy="scanning", cell_name=None, postprocess=None, a
       alpha: the action history's decay (Eq. 1).
       seed: the random policy's seed.
       warm_start: start from a key frame instead of zero memories (Fig. 4, the GIF).
+      change_cue: a callable policy also observes the change cue.
 
     Returns:
       A `Rollout`.
@@ -93,16 +95,18 @@ def rollout(twin, frames, policy="scanning", cell_name=None, postprocess=None, a
     num_actions = twin.grid.num_actions
     rng = np.random.default_rng(seed)
     twin.reset_states(1)
+    observer = observation_lib.AttentionObservation(twin.grid, alpha, change_cue)
+    observer_state = observer.initial_state(1)
     if warm_start:
         twin.warm_start(clips_lib.preprocess_frames(frames[:1]))
-    history = tf.zeros((1, num_actions))
+        observer_state = observer.start(clips_lib.preprocess_frames(frames[:1]))
 
     def choose(t):
         if policy == "scanning":
             return t % num_actions
         if policy == "random":
             return int(rng.integers(num_actions))
-        q_values = policy({"memory": twin.memory(cell_name), "history": history})
+        q_values = policy(observer.observation(twin.memory(cell_name), observer_state))
         if isinstance(q_values, tuple):
             q_values = q_values[0]
         return int(np.argmax(q_values[0]))
@@ -110,11 +114,11 @@ def rollout(twin, frames, policy="scanning", cell_name=None, postprocess=None, a
     actions, memories, predictions = [], [], []
     for t in range(frames.shape[0]):
         action = choose(t)
-        outputs = twin.step(clips_lib.preprocess_frames(frames[t:t + 1]),
-                            tf.constant([action], tf.int32))
+        frame = clips_lib.preprocess_frames(frames[t:t + 1])
+        outputs = twin.step(frame, tf.constant([action], tf.int32))
         if postprocess is not None:
             outputs = postprocess(outputs)
-        history = action_history_lib.action_history(history, [action], alpha)
+        observer_state = observer.advance(observer_state, frame, tf.constant([action]))
         actions.append(action)
         if cell_name is not None:
             memories.append(twin.memory(cell_name).numpy()[0])

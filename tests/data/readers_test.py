@@ -1,9 +1,7 @@
 """Tests for the real-data readers on small fixture copies of each layout."""
 import json
-import os
 
 import numpy as np
-from PIL import Image
 import tensorflow as tf
 
 from patchwork_tf.data import clips as clips_lib
@@ -12,32 +10,10 @@ from patchwork_tf.data import davis
 from patchwork_tf.data import imagenet_vid
 from patchwork_tf.data import layout
 from patchwork_tf.data import pascal_voc
-
-
-def _write_image(path, array):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    Image.fromarray(array).save(path, quality=95) if path.endswith((".jpg", ".JPEG")) else (
-        Image.fromarray(array).save(path))
-
-
-def _flat(height, width, value):
-    return np.full((height, width, 3), value, np.uint8)
-
-
-def _write(path, text):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        f.write(text)
-
-
-def _vid_xml(height, width, objects):
-    body = "".join(
-        f"<object><trackid>{track}</trackid><name>{wnid}</name><bndbox><xmax>{x1}</xmax>"
-        f"<xmin>{x0}</xmin><ymax>{y1}</ymax><ymin>{y0}</ymin></bndbox><occluded>0</occluded>"
-        f"<generated>0</generated></object>"
-        for track, wnid, (x0, y0, x1, y1) in objects)
-    return (f"<annotation><folder>v</folder><filename>f</filename><size><width>{width}</width>"
-            f"<height>{height}</height></size>{body}</annotation>")
+from tests.data.fixtures import flat as _flat
+from tests.data.fixtures import vid_xml as _vid_xml
+from tests.data.fixtures import write as _write
+from tests.data.fixtures import write_image as _write_image
 
 
 class ImagenetVidTest(tf.test.TestCase):

@@ -138,6 +138,20 @@ def test_patchwork_dqn_is_greedy_and_its_network_is_counted():
   assert result.job_mflops * 1e6 == pytest.approx(WINDOW_FLOPS + dense_flops)
 
 
+def test_change_policy_follows_the_change_cue_by_hand():
+  runner = stream.PatchworkRunner(_twin(), tasks.SegmentationTask((SIZE, SIZE)),
+                                  policy="change")
+  result = _run(runner, _segmentation_clip())
+  # Nothing changed at the start (window 0 by the tie rule) nor on frame 0; frame 1 empties
+  # the left half, window 0 sees it, so window 2 (bottom-left) changed most; frame 2 refills
+  # the left half, window 2 sees it, so window 0 changed most.
+  assert result.actions == [0, 0, 2, 0]
+  # Frames 1 and 2 predict one of the two left quadrants (J = 1/2); frames 0 and 3 both.
+  assert result.accuracy["J"] == pytest.approx(0.75)
+  # The cue: 8*8*3 pooling, 3*2*2*3 difference, 2*4*2*2 window means.
+  assert result.job_mflops * 1e6 == pytest.approx(WINDOW_FLOPS + 260)
+
+
 def test_random_policy_runs_and_picks_valid_windows():
   runner = stream.PatchworkRunner(_twin(), tasks.SegmentationTask((SIZE, SIZE)),
                                   policy="random")

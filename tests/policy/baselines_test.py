@@ -68,3 +68,24 @@ class RandomPolicyTest(tf.test.TestCase):
     self.assertEqual(actions.dtype, np.int32)
     self.assertTrue(np.all((actions >= 0) & (actions < _NUM_ACTIONS)))
     self.assertCountEqual(np.unique(actions).tolist(), range(_NUM_ACTIONS))
+
+
+class ChangePolicyTest(tf.test.TestCase):
+
+  def test_takes_the_window_that_changed_most(self):
+    spec = dict(memory=tf.TensorSpec((2, 2, 1), tf.float32),
+                history=tf.TensorSpec((4,), tf.float32),
+                change=tf.TensorSpec((4,), tf.float32))
+    action_spec = tensor_spec.BoundedTensorSpec((), tf.int32, 0, 3)
+    policy = baselines.ChangePolicy(ts.time_step_spec(spec), action_spec)
+    change = tf.constant([[0.0, 0.2, 0.1, 0.0], [0.3, 0.0, 0.0, 0.4], [0.0, 0.0, 0.0, 0.0]])
+    time_step = ts.restart(dict(memory=tf.zeros([3, 2, 2, 1]), history=tf.zeros([3, 4]),
+                                change=change), batch_size=3)
+    self.assertAllEqual(policy.action(time_step).action, [1, 3, 0])
+
+  def test_needs_the_change_cue(self):
+    spec = dict(memory=tf.TensorSpec((2, 2, 1), tf.float32),
+                history=tf.TensorSpec((4,), tf.float32))
+    with self.assertRaisesRegex(ValueError, "change cue"):
+      baselines.ChangePolicy(ts.time_step_spec(spec),
+                             tensor_spec.BoundedTensorSpec((), tf.int32, 0, 3))

@@ -34,10 +34,10 @@ def _dataset(clips, batch_size):
   return tf.data.Dataset.from_tensor_slices(stacked).batch(batch_size, drop_remainder=True)
 
 
-def _env(clips, batch_size, cell="pixels"):
+def _env(clips, batch_size, cell="pixels", change_cue=False):
   return environment.VideoStreamEnvironment(
-      FakeTwin((_SIZE, _SIZE), _WINDOWS), _dataset(clips, batch_size), cell_name=cell,
-      metric_fn=frame_iou, num_actions=len(_WINDOWS), alpha=0.5)
+      FakeTwin(pw.WindowGrid((_SIZE, _SIZE), 2, 1)), _dataset(clips, batch_size), cell_name=cell,
+      metric_fn=frame_iou, num_actions=len(_WINDOWS), alpha=0.5, change_cue=change_cue)
 
 
 class RewardTest(tf.test.TestCase):
@@ -139,9 +139,23 @@ class SpecTest(tf.test.TestCase):
       self.assertEqual(value.dtype, spec.dtype)
     self.assertEqual(net(time_step.observation)[0].shape, (2, 4))
 
+  def test_change_cue_observes_where_the_frame_changed(self):
+    # The square moves from window 0 to window 3; stream 0 processes window 3, stream 1
+    # window 1. A window where the 2x2 square appeared or left (4 of its 16 pixels go from
+    # -1 to 1 in every channel) has change 4 * 2 / 16 = 0.5 until it is processed.
+    env = _env([_clip([_square(1, 1), _square(5, 5), _square(5, 5)])] * 2, batch_size=2,
+               change_cue=True)
+    first = env.current_time_step()
+    self.assertAllClose(first.observation["change"], np.zeros((2, 4)))
+    step = env.step(tf.constant([3, 1]))
+    self.assertAllClose(step.observation["change"], [[0.5, 0, 0, 0], [0.5, 0, 0, 0.5]])
+    step = env.step(tf.constant([0, 0]))
+    self.assertAllClose(step.observation["change"], [[0, 0, 0, 0], [0, 0, 0, 0.5]])
+    self.assertEqual(env.observation_spec()["change"].shape, (4,))
+
   def test_bad_clips_and_cell_are_refused(self):
     clip = _clip([_square(1, 1)] * 3)
-    twin = FakeTwin((_SIZE, _SIZE), _WINDOWS)
+    twin = FakeTwin(pw.WindowGrid((_SIZE, _SIZE), 2, 1))
     unbatched = _dataset([clip] * 2, 2).unbatch().batch(2)
     with self.assertRaisesRegex(ValueError, "drop_remainder"):
       environment.VideoStreamEnvironment(twin, unbatched, "pixels", frame_iou, 4)

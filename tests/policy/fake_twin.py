@@ -5,20 +5,25 @@ step copies the window of the new frame in, the rest stays stale. Its prediction
 foreground mask logit map (the memory itself: > 0 is foreground, frames in [-1, 1]), so how
 good a prediction is depends on which windows were looked at.
 """
+import dataclasses
+
 import numpy as np
 import tensorflow as tf
 
 
 class FakeTwin:
-  """Twin API: reset_states, warm_start, step, memory, cell_names."""
+  """Twin API: grid, reset_states, warm_start, step, memory, cell_names."""
 
   cell_names = ("pixels", "pixels_half")
 
-  def __init__(self, frame_size, windows):
-    """frame_size: (H, W); windows: (y0, x0, h, w) in frame pixels, one per action."""
+  def __init__(self, grid):
+    """grid: the `WindowGrid` whose windows the steps process."""
+    self.grid = grid
+    frame_size = grid.frame_size
     height, width = frame_size
-    masks = np.zeros([len(windows), height, width, 1], np.float32)
-    for action, (y0, x0, h, w) in enumerate(windows):
+    masks = np.zeros([grid.num_actions, height, width, 1], np.float32)
+    for action in range(grid.num_actions):
+      y0, x0, h, w = dataclasses.astuple(grid.window(action))
       masks[action, y0:y0 + h, x0:x0 + w] = 1.0
     self._window_masks = tf.constant(masks)
     self._frame_size = frame_size

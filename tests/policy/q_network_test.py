@@ -115,3 +115,38 @@ class WindowsInMemoryTest(tf.test.TestCase):
       q_network.windows_in_memory(grid, (2, 2))
     with self.assertRaisesRegex(ValueError, "integer stride"):
       q_network.windows_in_memory(grid, (8, 6))
+
+
+class ChangeCueTest(tf.test.TestCase):
+
+  def _network(self):
+    tf_keras.utils.set_random_seed(0)
+    spec = q_network.observation_spec((4, 4, 3), 9, change_cue=True)
+    net = q_network.AttentionQNetwork(spec, _ACTION_SPEC, _WINDOWS, projection_units=5,
+                                      fc_layer_params=(7,))
+    net.create_variables()
+    return net
+
+  def test_change_enters_the_q_values_and_the_per_window_scorer(self):
+    net = self._network()
+    obs = dict(_observation(), change=tf.zeros([2, 9]))
+    base, _ = net(obs)
+    self.assertEqual(base.shape, (2, 9))
+    q_change, _ = net(dict(obs, change=tf.one_hot([4, 4], 9)))
+    self.assertGreater(float(tf.reduce_max(tf.abs(q_change - base))), 1e-6)
+    # The shared scorer weighs window a's own change alike for every window: with a
+    # positive weight on it, raising one window's change raises that window's Q the most.
+    scorer = net._window_scorer
+    kernel = np.zeros(scorer.kernel.shape, np.float32)
+    kernel[5] = 10.0                      # inputs: 5 projected features, change, history
+    scorer.kernel.assign(kernel)
+    for window in (0, 4, 8):
+      q_values, _ = net(dict(obs, change=tf.one_hot([window, window], 9)))
+      gain = (q_values - net(obs)[0]).numpy()
+      self.assertAllEqual(np.argmax(gain, axis=-1), [window, window])
+
+  def test_change_of_the_wrong_size_is_refused(self):
+    spec = dict(q_network.observation_spec((4, 4, 3), 9),
+                change=tensor_spec.TensorSpec((8,), tf.float32))
+    with self.assertRaisesRegex(ValueError, "change spec"):
+      q_network.AttentionQNetwork(spec, _ACTION_SPEC, _WINDOWS)

@@ -33,7 +33,7 @@ def _clips(seed=0):
 def _setup():
   tf_keras.utils.set_random_seed(0)
   env = environment.VideoStreamEnvironment(
-      FakeTwin((_SIZE, _SIZE), _WINDOWS), _clips(), "pixels_half", frame_iou, 4)
+      FakeTwin(pw.WindowGrid((_SIZE, _SIZE), 2, 1)), _clips(), "pixels_half", frame_iou, 4)
   net = q_network.AttentionQNetwork(
       env.observation_spec(), env.action_spec(),
       [(y // 2, x // 2, h // 2, w // 2) for y, x, h, w in _WINDOWS], fc_layer_params=(8,))

@@ -278,8 +278,10 @@ def test_constructor_refuses_bad_arguments(twin):
 
 
 @pytest.mark.slow
-def test_attention_q_network_exports_and_picks_greedy_windows(twin, tmp_path):
+@pytest.mark.parametrize("change_cue", [False, True])
+def test_attention_q_network_exports_and_picks_greedy_windows(twin, change_cue, tmp_path):
     from tf_agents.specs import tensor_spec
+    from patchwork_tf.policy import observation as observation_lib
     from patchwork_tf.policy import q_network
 
     grid = twin.grid
@@ -290,10 +292,10 @@ def test_attention_q_network_exports_and_picks_greedy_windows(twin, tmp_path):
     action_spec = tensor_spec.BoundedTensorSpec((), tf.int32, 0, grid.num_actions - 1)
     tf_keras.utils.set_random_seed(3)
     network = q_network.AttentionQNetwork(
-        q_network.observation_spec(view_shape, grid.num_actions), action_spec,
+        q_network.observation_spec(view_shape, grid.num_actions, change_cue), action_spec,
         q_network.windows_in_memory(grid, view_shape))
     module = exportable.ExportableModule(twin, policy=network, policy_cell=POLICY_CELL,
-                                         alpha=ALPHA)
+                                         alpha=ALPHA, change_cue=change_cue)
     loaded = tf.saved_model.load(
         exportable.export_saved_model(module, str(tmp_path / "saved_model")))
 
@@ -301,16 +303,23 @@ def test_attention_q_network_exports_and_picks_greedy_windows(twin, tmp_path):
     twin.reset_states(STREAMS)
     state = loaded.signatures["initial_state"](batch_size=tf.constant(STREAMS))
     history = np.zeros((STREAMS, grid.num_actions), np.float32)
+    observer = observation_lib.AttentionObservation(grid, ALPHA, change_cue)
+    observer_state = observer.initial_state(STREAMS)
     for t in range(3):
-        expected_next, _ = network({"memory": twin.memory(POLICY_CELL), "history": history})
+        expected_next, _ = network(observer.observation(twin.memory(POLICY_CELL),
+                                                        observer_state))
         np.testing.assert_array_equal(state["next_action"], np.argmax(expected_next, -1))
         actions = state["next_action"].numpy()
         outputs = twin.step(clips_lib.preprocess_frames(frames[t]), actions)
         history = np.minimum(ALPHA * history + np.eye(grid.num_actions)[actions], 1.0)
+        observer_state = observer.advance(
+            observer_state, clips_lib.preprocess_frames(frames[t]), actions)
         state = loaded.signatures["step"](frames=tf.constant(frames[t]), **{
             k: state[k] for k in module.state_keys})
         _assert_close(state["predictions"], outputs)
         np.testing.assert_allclose(state["action_history"], history)
+        if change_cue:
+            np.testing.assert_allclose(state["change"], observer_state["change"], atol=1e-6)
 
     record = json.loads(loaded.metadata().numpy())
     assert record["policy"] == "dqn" and record["policy_cell"] == POLICY_CELL
@@ -318,4 +327,5 @@ def test_attention_q_network_exports_and_picks_greedy_windows(twin, tmp_path):
     assert (record["m"], record["n"], record["num_actions"]) == (grid.m, grid.n, 4)
     assert record["flops"]["step"] == flops.step_flops(twin).flops
     assert record["flops"]["full_frame"] == flops.model_flops(twin.keras_model).flops
-    assert record["flops"]["policy"] > 0
+    assert record["change_cue"] == change_cue
+    assert record["flops"]["policy"] > observer.flops()

@@ -1,0 +1,146 @@
+"""Writers of tiny local copies of the real data sets, in each reader's layout, for tests."""
+import json
+import os
+
+import numpy as np
+from PIL import Image
+
+from patchwork_tf.data import imagenet_vid
+
+
+def write_image(path, array):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if path.endswith((".jpg", ".JPEG")):
+        Image.fromarray(array).save(path, quality=95)
+    else:
+        Image.fromarray(array).save(path)
+
+
+def flat(height, width, value):
+    return np.full((height, width, 3), value, np.uint8)
+
+
+def write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def vid_xml(height, width, objects):
+    """VOC-style XML of one ImageNet VID frame; objects are (track, wnid, (x0, y0, x1, y1))."""
+    body = "".join(
+        f"<object><trackid>{track}</trackid><name>{wnid}</name><bndbox><xmax>{x1}</xmax>"
+        f"<xmin>{x0}</xmin><ymax>{y1}</ymax><ymin>{y0}</ymin></bndbox><occluded>0</occluded>"
+        f"<generated>0</generated></object>"
+        for track, wnid, (x0, y0, x1, y1) in objects)
+    return (f"<annotation><folder>v</folder><filename>f</filename><size><width>{width}</width>"
+            f"<height>{height}</height></size>{body}</annotation>")
+
+
+def _scene(rng, height, width, box):
+    """A noisy grey frame with a saturated rectangle at `box` = (x0, y0, x1, y1) pixels."""
+    frame = rng.integers(60, 120, (height, width, 3)).astype(np.uint8)
+    x0, y0, x1, y1 = box
+    frame[y0:y1, x0:x1] = (220, 40, 30)
+    return frame
+
+
+def _moving_box(t, width):
+    x0 = 2 + (2 * t) % max(1, width - 24)
+    return (x0, 8, x0 + 20, 26)
+
+
+def write_vid(root, num_videos=(2, 2), num_frames=(20, 6), size=(48, 64)):
+    """An ImageNet VID copy: `num_videos` (train, val) videos of `num_frames` frames, each
+    with one moving object (track 0) of class `v` for video `v`, and a second object (track 5,
+    zebra) on the even frames."""
+    rng = np.random.default_rng(0)
+    height, width = size
+    for split, count, length in zip(("train", "val"), num_videos, num_frames):
+        lines = []
+        for v in range(count):
+            video = (f"ILSVRC2015_VID_train_0000/ILSVRC2015_train_{v:08d}" if split == "train"
+                     else f"ILSVRC2015_val_{v:08d}")
+            for t in range(length):
+                box = _moving_box(t, width)
+                write_image(f"{root}/Data/VID/{split}/{video}/{t:06d}.JPEG",
+                            _scene(rng, height, width, box))
+                objects = [(0, imagenet_vid.CLASS_WNIDS[v], box)]
+                if t % 2 == 0:
+                    objects.append((5, "n02391049", (40, 30, 60, 46)))
+                write(f"{root}/Annotations/VID/{split}/{video}/{t:06d}.xml",
+                      vid_xml(height, width, objects))
+                if split == "val":
+                    lines.append(f"{video}/{t:06d} {len(lines) + 1}")
+            if split == "train":
+                lines.append(f"{video} 1")
+        name = "train_1.txt" if split == "train" else "val.txt"
+        write(f"{root}/ImageSets/VID/{name}", "\n".join(lines) + "\n")
+    return root
+
+
+def write_davis(root, num_sequences=(2, 2), num_frames=(12, 6), size=(48, 64)):
+    """A DAVIS 2016 copy: (train, val) sequences with one moving foreground rectangle."""
+    rng = np.random.default_rng(1)
+    height, width = size
+    for split, count, length in zip(("train", "val"), num_sequences, num_frames):
+        names = [f"{split}seq{s}" for s in range(count)]
+        for sequence in names:
+            for t in range(length):
+                box = _moving_box(t, width)
+                write_image(f"{root}/JPEGImages/480p/{sequence}/{t:05d}.jpg",
+                            _scene(rng, height, width, box))
+                annotation = np.zeros((height, width), np.uint8)
+                x0, y0, x1, y1 = box
+                annotation[y0:y1, x0:x1] = 255
+                write_image(f"{root}/Annotations/480p/{sequence}/{t:05d}.png", annotation)
+        write(f"{root}/ImageSets/2016/{split}.txt", "\n".join(names) + "\n")
+    return root
+
+
+def write_coco(root, split="train", num_images=3, size=(40, 60)):
+    """A COCO 2017 copy: images with a cow (VID "cattle"), a person (no VID class) and, on
+    image 0 only, nothing of a VID class."""
+    rng = np.random.default_rng(2)
+    height, width = size
+    images, annotations = [], []
+    for i in range(num_images):
+        write_image(f"{root}/{split}2017/{i:012d}.jpg", _scene(rng, height, width, (5, 5, 25, 20)))
+        images.append({"id": i + 1, "file_name": f"{i:012d}.jpg", "height": height,
+                       "width": width})
+        objects = [(1, [30, 10, 20, 25])]                          # person
+        if i > 0:
+            objects.append((21, [5, 5, 20, 15]))                   # cow
+        for category, (x, y, w, h) in objects:
+            annotations.append({
+                "id": len(annotations) + 1, "image_id": i + 1, "category_id": category,
+                "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0,
+                "segmentation": [[x, y, x + w, y, x + w, y + h, x, y + h]]})
+    categories = [{"id": 1, "name": "person"}, {"id": 17, "name": "cat"},
+                  {"id": 21, "name": "cow"}]
+    write(f"{root}/annotations/instances_{split}2017.json",
+          json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+    return root
+
+
+def write_voc(root, split="trainval", num_images=2, size=(40, 60)):
+    """A Pascal VOC copy (boxes and SegmentationObject masks): a motorbike and a person."""
+    rng = np.random.default_rng(3)
+    height, width = size
+    ids = [f"2008_{i:06d}" for i in range(num_images)]
+    for image_id in ids:
+        write_image(f"{root}/JPEGImages/{image_id}.jpg",
+                    _scene(rng, height, width, (4, 6, 24, 20)))
+        write(f"{root}/Annotations/{image_id}.xml",
+              f"<annotation><size><width>{width}</width><height>{height}</height></size>"
+              "<object><name>motorbike</name><difficult>0</difficult><bndbox><xmin>5</xmin>"
+              "<ymin>7</ymin><xmax>24</xmax><ymax>20</ymax></bndbox></object>"
+              "<object><name>person</name><difficult>0</difficult><bndbox><xmin>31</xmin>"
+              "<ymin>11</ymin><xmax>50</xmax><ymax>35</ymax></bndbox></object></annotation>")
+        objects = np.zeros((height, width), np.uint8)
+        objects[6:20, 4:24] = 1
+        objects[10:35, 30:50] = 2
+        write_image(f"{root}/SegmentationObject/{image_id}.png", objects)
+    for lists in ("Main", "Segmentation"):
+        write(f"{root}/ImageSets/{lists}/{split}.txt", "\n".join(ids) + "\n")
+    return root

@@ -1,0 +1,144 @@
+"""Data sources on fixture copies: stage-1 frames, stage-2/3 clips, evaluation clips, errors."""
+import numpy as np
+import pytest
+
+from patchwork_tf.data import imagenet_vid
+from patchwork_tf.data import layout
+from patchwork_tf.data import synthetic
+from patchwork_tf.training import sources
+from patchwork_tf.training import stage1_data
+from tests.data import fixtures
+
+CATTLE = imagenet_vid.CLASS_NAMES.index("cattle")
+ZEBRA = imagenet_vid.CLASS_NAMES.index("zebra")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def small_shuffle_buffers():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sources, "SHUFFLE_FRAMES", 32)   # a full buffer of 1024 frames is slow
+        patch.setattr(sources, "SHUFFLE_CLIPS", 4)
+        yield
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    return {"vid": fixtures.write_vid(str(root / "vid")),
+            "davis": fixtures.write_davis(str(root / "davis")),
+            "coco": fixtures.write_coco(str(root / "coco")),
+            "voc": fixtures.write_voc(str(root / "voc"))}
+
+
+def test_vid_has_30_classes_and_the_synthetic_source_its_5():
+    assert sources.DataSource().num_classes == len(synthetic.CLASS_NAMES) == 5
+    source = sources.DataSource("imagenet_vid", "/anywhere")
+    assert source.num_classes == 30 and source.class_names[CATTLE] == "cattle"
+
+
+def test_vid_frames_mix_with_coco_fake_videos_in_vid_classes(data):
+    source = sources.DataSource("imagenet_vid", data["vid"], "coco", data["coco"], 0.5)
+    source.check("detection")
+    batches = list(source.stage1_dataset("detection", (64, 64), 8, seed=0,
+                                         max_objects=100).take(4))
+    classes = set()
+    for images, labels in batches:
+        assert images.shape == (8, 64, 64, 3) and labels["boxes"].shape == (8, 100, 4)
+        assert "mask" not in labels
+        valid = labels["valid"].numpy()
+        classes.update(labels["classes"].numpy()[valid].tolist())
+        boxes = labels["boxes"].numpy()[valid]
+        assert np.all(boxes[:, 2:] > boxes[:, :2])
+    # Video v's object is class v, the zebra VID's; COCO's cow became cattle, its person is
+    # dropped (no VID class).
+    assert {0, 1, ZEBRA, CATTLE} == classes
+
+
+def test_davis_frames_with_voc_fake_videos_carry_masks(data):
+    source = sources.DataSource("davis", data["davis"], "voc", data["voc"], 0.5)
+    source.check("segmentation")
+    (images, labels), = list(source.stage1_dataset("segmentation", (64, 64), 16, seed=1,
+                                                   max_objects=1).take(1))
+    mask = labels["mask"].numpy()
+    assert mask.shape == (16, 64, 64) and set(np.unique(mask)) <= {0, 1}
+    assert np.all(mask.sum(axis=(1, 2)) > 0)       # every frame shows its object
+    assert np.all(labels["classes"].numpy() == 0)
+
+
+def test_real_source_is_a_function_of_seed_and_restart_step(data):
+    source = sources.DataSource("imagenet_vid", data["vid"], "coco", data["coco"])
+
+    def first(seed, start_step):
+        dataset = source.stage1_dataset("detection", (64, 64), 4, seed, start_step,
+                                        max_objects=100)
+        return next(iter(dataset))[0].numpy()
+
+    np.testing.assert_array_equal(first(0, 0), first(0, 0))
+    assert not np.array_equal(first(0, 0), first(0, 5))
+
+
+def test_training_clips_are_batched_like_the_synthetic_ones(data):
+    source = sources.DataSource("imagenet_vid", data["vid"])
+    clip = next(iter(source.training_clips("detection", (64, 64), 3, 2, seed=0,
+                                           max_objects=100)))
+    assert set(clip) == {"frames", "boxes", "classes", "valid"}
+    assert clip["frames"].shape == (2, 3, 64, 64, 3) and clip["valid"].shape == (2, 3, 100)
+    synthetic_clip = next(iter(sources.DataSource().training_clips(
+        "detection", (64, 64), 3, 2, seed=0, num_clips=2)))
+    for key in clip:
+        assert clip[key].dtype == synthetic_clip[key].dtype
+        assert clip[key].shape.rank == synthetic_clip[key].shape.rank
+    with pytest.raises(layout.DataLayoutError, match="clip_length=50"):
+        source.training_clips("detection", (64, 64), 50, 2, seed=0)
+
+
+def test_evaluation_clips_follow_the_annotations(data):
+    source = sources.DataSource("imagenet_vid", data["vid"])
+    clips = list(source.evaluation_clips("test", "detection", 5, (64, 64), 4))
+    assert len(clips) == 2                          # the val split has 2 videos
+    clip = clips[1]
+    assert clip["frames"].shape == (4, 64, 64, 3)
+    assert clip["clip_id"] == "imagenet_vid/val/ILSVRC2015_val_00000001/0"
+    # The fixture's object of frame t spans x 2 + 2t .. 22 + 2t, y 8 .. 26 of a 48 x 64 frame;
+    # stretching keeps normalized boxes.
+    for t in range(4):
+        x0 = 2 + 2 * t
+        np.testing.assert_allclose(clip["boxes"][t, 0], [8 / 48, x0 / 64, 26 / 48, (x0 + 20) / 64],
+                                   atol=1e-6)
+    np.testing.assert_array_equal(clip["classes"][:, 0], 1)
+    np.testing.assert_array_equal(clip["valid"][:, 1], [True, False, True, False])
+
+
+def test_synthetic_evaluation_clips_are_the_benchmark_clips():
+    got = next(sources.DataSource().evaluation_clips("test", "detection", 1, (64, 64), 3))
+    want = next(synthetic.synthetic_clips("test", "detection", 1, (64, 64), 3))
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key])
+
+
+def test_synthetic_stage1_dataset_is_the_stage1_data_pipeline():
+    got = next(iter(sources.DataSource().stage1_dataset(
+        "segmentation", (64, 64), 2, seed=3, start_step=2, frames_per_clip=2,
+        num_train_clips=2)))
+    frames = stage1_data.synthetic_frames("train", "segmentation", 2, (64, 64), 2)
+    want = next(iter(stage1_data.training_dataset(frames, 2, seed=3, start_step=2)))
+    np.testing.assert_array_equal(got[0].numpy(), want[0].numpy())
+    np.testing.assert_array_equal(got[1]["mask"].numpy(), want[1]["mask"].numpy())
+
+
+def test_missing_or_malformed_copies_name_the_layout(data, tmp_path):
+    with pytest.raises(layout.DataLayoutError, match="(?s)set data_dir.*Annotations/VID"):
+        sources.DataSource("imagenet_vid")
+    with pytest.raises(layout.DataLayoutError, match="(?s)ImageSets/2016.*JPEGImages/480p"):
+        sources.DataSource("davis", str(tmp_path / "missing")).check("segmentation")
+    broken = fixtures.write_vid(str(tmp_path / "vid"), num_videos=(1, 1))
+    fixtures.write(f"{broken}/ImageSets/VID/train_1.txt", "ILSVRC2015_VID_train_0000/gone 1\n")
+    with pytest.raises(layout.DataLayoutError, match="(?s)frames of .*gone.*Data/VID"):
+        sources.DataSource("imagenet_vid", broken).check("detection")
+    with pytest.raises(layout.DataLayoutError, match="(?s)instances_train2017.json.*annotations/"):
+        sources.DataSource("imagenet_vid", data["vid"], "coco",
+                           str(tmp_path / "nococo")).check("detection")
+    with pytest.raises(ValueError, match="has labels for"):
+        sources.DataSource("imagenet_vid", data["vid"]).check("segmentation")
+    with pytest.raises(ValueError, match="generated, not read"):
+        sources.DataSource("synthetic", still_data="coco", still_data_dir="x")
