@@ -195,6 +195,7 @@ def _clips_labelled_by(runner, num_clips=2, length=4):
   return clips
 
 
+@pytest.mark.slow
 def test_saved_model_runner_matches_the_model_in_process(exported_detector, monkeypatch):
   from patchwork_tf.evaluation import exported
   from patchwork_tf.evaluation import stream

@@ -47,7 +47,8 @@ class ExportedModel:
     """The grid and policy settings, keyed as `evaluate.LoadedModel.patchwork`."""
     return {"m": self.metadata["m"], "n": self.metadata["n"],
             "observed_cell": self.metadata["policy_cell"],
-            "alpha": self.metadata["history_alpha"]}
+            "alpha": self.metadata["history_alpha"],
+            "change_cue": self.metadata["change_cue"]}
 
 
 def load(export_dir):
