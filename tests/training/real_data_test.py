@@ -19,22 +19,6 @@ TINY = dict(frame_size=(64, 64), alpha=0.35, batch_size=4, num_steps=3, checkpoi
             verbose=0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def small_shuffle_buffers():
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sources, "SHUFFLE_FRAMES", 16)   # a full buffer of 1024 frames is slow
-        patch.setattr(sources, "SHUFFLE_CLIPS", 4)
-        yield
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    return {"vid": fixtures.write_vid(str(root / "vid")),
-            "davis": fixtures.write_davis(str(root / "davis")),
-            "coco": fixtures.write_coco(str(root / "coco")),
-            "voc": fixtures.write_voc(str(root / "voc"))}
-
 
 @pytest.mark.slow
 @pytest.mark.parametrize("task,data_name,still", [("detection", "imagenet_vid", "coco"),

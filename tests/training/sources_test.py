@@ -13,22 +13,6 @@ CATTLE = imagenet_vid.CLASS_NAMES.index("cattle")
 ZEBRA = imagenet_vid.CLASS_NAMES.index("zebra")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def small_shuffle_buffers():
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sources, "SHUFFLE_FRAMES", 32)   # a full buffer of 1024 frames is slow
-        patch.setattr(sources, "SHUFFLE_CLIPS", 4)
-        yield
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    return {"vid": fixtures.write_vid(str(root / "vid")),
-            "davis": fixtures.write_davis(str(root / "davis")),
-            "coco": fixtures.write_coco(str(root / "coco")),
-            "voc": fixtures.write_voc(str(root / "voc"))}
-
 
 def test_vid_has_30_classes_and_the_synthetic_source_its_5():
     assert sources.DataSource().num_classes == len(synthetic.CLASS_NAMES) == 5
