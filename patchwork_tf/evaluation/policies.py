@@ -104,3 +104,13 @@ def function_flops(fn, *input_signature):
   options = option_builder.ProfileOptionBuilder.float_operation()
   options["output"] = "none"
   return int(model_analyzer.profile(graph, options=options).total_float_ops)
+
+
+def decision_flops(observer, memory_shape, q_fn=None):
+  """FLOPs of one attention decision at batch 1: the observer's change cue (analytic) plus,
+  with a Q-function, its TF profiler count on the observation of a `memory_shape` memory."""
+  if q_fn is None:
+    return observer.flops()
+  specs = {key: tf.TensorSpec((1,) + tuple(spec.shape), spec.dtype)
+           for key, spec in observer.spec(memory_shape).items()}
+  return observer.flops() + function_flops(q_fn, specs)

@@ -168,12 +168,8 @@ class PatchworkRunner:
   def policy_flops(self):
     """FLOPs of one policy decision: the change cue when observed, plus the Q-network for
     'dqn'; 0 for scanning and random."""
-    cue = self._observer.flops()
-    if self._q_fn is None:
-      return cue
-    specs = tf.nest.map_structure(
-        lambda s: tf.TensorSpec((1,) + tuple(s.shape), s.dtype), self._observation_spec)
-    return cue + policies.function_flops(self._q_fn, specs)
+    return policies.decision_flops(self._observer, self._observation_spec["memory"].shape,
+                                   self._q_fn)
 
   def startup_flops(self):
     """FLOPs of the full-frame pass at a stream's first frame (twice with flip)."""

@@ -31,7 +31,6 @@ plus what the exporter adds (`extra`), e.g. a detector's `num_classes` and NMS s
 """
 import json
 
-import tensorflow as tf
 
 from patchwork_tf.core import flops as flops_lib
 from patchwork_tf.evaluation import policies
@@ -51,11 +50,9 @@ def policy_flops(module):
     the change cue it observes; 0 without a policy."""
     if module.policy is None:
         return 0
-    observer = module.observer
-    specs = {key: tf.TensorSpec((1,) + tuple(spec.shape), spec.dtype)
-             for key, spec in observer.spec(module.twin.view_shape(module.policy_cell)).items()}
-    return observer.flops() + policies.function_flops(
-        lambda observation: _q_values(module.policy(observation)), specs)
+    return policies.decision_flops(
+        module.observer, module.twin.view_shape(module.policy_cell),
+        lambda observation: _q_values(module.policy(observation)))
 
 
 def describe(module, task=None, extra=None):
