@@ -61,6 +61,9 @@ def _define_flags():
   flags.DEFINE_integer("interval", 1, "Frames between key frames (Sec. 4).")
   flags.DEFINE_integer("delay", 0, "Frames of allowed prediction delay (Sec. 4).")
   flags.DEFINE_bool("cells", True, "Patchwork Cells; --nocells is the Tab. 2 ablation.")
+  flags.DEFINE_bool("fold_batch_norm", True, "Run (and count) each batch norm folded into the "
+                    "conv before it, in the single-frame model and the Patchwork step alike; "
+                    "a --saved_model runs as it was exported.")
   flags.DEFINE_float("resolution", 1.0, "Model resolution as a fraction of its frame size.")
   flags.DEFINE_integer("num_clips", 8, "Synthetic clips evaluated.")
   flags.DEFINE_integer("clip_length", 16, "Frames per clip.")
@@ -220,13 +223,17 @@ def check_exported_config(exported, policy, m=None, n=None, cells=True, flip=Fal
 
 
 def build_runner(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False,
-                 observed_cell=None, clip_frame_size=None):
+                 observed_cell=None, clip_frame_size=None, fold_batch_norm=True):
   """The stream runner of one configuration (see `evaluation.stream`).
 
   `loaded` is a `LoadedModel`, or an `evaluation.exported.ExportedModel` whose own policy
-  and grid the configuration must name (`check_exported_config`).
+  and grid the configuration must name (`check_exported_config`); an exported model runs
+  batch norm as it was exported. With `fold_batch_norm` (inference only) the single-frame
+  model and the Patchwork step run each batch norm folded into the conv before it
+  (`core.folding`), so both are counted and timed the same way.
   """
   import patchwork_tf as pw
+  from patchwork_tf.core import folding
   from patchwork_tf.evaluation import exported
   from patchwork_tf.evaluation import stream
   from patchwork_tf.evaluation import tasks
@@ -242,7 +249,8 @@ def build_runner(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False
   else:
     task = tasks.SegmentationTask(clip_frame_size or model.inputs[0].shape[1:3])
   if policy == "single_frame":
-    return stream.SingleFrameRunner(model, task, flip=flip)
+    return stream.SingleFrameRunner(
+        folding.fold_batch_norm_model(model) if fold_batch_norm else model, task, flip=flip)
   if policy == "dqn":
     # The trained attention network reads the cell it was trained on; the hand-designed
     # policies ignore the observation, so any grid works for them.
@@ -250,7 +258,8 @@ def build_runner(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False
   grid = pw.WindowGrid(tuple(model.inputs[0].shape[1:3]), m, n)
   twin = pw.patchwork_model(model, grid, write="bands",
                             full_memory_cells=[observed_cell] if observed_cell else [],
-                            context="memory" if cells else "zeros")
+                            context="memory" if cells else "zeros",
+                            fold_batch_norm=fold_batch_norm)
   q_fn = None
   if policy == "dqn":
     q_fn = loaded.q_fn
@@ -270,23 +279,27 @@ def build_runner(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False
 def evaluate(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False, interval=1,
              delay=0, observed_cell=None, split="validation", num_clips=8, clip_length=16,
              clip_frame_size=(128, 128), max_objects=4, name=None, settings=None,
-             profile_dir=None, data="synthetic", data_dir=None):
+             profile_dir=None, data="synthetic", data_dir=None, fold_batch_norm=True):
   """Evaluates one configuration on clips of a data source (`training.sources`).
 
   Returns:
     (`StreamResult`, op summary list or None without `profile_dir`).
   """
+  from patchwork_tf.evaluation import exported
   from patchwork_tf.evaluation import profiling
   from patchwork_tf.evaluation import stream
   from patchwork_tf.training import sources
 
   if policy not in METHODS:
     raise ValueError(f"policy must be one of {METHODS}, got {policy!r}.")
-  runner = build_runner(loaded, policy, m, n, cells, flip, observed_cell, clip_frame_size)
+  runner = build_runner(loaded, policy, m, n, cells, flip, observed_cell, clip_frame_size,
+                        fold_batch_norm)
   clips = sources.DataSource(data, data_dir).evaluation_clips(
       split, loaded.task, num_clips, clip_frame_size, clip_length, max_objects)
   settings = dict(settings or {})
-  settings.update(frame_size=list(runner.frame_size))
+  settings.update(frame_size=list(runner.frame_size), fold_batch_norm=(
+      loaded.metadata["fold_batch_norm"] if isinstance(loaded, exported.ExportedModel)
+      else fold_batch_norm))
   if policy != "single_frame":
     settings.update(grid=f"{m},{n}", cells=bool(cells), observed_cell=runner.observed_cell)
   resize = tuple(runner.frame_size) != tuple(clip_frame_size)
@@ -367,7 +380,7 @@ def main(argv):
       loaded, policy, m, n, FLAGS.cells, FLAGS.flip, FLAGS.interval, FLAGS.delay,
       FLAGS.observed_cell, FLAGS.split, FLAGS.num_clips, FLAGS.clip_length,
       (frame_size, frame_size), name=name, settings=settings, profile_dir=FLAGS.profile_dir,
-      data=FLAGS.data, data_dir=FLAGS.data_dir)
+      data=FLAGS.data, data_dir=FLAGS.data_dir, fold_batch_norm=FLAGS.fold_batch_norm)
   record = result.to_json()
   results.write_results([record], FLAGS.output_dir, name)
   if ops is not None:

@@ -96,7 +96,7 @@ def restore_model(model, checkpoint):
 def export(export_dir, task="backbone", frame_size=384, depth_multiplier=1.0, m=4, n=2,
            num_classes=len(synthetic.CLASS_NAMES), num_extra_layers=None, max_detections=100,
            score_threshold=1e-8, checkpoint=None, scan_order=None, history_decay=0.5,
-           write="window"):
+           write="window", fold_batch_norm=True):
     """Builds the twin of a task model, wraps it for serving and saves it.
 
     Args:
@@ -113,6 +113,8 @@ def export(export_dir, task="backbone", frame_size=384, depth_multiplier=1.0, m=
         None for row-major.
       history_decay: alpha of Eq. 1.
       write: the twin's memory writes, 'window' or 'bands' (see `patchwork_tf.patchwork_model`).
+      fold_batch_norm: the step runs each batch norm folded into the conv before it (an
+        inference option of `patchwork_tf.patchwork_model`, on the restored weights).
 
     Returns:
       The `ExportableModule` that was saved.
@@ -122,7 +124,7 @@ def export(export_dir, task="backbone", frame_size=384, depth_multiplier=1.0, m=
     if checkpoint:
         restore_model(model, checkpoint)
     grid = pw.WindowGrid((frame_size, frame_size), m, n)
-    twin = pw.patchwork_model(model, grid, write=write)
+    twin = pw.patchwork_model(model, grid, write=write, fold_batch_norm=fold_batch_norm)
     module = exportable.ExportableModule(twin, postprocess=postprocess, scan_order=scan_order,
                                          alpha=history_decay)
     exportable.export_saved_model(module, export_dir, task=task,
@@ -139,9 +141,12 @@ def task_metadata(task, num_classes, postprocess):
             "iou_threshold": postprocess.iou_threshold}
 
 
-def export_trained_run(model_dir, export_dir, write="bands"):
+def export_trained_run(model_dir, export_dir, write="bands", fold_batch_norm=True):
     """Exports a `python -m patchwork_tf.train` run: its newest weights and its trained
     attention Q-network (greedy), or the scanning order when only stage 1 exists.
+
+    The exported twin is built on the restored weights, with batch norm folded when
+    `fold_batch_norm` (see `export`).
 
     Returns:
       The `ExportableModule` that was saved.
@@ -156,8 +161,11 @@ def export_trained_run(model_dir, export_dir, write="bands"):
     else:
         postprocess = task_postprocess.segmentation_postprocess
     has_policy = stage2.latest_stage(model_dir) is not None
+    twin = pw.patchwork_model(
+        patchwork.model, patchwork.grid, write=write, fold_batch_norm=fold_batch_norm,
+        full_memory_cells=[patchwork.config.observed_cell] if has_policy else [])
     module = exportable.ExportableModule(
-        patchwork.twin, postprocess=postprocess,
+        twin, postprocess=postprocess,
         policy=patchwork.q_network if has_policy else None,
         policy_cell=patchwork.config.observed_cell if has_policy else None,
         alpha=patchwork.config.history_alpha,
@@ -191,6 +199,9 @@ def define_flags():
     flags.DEFINE_list("scan_order", None, "Scan order of the windows (default row-major).")
     flags.DEFINE_float("history_decay", 0.5, "alpha of the action history, Eq. 1.")
     flags.DEFINE_enum("write", "window", ("window", "bands"), "Memory writes of the twin.")
+    flags.DEFINE_bool("fold_batch_norm", True,
+                      "Fold each batch norm into the conv before it in the exported step "
+                      "(inference only; --nofold_batch_norm keeps the stock layers).")
 
 
 def main(argv):
@@ -198,7 +209,8 @@ def main(argv):
     f = flags.FLAGS
     scan_order = [int(a) for a in f.scan_order] if f.scan_order else None
     if f.model_dir:
-        module = export_trained_run(f.model_dir, f.export_dir, write=f.write)
+        module = export_trained_run(f.model_dir, f.export_dir, write=f.write,
+                                    fold_batch_norm=f.fold_batch_norm)
         logging.info("Exported the run %s (%d windows, predictions %s) to %s.", f.model_dir,
                      module.num_actions, list(module.prediction_keys), f.export_dir)
         return
@@ -207,7 +219,8 @@ def main(argv):
                     num_classes=f.num_classes, num_extra_layers=f.num_extra_layers,
                     max_detections=f.max_detections, score_threshold=f.score_threshold,
                     checkpoint=f.checkpoint, scan_order=scan_order,
-                    history_decay=f.history_decay, write=f.write)
+                    history_decay=f.history_decay, write=f.write,
+                    fold_batch_norm=f.fold_batch_norm)
     logging.info("Exported %s (%d windows, predictions %s) to %s.", f.task,
                  module.num_actions, list(module.prediction_keys), f.export_dir)
 

@@ -12,6 +12,7 @@ import pytest
 
 from patchwork_tf import evaluate
 from patchwork_tf.core import flops
+from patchwork_tf.core import folding
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +29,15 @@ def _evaluate(loaded, **kwargs):
   return result
 
 
-def test_single_frame_costs_the_stock_model(detector):
+def test_single_frame_costs_the_stock_model_with_batch_norm_folded(detector):
+  folded = folding.fold_batch_norm_model(detector.model)
   result = _evaluate(detector, policy="single_frame")
-  assert result.job_mflops == pytest.approx(flops.model_flops(detector.model).mflops)
+  assert result.job_mflops == pytest.approx(flops.model_flops(folded).mflops)
+  assert result.job_mflops < flops.model_flops(detector.model).mflops
   assert result.theoretical.maximum == pytest.approx(result.job_mflops)
+  assert result.settings["fold_batch_norm"] is True
+  as_is = _evaluate(detector, policy="single_frame", fold_batch_norm=False)
+  assert as_is.job_mflops == pytest.approx(flops.model_flops(detector.model).mflops)
   assert 0.0 <= result.accuracy["mAP"] <= 1.0
   json.dumps(result.to_json())
 
@@ -42,7 +48,8 @@ def test_patchwork_scanning_is_cheaper_per_frame_and_starts_with_a_full_pass(det
   result = _evaluate(detector, policy="scanning", m=2, n=1)
   assert result.actions == [0, 1, 2, 3]
   assert result.theoretical.maximum < single.theoretical.maximum
-  assert result.startup_mflops == pytest.approx(single.job_mflops)
+  # The warm start runs the stock layers, batch norm unfolded.
+  assert result.startup_mflops == pytest.approx(flops.model_flops(detector.model).mflops)
   assert result.settings["grid"] == "2,1" and result.settings["cells"] is True
 
 
@@ -158,7 +165,8 @@ def exported_detector(detector, tmp_path_factory):
   from patchwork_tf.serving import task_postprocess
 
   grid = pw.WindowGrid((64, 64), 2, 1)
-  twin = pw.patchwork_model(detector.model, grid, write="bands", full_memory_cells=[CELL])
+  twin = pw.patchwork_model(detector.model, grid, write="bands", full_memory_cells=[CELL],
+                            fold_batch_norm=True)
   spec = q_network.observation_spec(twin.view_shape(CELL), grid.num_actions)
   tf_keras.utils.set_random_seed(1)
   network = q_network.AttentionQNetwork(

@@ -3,12 +3,13 @@
 Measures, side by side in one process and interleaved round by round (so machine load hits
 every variant alike), the median and p90 milliseconds per frame of:
   * the stock model on the full frame and on the ideal window-sized input (frame / 2 per
-    side, the cost of a 1/4 window), each in plain graph mode and with XLA, the faster
-    counting as "stock";
+    side, the cost of a 1/4 window), each in plain graph mode and with XLA, and per
+    batch-norm handling (`--batch_norm`: `as_is` runs the stock layers, `folded` the model
+    with each batch norm folded into its conv, `core.folding`); the fastest of these counts
+    as "stock", the fastest way a user could run it;
   * the Patchwork twin's stateful window step for each `(M, N)` grid, cycling over actions,
     per compile mode (`--step_modes`), write mode (`--writes`) and batch-norm handling
-    (`--batch_norm`: `folded` is the inference option `fold_batch_norm=True`; the stock
-    model always runs its own layers, as a user would run it).
+    (`folded` is the inference option `patchwork_model(..., fold_batch_norm=True)`).
 Prints a table with FLOPs (analytic, `patchwork_tf.core.flops`) and the ratios step / full
 frame and step / ideal window. `--profile_dir` writes a TF profiler trace of the measured
 steps that TensorBoard's profile plugin opens.
@@ -34,9 +35,9 @@ flags.DEFINE_integer("threads", 1, "intra- and inter-op threads.")
 flags.DEFINE_list("step_modes", ["graph", "xla"],
                   "How the twin's step is compiled: graph and/or xla.")
 flags.DEFINE_list("writes", ["bands"], "Memory write modes of the twin: window and/or bands.")
-flags.DEFINE_list("batch_norm", ["folded"],
-                  "How the twin's step runs batch norm: as_is (the stock layers) and/or folded "
-                  "(folded into the convs, `patchwork_model(..., fold_batch_norm=True)`).")
+flags.DEFINE_list("batch_norm", ["as_is", "folded"],
+                  "How the stock models and the twin's step run batch norm: as_is (the stock "
+                  "layers) and/or folded into the convs before them (inference only).")
 flags.DEFINE_string("profile_dir", None, "If set, write a TF profiler trace here.")
 flags.DEFINE_string("json_out", None, "If set, write the results as JSON here.")
 
@@ -74,6 +75,7 @@ def main(argv):
 
     import patchwork_tf as pw
     from patchwork_tf.core import flops
+    from patchwork_tf.core import folding
 
     size, alpha = FLAGS.frame_size, FLAGS.alpha
     variants = {}  # name -> (callable running one frame, FLOPs report)
@@ -83,11 +85,11 @@ def main(argv):
             input_shape=(input_size, input_size, 3), alpha=alpha, include_top=False,
             weights=None)
         frames = tf.random.uniform((1, input_size, input_size, 3), -1, 1)
-        report = flops.model_flops(model)
-        for jit in (False, True):
-            fn = tf.function(lambda x, m=model: m(x, training=False), jit_compile=jit)
-            variants[f"stock {input_size} {'xla' if jit else 'graph'}"] = (
-                lambda fn=fn: fn(frames), report)
+        for bn, jit in itertools.product(FLAGS.batch_norm, (False, True)):
+            runs = model if bn == "as_is" else folding.fold_batch_norm_model(model)
+            fn = tf.function(lambda x, m=runs: m(x, training=False), jit_compile=jit)
+            variants[f"stock {input_size} {'xla' if jit else 'graph'} {bn}"] = (
+                lambda fn=fn: fn(frames), flops.model_flops(runs))
         return model
 
     model = stock(size)
@@ -131,11 +133,14 @@ def main(argv):
 
     stats = {name: (1e3 * float(np.median(t)), 1e3 * float(np.percentile(t, 90)))
              for name, t in times.items()}
-    best_full = min(stats[f"stock {size} graph"][0], stats[f"stock {size} xla"][0])
-    half = size // 2
-    best_ideal = min(stats[f"stock {half} graph"][0], stats[f"stock {half} xla"][0])
+    def fastest_stock(input_size):
+        return min(median for name, (median, _) in stats.items()
+                   if name.startswith(f"stock {input_size} "))
+
+    best_full, best_ideal = fastest_stock(size), fastest_stock(size // 2)
     print(f"MobileNetV2 alpha={alpha} {size}x{size}, batch 1, {FLAGS.threads} thread(s), "
-          f"{FLAGS.steps} steps per variant; stock = faster of graph and XLA")
+          f"{FLAGS.steps} steps per variant; /full and /ideal divide by the fastest stock "
+          "variant of that input size")
     print(f"{'variant':40s} {'MFLOPs':>8s} {'overhead Melem':>14s} {'median ms':>10s} "
           f"{'p90 ms':>8s} {'/full':>6s} {'/ideal':>7s}")
     rows = []

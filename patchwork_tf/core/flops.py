@@ -2,9 +2,11 @@
 
 Counted analytically per layer from the static shapes each layer sees (the twin's step is
 traced once with a recorder, so the window step is counted on exactly the graph that runs).
-One multiply-add is 2 FLOPs, as the TF profiler counts Conv2D; batch norm, activations and
-element-wise merges count one FLOP per output element and operand; pooling counts one per
-window element read. Reshapes, concatenation, padding and dropout count 0.
+One multiply-add is 2 FLOPs, as the TF profiler counts Conv2D; batch norm counts two FLOPs per
+output element (scale, shift), a bias, activations and element-wise merges one per output
+element and operand; pooling counts one per window element read. Reshapes, concatenation,
+padding and dropout count 0. A batch norm folded into the linear conv before it
+(`core.folding`, an inference option) becomes that conv's bias: one FLOP per element.
 
 The Patchwork overhead is memory traffic, not arithmetic: the elements each cell writes into
 its memory and crops out of it, reported apart as `overhead_elements`.
@@ -78,6 +80,8 @@ def _report(records):
             count = layer_flops(layer, input_shapes, output_shape)
             flops += count
             conv += count if isinstance(layer, _CONV_TYPES) else 0
+        elif kind == "bias_add":
+            flops += _elements(output_shape)
         else:
             overhead += _elements(output_shape)
     return FlopsReport(flops, conv, overhead)

@@ -29,6 +29,7 @@ import tf_keras
 from tf_keras.src.engine import keras_tensor
 
 from patchwork_tf.core import cells as cells_lib
+from patchwork_tf.core import folding
 from patchwork_tf.core import grid as grid_lib
 from patchwork_tf.core import spatial_ops
 
@@ -132,6 +133,7 @@ class PatchworkModel(tf.Module):
         self._context = context
         self._full_memory_cells = set(full_memory_cells)
         self._plan()
+        self.fold_batch_norm = bool(fold_batch_norm)
         self._folded = self._fold_batch_norms() if fold_batch_norm else {}
         unknown = self._full_memory_cells - set(self.halo_cells)
         if unknown:
@@ -292,37 +294,24 @@ class PatchworkModel(tf.Module):
         self._cell_input[name] = tensor_id
 
     def _fold_batch_norms(self):
-        """Folds each BatchNormalization that is the only consumer of a linear Conv2D or
-        DepthwiseConv2D run on windows into that conv's weights (inference only).
+        """Folds each batch norm of `folding.foldable_batch_norms` whose conv runs on windows
+        into that conv's weights (inference only).
 
         Returns `{conv layer name: (kernel, bias)}`, non-trainable variables holding the
         folded weights as they are now; the batch norm's node becomes `folded_bn` (identity).
         """
-        uses = collections.Counter()
-        for node in self._nodes:
-            uses.update(node.input_ids)
-            if node.padding_input_id is not None:
-                uses[node.padding_input_id] += 1
-        uses.update(self._output_ids)
-        uses.update(list(self._assemble_cell))
-        producers = {node.output_ids[0]: node for node in self._nodes
-                     if len(node.output_ids) == 1}
+        pairs = folding.foldable_batch_norms(self.keras_model)
+        window_convs = {node.layer.name for node in self._nodes
+                        if node.kind in ("halo", "pointwise")}
         folded = {}
         for bn_node in self._nodes:
-            layer = bn_node.layer
-            if not (isinstance(layer, _L.BatchNormalization) and bn_node.kind == "pointwise"
-                    and list(layer.axis) in ([3], [-1]) and len(bn_node.input_ids) == 1):
+            conv = pairs.get(bn_node.layer.name)
+            if conv is None or bn_node.kind != "pointwise" or conv.name not in window_convs:
                 continue
-            conv_node = producers.get(bn_node.input_ids[0])
-            if (conv_node is None or type(conv_node.layer) not in (_L.Conv2D, _L.DepthwiseConv2D)
-                    or conv_node.kind not in ("halo", "pointwise")
-                    or conv_node.layer.activation is not tf_keras.activations.linear
-                    or uses[bn_node.input_ids[0]] != 1):
-                continue
-            kernel, bias = spatial_ops.fold_batch_norm(conv_node.layer, layer)
-            folded[conv_node.layer.name] = (
-                tf.Variable(kernel, trainable=False, name=f"{conv_node.layer.name}_folded_kernel"),
-                tf.Variable(bias, trainable=False, name=f"{conv_node.layer.name}_folded_bias"))
+            kernel, bias = spatial_ops.fold_batch_norm(conv, bn_node.layer)
+            folded[conv.name] = (
+                tf.Variable(kernel, trainable=False, name=f"{conv.name}_folded_kernel"),
+                tf.Variable(bias, trainable=False, name=f"{conv.name}_folded_bias"))
             bn_node.kind = "folded_bn"
         return folded
 
@@ -460,6 +449,7 @@ class PatchworkModel(tf.Module):
                         tf.nest.flatten(outputs)[0].shape, "op")
             elif node.kind == "folded_bn":
                 outputs = env[node.input_ids[0]]
+                _record(recorder, node.layer, [outputs.shape], outputs.shape, "bias_add")
             elif node.kind == "global":
                 local = dict(env)
                 for i in node.input_ids:
@@ -596,6 +586,12 @@ class PatchworkModel(tf.Module):
         (top, _), (left, _) = cell.geometry.pad
         rows, cols = cell.input_size
         return memory[:, top:top + rows, left:left + cols]
+
+    @property
+    def folded_variables(self):
+        """The step's copies of conv weights with batch norm folded in (`fold_batch_norm`),
+        non-trainable; save them with anything that exports the step."""
+        return [variable for pair in self._folded.values() for variable in pair]
 
     def memory(self, cell_name):
         """float32 `[B, H_l, W_l, C]`: a cell's memory (stateful API) as a full map."""

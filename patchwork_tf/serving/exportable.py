@@ -183,7 +183,7 @@ class ExportableModule(tf.Module):
                 f"Prediction names {sorted(clash)} clash with the state's keys; rename them in "
                 "the post-processing callable.")
 
-        self.model_variables = list(twin.keras_model.variables)
+        self.model_variables = list(twin.keras_model.variables) + twin.folded_variables
         self.policy_variables = list(getattr(policy, "variables", []))
         self.postprocess_variables = list(getattr(postprocess, "variables", []))
         self.stream_state = {

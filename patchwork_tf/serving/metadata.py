@@ -8,7 +8,7 @@ time; `export_saved_model` stores the record as a JSON string returned by the Sa
 
   json.loads(tf.saved_model.load(export_dir).metadata().numpy())
 
-The record (`VERSION` 1):
+The record (`VERSION` 2):
 
 | key              | meaning                                                               |
 |------------------|-----------------------------------------------------------------------|
@@ -21,6 +21,7 @@ The record (`VERSION` 1):
 | `scan_order`     | the scanning order of the windows, None for 'dqn'                     |
 | `history_alpha`  | alpha of the action history, Eq. 1                                    |
 | `change_cue`     | whether the policy observes the change cue (`policy.observation`)     |
+| `fold_batch_norm`| whether the step runs batch norm folded into the convs before it      |
 | `flops`          | `step`: one window step of the twin (`core.flops.step_flops`);        |
 |                  | `full_frame`: the stock model's pass, what `warm_start` runs          |
 |                  | (`core.flops.model_flops`); `policy`: one Q-network call (TF profiler |
@@ -35,9 +36,10 @@ import json
 from patchwork_tf.core import flops as flops_lib
 from patchwork_tf.evaluation import policies
 
-VERSION = 1
+VERSION = 2
 REQUIRED_KEYS = ("version", "task", "frame_size", "m", "n", "num_actions", "policy",
-                 "policy_cell", "scan_order", "history_alpha", "change_cue", "flops")
+                 "policy_cell", "scan_order", "history_alpha", "change_cue", "fold_batch_norm",
+                 "flops")
 FLOPS_KEYS = ("step", "full_frame", "policy")
 
 
@@ -80,6 +82,7 @@ def describe(module, task=None, extra=None):
         "scan_order": None if module.policy is not None else module.scan_order,
         "history_alpha": float(module.alpha),
         "change_cue": bool(module.change_cue),
+        "fold_batch_norm": twin.fold_batch_norm,
         "flops": {
             "step": int(flops_lib.step_flops(twin).flops),
             "full_frame": int(flops_lib.model_flops(twin.keras_model).flops),

@@ -329,3 +329,4 @@ def test_attention_q_network_exports_and_picks_greedy_windows(twin, change_cue, 
     assert record["flops"]["full_frame"] == flops.model_flops(twin.keras_model).flops
     assert record["flops"]["policy"] > 0
     assert record["change_cue"] == change_cue
+    assert record["fold_batch_norm"] is False

@@ -15,7 +15,7 @@ def _loaded(record):
 def _record():
   return {"version": metadata.VERSION, "task": "detection", "frame_size": [64, 64], "m": 2,
           "n": 1, "num_actions": 4, "policy": "dqn", "policy_cell": "block_6_depthwise",
-          "scan_order": None, "history_alpha": 0.5, "change_cue": False,
+          "scan_order": None, "history_alpha": 0.5, "change_cue": False, "fold_batch_norm": True,
           "flops": {"step": 3, "full_frame": 9, "policy": 1}, "num_classes": 5}
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from patchwork_tf import export
 from patchwork_tf.training import stage1
 from patchwork_tf.training import stage2
 from patchwork_tf.training import stage3
@@ -43,8 +44,15 @@ BN1 = "model/layer_with_weights-1/{}/.ATTRIBUTES/VARIABLE_VALUE"
 STEP = "agent/_train_step_counter/.ATTRIBUTES/VARIABLE_VALUE"
 
 
+def _folded_conv1(checkpoint):
+    """Conv1's kernel with bn_Conv1 folded in (epsilon 1e-3), from a checkpoint's values."""
+    scale = checkpoint.get_tensor(BN1.format("gamma")) / np.sqrt(
+        checkpoint.get_tensor(BN1.format("moving_variance")) + 1e-3)
+    return checkpoint.get_tensor(CONV1) * scale
+
+
 @pytest.mark.slow
-def test_stage2_resumes_and_stage3_finetunes_all_but_batch_norm(stage1_dir):
+def test_stage2_resumes_and_stage3_finetunes_all_but_batch_norm(stage1_dir, tmp_path):
     result = stage2.train_stage2(stage1_dir, _tiny_config(stage2_steps=2, stage3_steps=5),
                                  verbose=0)
     assert result["train_step"] == 2 and np.isfinite(result["loss"])
@@ -66,6 +74,12 @@ def test_stage2_resumes_and_stage3_finetunes_all_but_batch_norm(stage1_dir):
     for name in ("moving_mean", "moving_variance", "gamma", "beta"):
         np.testing.assert_array_equal(before.get_tensor(BN1.format(name)),
                                       tuned.get_tensor(BN1.format(name)))
+
+    # The export folds batch norm into the fine-tuned weights, not stage 1's.
+    module = export.export_trained_run(stage1_dir, str(tmp_path / "export"))
+    exported_kernel = module.twin._folded["Conv1"][0].numpy()  # pylint: disable=protected-access
+    np.testing.assert_allclose(exported_kernel, _folded_conv1(tuned), rtol=1e-5, atol=1e-7)
+    assert not np.allclose(exported_kernel, _folded_conv1(before), rtol=1e-5, atol=1e-7)
 
 
 def test_unrolled_clip_loss_is_differentiable(stage1_dir):
