@@ -64,8 +64,6 @@ flags.DEFINE_float("history_alpha", 0.5, "Action-history decay, Eq. 1.")
 flags.DEFINE_bool("change_cue", True, "The attention network also observes how much each "
                   "window changed since it was last processed (ours); --nochange_cue is the "
                   "paper's observation (memory and action history only).")
-flags.DEFINE_float("change_prior", 0.0, "Initial weight of the change cue in the attention "
-                   "network's window scorer: > 0 starts DDQN from the greedy-on-change policy.")
 flags.DEFINE_float("gamma", 0.9, "DDQN discount, Eq. 5.")
 flags.DEFINE_integer("target_update_period", 100, "Train steps between target updates.")
 flags.DEFINE_float("epsilon_start", 1.0, "Initial collection epsilon.")
@@ -135,7 +133,7 @@ def patchwork_config():
     return stage2.PatchworkConfig(
         m=FLAGS.m, n=FLAGS.n, observed_cell=FLAGS.observed_cell,
         history_alpha=FLAGS.history_alpha, change_cue=FLAGS.change_cue,
-        change_prior=FLAGS.change_prior, num_streams=FLAGS.num_streams,
+        num_streams=FLAGS.num_streams,
         clip_length=FLAGS.clip_length, num_train_clips=FLAGS.num_train_clips,
         gamma=FLAGS.gamma, learning_rate=FLAGS.stage2_learning_rate,
         target_update_period=FLAGS.target_update_period,

@@ -11,11 +11,7 @@ With the change cue (`patchwork_tf.policy.observation`), the observation also ho
 [num_actions], how much each window's pixels changed since it was last processed. It joins
 the concatenation, and a shared per-window scorer adds a term that reads window `a`'s own
 projected memory, change and history to `Q(S_t, a)`: the same function for every window, so
-"look where it changed" is learned once for all windows rather than once per action. The
-network reads the cue as `log(1 + change / CHANGE_FLOOR)`: raw changes are ~0.01 (median
-0.009, top-two gap 0.004 on the synthetic benchmark), too small for Adam to grow a weight
-that tells windows apart within a few thousand steps; on the log scale a weight of order 1
-does, for changes from 1e-3 to the frame's whole range.
+"look where it changed" is learned once for all windows rather than once per action.
 """
 import dataclasses
 
@@ -51,14 +47,6 @@ class WindowAveragePooling(tf_keras.layers.Layer):
     return config
 
 
-CHANGE_FLOOR = 1e-3  # Mean absolute change (frames in [-1, 1]) the log scale starts at.
-
-
-def change_feature(change):
-  """float32 [..., num_actions]: the cue as the network reads it, `log(1 + change / floor)`."""
-  return tf.math.log1p(tf.cast(change, tf.float32) / CHANGE_FLOOR)
-
-
 def _check_windows(windows):
   windows = [tuple(int(v) for v in window) for window in windows]
   if not windows:
@@ -89,7 +77,6 @@ class AttentionQNetwork(network.Network):
                windows,
                projection_units=16,
                fc_layer_params=(64,),
-               change_prior=0.0,
                name="AttentionQNetwork"):
     """Builds the network.
 
@@ -101,10 +88,6 @@ class AttentionQNetwork(network.Network):
         pixels (frame pixels / layer L's stride), inside [0, Hl) x [0, Wl).
       projection_units: width of the shared per-window projection.
       fc_layer_params: widths of the fully connected layers before the Q-value layer.
-      change_prior: with the change cue, the window scorer's initial weight on
-        `change_feature(change)`: the initial Q-values are `change_prior * change_feature(a)`
-        plus a near-constant term, so the greedy policy starts as "process the window that
-        changed most" and DDQN trains on from there. 0 starts from no preference.
       name: the network's name.
 
     Raises:
@@ -163,11 +146,8 @@ class AttentionQNetwork(network.Network):
         kernel_initializer=tf_keras.initializers.RandomUniform(minval=-0.03, maxval=0.03),
         bias_initializer=tf_keras.initializers.Constant(-0.2),
         name="q_values")
-    # The scorer reads [projected memory (projection_units), change, history] per window.
-    scorer_kernel = [0.0] * projection_units + [float(change_prior), 0.0]
     self._window_scorer = tf_keras.layers.Dense(
-        1, kernel_initializer=tf_keras.initializers.Constant([[w] for w in scorer_kernel]),
-        name="window_scorer") if change_cue else None
+        1, kernel_initializer="zeros", name="window_scorer") if change_cue else None
 
   @property
   def windows(self):
@@ -183,7 +163,7 @@ class AttentionQNetwork(network.Network):
     per_window = self._projection(self._pool(memory), training=training)
     inputs = [self._flatten(per_window), history]
     if self._change_cue:
-      change = change_feature(batch_squash.flatten(observation["change"]))
+      change = batch_squash.flatten(tf.cast(observation["change"], tf.float32))
       inputs.append(change)
     features = self._concat(inputs)
     for layer in self._fc_layers:

@@ -44,9 +44,6 @@ class PatchworkConfig:
       history_alpha: decay of the action history, Eq. 1.
       change_cue: the Q-network also observes how much each window changed since it was
         last processed (`policy.observation`); False is the paper's observation.
-      change_prior: the Q-network's initial weight on the change cue
-        (`AttentionQNetwork(change_prior=...)`): > 0 starts DDQN from the greedy-on-change
-        policy, 0 from no preference.
       num_streams: clips streamed side by side (the environment's batch).
       clip_length: frames per training clip.
       num_train_clips: synthetic training clips (cycled; real sources read every video).
@@ -74,7 +71,6 @@ class PatchworkConfig:
     observed_cell: str = "block_13_depthwise"
     history_alpha: float = 0.5
     change_cue: bool = True
-    change_prior: float = 0.0
     num_streams: int = 8
     clip_length: int = 16
     num_train_clips: int = 256
@@ -181,8 +177,7 @@ def build_patchwork(model_dir, config, write="bands", jit_compile=False):
     tf_keras.utils.set_random_seed(config.seed)
     q_network = q_network_lib.AttentionQNetwork(
         spec, environment_lib.window_action_spec(grid.num_actions),
-        q_network_lib.windows_in_memory(grid, spec["memory"].shape),
-        change_prior=config.change_prior)
+        q_network_lib.windows_in_memory(grid, spec["memory"].shape))
     q_network.create_variables()
     return Patchwork(model, stage1_config, config, grid, twin, task, q_network)
 

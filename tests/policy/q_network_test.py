@@ -119,11 +119,11 @@ class WindowsInMemoryTest(tf.test.TestCase):
 
 class ChangeCueTest(tf.test.TestCase):
 
-  def _network(self, change_prior=0.0):
+  def _network(self):
     tf_keras.utils.set_random_seed(0)
     spec = q_network.observation_spec((4, 4, 3), 9, change_cue=True)
     net = q_network.AttentionQNetwork(spec, _ACTION_SPEC, _WINDOWS, projection_units=5,
-                                      fc_layer_params=(7,), change_prior=change_prior)
+                                      fc_layer_params=(7,))
     net.create_variables()
     return net
 
@@ -144,22 +144,6 @@ class ChangeCueTest(tf.test.TestCase):
       q_values, _ = net(dict(obs, change=tf.one_hot([window, window], 9)))
       gain = (q_values - net(obs)[0]).numpy()
       self.assertAllEqual(np.argmax(gain, axis=-1), [window, window])
-
-  def test_change_is_read_on_a_log_scale(self):
-    change = np.array([0.0, 1e-3, 0.01, 1.0], np.float32)
-    self.assertAllClose(q_network.change_feature(change), np.log(1 + change / 1e-3))
-
-  def test_change_prior_makes_the_initial_greedy_policy_follow_the_change(self):
-    """Benchmark-sized changes (~0.01, a few thousandths apart): with the prior the greedy
-    window is the most changed one, and the prior adds exactly `prior * change_feature`."""
-    rng = np.random.default_rng(3)
-    change = tf.constant(rng.uniform(0.005, 0.02, (16, 9)), tf.float32)
-    obs = dict(_observation(batch=16), change=change)
-    q_prior, _ = self._network(change_prior=1.0)(obs)
-    self.assertAllEqual(np.argmax(q_prior, -1), np.argmax(change, -1))
-    q_plain, _ = self._network()(obs)
-    self.assertAllClose(q_plain - q_prior, -1.0 * q_network.change_feature(change),
-                        atol=1e-5)
 
   def test_change_of_the_wrong_size_is_refused(self):
     spec = dict(q_network.observation_spec((4, 4, 3), 9),
