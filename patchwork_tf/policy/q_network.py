@@ -11,7 +11,10 @@ With the change cue (`patchwork_tf.policy.observation`), the observation also ho
 [num_actions], how much each window's pixels changed since it was last processed. It joins
 the concatenation, and a shared per-window scorer adds a term that reads window `a`'s own
 projected memory, change and history to `Q(S_t, a)`: the same function for every window, so
-"look where it changed" is learned once for all windows rather than once per action.
+"look where it changed" is learned once for all windows rather than once per action. The
+network reads the cue as `log(1 + change / CHANGE_FLOOR)`: raw changes are ~0.01 (median
+0.009, top-two gap 0.004 on the synthetic benchmark), so a weight of order 1 would hardly
+tell windows apart; on the log scale it does, for changes from 1e-3 to the frame's range.
 """
 import dataclasses
 
@@ -45,6 +48,14 @@ class WindowAveragePooling(tf_keras.layers.Layer):
     config = super().get_config()
     config["windows"] = [list(window) for window in self._windows]
     return config
+
+
+CHANGE_FLOOR = 1e-3  # Mean absolute change (frames in [-1, 1]) the log scale starts at.
+
+
+def change_feature(change):
+  """float32 [..., num_actions]: the cue as the network reads it, `log(1 + change / floor)`."""
+  return tf.math.log1p(tf.cast(change, tf.float32) / CHANGE_FLOOR)
 
 
 def _check_windows(windows):
@@ -163,7 +174,7 @@ class AttentionQNetwork(network.Network):
     per_window = self._projection(self._pool(memory), training=training)
     inputs = [self._flatten(per_window), history]
     if self._change_cue:
-      change = batch_squash.flatten(tf.cast(observation["change"], tf.float32))
+      change = change_feature(batch_squash.flatten(observation["change"]))
       inputs.append(change)
     features = self._concat(inputs)
     for layer in self._fc_layers:

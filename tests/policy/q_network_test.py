@@ -145,6 +145,10 @@ class ChangeCueTest(tf.test.TestCase):
       gain = (q_values - net(obs)[0]).numpy()
       self.assertAllEqual(np.argmax(gain, axis=-1), [window, window])
 
+  def test_change_is_read_on_a_log_scale(self):
+    change = np.array([0.0, 1e-3, 0.01, 1.0], np.float32)
+    self.assertAllClose(q_network.change_feature(change), np.log(1 + change / 1e-3))
+
   def test_change_of_the_wrong_size_is_refused(self):
     spec = dict(q_network.observation_spec((4, 4, 3), 9),
                 change=tensor_spec.TensorSpec((8,), tf.float32))
