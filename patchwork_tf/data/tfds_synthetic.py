@@ -25,6 +25,8 @@ builder = tfds_synthetic.SyntheticVideo(config=small, data_dir="/tmp/tfds")
 
 A custom config needs a name of its own (TFDS refuses a custom config named like a default one);
 the prepared data lives under `<data_dir>/patchwork_synthetic_video/<config name>/1.0.0`.
+A default config (256 / 64 / 64 clips of 16 frames, 128 px) takes about 20 s and 140 MB
+to prepare on a 2-core CPU.
 
 Features follow the clip format of `patchwork_tf.data.clips`, all stored exactly (plain
 tensors; the large ones zlib-compressed, never lossy video or image codecs):
