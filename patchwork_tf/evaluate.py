@@ -172,22 +172,12 @@ def _build_at_resolution(stage1, config, resolution, stage1_dir):
 
 
 def _restore_q_fn(twin, observed_cell, agent_checkpoint, change_cue):
-  """The stage-2/3 `AttentionQNetwork` for this twin's grid and memory, restored.
-
-  Built as `training.stage2.build_patchwork` builds it; its variables do not depend on the
-  frame size, so a resolution variant reads the same checkpoint.
-  """
+  """The stage-2/3 `AttentionQNetwork` for this twin's grid and memory, restored (a
+  resolution variant reads the same checkpoint, `q_network.for_twin`)."""
   import tensorflow as tf
-  from patchwork_tf.policy import environment as environment_lib
   from patchwork_tf.policy import q_network as q_network_lib
 
-  grid = twin.grid
-  spec = q_network_lib.observation_spec(twin.view_shape(observed_cell), grid.num_actions,
-                                        change_cue)
-  q_net = q_network_lib.AttentionQNetwork(
-      spec, environment_lib.window_action_spec(grid.num_actions),
-      q_network_lib.windows_in_memory(grid, spec["memory"].shape))
-  q_net.create_variables()
+  q_net = q_network_lib.for_twin(twin, observed_cell, change_cue)
   status = tf.train.Checkpoint(agent=tf.train.Checkpoint(_q_network=q_net)).restore(
       agent_checkpoint)
   status.expect_partial().assert_existing_objects_matched()

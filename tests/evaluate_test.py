@@ -159,7 +159,6 @@ def exported_detector(detector, tmp_path_factory):
   import patchwork_tf as pw
   import tf_keras
   from patchwork_tf import export
-  from patchwork_tf.policy import environment
   from patchwork_tf.policy import q_network
   from patchwork_tf.serving import exportable
   from patchwork_tf.serving import task_postprocess
@@ -167,12 +166,8 @@ def exported_detector(detector, tmp_path_factory):
   grid = pw.WindowGrid((64, 64), 2, 1)
   twin = pw.patchwork_model(detector.model, grid, write="bands", full_memory_cells=[CELL],
                             fold_batch_norm=True)
-  spec = q_network.observation_spec(twin.view_shape(CELL), grid.num_actions)
   tf_keras.utils.set_random_seed(1)
-  network = q_network.AttentionQNetwork(
-      spec, environment.window_action_spec(grid.num_actions),
-      q_network.windows_in_memory(grid, spec["memory"].shape))
-  network.create_variables()
+  network = q_network.for_twin(twin, CELL)
   postprocess = task_postprocess.DetectionPostprocess(detector.model)
   module = exportable.ExportableModule(twin, postprocess=postprocess, policy=network,
                                        policy_cell=CELL, alpha=0.5)

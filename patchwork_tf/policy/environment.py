@@ -22,18 +22,12 @@ the twin. All streams of a batch share the clip length, so they start and end to
 """
 import tensorflow as tf
 from tf_agents.environments import tf_environment
-from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts
 
 from patchwork_tf.data import clips as clips_lib
 from patchwork_tf.metrics import rewards
 from patchwork_tf.policy import observation as observation_lib
-
-
-def window_action_spec(num_actions):
-  """The action spec of the attention policy: a window index in 0 .. num_actions - 1."""
-  return tensor_spec.BoundedTensorSpec(
-      (), tf.int32, minimum=0, maximum=num_actions - 1, name="window")
+from patchwork_tf.policy import q_network
 
 
 class VideoStreamEnvironment(tf_environment.TFEnvironment):
@@ -140,8 +134,8 @@ class VideoStreamEnvironment(tf_environment.TFEnvironment):
     self._reward = tf.Variable(tf.zeros([batch_size]), trainable=False, name="reward")
 
     observation_spec = self._observer.spec(memory.shape[1:])
-    super().__init__(ts.time_step_spec(observation_spec), window_action_spec(num_actions),
-                     batch_size)
+    super().__init__(ts.time_step_spec(observation_spec),
+                     q_network.window_action_spec(num_actions), batch_size)
 
     gt = self._ground_truth(0)
     score = metric_fn(gt, predictions)

@@ -233,3 +233,24 @@ def observation_spec(memory_shape, num_actions, change_cue=False):
     spec["change"] = tensor_spec.BoundedTensorSpec(
         (num_actions,), tf.float32, minimum=0.0, maximum=2.0, name="change")
   return spec
+
+
+def window_action_spec(num_actions):
+  """The action spec of the attention policy: a window index in 0 .. num_actions - 1."""
+  return tensor_spec.BoundedTensorSpec(
+      (), tf.int32, minimum=0, maximum=num_actions - 1, name="window")
+
+
+def for_twin(twin, observed_cell, change_cue=False):
+  """The `AttentionQNetwork` of a Patchwork twin, variables created (not trained).
+
+  It reads `observed_cell`'s memory (and the change cue with `change_cue`) and scores the
+  windows of the twin's grid. Its variables do not depend on the frame size, so a twin of
+  another resolution restores the same checkpoint.
+  """
+  grid = twin.grid
+  spec = observation_spec(twin.view_shape(observed_cell), grid.num_actions, change_cue)
+  network = AttentionQNetwork(spec, window_action_spec(grid.num_actions),
+                              windows_in_memory(grid, spec["memory"].shape))
+  network.create_variables()
+  return network

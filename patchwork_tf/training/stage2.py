@@ -172,13 +172,8 @@ def build_patchwork(model_dir, config, write="bands", jit_compile=False):
     twin = twin_lib.patchwork_model(model, grid, jit_compile=jit_compile, write=write,
                                     full_memory_cells=[config.observed_cell])
     task = tasks.Task.for_model(model, stage1_config)
-    spec = q_network_lib.observation_spec(twin.view_shape(config.observed_cell),
-                                          grid.num_actions, config.change_cue)
     tf_keras.utils.set_random_seed(config.seed)
-    q_network = q_network_lib.AttentionQNetwork(
-        spec, environment_lib.window_action_spec(grid.num_actions),
-        q_network_lib.windows_in_memory(grid, spec["memory"].shape))
-    q_network.create_variables()
+    q_network = q_network_lib.for_twin(twin, config.observed_cell, config.change_cue)
     return Patchwork(model, stage1_config, config, grid, twin, task, q_network)
 
 
