@@ -31,7 +31,6 @@ import time
 
 import numpy as np
 import tensorflow as tf
-from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts
 
 from patchwork_tf.core import flops as flops_lib
@@ -40,6 +39,7 @@ from patchwork_tf.evaluation import latency
 from patchwork_tf.evaluation import policies
 from patchwork_tf.evaluation import profiling
 from patchwork_tf.policy import observation as observation_lib
+from patchwork_tf.policy import q_network
 
 
 def _host(nest):
@@ -132,8 +132,7 @@ class PatchworkRunner:
                                tf.int32)
     memory = twin.memory_view(twin.initial_state(1), observed_cell)
     self._observation_spec = self._observer.spec(memory.shape[1:])
-    action_spec = tensor_spec.BoundedTensorSpec((), tf.int32, minimum=0,
-                                                maximum=grid.num_actions - 1, name="window")
+    action_spec = q_network.window_action_spec(grid.num_actions)
     self.policy = policies.make_policy(policy, ts.time_step_spec(self._observation_spec),
                                        action_spec, q_fn=q_fn)
     self._q_fn = q_fn
