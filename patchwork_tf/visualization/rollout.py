@@ -98,8 +98,9 @@ def rollout(twin, frames, policy="scanning", cell_name=None, postprocess=None, a
     observer = observation_lib.AttentionObservation(twin.grid, alpha, change_cue)
     observer_state = observer.initial_state(1)
     if warm_start:
-        twin.warm_start(clips_lib.preprocess_frames(frames[:1]))
-        observer_state = observer.start(clips_lib.preprocess_frames(frames[:1]))
+        key_frame = clips_lib.preprocess_frames(frames[:1])
+        twin.warm_start(key_frame)
+        observer_state = observer.start(key_frame)
 
     def choose(t):
         if policy == "scanning":
