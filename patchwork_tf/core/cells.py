@@ -111,6 +111,27 @@ def crop_window(memory, offsets, size):
     return tf.gather_nd(memory, window_indices(offsets, size))
 
 
+def crop_regions(source, corners, actions, size):
+    """`source[b, y0:y0+rows, x0:x0+cols]` with `(y0, x0) = corners[actions[b]]` per stream.
+
+    Args:
+      source: float tensor `[B, R, C_, D]` (not a variable).
+      corners: int `[A, 2]`, each action's region corner in `source`.
+      actions: int32 `[B]`.
+      size: static `(rows, cols)`.
+
+    Returns `[B, rows, cols, D]`: with a static batch size one slice per stream (a plain copy
+    of the region, a dynamic slice under XLA), otherwise a gather.
+    """
+    starts = tf.gather(tf.constant(np.asarray(corners, np.int32)), actions)
+    batch = actions.shape[0]
+    if batch is None:
+        return tf.gather_nd(source, window_indices(starts, size))
+    shape = (1,) + tuple(size) + (source.shape[-1],)
+    crops = [tf.slice(source, tf.concat([[b], starts[b], [0]], 0), shape) for b in range(batch)]
+    return crops[0] if batch == 1 else tf.concat(crops, 0)
+
+
 def _as_windows(windows):
     return tuple(
         w if isinstance(w, grid_lib.Window) else grid_lib.Window(*(int(v) for v in w))
@@ -134,10 +155,12 @@ class HaloCell(tf_keras.layers.Layer):
     window and a ring read from the memory. Outputs are identical; 'bands' moves far less
     memory per step, but the memory's window interiors are then stale.
 
-    `ring_assembly` (write 'bands'): how the crop is built from the window and the ring:
-    'concat' (strips gathered and concatenated around the window; the faster in graph mode)
-    or 'scatter' (the window zero-padded, the ring gathered in one go and scattered over the
-    padding; about 4 % faster a step under XLA, which updates the pad's buffer in place).
+    `ring_assembly` (write 'bands'): how the crop is built from the window and the ring,
+    which is gathered from the memory in one go: 'concat' (the ring's runs and the window's
+    rows concatenated in raster order, one copy of the window; the faster in graph mode; with
+    an unknown batch size it falls back to 'scatter') or 'scatter' (the window zero-padded,
+    the ring scattered over the padding; the faster under XLA, which updates the pad's
+    buffer in place).
 
     `context`: 'memory' (the Patchwork Cell) or 'zeros', the ablation of Tab. 2: the window's
     halo is zero padding, as if the window were processed as a plain crop; the memory is then
@@ -187,10 +210,7 @@ class HaloCell(tf_keras.layers.Layer):
             self._band_window_indices = local
             self._band_memory_indices = local + np.concatenate(
                 [np.zeros((len(corners), 1, 1), np.int32), corners[:, None, :]], axis=-1)
-            if ring_assembly == "concat":
-                self._ring_tables = self._ring()
-            else:
-                self._ring_in_crop, self._ring_in_memory = self._ring_points()
+            self._ring_in_crop, self._ring_in_memory = self._ring_points()
 
     def _bands(self):
         """Per action, the window pixels some other window's halo reads: int32 `[A, P, 2]`
@@ -214,23 +234,6 @@ class HaloCell(tf_keras.layers.Layer):
         return np.array([t + [t[0]] * (longest - len(t)) if t else [(0, 0)] * longest
                          for t in tables], np.int32)
 
-    def _ring(self):
-        """Per strip of the ring around the window in the crop ('top', 'left', 'right',
-        'bottom'), the per-action `region_table` of the strip in the memory."""
-        (top, _), (left, _) = self.geometry.pad
-        (h, w), (after_y, after_x) = self.window_size, self.read_after
-        width = left + w + after_x
-        strips = {
-            "top": ((0, 0), (top, width)),
-            "left": ((top, 0), (h, left)),
-            "right": ((top, left + w), (h, after_x)),
-            "bottom": ((top + h, 0), (after_y, width)),
-        }
-        return {
-            name: region_table([(win.y0 + dy, win.x0 + dx) for win in self.windows], size)
-            for name, ((dy, dx), size) in strips.items() if size[0] > 0 and size[1] > 0
-        }
-
     def _ring_points(self):
         """The ring around the window in the crop as points: int32 `[P, 3]` `(0, y, x)` in
         the crop, and per action `[A, P, 3]` the same points in the memory."""
@@ -242,6 +245,16 @@ class HaloCell(tf_keras.layers.Layer):
                           np.int32).reshape(-1, 3)
         corners = np.array([(0, win.y0, win.x0) for win in self.windows], np.int32)
         return points, points[None] + corners[:, None]
+
+    def _ring_runs(self):
+        """Lengths of the runs of ring points (`_ring_points` order, the crop's raster order)
+        before the window's first row, between consecutive window rows, and after its last:
+        `h + 1` ints summing to the ring's size."""
+        (top, _), (left, _) = self.geometry.pad
+        rows, cols = self.geometry.crop_size(self.window_size)
+        h, w = self.window_size
+        right, bottom = cols - left - w, rows - top - h
+        return [top * cols + left] + [right + left] * (h - 1) + [right + bottom * cols]
 
     def initial_memory(self, batch_size, channels, dtype=tf.float32):
         """A memory of zeros inside the frame and the op's padding value outside it."""
@@ -262,8 +275,8 @@ class HaloCell(tf_keras.layers.Layer):
 
     def crop_from(self, padded_source, actions):
         """The window-plus-halo crop of a whole padded map (the current frame, say)."""
-        return crop_window(padded_source, self._corners(actions),
-                           self.geometry.crop_size(self.window_size))
+        return crop_regions(padded_source, [(w.y0, w.x0) for w in self.windows], actions,
+                            self.geometry.crop_size(self.window_size))
 
     def zero_context_crop(self, window):
         """The window padded as if it were the whole image: a plain crop (Tab. 2 ablation)."""
@@ -276,17 +289,28 @@ class HaloCell(tf_keras.layers.Layer):
         `spatial_ops.run_valid`."""
         valid_count = None
         if self._averages_in_frame_only:
-            if self.context == "zeros":
-                inside = self.zero_context_crop(tf.ones((1,) + self.window_size + (1,)))
-            else:
-                inside = self.pad_full_map(tf.ones((1,) + self.input_size + (1,), crop.dtype))
-                inside = tf.broadcast_to(inside, (tf.shape(actions)[0],) + inside.shape[1:])
-                inside = self.crop_from(inside, actions)
-            valid_count = tf.nn.avg_pool2d(
-                inside, self.geometry.kernel, self.geometry.stride,
-                "VALID") * float(self.geometry.kernel[0] * self.geometry.kernel[1])
+            counts = self._in_frame_counts()
+            valid_count = tf.constant(counts[:1]) if self.context == "zeros" else tf.gather(
+                tf.constant(counts), actions)
         return spatial_ops.run_valid(self.op_layer, crop, valid_count, self.depthwise_as_shifts,
                                      folded)
+
+    def _in_frame_counts(self):
+        """float32 `[A, h', w', 1]`: per action, how many cells of each output's pooling
+        window lie inside the frame (inside the window itself for context 'zeros')."""
+        (top, _), (left, _) = self.geometry.pad
+        (kh, kw), (sh, sw) = self.geometry.kernel, self.geometry.stride
+        rows, cols = self.geometry.output_size(self.window_size)
+        extent = self.window_size if self.context == "zeros" else self.input_size
+        counts = []
+        for win in self.windows:
+            y0, x0 = (0, 0) if self.context == "zeros" else (win.y0, win.x0)
+            first_y = y0 - top + sh * np.arange(rows)
+            first_x = x0 - left + sw * np.arange(cols)
+            in_y = np.clip(first_y + kh, 0, extent[0]) - np.clip(first_y, 0, extent[0])
+            in_x = np.clip(first_x + kw, 0, extent[1]) - np.clip(first_x, 0, extent[1])
+            counts.append(np.outer(in_y, in_x)[..., None])
+        return np.asarray(counts, np.float32)
 
     def _ring_scatter_crop(self, window, actions, memory):
         """Crop = the fresh window padded, with the ring of halo read from the memory scattered
@@ -294,24 +318,34 @@ class HaloCell(tf_keras.layers.Layer):
         (top, _), (left, _) = self.geometry.pad
         padded = tf.pad(window, [[0, 0], [top, self.read_after[0]], [left, self.read_after[1]],
                                  [0, 0]])
-        if not len(self._ring_in_crop):
-            return padded
         ring = tf.gather_nd(memory, stream_indices(self._ring_in_memory, actions))
         return tf.tensor_scatter_nd_update(
             padded, with_batch_index(self._ring_in_crop, actions), ring)
 
+    def _ring_concat_crop(self, window, actions, memory):
+        """Crop = the ring read from the memory in raster order, its runs interleaved with the
+        fresh window's rows in one concatenation (one copy of the window; the splits share
+        their inputs' buffers). Needs a static batch size."""
+        batch, channels = window.shape[0], window.shape[-1]
+        rows = self.window_size[0]
+        ring = tf.gather_nd(memory, stream_indices(self._ring_in_memory, actions))
+        runs = tf.split(tf.reshape(ring, (-1, channels)), self._ring_runs() * batch)
+        window_rows = tf.split(tf.reshape(window, (-1, channels)), batch * rows)
+        pieces = []
+        for b in range(batch):
+            pieces.append(runs[b * (rows + 1)])
+            for i in range(rows):
+                pieces += [window_rows[b * rows + i], runs[b * (rows + 1) + i + 1]]
+        crop_size = self.geometry.crop_size(self.window_size)
+        return tf.reshape(tf.concat(pieces, 0), (batch,) + crop_size + (channels,))
+
     def _ring_crop(self, window, actions, memory):
         """Crop = the fresh window framed by the ring of halo read from the memory."""
-        if self.ring_assembly == "scatter":
+        if not len(self._ring_in_crop):
+            return window
+        if self.ring_assembly == "scatter" or window.shape[0] is None:
             return self._ring_scatter_crop(window, actions, memory)
-        parts = {name: tf.gather_nd(memory, stream_indices(table, actions))
-                 for name, table in self._ring_tables.items()}
-        middle = [parts[k] for k in ("left",) if k in parts] + [window] + [
-            parts[k] for k in ("right",) if k in parts]
-        middle = tf.concat(middle, axis=2) if len(middle) > 1 else window
-        rows = [parts[k] for k in ("top",) if k in parts] + [middle] + [
-            parts[k] for k in ("bottom",) if k in parts]
-        return tf.concat(rows, axis=1) if len(rows) > 1 else middle
+        return self._ring_concat_crop(window, actions, memory)
 
     def call(self, inputs, folded=None):
         """`inputs = (window, actions, memory)`; `folded`: see `spatial_ops.run_valid`."""

@@ -393,15 +393,14 @@ class PatchworkModel(tf.Module):
         actions = self._check_actions(actions, frames)
         state = dict(state)
         frame_window = self.grid.window_in_map(0, 1, self.frame_size)
-        frame_corners = tf.gather(tf.constant(self.grid.offsets_table(1, self.frame_size)),
-                                  actions)
 
         def window_of(tensor_id):
             """The window part of a FRAME or WINDOW tensor."""
             if self._values[tensor_id].domain == WINDOW:
                 return env[tensor_id]
-            return cells_lib.crop_window(env[tensor_id], frame_corners,
-                                         (frame_window.h, frame_window.w))
+            return cells_lib.crop_regions(
+                env[tensor_id], self.grid.offsets_table(1, self.frame_size), actions,
+                (frame_window.h, frame_window.w))
 
         def full_of(tensor_id):
             """The whole map of a tensor, assembling windows in a GlobalCell."""

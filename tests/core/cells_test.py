@@ -32,12 +32,15 @@ def _composite(base, window_source, offsets, size):
     return out
 
 
-@pytest.mark.parametrize("write, ring_assembly", [
-    ("window", "concat"), ("bands", "concat"), ("bands", "scatter")])
+@pytest.mark.parametrize("write, ring_assembly, batch_known", [
+    ("window", "concat", True), ("bands", "concat", True), ("bands", "scatter", True),
+    ("bands", "concat", False)])
 @pytest.mark.parametrize("name", sorted(LAYERS))
-def test_halo_cell_equals_stock_layer_on_the_memory_frame(name, write, ring_assembly):
+def test_halo_cell_equals_stock_layer_on_the_memory_frame(name, write, ring_assembly,
+                                                          batch_known):
     """Memory from frame A, window from frame B: the cell's output is the stock layer on
-    "A with the window replaced by B", restricted to the window; per stream windows."""
+    "A with the window replaced by B", restricted to the window; per stream windows. With
+    `batch_known=False` the cell runs in a graph traced for any batch size."""
     rng = np.random.default_rng(0)
     layer = LAYERS[name]()
     frame_a = rng.normal(size=(2, 16, 16, 3)).astype(np.float32) - 0.5
@@ -50,7 +53,13 @@ def test_halo_cell_equals_stock_layer_on_the_memory_frame(name, write, ring_asse
     cell = cells.HaloCell(layer, (16, 16), windows, write=write, ring_assembly=ring_assembly)
     memory = cell.pad_full_map(tf.constant(frame_a))
     window_b = tf.stack([frame_b[b, y:y + 8, x:x + 8] for b, (y, x) in enumerate(offsets)])
-    outputs, new_memory = cell((window_b, tf.constant(actions), memory))
+    if batch_known:
+        outputs, new_memory = cell((window_b, tf.constant(actions), memory))
+    else:
+        run = tf.function(lambda w, a, m: cell((w, a, m)), input_signature=[
+            tf.TensorSpec((None,) + window_b.shape[1:]), tf.TensorSpec((None,), tf.int32),
+            tf.TensorSpec((None,) + memory.shape[1:])])
+        outputs, new_memory = run(window_b, tf.constant(actions), memory)
 
     composite = _composite(frame_a, frame_b, offsets, size)
     expected_full = layer(composite).numpy()
@@ -68,6 +77,22 @@ def test_halo_cell_equals_stock_layer_on_the_memory_frame(name, write, ring_asse
             for y, x in cell._band_tables[a]:
                 y1, x1 = windows[a].y0 + y + top, windows[a].x0 + x + left
                 np.testing.assert_array_equal(new_memory[b, y1, x1], padded[b, y1, x1])
+
+
+@pytest.mark.parametrize("name", ["avgpool3x3_same", "maxpool3x3_same", "conv3x3_stride2"])
+def test_zero_context_cell_is_the_stock_layer_on_the_plain_window(name):
+    """Tab. 2 ablation: with context 'zeros' the window is processed as if it were the whole
+    image (SAME average pooling then counts only the window's own cells)."""
+    layer = LAYERS[name]()
+    frame = np.random.default_rng(2).normal(size=(2, 16, 16, 3)).astype(np.float32)
+    layer.build(frame.shape)
+    windows = [Window(y, x, 8, 8) for y in (0, 4, 8) for x in (0, 4, 8)]
+    actions = np.array([4, 8], np.int32)
+    cell = cells.HaloCell(layer, (16, 16), windows, context="zeros")
+    window = tf.stack([frame[b, windows[a].y0:windows[a].y0 + 8, windows[a].x0:windows[a].x0 + 8]
+                       for b, a in enumerate(actions)])
+    outputs, _ = cell((window, tf.constant(actions), None))
+    np.testing.assert_allclose(outputs, layer(window), rtol=1e-5, atol=1e-6)
 
 
 def test_band_writes_cover_every_halo_read_hand_worked():
