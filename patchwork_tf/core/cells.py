@@ -111,7 +111,7 @@ def crop_window(memory, offsets, size):
     return tf.gather_nd(memory, window_indices(offsets, size))
 
 
-def crop_regions(source, corners, actions, size):
+def crop_regions(source, corners, actions, size, gather=False):
     """`source[b, y0:y0+rows, x0:x0+cols]` with `(y0, x0) = corners[actions[b]]` per stream.
 
     Args:
@@ -119,13 +119,16 @@ def crop_regions(source, corners, actions, size):
       corners: int `[A, 2]`, each action's region corner in `source`.
       actions: int32 `[B]`.
       size: static `(rows, cols)`.
+      gather: index the regions with a gather. Otherwise, with a static batch size, one
+        slice per stream (a plain copy of the region) is taken; under XLA a slice's start
+        must be a compile-time constant, so a step compiled with XLA must gather, or XLA
+        compiles it once per action.
 
-    Returns `[B, rows, cols, D]`: with a static batch size one slice per stream (a plain copy
-    of the region, a dynamic slice under XLA), otherwise a gather.
+    Returns `[B, rows, cols, D]`.
     """
     starts = tf.gather(tf.constant(np.asarray(corners, np.int32)), actions)
     batch = actions.shape[0]
-    if batch is None:
+    if gather or batch is None:
         return tf.gather_nd(source, window_indices(starts, size))
     shape = (1,) + tuple(size) + (source.shape[-1],)
     crops = [tf.slice(source, tf.concat([[b], starts[b], [0]], 0), shape) for b in range(batch)]
@@ -273,10 +276,11 @@ class HaloCell(tf_keras.layers.Layer):
         table = np.array([(w.y0 + dy, w.x0 + dx) for w in self.windows], np.int32)
         return tf.gather(tf.constant(table), actions)
 
-    def crop_from(self, padded_source, actions):
-        """The window-plus-halo crop of a whole padded map (the current frame, say)."""
+    def crop_from(self, padded_source, actions, gather=False):
+        """The window-plus-halo crop of a whole padded map (the current frame, say);
+        `gather`: see `crop_regions`."""
         return crop_regions(padded_source, [(w.y0, w.x0) for w in self.windows], actions,
-                            self.geometry.crop_size(self.window_size))
+                            self.geometry.crop_size(self.window_size), gather)
 
     def zero_context_crop(self, window):
         """The window padded as if it were the whole image: a plain crop (Tab. 2 ablation)."""

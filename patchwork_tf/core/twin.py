@@ -400,7 +400,7 @@ class PatchworkModel(tf.Module):
                 return env[tensor_id]
             return cells_lib.crop_regions(
                 env[tensor_id], self.grid.offsets_table(1, self.frame_size), actions,
-                (frame_window.h, frame_window.w))
+                (frame_window.h, frame_window.w), gather=self._jit_compile)
 
         def full_of(tensor_id):
             """The whole map of a tensor, assembling windows in a GlobalCell."""
@@ -423,7 +423,8 @@ class PatchworkModel(tf.Module):
                 cell = self.halo_cells[node.cell_name]
                 folded = self._folded.get(node.layer.name)
                 if self._values[in_id].domain == FRAME and self._context == "memory":
-                    crop = cell.crop_from(cell.pad_full_map(env[in_id]), actions)
+                    crop = cell.crop_from(cell.pad_full_map(env[in_id]), actions,
+                                          gather=self._jit_compile)
                     outputs = cell.run_on_crop(crop, actions, folded)
                     _record(recorder, cell, [], crop.shape, "crop")
                 else:

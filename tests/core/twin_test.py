@@ -167,6 +167,19 @@ def test_stateful_api_matches_functional_api(write, jit_compile, fold):
     assert float(tf.reduce_max(tf.abs(twin.memory(name)))) == 0.0
 
 
+def test_xla_step_compiles_once_for_every_action():
+    """No op of the XLA step may need the action as a compile-time constant (a slice start,
+    say): XLA would then compile the step anew for each action. Its HLO must not depend on
+    the action's value."""
+    twin = pw.patchwork_model(_mobilenet(64), pw.WindowGrid((64, 64), 2, 1), jit_compile=True,
+                              write="bands")
+    twin.reset_states(1)
+    frames = tf.zeros((1, 64, 64, 3))
+    hlo = [twin._step_tf.experimental_get_compiler_ir(frames, tf.constant([a]))(stage="hlo")
+           for a in (0, 3)]
+    assert hlo[0] == hlo[1]
+
+
 def test_twin_shares_the_stock_weights():
     model = _mobilenet(64)
     twin = pw.patchwork_model(model, pw.WindowGrid((64, 64), 1, 1))
