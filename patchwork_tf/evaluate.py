@@ -38,348 +38,349 @@ METHODS = ("single_frame", "dqn", "scanning", "random", "change")
 
 
 def _define_flags():
-  flags.DEFINE_string("model_dir", None, "Train job output or stage-1 directory.")
-  flags.DEFINE_bool("untrained", False, "Evaluate a freshly initialised model (latency only).")
-  flags.DEFINE_string("saved_model", None, "A SavedModel of python -m patchwork_tf.export; "
-                      "its exported policy is evaluated.")
-  flags.DEFINE_enum("task", "detection", ["detection", "segmentation"],
-                    "Task of --untrained models.")
-  flags.DEFINE_float("alpha", 0.35, "Depth multiplier of --untrained models.")
-  flags.DEFINE_integer("frame_size", 128, "Frame size of --untrained models and of the clips.")
-  flags.DEFINE_enum("split", "validation", ["train", "validation", "test"], "Synthetic split.")
-  flags.DEFINE_enum("data", "synthetic", ["synthetic", "imagenet_vid", "davis"],
-                    "Source of the clips (real sources evaluate their val split).")
-  flags.DEFINE_string("data_dir", None, "Root of the real source's local copy.")
-  flags.DEFINE_enum("policy", "single_frame", list(METHODS), "single_frame: the stock model on "
-                    "every key frame; dqn / scanning / random / change: Patchwork with that "
-                    "policy (change: the window that changed most, ours).")
-  flags.DEFINE_integer("m", None, "Grid slices per side; default: the train job's, else 4.")
-  flags.DEFINE_integer("n", None, "Slices per window side; default: the train job's, else 2.")
-  flags.DEFINE_string("observed_cell", None, "Cell the attention policy observes; default: the "
-                      "train job's, else the last cell with a memory.")
-  flags.DEFINE_bool("flip", False, "Also process the mirrored frame and merge (Sec. 4).")
-  flags.DEFINE_integer("interval", 1, "Frames between key frames (Sec. 4).")
-  flags.DEFINE_integer("delay", 0, "Frames of allowed prediction delay (Sec. 4).")
-  flags.DEFINE_bool("cells", True, "Patchwork Cells; --nocells is the Tab. 2 ablation.")
-  flags.DEFINE_bool("fold_batch_norm", True, "Run (and count) each batch norm folded into the "
-                    "conv before it, in the single-frame model and the Patchwork step alike; "
-                    "a --saved_model runs as it was exported.")
-  flags.DEFINE_float("resolution", 1.0, "Model resolution as a fraction of its frame size.")
-  flags.DEFINE_integer("num_clips", 8, "Synthetic clips evaluated.")
-  flags.DEFINE_integer("clip_length", 16, "Frames per clip.")
-  flags.DEFINE_string("name", None, "Name of the configuration (file names, tables).")
-  flags.DEFINE_string("output_dir", None, "Where the JSON and Markdown go.")
-  flags.DEFINE_string("profile_dir", None, "Write a TF profiler trace of the measured frames.")
-  flags.DEFINE_integer("threads", 1, "TensorFlow intra- and inter-op threads.")
+    flags.DEFINE_string("model_dir", None, "Train job output or stage-1 directory.")
+    flags.DEFINE_bool("untrained", False, "Evaluate a freshly initialised model (latency only).")
+    flags.DEFINE_string("saved_model", None, "A SavedModel of python -m patchwork_tf.export; "
+                        "its exported policy is evaluated.")
+    flags.DEFINE_enum("task", "detection", ["detection", "segmentation"],
+                      "Task of --untrained models.")
+    flags.DEFINE_float("alpha", 0.35, "Depth multiplier of --untrained models.")
+    flags.DEFINE_integer("frame_size", 128, "Frame size of --untrained models and of the clips.")
+    flags.DEFINE_enum("split", "validation", ["train", "validation", "test"], "Synthetic split.")
+    flags.DEFINE_enum("data", "synthetic", ["synthetic", "imagenet_vid", "davis"],
+                      "Source of the clips (real sources evaluate their val split).")
+    flags.DEFINE_string("data_dir", None, "Root of the real source's local copy.")
+    flags.DEFINE_enum("policy", "single_frame", list(METHODS), "single_frame: the stock model on "
+                      "every key frame; dqn / scanning / random / change: Patchwork with that "
+                      "policy (change: the window that changed most, ours).")
+    flags.DEFINE_integer("m", None, "Grid slices per side; default: the train job's, else 4.")
+    flags.DEFINE_integer("n", None, "Slices per window side; default: the train job's, else 2.")
+    flags.DEFINE_string("observed_cell", None, "Cell the attention policy observes; default: the "
+                        "train job's, else the last cell with a memory.")
+    flags.DEFINE_bool("flip", False, "Also process the mirrored frame and merge (Sec. 4).")
+    flags.DEFINE_integer("interval", 1, "Frames between key frames (Sec. 4).")
+    flags.DEFINE_integer("delay", 0, "Frames of allowed prediction delay (Sec. 4).")
+    flags.DEFINE_bool("cells", True, "Patchwork Cells; --nocells is the Tab. 2 ablation.")
+    flags.DEFINE_bool("fold_batch_norm", True, "Run (and count) each batch norm folded into the "
+                      "conv before it, in the single-frame model and the Patchwork step alike; "
+                      "a --saved_model runs as it was exported.")
+    flags.DEFINE_float("resolution", 1.0, "Model resolution as a fraction of its frame size.")
+    flags.DEFINE_integer("num_clips", 8, "Synthetic clips evaluated.")
+    flags.DEFINE_integer("clip_length", 16, "Frames per clip.")
+    flags.DEFINE_string("name", None, "Name of the configuration (file names, tables).")
+    flags.DEFINE_string("output_dir", None, "Where the JSON and Markdown go.")
+    flags.DEFINE_string("profile_dir", None, "Write a TF profiler trace of the measured frames.")
+    flags.DEFINE_integer("threads", 1, "TensorFlow intra- and inter-op threads.")
 
 
 @dataclasses.dataclass
 class LoadedModel:
-  """A single-frame model and what evaluating it needs."""
+    """A single-frame model and what evaluating it needs."""
 
-  model: object
-  task: str
-  num_classes: int = 0
-  q_fn: object = None                 # the attention network, observation -> Q-values
-  agent_checkpoint: str = None        # ... or the stage-2/3 checkpoint it is restored from
-  patchwork: dict = dataclasses.field(default_factory=dict)  # m, n, observed_cell, alpha,
-                                                              # change_cue
-  anchor_kwargs: dict = dataclasses.field(default_factory=dict)  # of anchors_for_model
+    model: object
+    task: str
+    num_classes: int = 0
+    q_fn: object = None                 # the attention network, observation -> Q-values
+    agent_checkpoint: str = None        # ... or the stage-2/3 checkpoint it is restored from
+    # m, n, observed_cell, alpha, change_cue
+    patchwork: dict = dataclasses.field(default_factory=dict)
+    anchor_kwargs: dict = dataclasses.field(default_factory=dict)  # of anchors_for_model
 
 
 def scaled_size(frame_size, resolution):
-  """`frame_size` scaled by `resolution`, rounded; refuses frames below 32 pixels."""
-  size = tuple(int(round(s * resolution)) for s in frame_size)
-  if resolution <= 0 or any(s < 32 for s in size):
-    raise ValueError(f"resolution {resolution} of a {frame_size} model gives {size} frames; "
-                     "MobileNetV2 needs at least 32x32.")
-  return size
+    """`frame_size` scaled by `resolution`, rounded; refuses frames below 32 pixels."""
+    size = tuple(int(round(s * resolution)) for s in frame_size)
+    if resolution <= 0 or any(s < 32 for s in size):
+        raise ValueError(f"resolution {resolution} of a {frame_size} model gives {size} frames; "
+                         "MobileNetV2 needs at least 32x32.")
+    return size
 
 
 def untrained_model(task, alpha, frame_size, num_classes=5, seed=0):
-  """A freshly initialised stage-1 architecture (SSDLite or DeepLabv3-lite on MobileNetV2)."""
-  import tf_keras
-  from patchwork_tf.models import deeplab
-  from patchwork_tf.models import ssdlite
-  tf_keras.utils.set_random_seed(seed)
-  shape = tuple(frame_size) + (3,)
-  if task == "detection":
-    model = ssdlite.ssdlite_mobilenet_v2(
-        shape, num_classes=num_classes, alpha=alpha,
-        num_extra_layers=min(4, ssdlite.max_extra_layers(shape)))
-    return LoadedModel(model, task, num_classes)
-  return LoadedModel(deeplab.deeplabv3_mobilenet_v2(shape, alpha=alpha, dropout_rate=0.0), task)
+    """A freshly initialised stage-1 architecture (SSDLite or DeepLabv3-lite on MobileNetV2)."""
+    import tf_keras
+    from patchwork_tf.models import deeplab
+    from patchwork_tf.models import ssdlite
+    tf_keras.utils.set_random_seed(seed)
+    shape = tuple(frame_size) + (3,)
+    if task == "detection":
+        model = ssdlite.ssdlite_mobilenet_v2(
+            shape, num_classes=num_classes, alpha=alpha,
+            num_extra_layers=min(4, ssdlite.max_extra_layers(shape)))
+        return LoadedModel(model, task, num_classes)
+    return LoadedModel(deeplab.deeplabv3_mobilenet_v2(shape, alpha=alpha, dropout_rate=0.0), task)
 
 
 def load_trained(model_dir, resolution=1.0, with_q_network=True):
-  """The trained model of a train job (or stage-1) directory, rebuilt at `resolution`.
+    """The trained model of a train job (or stage-1) directory, rebuilt at `resolution`.
 
-  The architecture comes from the stage-1 config with the frame size scaled; the weights from
-  the stage-3 checkpoint's fine-tuned model when there is one, else from stage 1. The
-  attention network (when asked for and trained) from stage 3, else stage 2.
-  """
-  import tensorflow as tf
-  from patchwork_tf.training import stage1
-  from patchwork_tf.training import stage2
+    The architecture comes from the stage-1 config with the frame size scaled; the weights from
+    the stage-3 checkpoint's fine-tuned model when there is one, else from stage 1. The
+    attention network (when asked for and trained) from stage 3, else stage 2.
+    """
+    import tensorflow as tf
+    from patchwork_tf.training import stage1
+    from patchwork_tf.training import stage2
 
-  stage1_dir = (model_dir if os.path.exists(os.path.join(model_dir, stage1.CONFIG_FILE))
-                else os.path.join(model_dir, stage2.STAGE1_DIR))
-  if not os.path.exists(os.path.join(stage1_dir, stage1.CONFIG_FILE)):
-    raise FileNotFoundError(
-        f"{model_dir} is neither a train job directory (with stage1/{stage1.CONFIG_FILE}) nor a "
-        f"stage-1 directory (with {stage1.CONFIG_FILE}); pass the train job's --model_dir.")
-  config = stage1.load_config(stage1_dir)
-  model = _build_at_resolution(stage1, config, resolution, stage1_dir)
-  stage = stage2.latest_stage(model_dir)
-  agent_checkpoint = stage and tf.train.latest_checkpoint(
-      os.path.join(model_dir, stage, "checkpoints"))
-  weights = agent_checkpoint if stage == "stage3" else tf.train.latest_checkpoint(
-      os.path.join(stage1_dir, stage1.CHECKPOINT_DIR))
-  tf.train.Checkpoint(model=model).restore(weights).expect_partial()
-  loaded = LoadedModel(model, config.task, config.num_classes,
-                       anchor_kwargs=stage1.anchor_kwargs(config))
-  if os.path.exists(os.path.join(model_dir, stage2.CONFIG_FILE)):
-    patchwork = stage2.load_config(model_dir)
-    loaded.patchwork = {"m": patchwork.m, "n": patchwork.n,
-                        "observed_cell": patchwork.observed_cell,
-                        "alpha": patchwork.history_alpha,
-                        "change_cue": patchwork.change_cue}
-    if with_q_network:
-      loaded.agent_checkpoint = agent_checkpoint
-  return loaded
+    stage1_dir = (model_dir if os.path.exists(os.path.join(model_dir, stage1.CONFIG_FILE))
+                  else os.path.join(model_dir, stage2.STAGE1_DIR))
+    if not os.path.exists(os.path.join(stage1_dir, stage1.CONFIG_FILE)):
+        raise FileNotFoundError(
+            f"{model_dir} is neither a train job directory (with stage1/{stage1.CONFIG_FILE}) "
+            f"nor a stage-1 directory (with {stage1.CONFIG_FILE}); pass the train job's "
+            "--model_dir.")
+    config = stage1.load_config(stage1_dir)
+    model = _build_at_resolution(stage1, config, resolution, stage1_dir)
+    stage = stage2.latest_stage(model_dir)
+    agent_checkpoint = stage and tf.train.latest_checkpoint(
+        os.path.join(model_dir, stage, "checkpoints"))
+    weights = agent_checkpoint if stage == "stage3" else tf.train.latest_checkpoint(
+        os.path.join(stage1_dir, stage1.CHECKPOINT_DIR))
+    tf.train.Checkpoint(model=model).restore(weights).expect_partial()
+    loaded = LoadedModel(model, config.task, config.num_classes,
+                         anchor_kwargs=stage1.anchor_kwargs(config))
+    if os.path.exists(os.path.join(model_dir, stage2.CONFIG_FILE)):
+        patchwork = stage2.load_config(model_dir)
+        loaded.patchwork = {"m": patchwork.m, "n": patchwork.n,
+                            "observed_cell": patchwork.observed_cell,
+                            "alpha": patchwork.history_alpha,
+                            "change_cue": patchwork.change_cue}
+        if with_q_network:
+            loaded.agent_checkpoint = agent_checkpoint
+    return loaded
 
 
 def _build_at_resolution(stage1, config, resolution, stage1_dir):
-  """The stage-1 architecture at `resolution`, with the trained model's layers unchanged.
+    """The stage-1 architecture at `resolution`, with the trained model's layers unchanged.
 
-  Checkpoints restore layer by layer, so the rebuilt model must have the same layers: for
-  SSDLite the number of extra layers is fixed to the trained model's, and a frame too small
-  to hold them is refused (that resolution needs its own trained model).
-  """
-  from patchwork_tf.models import ssdlite
-  if config.task == "detection" and config.num_extra_layers is None:
-    config = dataclasses.replace(config, num_extra_layers=min(
-        4, ssdlite.max_extra_layers(tuple(config.frame_size) + (3,))))
-  trained_size = tuple(config.frame_size)
-  config = dataclasses.replace(config, frame_size=scaled_size(trained_size, resolution))
-  try:
-    return stage1.build_model(config)
-  except ValueError as e:
-    raise ValueError(
-        f"The model of {stage1_dir} (trained at {trained_size}) cannot run at resolution "
-        f"{resolution} ({config.frame_size}) with the same layers: {e} Train a model at that "
-        "frame size and evaluate it with its own --model_dir.") from e
+    Checkpoints restore layer by layer, so the rebuilt model must have the same layers: for
+    SSDLite the number of extra layers is fixed to the trained model's, and a frame too small
+    to hold them is refused (that resolution needs its own trained model).
+    """
+    from patchwork_tf.models import ssdlite
+    if config.task == "detection" and config.num_extra_layers is None:
+        config = dataclasses.replace(config, num_extra_layers=min(
+            4, ssdlite.max_extra_layers(tuple(config.frame_size) + (3,))))
+    trained_size = tuple(config.frame_size)
+    config = dataclasses.replace(config, frame_size=scaled_size(trained_size, resolution))
+    try:
+        return stage1.build_model(config)
+    except ValueError as e:
+        raise ValueError(
+            f"The model of {stage1_dir} (trained at {trained_size}) cannot run at resolution "
+            f"{resolution} ({config.frame_size}) with the same layers: {e} Train a model at that "
+            "frame size and evaluate it with its own --model_dir.") from e
 
 
 def _restore_q_fn(twin, observed_cell, agent_checkpoint, change_cue):
-  """The stage-2/3 `AttentionQNetwork` for this twin's grid and memory, restored (a
-  resolution variant reads the same checkpoint, `q_network.for_twin`)."""
-  import tensorflow as tf
-  from patchwork_tf.policy import q_network as q_network_lib
+    """The stage-2/3 `AttentionQNetwork` for this twin's grid and memory, restored (a
+    resolution variant reads the same checkpoint, `q_network.for_twin`)."""
+    import tensorflow as tf
+    from patchwork_tf.policy import q_network as q_network_lib
 
-  q_net = q_network_lib.for_twin(twin, observed_cell, change_cue)
-  status = tf.train.Checkpoint(agent=tf.train.Checkpoint(_q_network=q_net)).restore(
-      agent_checkpoint)
-  status.expect_partial().assert_existing_objects_matched()
-  return lambda observation: q_net(observation)[0]
+    q_net = q_network_lib.for_twin(twin, observed_cell, change_cue)
+    status = tf.train.Checkpoint(agent=tf.train.Checkpoint(_q_network=q_net)).restore(
+        agent_checkpoint)
+    status.expect_partial().assert_existing_objects_matched()
+    return lambda observation: q_net(observation)[0]
 
 
 def check_exported_config(exported, policy, m=None, n=None, cells=True, flip=False,
                           observed_cell=None):
-  """Refuses a configuration an exported SavedModel cannot run (`evaluation.exported`).
+    """Refuses a configuration an exported SavedModel cannot run (`evaluation.exported`).
 
-  The SavedModel holds one twin and one policy; None for `m`, `n` and `observed_cell`
-  means "the exported one".
+    The SavedModel holds one twin and one policy; None for `m`, `n` and `observed_cell`
+    means "the exported one".
 
-  Raises:
-    ValueError: naming the setting, the exported value and the fix.
-  """
-  record = exported.metadata
-  checkpoint = f"evaluate the train run's --model_dir instead of the SavedModel {exported.path}"
-  if policy != record["policy"]:
-    raise ValueError(
-        f"The SavedModel {exported.path} runs the {record['policy']!r} policy inside its "
-        f"step; policy {policy!r} needs the model itself: {checkpoint}.")
-  for what, value, exported_value in (("m", m, record["m"]), ("n", n, record["n"]),
-                                      ("observed_cell", observed_cell, record["policy_cell"])):
-    if value is not None and value != exported_value:
-      raise ValueError(f"The SavedModel {exported.path} was exported with {what}="
-                       f"{exported_value!r}, not {value!r}; drop the setting or export "
-                       "another model.")
-  for what, refused in (("flip", flip), ("no Patchwork Cells", not cells)):
-    if refused:
-      raise ValueError(f"The {what} variant changes the model the SavedModel holds: "
-                       f"{checkpoint}.")
+    Raises:
+      ValueError: naming the setting, the exported value and the fix.
+    """
+    record = exported.metadata
+    checkpoint = f"evaluate the train run's --model_dir instead of the SavedModel {exported.path}"
+    if policy != record["policy"]:
+        raise ValueError(
+            f"The SavedModel {exported.path} runs the {record['policy']!r} policy inside its "
+            f"step; policy {policy!r} needs the model itself: {checkpoint}.")
+    for what, value, exported_value in (("m", m, record["m"]), ("n", n, record["n"]),
+                                        ("observed_cell", observed_cell, record["policy_cell"])):
+        if value is not None and value != exported_value:
+            raise ValueError(f"The SavedModel {exported.path} was exported with {what}="
+                             f"{exported_value!r}, not {value!r}; drop the setting or export "
+                             "another model.")
+    for what, refused in (("flip", flip), ("no Patchwork Cells", not cells)):
+        if refused:
+            raise ValueError(f"The {what} variant changes the model the SavedModel holds: "
+                             f"{checkpoint}.")
 
 
 def build_runner(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False,
                  observed_cell=None, clip_frame_size=None, fold_batch_norm=True):
-  """The stream runner of one configuration (see `evaluation.stream`).
+    """The stream runner of one configuration (see `evaluation.stream`).
 
-  `loaded` is a `LoadedModel`, or an `evaluation.exported.ExportedModel` whose own policy
-  and grid the configuration must name (`check_exported_config`); an exported model runs
-  batch norm as it was exported. With `fold_batch_norm` (inference only) the single-frame
-  model and the Patchwork step run each batch norm folded into the conv before it
-  (`core.folding`), so both are counted and timed the same way.
-  """
-  import patchwork_tf as pw
-  from patchwork_tf.core import folding
-  from patchwork_tf.evaluation import exported
-  from patchwork_tf.evaluation import stream
-  from patchwork_tf.evaluation import tasks
-  from patchwork_tf.models import anchors as anchors_lib
+    `loaded` is a `LoadedModel`, or an `evaluation.exported.ExportedModel` whose own policy
+    and grid the configuration must name (`check_exported_config`); an exported model runs
+    batch norm as it was exported. With `fold_batch_norm` (inference only) the single-frame
+    model and the Patchwork step run each batch norm folded into the conv before it
+    (`core.folding`), so both are counted and timed the same way.
+    """
+    import patchwork_tf as pw
+    from patchwork_tf.core import folding
+    from patchwork_tf.evaluation import exported
+    from patchwork_tf.evaluation import stream
+    from patchwork_tf.evaluation import tasks
+    from patchwork_tf.models import anchors as anchors_lib
 
-  if isinstance(loaded, exported.ExportedModel):
-    check_exported_config(loaded, policy, m, n, cells, flip, observed_cell)
-    return exported.SavedModelRunner(loaded)
-  model = loaded.model
-  if loaded.task == "detection":
-    task = tasks.DetectionTask(anchors_lib.anchors_for_model(model, **loaded.anchor_kwargs),
-                               loaded.num_classes)
-  else:
-    task = tasks.SegmentationTask(clip_frame_size or model.inputs[0].shape[1:3])
-  if policy == "single_frame":
-    return stream.SingleFrameRunner(
-        folding.fold_batch_norm_model(model) if fold_batch_norm else model, task, flip=flip)
-  if policy == "dqn":
-    # The trained attention network reads the cell it was trained on; the hand-designed
-    # policies ignore the observation, so any grid works for them.
-    observed_cell = observed_cell or loaded.patchwork.get("observed_cell")
-  grid = pw.WindowGrid(tuple(model.inputs[0].shape[1:3]), m, n)
-  twin = pw.patchwork_model(model, grid, write="bands",
-                            full_memory_cells=[observed_cell] if observed_cell else [],
-                            context="memory" if cells else "zeros",
-                            fold_batch_norm=fold_batch_norm)
-  q_fn = None
-  if policy == "dqn":
-    q_fn = loaded.q_fn
-    if q_fn is None and loaded.agent_checkpoint:
-      q_fn = _restore_q_fn(twin, observed_cell, loaded.agent_checkpoint,
-                           loaded.patchwork.get("change_cue", False))
-    if q_fn is None:
-      raise ValueError("policy 'dqn' needs a trained attention network: pass a train job's "
-                       "--model_dir with a stage2/ or stage3/ checkpoint.")
-  return stream.PatchworkRunner(twin, task, policy=policy, q_fn=q_fn,
-                                observed_cell=observed_cell,
-                                alpha=loaded.patchwork.get("alpha", 0.5), flip=flip,
-                                change_cue=policy == "dqn" and loaded.patchwork.get(
-                                    "change_cue", False))
+    if isinstance(loaded, exported.ExportedModel):
+        check_exported_config(loaded, policy, m, n, cells, flip, observed_cell)
+        return exported.SavedModelRunner(loaded)
+    model = loaded.model
+    if loaded.task == "detection":
+        task = tasks.DetectionTask(anchors_lib.anchors_for_model(model, **loaded.anchor_kwargs),
+                                   loaded.num_classes)
+    else:
+        task = tasks.SegmentationTask(clip_frame_size or model.inputs[0].shape[1:3])
+    if policy == "single_frame":
+        return stream.SingleFrameRunner(
+            folding.fold_batch_norm_model(model) if fold_batch_norm else model, task, flip=flip)
+    if policy == "dqn":
+        # The trained attention network reads the cell it was trained on; the hand-designed
+        # policies ignore the observation, so any grid works for them.
+        observed_cell = observed_cell or loaded.patchwork.get("observed_cell")
+    grid = pw.WindowGrid(tuple(model.inputs[0].shape[1:3]), m, n)
+    twin = pw.patchwork_model(model, grid, write="bands",
+                              full_memory_cells=[observed_cell] if observed_cell else [],
+                              context="memory" if cells else "zeros",
+                              fold_batch_norm=fold_batch_norm)
+    q_fn = None
+    if policy == "dqn":
+        q_fn = loaded.q_fn
+        if q_fn is None and loaded.agent_checkpoint:
+            q_fn = _restore_q_fn(twin, observed_cell, loaded.agent_checkpoint,
+                                 loaded.patchwork.get("change_cue", False))
+        if q_fn is None:
+            raise ValueError("policy 'dqn' needs a trained attention network: pass a train job's "
+                             "--model_dir with a stage2/ or stage3/ checkpoint.")
+    return stream.PatchworkRunner(twin, task, policy=policy, q_fn=q_fn,
+                                  observed_cell=observed_cell,
+                                  alpha=loaded.patchwork.get("alpha", 0.5), flip=flip,
+                                  change_cue=policy == "dqn" and loaded.patchwork.get(
+                                      "change_cue", False))
 
 
 def evaluate(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False, interval=1,
              delay=0, observed_cell=None, split="validation", num_clips=8, clip_length=16,
              clip_frame_size=(128, 128), max_objects=4, name=None, settings=None,
              profile_dir=None, data="synthetic", data_dir=None, fold_batch_norm=True):
-  """Evaluates one configuration on clips of a data source (`training.sources`).
+    """Evaluates one configuration on clips of a data source (`training.sources`).
 
-  Returns:
-    (`StreamResult`, op summary list or None without `profile_dir`).
-  """
-  from patchwork_tf.evaluation import exported
-  from patchwork_tf.evaluation import profiling
-  from patchwork_tf.evaluation import stream
-  from patchwork_tf.training import sources
+    Returns:
+      (`StreamResult`, op summary list or None without `profile_dir`).
+    """
+    from patchwork_tf.evaluation import exported
+    from patchwork_tf.evaluation import profiling
+    from patchwork_tf.evaluation import stream
+    from patchwork_tf.training import sources
 
-  if policy not in METHODS:
-    raise ValueError(f"policy must be one of {METHODS}, got {policy!r}.")
-  runner = build_runner(loaded, policy, m, n, cells, flip, observed_cell, clip_frame_size,
-                        fold_batch_norm)
-  clips = sources.DataSource(data, data_dir).evaluation_clips(
-      split, loaded.task, num_clips, clip_frame_size, clip_length, max_objects)
-  settings = dict(settings or {})
-  settings.update(frame_size=list(runner.frame_size), fold_batch_norm=(
-      loaded.metadata["fold_batch_norm"] if isinstance(loaded, exported.ExportedModel)
-      else fold_batch_norm))
-  if policy != "single_frame":
-    settings.update(grid=f"{m},{n}", cells=bool(cells), observed_cell=runner.observed_cell)
-  resize = tuple(runner.frame_size) != tuple(clip_frame_size)
-  kwargs = dict(interval=interval, delay=delay, resize_frames=resize, name=name,
-                settings=settings)
-  result = stream.evaluate_stream(runner, clips, profile_dir=profile_dir, **kwargs)
-  return result, profiling.op_summary(profile_dir) if profile_dir else None
+    if policy not in METHODS:
+        raise ValueError(f"policy must be one of {METHODS}, got {policy!r}.")
+    runner = build_runner(loaded, policy, m, n, cells, flip, observed_cell, clip_frame_size,
+                          fold_batch_norm)
+    clips = sources.DataSource(data, data_dir).evaluation_clips(
+        split, loaded.task, num_clips, clip_frame_size, clip_length, max_objects)
+    settings = dict(settings or {})
+    settings.update(frame_size=list(runner.frame_size), fold_batch_norm=(
+        loaded.metadata["fold_batch_norm"] if isinstance(loaded, exported.ExportedModel)
+        else fold_batch_norm))
+    if policy != "single_frame":
+        settings.update(grid=f"{m},{n}", cells=bool(cells), observed_cell=runner.observed_cell)
+    resize = tuple(runner.frame_size) != tuple(clip_frame_size)
+    kwargs = dict(interval=interval, delay=delay, resize_frames=resize, name=name,
+                  settings=settings)
+    result = stream.evaluate_stream(runner, clips, profile_dir=profile_dir, **kwargs)
+    return result, profiling.op_summary(profile_dir) if profile_dir else None
 
 
 def _check_flags(FLAGS):
-  if sum([bool(FLAGS.model_dir), FLAGS.untrained, bool(FLAGS.saved_model)]) != 1:
-    raise app.UsageError("Give exactly one of --model_dir, --untrained and --saved_model.")
-  if FLAGS.saved_model and (FLAGS.flip or FLAGS.resolution != 1.0 or not FLAGS.cells):
-    raise app.UsageError(
-        "--flip, --resolution and --nocells change the model, which a SavedModel holds "
-        "fixed: evaluate the train run with --model_dir for those variants.")
-  if FLAGS.interval < 1 or FLAGS.delay < 0:
-    raise app.UsageError(f"--interval must be >= 1 and --delay >= 0, got {FLAGS.interval} and "
-                         f"{FLAGS.delay}.")
-  if not FLAGS.output_dir:
-    raise app.UsageError("--output_dir is required.")
+    if sum([bool(FLAGS.model_dir), FLAGS.untrained, bool(FLAGS.saved_model)]) != 1:
+        raise app.UsageError("Give exactly one of --model_dir, --untrained and --saved_model.")
+    if FLAGS.saved_model and (FLAGS.flip or FLAGS.resolution != 1.0 or not FLAGS.cells):
+        raise app.UsageError(
+            "--flip, --resolution and --nocells change the model, which a SavedModel holds "
+            "fixed: evaluate the train run with --model_dir for those variants.")
+    if FLAGS.interval < 1 or FLAGS.delay < 0:
+        raise app.UsageError(f"--interval must be >= 1 and --delay >= 0, got {FLAGS.interval} and "
+                             f"{FLAGS.delay}.")
+    if not FLAGS.output_dir:
+        raise app.UsageError("--output_dir is required.")
 
 
 def _load_saved_model(FLAGS):
-  """The exported model, its policy and the clips' frame size, checked against the flags."""
-  from patchwork_tf.evaluation import exported
+    """The exported model, its policy and the clips' frame size, checked against the flags."""
+    from patchwork_tf.evaluation import exported
 
-  try:
-    loaded = exported.load(FLAGS.saved_model)
-  except (FileNotFoundError, ValueError) as e:
-    raise app.UsageError(f"--saved_model: {e}") from e
-  record = loaded.metadata
-  policy = FLAGS.policy if FLAGS["policy"].present else record["policy"]
-  try:
-    check_exported_config(loaded, policy, FLAGS.m, FLAGS.n, FLAGS.cells, FLAGS.flip,
-                          FLAGS.observed_cell)
-  except ValueError as e:
-    raise app.UsageError(str(e)) from e
-  height, width = record["frame_size"]
-  frame_size = FLAGS.frame_size if FLAGS["frame_size"].present else height
-  if (frame_size, frame_size) != (height, width):
-    raise app.UsageError(
-        f"--frame_size={frame_size}, but the SavedModel takes {height}x{width} uint8 frames "
-        "and resizes nothing; drop --frame_size to evaluate it on clips of its size.")
-  return loaded, policy, frame_size
+    try:
+        loaded = exported.load(FLAGS.saved_model)
+    except (FileNotFoundError, ValueError) as e:
+        raise app.UsageError(f"--saved_model: {e}") from e
+    record = loaded.metadata
+    policy = FLAGS.policy if FLAGS["policy"].present else record["policy"]
+    try:
+        check_exported_config(loaded, policy, FLAGS.m, FLAGS.n, FLAGS.cells, FLAGS.flip,
+                              FLAGS.observed_cell)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
+    height, width = record["frame_size"]
+    frame_size = FLAGS.frame_size if FLAGS["frame_size"].present else height
+    if (frame_size, frame_size) != (height, width):
+        raise app.UsageError(
+            f"--frame_size={frame_size}, but the SavedModel takes {height}x{width} uint8 frames "
+            "and resizes nothing; drop --frame_size to evaluate it on clips of its size.")
+    return loaded, policy, frame_size
 
 
 def main(argv):
-  del argv
-  FLAGS = flags.FLAGS
-  _check_flags(FLAGS)
-  import tensorflow as tf
-  tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
-  tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
-  from patchwork_tf.evaluation import profiling
-  from patchwork_tf.evaluation import results
+    del argv
+    FLAGS = flags.FLAGS
+    _check_flags(FLAGS)
+    import tensorflow as tf
+    tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
+    from patchwork_tf.evaluation import profiling
+    from patchwork_tf.evaluation import results
 
-  policy, frame_size, settings = FLAGS.policy, FLAGS.frame_size, {}
-  if FLAGS.saved_model:
-    loaded, policy, frame_size = _load_saved_model(FLAGS)
-    settings["saved_model"] = FLAGS.saved_model
-  elif FLAGS.untrained:
-    loaded = untrained_model(FLAGS.task, FLAGS.alpha, scaled_size(
-        (FLAGS.frame_size,) * 2, FLAGS.resolution))
-  else:
-    loaded = load_trained(FLAGS.model_dir, FLAGS.resolution,
-                          with_q_network=FLAGS.policy == "dqn")
-  m = FLAGS.m or loaded.patchwork.get("m", 4)
-  n = FLAGS.n or loaded.patchwork.get("n", 2)
-  name = FLAGS.name or "_".join(
-      [policy] + ([f"m{m}n{n}"] if policy != "single_frame" else [])
-      + ([f"res{FLAGS.resolution:g}"] if FLAGS.resolution != 1.0 else [])
-      + (["flip"] if FLAGS.flip else []) + ([f"k{FLAGS.interval}"] if FLAGS.interval > 1 else [])
-      + ([f"d{FLAGS.delay}"] if FLAGS.delay else []) + ([] if FLAGS.cells else ["nocells"])
-      + (["savedmodel"] if FLAGS.saved_model else []))
-  settings.update(resolution=FLAGS.resolution, threads=FLAGS.threads)
-  result, ops = evaluate(
-      loaded, policy, m, n, FLAGS.cells, FLAGS.flip, FLAGS.interval, FLAGS.delay,
-      FLAGS.observed_cell, FLAGS.split, FLAGS.num_clips, FLAGS.clip_length,
-      (frame_size, frame_size), name=name, settings=settings, profile_dir=FLAGS.profile_dir,
-      data=FLAGS.data, data_dir=FLAGS.data_dir, fold_batch_norm=FLAGS.fold_batch_norm)
-  record = result.to_json()
-  results.write_results([record], FLAGS.output_dir, name)
-  if ops is not None:
-    with open(os.path.join(FLAGS.output_dir, f"{name}_ops.md"), "w") as f:
-      f.write(profiling.op_summary_markdown(ops))
-  print(results.markdown_table([record]))
-  print(json.dumps({k: record[k] for k in ("accuracy", "theoretical", "empirical")}, indent=1))
+    policy, frame_size, settings = FLAGS.policy, FLAGS.frame_size, {}
+    if FLAGS.saved_model:
+        loaded, policy, frame_size = _load_saved_model(FLAGS)
+        settings["saved_model"] = FLAGS.saved_model
+    elif FLAGS.untrained:
+        loaded = untrained_model(FLAGS.task, FLAGS.alpha, scaled_size(
+            (FLAGS.frame_size,) * 2, FLAGS.resolution))
+    else:
+        loaded = load_trained(FLAGS.model_dir, FLAGS.resolution,
+                              with_q_network=FLAGS.policy == "dqn")
+    m = FLAGS.m or loaded.patchwork.get("m", 4)
+    n = FLAGS.n or loaded.patchwork.get("n", 2)
+    name = FLAGS.name or "_".join(
+        [policy] + ([f"m{m}n{n}"] if policy != "single_frame" else [])
+        + ([f"res{FLAGS.resolution:g}"] if FLAGS.resolution != 1.0 else [])
+        + (["flip"] if FLAGS.flip else []) + ([f"k{FLAGS.interval}"] if FLAGS.interval > 1 else [])
+        + ([f"d{FLAGS.delay}"] if FLAGS.delay else []) + ([] if FLAGS.cells else ["nocells"])
+        + (["savedmodel"] if FLAGS.saved_model else []))
+    settings.update(resolution=FLAGS.resolution, threads=FLAGS.threads)
+    result, ops = evaluate(
+        loaded, policy, m, n, FLAGS.cells, FLAGS.flip, FLAGS.interval, FLAGS.delay,
+        FLAGS.observed_cell, FLAGS.split, FLAGS.num_clips, FLAGS.clip_length,
+        (frame_size, frame_size), name=name, settings=settings, profile_dir=FLAGS.profile_dir,
+        data=FLAGS.data, data_dir=FLAGS.data_dir, fold_batch_norm=FLAGS.fold_batch_norm)
+    record = result.to_json()
+    results.write_results([record], FLAGS.output_dir, name)
+    if ops is not None:
+        with open(os.path.join(FLAGS.output_dir, f"{name}_ops.md"), "w") as f:
+            f.write(profiling.op_summary_markdown(ops))
+    print(results.markdown_table([record]))
+    print(json.dumps({k: record[k] for k in ("accuracy", "theoretical", "empirical")}, indent=1))
 
 
 if __name__ == "__main__":
-  _define_flags()
-  app.run(main)
+    _define_flags()
+    app.run(main)

@@ -31,139 +31,140 @@ TABLES = ("policies", "cells")
 
 
 def _define_flags():
-  flags.DEFINE_multi_string("run", [], "One configuration of the sweep (see the module doc).")
-  flags.DEFINE_string("model_dir", None, "Default model (train job output) of the runs.")
-  flags.DEFINE_bool("untrained", False, "Freshly initialised models (latency only).")
-  flags.DEFINE_enum("task", "detection", ["detection", "segmentation"], "Task of --untrained.")
-  flags.DEFINE_float("alpha", 0.35, "Default depth multiplier of --untrained models.")
-  flags.DEFINE_integer("frame_size", 128, "Clip frame size (and --untrained model size).")
-  flags.DEFINE_enum("split", "validation", ["train", "validation", "test"], "Synthetic split.")
-  flags.DEFINE_integer("num_clips", 16, "Synthetic clips per run.")
-  flags.DEFINE_integer("clip_length", 16, "Frames per clip.")
-  flags.DEFINE_string("output_dir", None, "Where the report goes.")
-  flags.DEFINE_integer("threads", 1, "TensorFlow intra- and inter-op threads.")
-  flags.DEFINE_string("title", None, "Title of the report and figures.")
+    flags.DEFINE_multi_string("run", [], "One configuration of the sweep (see the module doc).")
+    flags.DEFINE_string("model_dir", None, "Default model (train job output) of the runs.")
+    flags.DEFINE_bool("untrained", False, "Freshly initialised models (latency only).")
+    flags.DEFINE_enum("task", "detection", ["detection", "segmentation"], "Task of --untrained.")
+    flags.DEFINE_float("alpha", 0.35, "Default depth multiplier of --untrained models.")
+    flags.DEFINE_integer("frame_size", 128, "Clip frame size (and --untrained model size).")
+    flags.DEFINE_enum("split", "validation", ["train", "validation", "test"], "Synthetic split.")
+    flags.DEFINE_integer("num_clips", 16, "Synthetic clips per run.")
+    flags.DEFINE_integer("clip_length", 16, "Frames per clip.")
+    flags.DEFINE_string("output_dir", None, "Where the report goes.")
+    flags.DEFINE_integer("threads", 1, "TensorFlow intra- and inter-op threads.")
+    flags.DEFINE_string("title", None, "Title of the report and figures.")
 
 
 def parse_run(spec):
-  """`'name=a,policy=scanning,m=4'` -> dict with typed values; raises on unknown keys."""
-  run = {}
-  for item in filter(None, (part.strip() for part in spec.split(","))):
-    key, sep, value = item.partition("=")
-    if not sep or key not in _RUN_KEYS:
-      raise ValueError(f"--run entry {item!r} in {spec!r} is not key=value with a key of "
-                       f"{sorted(_RUN_KEYS)}.")
-    kind = _RUN_KEYS[key]
-    if kind == "bool":
-      if value.lower() not in ("true", "false", "1", "0"):
-        raise ValueError(f"--run {key}={value!r} must be true or false.")
-      run[key] = value.lower() in ("true", "1")
-    else:
-      try:
-        run[key] = kind(value)
-      except ValueError:
-        raise ValueError(f"--run {key}={value!r} is not a {kind.__name__}.") from None
-  if "name" not in run:
-    raise ValueError(f"--run {spec!r} has no name=.")
-  unknown = set(run.get("tables", "").split("+")) - set(TABLES) - {""}
-  if unknown:
-    raise ValueError(f"--run {spec!r}: unknown tables {sorted(unknown)}; choose from {TABLES}.")
-  return run
+    """`'name=a,policy=scanning,m=4'` -> dict with typed values; raises on unknown keys."""
+    run = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or key not in _RUN_KEYS:
+            raise ValueError(f"--run entry {item!r} in {spec!r} is not key=value with a key of "
+                             f"{sorted(_RUN_KEYS)}.")
+        kind = _RUN_KEYS[key]
+        if kind == "bool":
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"--run {key}={value!r} must be true or false.")
+            run[key] = value.lower() in ("true", "1")
+        else:
+            try:
+                run[key] = kind(value)
+            except ValueError:
+                raise ValueError(f"--run {key}={value!r} is not a {kind.__name__}.") from None
+    if "name" not in run:
+        raise ValueError(f"--run {spec!r} has no name=.")
+    unknown = set(run.get("tables", "").split("+")) - set(TABLES) - {""}
+    if unknown:
+        raise ValueError(f"--run {spec!r}: unknown tables {sorted(unknown)}; choose from {TABLES}.")
+    return run
 
 
 def run_sweep(runs, output_dir, model_dir=None, untrained=False, task="detection", alpha=0.35,
               frame_size=128, split="validation", num_clips=16, clip_length=16, title=None):
-  """Evaluates every run (dicts from `parse_run`) and writes the report.
+    """Evaluates every run (dicts from `parse_run`) and writes the report.
 
-  Returns:
-    the list of result records (`StreamResult.to_json()` plus `tables`).
-  """
-  from patchwork_tf import evaluate
+    Returns:
+      the list of result records (`StreamResult.to_json()` plus `tables`).
+    """
+    from patchwork_tf import evaluate
 
-  names = [r["name"] for r in runs]
-  if len(set(names)) != len(names) or not runs:
-    raise ValueError(f"Runs need distinct names and there must be at least one; got {names}.")
-  models = {}
-  records = []
-  for run in runs:
-    resolution = run.get("resolution", 1.0)
-    policy = run.get("policy", "single_frame")
-    if untrained:
-      key = ("untrained", run.get("alpha", alpha), resolution)
-      if key not in models:
-        size = evaluate.scaled_size((frame_size, frame_size), resolution)
-        models[key] = evaluate.untrained_model(task, key[1], size)
-    else:
-      directory = run.get("model_dir", model_dir)
-      if not directory:
-        raise ValueError(f"Run {run['name']!r} has no model_dir and --model_dir is not set.")
-      key = (directory, resolution, policy == "dqn")
-      if key not in models:
-        models[key] = evaluate.load_trained(directory, resolution, with_q_network=key[2])
-    loaded = models[key]
-    print(f"[report] {run['name']}", flush=True)
-    result, _ = evaluate.evaluate(
-        loaded, policy, run.get("m", loaded.patchwork.get("m", 4)),
-        run.get("n", loaded.patchwork.get("n", 2)), run.get("cells", True),
-        run.get("flip", False), run.get("interval", 1), run.get("delay", 0),
-        run.get("observed_cell"), split, num_clips, clip_length, (frame_size, frame_size),
-        name=run["name"], settings={"resolution": resolution,
-                                    "alpha": run.get("alpha", alpha) if untrained else None})
-    record = result.to_json()
-    record["tables"] = [t for t in run.get("tables", "").split("+") if t]
-    records.append(record)
-  write_report(records, output_dir, title)
-  return records
+    names = [r["name"] for r in runs]
+    if len(set(names)) != len(names) or not runs:
+        raise ValueError(f"Runs need distinct names and there must be at least one; got {names}.")
+    models = {}
+    records = []
+    for run in runs:
+        resolution = run.get("resolution", 1.0)
+        policy = run.get("policy", "single_frame")
+        if untrained:
+            key = ("untrained", run.get("alpha", alpha), resolution)
+            if key not in models:
+                size = evaluate.scaled_size((frame_size, frame_size), resolution)
+                models[key] = evaluate.untrained_model(task, key[1], size)
+        else:
+            directory = run.get("model_dir", model_dir)
+            if not directory:
+                raise ValueError(
+                    f"Run {run['name']!r} has no model_dir and --model_dir is not set.")
+            key = (directory, resolution, policy == "dqn")
+            if key not in models:
+                models[key] = evaluate.load_trained(directory, resolution, with_q_network=key[2])
+        loaded = models[key]
+        print(f"[report] {run['name']}", flush=True)
+        result, _ = evaluate.evaluate(
+            loaded, policy, run.get("m", loaded.patchwork.get("m", 4)),
+            run.get("n", loaded.patchwork.get("n", 2)), run.get("cells", True),
+            run.get("flip", False), run.get("interval", 1), run.get("delay", 0),
+            run.get("observed_cell"), split, num_clips, clip_length, (frame_size, frame_size),
+            name=run["name"], settings={"resolution": resolution,
+                                        "alpha": run.get("alpha", alpha) if untrained else None})
+        record = result.to_json()
+        record["tables"] = [t for t in run.get("tables", "").split("+") if t]
+        records.append(record)
+    write_report(records, output_dir, title)
+    return records
 
 
 def write_report(records, output_dir, title=None):
-  """Writes results.json/md, the two figures and report.md from result records."""
-  from patchwork_tf.evaluation import plots
-  from patchwork_tf.evaluation import results
+    """Writes results.json/md, the two figures and report.md from result records."""
+    from patchwork_tf.evaluation import plots
+    from patchwork_tf.evaluation import results
 
-  results.write_results(records, output_dir, "results")
-  title = title or "Patchwork evaluation report"
-  figures = {}
-  for kind in ("theoretical", "empirical"):
-    path = os.path.join(output_dir, f"latency_{kind}.png")
-    plots.latency_accuracy_figure(records, kind, path, f"{title}: {kind} maximum latency")
-    figures[kind] = os.path.basename(path)
-  sections = [f"# {title}\n", "## All runs\n", results.markdown_table(records)]
-  policy_rows = [r for r in records if "policies" in r.get("tables", [])]
-  if policy_rows:
-    sections += ["## Attention policies (Tab. 1)\n", results.policy_table(policy_rows)]
-  cell_rows = [r for r in records if "cells" in r.get("tables", [])]
-  if cell_rows:
-    sections += ["## With and without Patchwork Cells (Tab. 2)\n",
-                 results.cells_table(cell_rows)]
-  sections += ["## Maximum latency vs accuracy (Fig. 5 to 8, left)\n",
-               f"![theoretical]({figures['theoretical']})\n",
-               f"![empirical]({figures['empirical']})\n"]
-  with open(os.path.join(output_dir, "report.md"), "w") as f:
-    f.write("\n".join(sections))
+    results.write_results(records, output_dir, "results")
+    title = title or "Patchwork evaluation report"
+    figures = {}
+    for kind in ("theoretical", "empirical"):
+        path = os.path.join(output_dir, f"latency_{kind}.png")
+        plots.latency_accuracy_figure(records, kind, path, f"{title}: {kind} maximum latency")
+        figures[kind] = os.path.basename(path)
+    sections = [f"# {title}\n", "## All runs\n", results.markdown_table(records)]
+    policy_rows = [r for r in records if "policies" in r.get("tables", [])]
+    if policy_rows:
+        sections += ["## Attention policies (Tab. 1)\n", results.policy_table(policy_rows)]
+    cell_rows = [r for r in records if "cells" in r.get("tables", [])]
+    if cell_rows:
+        sections += ["## With and without Patchwork Cells (Tab. 2)\n",
+                     results.cells_table(cell_rows)]
+    sections += ["## Maximum latency vs accuracy (Fig. 5 to 8, left)\n",
+                 f"![theoretical]({figures['theoretical']})\n",
+                 f"![empirical]({figures['empirical']})\n"]
+    with open(os.path.join(output_dir, "report.md"), "w") as f:
+        f.write("\n".join(sections))
 
 
 def main(argv):
-  del argv
-  FLAGS = flags.FLAGS
-  if not FLAGS.output_dir:
-    raise app.UsageError("--output_dir is required.")
-  if bool(FLAGS.model_dir) and FLAGS.untrained:
-    raise app.UsageError("Give --model_dir or --untrained, not both.")
-  try:
-    runs = [parse_run(spec) for spec in FLAGS.run]
-  except ValueError as e:
-    raise app.UsageError(str(e))
-  if not runs:
-    raise app.UsageError("No --run given; see experiments/report_synthetic.flags.")
-  import tensorflow as tf
-  tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
-  tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
-  run_sweep(runs, FLAGS.output_dir, FLAGS.model_dir, FLAGS.untrained, FLAGS.task, FLAGS.alpha,
-            FLAGS.frame_size, FLAGS.split, FLAGS.num_clips, FLAGS.clip_length, FLAGS.title)
-  print(f"Report written to {os.path.join(FLAGS.output_dir, 'report.md')}")
+    del argv
+    FLAGS = flags.FLAGS
+    if not FLAGS.output_dir:
+        raise app.UsageError("--output_dir is required.")
+    if bool(FLAGS.model_dir) and FLAGS.untrained:
+        raise app.UsageError("Give --model_dir or --untrained, not both.")
+    try:
+        runs = [parse_run(spec) for spec in FLAGS.run]
+    except ValueError as e:
+        raise app.UsageError(str(e))
+    if not runs:
+        raise app.UsageError("No --run given; see experiments/report_synthetic.flags.")
+    import tensorflow as tf
+    tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
+    run_sweep(runs, FLAGS.output_dir, FLAGS.model_dir, FLAGS.untrained, FLAGS.task, FLAGS.alpha,
+              FLAGS.frame_size, FLAGS.split, FLAGS.num_clips, FLAGS.clip_length, FLAGS.title)
+    print(f"Report written to {os.path.join(FLAGS.output_dir, 'report.md')}")
 
 
 if __name__ == "__main__":
-  _define_flags()
-  app.run(main)
+    _define_flags()
+    app.run(main)

@@ -13,77 +13,77 @@ from patchwork_tf.evaluation import results
 
 
 def test_parse_run_types_values_and_refuses_unknown_keys():
-  run = report.parse_run("name=a,policy=scanning,m=4,n=2,cells=false,resolution=0.5,"
-                         "tables=policies+cells")
-  assert run == {"name": "a", "policy": "scanning", "m": 4, "n": 2, "cells": False,
-                 "resolution": 0.5, "tables": "policies+cells"}
-  with pytest.raises(ValueError, match="key=value"):
-    report.parse_run("name=a,colour=red")
-  with pytest.raises(ValueError, match="no name"):
-    report.parse_run("policy=random")
-  with pytest.raises(ValueError, match="unknown tables"):
-    report.parse_run("name=a,tables=fig9")
-  with pytest.raises(ValueError, match="true or false"):
-    report.parse_run("name=a,flip=maybe")
+    run = report.parse_run("name=a,policy=scanning,m=4,n=2,cells=false,resolution=0.5,"
+                           "tables=policies+cells")
+    assert run == {"name": "a", "policy": "scanning", "m": 4, "n": 2, "cells": False,
+                   "resolution": 0.5, "tables": "policies+cells"}
+    with pytest.raises(ValueError, match="key=value"):
+        report.parse_run("name=a,colour=red")
+    with pytest.raises(ValueError, match="no name"):
+        report.parse_run("policy=random")
+    with pytest.raises(ValueError, match="unknown tables"):
+        report.parse_run("name=a,tables=fig9")
+    with pytest.raises(ValueError, match="true or false"):
+        report.parse_run("name=a,flip=maybe")
 
 
 def _record(name, method, mflops, ms, accuracy, **settings):
-  settings.setdefault("interval", 1)
-  settings.setdefault("delay", 0)
-  return {"name": name, "method": method, "settings": settings, "accuracy": accuracy,
-          "theoretical": {"maximum": mflops, "average": mflops},
-          "empirical": {"maximum": ms, "average": ms},
-          "call_ms": {"median": ms, "p90": ms}, "tables": ["policies", "cells"]}
+    settings.setdefault("interval", 1)
+    settings.setdefault("delay", 0)
+    return {"name": name, "method": method, "settings": settings, "accuracy": accuracy,
+            "theoretical": {"maximum": mflops, "average": mflops},
+            "empirical": {"maximum": ms, "average": ms},
+            "call_ms": {"median": ms, "p90": ms}, "tables": ["policies", "cells"]}
 
 
 def test_tables_and_figures_from_records(tmp_path):
-  records = [
-      _record("sf", "single_frame", 512.0, 40.0, {"mAP": 0.493}),
-      _record("dqn", "patchwork", 543.0, 30.0, {"mAP": 0.543}, policy="dqn", grid="4,2",
-              cells=True),
-      _record("dqn_nocells", "patchwork", 543.0, 30.0, {"mAP": 0.432}, policy="dqn",
-              grid="4,2", cells=False),
-  ]
-  report.write_report(records, str(tmp_path), "tiny")
-  policies = results.policy_table(records).splitlines()
-  assert policies[2] == "| - | - | Single-frame | 512.0 | 49.3 |"
-  assert policies[3] == "| 4 | 2 | DQN | 543.0 | 54.3 |"
-  cells = results.cells_table(records[1:]).splitlines()
-  assert cells[2:] == ["| DQN | 4,2 | yes | 54.3 |", "| DQN | 4,2 | no | 43.2 |"]
-  text = (tmp_path / "report.md").read_text()
-  assert "## Attention policies (Tab. 1)" in text and "## With and without" in text
-  for kind in ("theoretical", "empirical"):
-    image = np.asarray(Image.open(tmp_path / f"latency_{kind}.png").convert("RGB"))
-    assert image.shape[0] > 300 and image.shape[1] > 400
-    red = (image[..., 0] > 180) & (image[..., 1] < 80) & (image[..., 2] < 80)
-    blue = (image[..., 2] > 150) & (image[..., 0] < 80)
-    assert red.sum() > 20 and blue.sum() > 20   # both kinds of points are drawn
+    records = [
+        _record("sf", "single_frame", 512.0, 40.0, {"mAP": 0.493}),
+        _record("dqn", "patchwork", 543.0, 30.0, {"mAP": 0.543}, policy="dqn", grid="4,2",
+                cells=True),
+        _record("dqn_nocells", "patchwork", 543.0, 30.0, {"mAP": 0.432}, policy="dqn",
+                grid="4,2", cells=False),
+    ]
+    report.write_report(records, str(tmp_path), "tiny")
+    policies = results.policy_table(records).splitlines()
+    assert policies[2] == "| - | - | Single-frame | 512.0 | 49.3 |"
+    assert policies[3] == "| 4 | 2 | DQN | 543.0 | 54.3 |"
+    cells = results.cells_table(records[1:]).splitlines()
+    assert cells[2:] == ["| DQN | 4,2 | yes | 54.3 |", "| DQN | 4,2 | no | 43.2 |"]
+    text = (tmp_path / "report.md").read_text()
+    assert "## Attention policies (Tab. 1)" in text and "## With and without" in text
+    for kind in ("theoretical", "empirical"):
+        image = np.asarray(Image.open(tmp_path / f"latency_{kind}.png").convert("RGB"))
+        assert image.shape[0] > 300 and image.shape[1] > 400
+        red = (image[..., 0] > 180) & (image[..., 1] < 80) & (image[..., 2] < 80)
+        blue = (image[..., 2] > 150) & (image[..., 0] < 80)
+        assert red.sum() > 20 and blue.sum() > 20   # both kinds of points are drawn
 
 
 @pytest.mark.slow
 def test_tiny_sweep_from_a_flag_file(tmp_path):
-  flagfile = tmp_path / "tiny.flags"
-  flagfile.write_text("\n".join([
-      "--untrained", "--task=segmentation", "--alpha=0.35", "--frame_size=64",
-      "--num_clips=1", "--clip_length=4",
-      "--run=name=sf,tables=policies",
-      "--run=name=sf_half,resolution=0.5",
-      "--run=name=sf_k2_d1,interval=2,delay=1",
-      "--run=name=scan,policy=scanning,m=2,n=1,tables=policies+cells",
-      "--run=name=scan_nocells,policy=scanning,m=2,n=1,cells=false,tables=cells",
-  ]) + "\n")
-  out = tmp_path / "report"
-  subprocess.run([sys.executable, "-m", "patchwork_tf.report", f"--flagfile={flagfile}",
-                  f"--output_dir={out}"], check=True, capture_output=True,
-                 env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-  records = json.loads((out / "results.json").read_text())
-  by_name = {r["name"]: r for r in records}
-  assert list(by_name) == ["sf", "sf_half", "sf_k2_d1", "scan", "scan_nocells"]
-  assert by_name["sf_half"]["settings"]["frame_size"] == [32, 32]
-  assert by_name["sf_k2_d1"]["theoretical"]["maximum"] == pytest.approx(
-      by_name["sf"]["theoretical"]["maximum"] / 2)
-  assert by_name["scan_nocells"]["settings"]["cells"] is False
-  text = (out / "report.md").read_text()
-  assert "| scan_nocells |" in text and "Patchwork Cell?" in text
-  for kind in ("theoretical", "empirical"):
-    Image.open(out / f"latency_{kind}.png").verify()
+    flagfile = tmp_path / "tiny.flags"
+    flagfile.write_text("\n".join([
+        "--untrained", "--task=segmentation", "--alpha=0.35", "--frame_size=64",
+        "--num_clips=1", "--clip_length=4",
+        "--run=name=sf,tables=policies",
+        "--run=name=sf_half,resolution=0.5",
+        "--run=name=sf_k2_d1,interval=2,delay=1",
+        "--run=name=scan,policy=scanning,m=2,n=1,tables=policies+cells",
+        "--run=name=scan_nocells,policy=scanning,m=2,n=1,cells=false,tables=cells",
+    ]) + "\n")
+    out = tmp_path / "report"
+    subprocess.run([sys.executable, "-m", "patchwork_tf.report", f"--flagfile={flagfile}",
+                    f"--output_dir={out}"], check=True, capture_output=True,
+                   env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    records = json.loads((out / "results.json").read_text())
+    by_name = {r["name"]: r for r in records}
+    assert list(by_name) == ["sf", "sf_half", "sf_k2_d1", "scan", "scan_nocells"]
+    assert by_name["sf_half"]["settings"]["frame_size"] == [32, 32]
+    assert by_name["sf_k2_d1"]["theoretical"]["maximum"] == pytest.approx(
+        by_name["sf"]["theoretical"]["maximum"] / 2)
+    assert by_name["scan_nocells"]["settings"]["cells"] is False
+    text = (out / "report.md").read_text()
+    assert "| scan_nocells |" in text and "Patchwork Cell?" in text
+    for kind in ("theoretical", "empirical"):
+        Image.open(out / f"latency_{kind}.png").verify()

@@ -36,88 +36,88 @@ import numpy as np
 
 
 def check_schedule(interval, delay):
-  """Raises ValueError for an interval < 1 or a delay < 0 (both integers, in frames)."""
-  if int(interval) != interval or interval < 1:
-    raise ValueError(f"interval must be an integer >= 1 (frames between key frames), got "
-                     f"{interval!r}.")
-  if int(delay) != delay or delay < 0:
-    raise ValueError(f"delay must be an integer >= 0 (frames of prediction delay), got "
-                     f"{delay!r}.")
+    """Raises ValueError for an interval < 1 or a delay < 0 (both integers, in frames)."""
+    if int(interval) != interval or interval < 1:
+        raise ValueError(f"interval must be an integer >= 1 (frames between key frames), got "
+                         f"{interval!r}.")
+    if int(delay) != delay or delay < 0:
+        raise ValueError(f"delay must be an integer >= 0 (frames of prediction delay), got "
+                         f"{delay!r}.")
 
 
 def is_key_frame(index, interval):
-  """Whether frame `index` (0-based within its clip) is a key frame of the interval."""
-  return index % interval == 0
+    """Whether frame `index` (0-based within its clip) is a key frame of the interval."""
+    return index % interval == 0
 
 
 def spread_frames(interval, delay):
-  """`min(delay + 1, interval)`: the frame periods over which a key frame's job is spread."""
-  check_schedule(interval, delay)
-  return min(int(delay) + 1, int(interval))
+    """`min(delay + 1, interval)`: the frame periods over which a key frame's job is spread."""
+    check_schedule(interval, delay)
+    return min(int(delay) + 1, int(interval))
 
 
 def frame_loads(job_costs, interval, delay):
-  """Per-frame computation load of one clip under the key-frame schedule.
+    """Per-frame computation load of one clip under the key-frame schedule.
 
-  Args:
-    job_costs: float [T_clip], the cost of the job started at each frame (FLOPs or ms);
-      must be 0 at the frames that are not key frames of `interval`.
-    interval: K >= 1.
-    delay: D >= 0.
+    Args:
+      job_costs: float [T_clip], the cost of the job started at each frame (FLOPs or ms);
+        must be 0 at the frames that are not key frames of `interval`.
+      interval: K >= 1.
+      delay: D >= 0.
 
-  Returns:
-    float64 [T_clip + s - 1], `s = min(D + 1, K)`: the load of each frame period, each job's
-    cost split evenly over the `s` periods from its own frame on.
+    Returns:
+      float64 [T_clip + s - 1], `s = min(D + 1, K)`: the load of each frame period, each job's
+      cost split evenly over the `s` periods from its own frame on.
 
-  Raises:
-    ValueError: a bad schedule, negative costs, or a cost at a frame that is no key frame.
-  """
-  costs = np.asarray(job_costs, np.float64)
-  spread = spread_frames(interval, delay)
-  if costs.ndim != 1:
-    raise ValueError(f"job_costs must be one cost per frame [T], got shape {costs.shape}.")
-  if np.any(costs < 0):
-    raise ValueError(f"job_costs must be >= 0, got {costs.tolist()}.")
-  off_key = [t for t in range(len(costs)) if costs[t] and not is_key_frame(t, interval)]
-  if off_key:
-    raise ValueError(f"job_costs has work at frames {off_key}, which are not key frames of "
-                     f"interval {interval}; only frames 0, {interval}, ... run the model.")
-  loads = np.zeros(len(costs) + spread - 1)
-  for offset in range(spread):
-    loads[offset:offset + len(costs)] += costs / spread
-  return loads
+    Raises:
+      ValueError: a bad schedule, negative costs, or a cost at a frame that is no key frame.
+    """
+    costs = np.asarray(job_costs, np.float64)
+    spread = spread_frames(interval, delay)
+    if costs.ndim != 1:
+        raise ValueError(f"job_costs must be one cost per frame [T], got shape {costs.shape}.")
+    if np.any(costs < 0):
+        raise ValueError(f"job_costs must be >= 0, got {costs.tolist()}.")
+    off_key = [t for t in range(len(costs)) if costs[t] and not is_key_frame(t, interval)]
+    if off_key:
+        raise ValueError(f"job_costs has work at frames {off_key}, which are not key frames of "
+                         f"interval {interval}; only frames 0, {interval}, ... run the model.")
+    loads = np.zeros(len(costs) + spread - 1)
+    for offset in range(spread):
+        loads[offset:offset + len(costs)] += costs / spread
+    return loads
 
 
 @dataclasses.dataclass
 class LatencyStats:
-  """Per-frame latency of a stream; `unit` is 'MFLOPs' or 'ms'."""
+    """Per-frame latency of a stream; `unit` is 'MFLOPs' or 'ms'."""
 
-  unit: str
-  maximum: float
-  average: float
-  median: float
-  p90: float
-  frames: int
+    unit: str
+    maximum: float
+    average: float
+    median: float
+    p90: float
+    frames: int
 
-  def to_json(self):
-    return dataclasses.asdict(self)
+    def to_json(self):
+        return dataclasses.asdict(self)
 
 
 def summarize(loads_per_clip, frames_per_clip, unit):
-  """Maximum, average, median and 90th percentile over the per-frame loads of many clips.
+    """Maximum, average, median and 90th percentile over the per-frame loads of many clips.
 
-  Args:
-    loads_per_clip: list of `frame_loads` results, one per clip.
-    frames_per_clip: list of the clips' frame counts (the average divides by their sum).
-    unit: the unit of the loads, for the record.
+    Args:
+      loads_per_clip: list of `frame_loads` results, one per clip.
+      frames_per_clip: list of the clips' frame counts (the average divides by their sum).
+      unit: the unit of the loads, for the record.
 
-  Returns:
-    A `LatencyStats`.
-  """
-  if not loads_per_clip:
-    raise ValueError("No clips were evaluated; give at least one clip.")
-  loads = np.concatenate([np.asarray(l, np.float64) for l in loads_per_clip])
-  frames = int(sum(frames_per_clip))
-  return LatencyStats(unit=unit, maximum=float(loads.max()), average=float(loads.sum() / frames),
-                      median=float(np.median(loads)), p90=float(np.percentile(loads, 90)),
-                      frames=frames)
+    Returns:
+      A `LatencyStats`.
+    """
+    if not loads_per_clip:
+        raise ValueError("No clips were evaluated; give at least one clip.")
+    loads = np.concatenate([np.asarray(l, np.float64) for l in loads_per_clip])
+    frames = int(sum(frames_per_clip))
+    return LatencyStats(unit=unit, maximum=float(loads.max()), average=float(loads.sum() / frames),
+                        median=float(np.median(loads)), p90=float(np.percentile(loads, 90)),
+                        frames=frames)

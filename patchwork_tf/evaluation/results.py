@@ -7,93 +7,93 @@ ACCURACY_ORDER = ("mAP", "J", "F", "J&F")
 
 
 def _fmt(value, digits=1):
-  if value is None or (isinstance(value, float) and math.isnan(value)):
-    return "-"
-  return f"{value:.{digits}f}"
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}"
 
 
 def _setting(record, key):
-  return record["settings"].get(key)
+    return record["settings"].get(key)
 
 
 def markdown_table(records):
-  """A Markdown table of `StreamResult.to_json()` records, one row each.
+    """A Markdown table of `StreamResult.to_json()` records, one row each.
 
-  Accuracy in percent; theoretical latency in MFLOPs per frame (maximum / average), empirical
-  in ms per frame (maximum / average, after the key-frame schedule) and the median and p90 of
-  the timed calls.
-  """
-  metrics = [m for m in ACCURACY_ORDER if any(m in r["accuracy"] for r in records)]
-  header = (["name", "method", "policy", "M,N", "cells", "K", "D", "flip"]
-            + [f"{m} %" for m in metrics]
-            + ["max MFLOPs", "avg MFLOPs", "max ms", "avg ms", "call median ms",
-               "call p90 ms"])
-  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-  for r in records:
-    grid = _setting(r, "grid")
-    cells = _setting(r, "cells")
-    row = [r["name"], r["method"], str(_setting(r, "policy") or "-"),
-           grid if grid else "-", "-" if cells is None else ("yes" if cells else "no"),
-           str(_setting(r, "interval")), str(_setting(r, "delay")),
-           "yes" if _setting(r, "flip") else "no"]
-    row += [_fmt(100 * r["accuracy"][m]) if m in r["accuracy"] else "-" for m in metrics]
-    row += [_fmt(r["theoretical"]["maximum"]), _fmt(r["theoretical"]["average"]),
-            _fmt(r["empirical"]["maximum"], 2), _fmt(r["empirical"]["average"], 2),
-            _fmt(r["call_ms"]["median"], 2), _fmt(r["call_ms"]["p90"], 2)]
-    lines.append("| " + " | ".join(row) + " |")
-  return "\n".join(lines) + "\n"
+    Accuracy in percent; theoretical latency in MFLOPs per frame (maximum / average), empirical
+    in ms per frame (maximum / average, after the key-frame schedule) and the median and p90 of
+    the timed calls.
+    """
+    metrics = [m for m in ACCURACY_ORDER if any(m in r["accuracy"] for r in records)]
+    header = (["name", "method", "policy", "M,N", "cells", "K", "D", "flip"]
+              + [f"{m} %" for m in metrics]
+              + ["max MFLOPs", "avg MFLOPs", "max ms", "avg ms", "call median ms",
+                 "call p90 ms"])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in records:
+        grid = _setting(r, "grid")
+        cells = _setting(r, "cells")
+        row = [r["name"], r["method"], str(_setting(r, "policy") or "-"),
+               grid if grid else "-", "-" if cells is None else ("yes" if cells else "no"),
+               str(_setting(r, "interval")), str(_setting(r, "delay")),
+               "yes" if _setting(r, "flip") else "no"]
+        row += [_fmt(100 * r["accuracy"][m]) if m in r["accuracy"] else "-" for m in metrics]
+        row += [_fmt(r["theoretical"]["maximum"]), _fmt(r["theoretical"]["average"]),
+                _fmt(r["empirical"]["maximum"], 2), _fmt(r["empirical"]["average"], 2),
+                _fmt(r["call_ms"]["median"], 2), _fmt(r["call_ms"]["p90"], 2)]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def write_results(records, output_dir, basename="results"):
-  """Writes `<basename>.json` (the records) and `<basename>.md` (their table).
+    """Writes `<basename>.json` (the records) and `<basename>.md` (their table).
 
-  Returns:
-    (json path, markdown path).
-  """
-  os.makedirs(output_dir, exist_ok=True)
-  json_path = os.path.join(output_dir, f"{basename}.json")
-  md_path = os.path.join(output_dir, f"{basename}.md")
-  with open(json_path, "w") as f:
-    json.dump(records, f, indent=2)
-  with open(md_path, "w") as f:
-    f.write(markdown_table(records))
-  return json_path, md_path
+    Returns:
+      (json path, markdown path).
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    json_path = os.path.join(output_dir, f"{basename}.json")
+    md_path = os.path.join(output_dir, f"{basename}.md")
+    with open(json_path, "w") as f:
+        json.dump(records, f, indent=2)
+    with open(md_path, "w") as f:
+        f.write(markdown_table(records))
+    return json_path, md_path
 
 
 def _accuracy_cells(record, metrics):
-  return [_fmt(100 * record["accuracy"][m]) if m in record["accuracy"] else "-" for m in metrics]
+    return [_fmt(100 * record["accuracy"][m]) if m in record["accuracy"] else "-" for m in metrics]
 
 
 def _metrics(records):
-  return [m for m in ACCURACY_ORDER if any(m in r["accuracy"] for r in records)]
+    return [m for m in ACCURACY_ORDER if any(m in r["accuracy"] for r in records)]
 
 
 def _policy_label(record):
-  if record["method"] == "single_frame":
-    return "Single-frame"
-  return {"dqn": "DQN", "scanning": "Scanning", "random": "Random",
-          "change": "Change (ours)"}[record["settings"]["policy"]]
+    if record["method"] == "single_frame":
+        return "Single-frame"
+    return {"dqn": "DQN", "scanning": "Scanning", "random": "Random",
+            "change": "Change (ours)"}[record["settings"]["policy"]]
 
 
 def policy_table(records):
-  """Tab. 1: M, N, policy, theoretical maximum MFLOPs per frame and accuracy."""
-  metrics = _metrics(records)
-  lines = ["| M | N | Policy | MFLOPs | " + " | ".join(f"{m} %" for m in metrics) + " |",
-           "|---|---|---|---|" + "---|" * len(metrics)]
-  for r in records:
-    m, n = (r["settings"]["grid"].split(",") if r["settings"].get("grid") else ("-", "-"))
-    lines.append(f"| {m} | {n} | {_policy_label(r)} | {_fmt(r['theoretical']['maximum'])} | "
-                 + " | ".join(_accuracy_cells(r, metrics)) + " |")
-  return "\n".join(lines) + "\n"
+    """Tab. 1: M, N, policy, theoretical maximum MFLOPs per frame and accuracy."""
+    metrics = _metrics(records)
+    lines = ["| M | N | Policy | MFLOPs | " + " | ".join(f"{m} %" for m in metrics) + " |",
+             "|---|---|---|---|" + "---|" * len(metrics)]
+    for r in records:
+        m, n = (r["settings"]["grid"].split(",") if r["settings"].get("grid") else ("-", "-"))
+        lines.append(f"| {m} | {n} | {_policy_label(r)} | {_fmt(r['theoretical']['maximum'])} | "
+                     + " | ".join(_accuracy_cells(r, metrics)) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def cells_table(records):
-  """Tab. 2: policy, Patchwork Cells or not, and accuracy."""
-  metrics = _metrics(records)
-  lines = ["| Policy | M, N | Patchwork Cell? | " + " | ".join(f"{m} %" for m in metrics) + " |",
-           "|---|---|---|" + "---|" * len(metrics)]
-  for r in records:
-    cells = "yes" if r["settings"].get("cells") else "no"
-    lines.append(f"| {_policy_label(r)} | {r['settings'].get('grid', '-')} | {cells} | "
-                 + " | ".join(_accuracy_cells(r, metrics)) + " |")
-  return "\n".join(lines) + "\n"
+    """Tab. 2: policy, Patchwork Cells or not, and accuracy."""
+    metrics = _metrics(records)
+    lines = ["| Policy | M, N | Patchwork Cell? | " + " | ".join(f"{m} %" for m in metrics) + " |",
+             "|---|---|---|" + "---|" * len(metrics)]
+    for r in records:
+        cells = "yes" if r["settings"].get("cells") else "no"
+        lines.append(f"| {_policy_label(r)} | {r['settings'].get('grid', '-')} | {cells} | "
+                     + " | ".join(_accuracy_cells(r, metrics)) + " |")
+    return "\n".join(lines) + "\n"

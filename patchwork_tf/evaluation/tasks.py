@@ -30,111 +30,111 @@ TASKS = ("detection", "segmentation")
 
 
 def flip_boxes_left_right(boxes):
-  """Mirrors normalized `(ymin, xmin, ymax, xmax)` boxes `[..., 4]` about `x = 1/2`."""
-  ymin, xmin, ymax, xmax = tf.unstack(boxes, axis=-1)
-  return tf.stack([ymin, 1.0 - xmax, ymax, 1.0 - xmin], axis=-1)
+    """Mirrors normalized `(ymin, xmin, ymax, xmax)` boxes `[..., 4]` about `x = 1/2`."""
+    ymin, xmin, ymax, xmax = tf.unstack(boxes, axis=-1)
+    return tf.stack([ymin, 1.0 - xmax, ymax, 1.0 - xmin], axis=-1)
 
 
 def _check_flip_batch(tensor, name):
-  if tensor.shape[0] != 2:
-    raise ValueError(f"With flip, {name} must hold the frame and its mirror image (batch 2), "
-                     f"got shape {tensor.shape}.")
+    if tensor.shape[0] != 2:
+        raise ValueError(f"With flip, {name} must hold the frame and its mirror image (batch 2), "
+                         f"got shape {tensor.shape}.")
 
 
 class DetectionTask:
-  """SSD detection scored by VID mAP@0.5."""
+    """SSD detection scored by VID mAP@0.5."""
 
-  name = "detection"
-  metric_names = ("mAP",)
+    name = "detection"
+    metric_names = ("mAP",)
 
-  def __init__(self, anchors, num_classes, **postprocess_kwargs):
-    """
-    Args:
-      anchors: float32 [A, 4], the model's anchors (`models.anchors.anchors_for_model`);
-        None for a task that only scores detections decoded elsewhere (an exported
-        SavedModel's, `evaluation.exported`) and so has no `predictions`.
-      num_classes: C object classes (the class logits have C + 1 columns, 0 background).
-      **postprocess_kwargs: NMS settings of `patchwork_tf.ops.postprocess.postprocess`.
-    """
-    self.anchors = None if anchors is None else tf.convert_to_tensor(anchors, tf.float32)
-    self.num_classes = int(num_classes)
-    self._postprocess_kwargs = postprocess_kwargs
+    def __init__(self, anchors, num_classes, **postprocess_kwargs):
+        """
+        Args:
+          anchors: float32 [A, 4], the model's anchors (`models.anchors.anchors_for_model`);
+            None for a task that only scores detections decoded elsewhere (an exported
+            SavedModel's, `evaluation.exported`) and so has no `predictions`.
+          num_classes: C object classes (the class logits have C + 1 columns, 0 background).
+          **postprocess_kwargs: NMS settings of `patchwork_tf.ops.postprocess.postprocess`.
+        """
+        self.anchors = None if anchors is None else tf.convert_to_tensor(anchors, tf.float32)
+        self.num_classes = int(num_classes)
+        self._postprocess_kwargs = postprocess_kwargs
 
-  def predictions(self, outputs, flip=False):
-    """One frame's detections.
+    def predictions(self, outputs, flip=False):
+        """One frame's detections.
 
-    Args:
-      outputs: the model's outputs for batch 1, or for batch 2 (frame, mirror) with `flip`.
-      flip: merge the mirror image's detections as the module docstring says.
+        Args:
+          outputs: the model's outputs for batch 1, or for batch 2 (frame, mirror) with `flip`.
+          flip: merge the mirror image's detections as the module docstring says.
 
-    Returns:
-      dict of boxes [1, D, 4], scores [1, D], classes [1, D], num_detections [1].
-    """
-    if self.anchors is None:
-      raise ValueError("This DetectionTask was built without anchors to score detections "
-                       "decoded elsewhere; build it with the model's anchors to decode raw "
-                       "outputs.")
-    codes, logits = outputs["box_encodings"], outputs["class_logits"]
-    anchors = self.anchors
-    if flip:
-      _check_flip_batch(codes, "box_encodings")
-      mirrored = codes[1:] * tf.constant([1.0, -1.0, 1.0, 1.0])
-      codes = tf.concat([codes[:1], mirrored], axis=1)
-      logits = tf.concat([logits[:1], logits[1:]], axis=1)
-      anchors = tf.concat([anchors, flip_boxes_left_right(anchors)], axis=0)
-    return postprocess.postprocess(codes, logits, anchors, **self._postprocess_kwargs)
+        Returns:
+          dict of boxes [1, D, 4], scores [1, D], classes [1, D], num_detections [1].
+        """
+        if self.anchors is None:
+            raise ValueError("This DetectionTask was built without anchors to score detections "
+                             "decoded elsewhere; build it with the model's anchors to decode raw "
+                             "outputs.")
+        codes, logits = outputs["box_encodings"], outputs["class_logits"]
+        anchors = self.anchors
+        if flip:
+            _check_flip_batch(codes, "box_encodings")
+            mirrored = codes[1:] * tf.constant([1.0, -1.0, 1.0, 1.0])
+            codes = tf.concat([codes[:1], mirrored], axis=1)
+            logits = tf.concat([logits[:1], logits[1:]], axis=1)
+            anchors = tf.concat([anchors, flip_boxes_left_right(anchors)], axis=0)
+        return postprocess.postprocess(codes, logits, anchors, **self._postprocess_kwargs)
 
-  def new_metric(self):
-    return vid_map.VidMap(self.num_classes)
+    def new_metric(self):
+        return vid_map.VidMap(self.num_classes)
 
-  def add_clip(self, metric, clip, predictions):
-    """Adds a clip's T frames; `predictions` is a list of T outputs of `predictions`."""
-    frame_size = clip[clips_lib.FRAMES].shape[1:3]
-    valid = np.asarray(clip[clips_lib.VALID], bool)
-    for t, detections in enumerate(predictions):
-      n = int(detections["num_detections"][0])
-      metric.add_frame(frame_size, np.asarray(clip[clips_lib.BOXES][t])[valid[t]],
-                       np.asarray(clip[clips_lib.CLASSES][t])[valid[t]],
-                       np.asarray(detections["boxes"][0, :n]),
-                       np.asarray(detections["scores"][0, :n]),
-                       np.asarray(detections["classes"][0, :n]))
+    def add_clip(self, metric, clip, predictions):
+        """Adds a clip's T frames; `predictions` is a list of T outputs of `predictions`."""
+        frame_size = clip[clips_lib.FRAMES].shape[1:3]
+        valid = np.asarray(clip[clips_lib.VALID], bool)
+        for t, detections in enumerate(predictions):
+            n = int(detections["num_detections"][0])
+            metric.add_frame(frame_size, np.asarray(clip[clips_lib.BOXES][t])[valid[t]],
+                             np.asarray(clip[clips_lib.CLASSES][t])[valid[t]],
+                             np.asarray(detections["boxes"][0, :n]),
+                             np.asarray(detections["scores"][0, :n]),
+                             np.asarray(detections["classes"][0, :n]))
 
-  def result(self, metric):
-    return {"mAP": metric.result()["mAP"]}
+    def result(self, metric):
+        return {"mAP": metric.result()["mAP"]}
 
 
 class SegmentationTask:
-  """Binary foreground segmentation scored by DAVIS J and F (unsupervised DAVIS 2016)."""
+    """Binary foreground segmentation scored by DAVIS J and F (unsupervised DAVIS 2016)."""
 
-  name = "segmentation"
-  metric_names = ("J", "F", "J&F")
+    name = "segmentation"
+    metric_names = ("J", "F", "J&F")
 
-  def __init__(self, output_size):
-    """
-    Args:
-      output_size: (H, W) of the annotations (the clips' frames), where masks are scored.
-    """
-    self.output_size = tuple(int(v) for v in output_size)
+    def __init__(self, output_size):
+        """
+        Args:
+          output_size: (H, W) of the annotations (the clips' frames), where masks are scored.
+        """
+        self.output_size = tuple(int(v) for v in output_size)
 
-  def predictions(self, outputs, flip=False):
-    """One frame's foreground mask: bool [1, H, W] at `output_size`."""
-    logits = outputs["mask_logits"]
-    if flip:
-      _check_flip_batch(logits, "mask_logits")
-      logits = (logits[:1] + tf.reverse(logits[1:], axis=[2])) / 2.0
-    if tuple(logits.shape[1:3]) != self.output_size:
-      logits = tf.image.resize(logits, self.output_size, method="bilinear")
-    return {"mask": logits[..., 0] > 0.0}
+    def predictions(self, outputs, flip=False):
+        """One frame's foreground mask: bool [1, H, W] at `output_size`."""
+        logits = outputs["mask_logits"]
+        if flip:
+            _check_flip_batch(logits, "mask_logits")
+            logits = (logits[:1] + tf.reverse(logits[1:], axis=[2])) / 2.0
+        if tuple(logits.shape[1:3]) != self.output_size:
+            logits = tf.image.resize(logits, self.output_size, method="bilinear")
+        return {"mask": logits[..., 0] > 0.0}
 
-  def new_metric(self):
-    return davis.DavisJF()
+    def new_metric(self):
+        return davis.DavisJF()
 
-  def add_clip(self, metric, clip, predictions):
-    masks = np.concatenate([np.asarray(p["mask"]) for p in predictions])
-    clip_id = clip[clips_lib.CLIP_ID]
-    clip_id = clip_id.decode() if isinstance(clip_id, bytes) else str(clip_id)
-    metric.add(clip_id, masks, np.asarray(clip[clips_lib.MASK]))
+    def add_clip(self, metric, clip, predictions):
+        masks = np.concatenate([np.asarray(p["mask"]) for p in predictions])
+        clip_id = clip[clips_lib.CLIP_ID]
+        clip_id = clip_id.decode() if isinstance(clip_id, bytes) else str(clip_id)
+        metric.add(clip_id, masks, np.asarray(clip[clips_lib.MASK]))
 
-  def result(self, metric):
-    result = metric.result()
-    return {k: result[k] for k in self.metric_names}
+    def result(self, metric):
+        result = metric.result()
+        return {k: result[k] for k in self.metric_names}

@@ -14,29 +14,29 @@ from tf_agents.utils import common
 
 
 def epsilon_schedule(train_step, start=1.0, end=0.05, decay_steps=10_000, start_step=0):
-  """Linear epsilon decay for epsilon-greedy collection.
+    """Linear epsilon decay for epsilon-greedy collection.
 
-  Args:
-    train_step: int64 scalar `tf.Variable`, the agent's train step counter.
-    start: epsilon at train step 0.
-    end: epsilon from `decay_steps` on.
-    decay_steps: number of train steps over which epsilon falls linearly.
-    start_step: the train step at which the decay starts (a later stage's first step).
+    Args:
+      train_step: int64 scalar `tf.Variable`, the agent's train step counter.
+      start: epsilon at train step 0.
+      end: epsilon from `decay_steps` on.
+      decay_steps: number of train steps over which epsilon falls linearly.
+      start_step: the train step at which the decay starts (a later stage's first step).
 
-  Returns:
-    A callable with no arguments returning the current float32 epsilon, as `DdqnAgent`'s
-    `epsilon_greedy` accepts.
+    Returns:
+      A callable with no arguments returning the current float32 epsilon, as `DdqnAgent`'s
+      `epsilon_greedy` accepts.
 
-  Raises:
-    ValueError: epsilons outside [0, 1] or a non-positive `decay_steps`.
-  """
-  if not (0.0 <= end <= 1.0 and 0.0 <= start <= 1.0):
-    raise ValueError(f"start and end must lie in [0, 1], got start={start}, end={end}.")
-  if decay_steps <= 0:
-    raise ValueError(f"decay_steps must be positive, got {decay_steps}.")
-  decay = tf_keras.optimizers.schedules.PolynomialDecay(
-      initial_learning_rate=start, decay_steps=decay_steps, end_learning_rate=end, power=1.0)
-  return lambda: tf.cast(decay(tf.maximum(train_step - start_step, 0)), tf.float32)
+    Raises:
+      ValueError: epsilons outside [0, 1] or a non-positive `decay_steps`.
+    """
+    if not (0.0 <= end <= 1.0 and 0.0 <= start <= 1.0):
+        raise ValueError(f"start and end must lie in [0, 1], got start={start}, end={end}.")
+    if decay_steps <= 0:
+        raise ValueError(f"decay_steps must be positive, got {decay_steps}.")
+    decay = tf_keras.optimizers.schedules.PolynomialDecay(
+        initial_learning_rate=start, decay_steps=decay_steps, end_learning_rate=end, power=1.0)
+    return lambda: tf.cast(decay(tf.maximum(train_step - start_step, 0)), tf.float32)
 
 
 def ddqn_agent(time_step_spec,
@@ -50,70 +50,70 @@ def ddqn_agent(time_step_spec,
                td_errors_loss_fn=common.element_wise_huber_loss,
                gradient_clipping=None,
                train_step_counter=None):
-  """A Double DQN agent for the attention network, initialised.
+    """A Double DQN agent for the attention network, initialised.
 
-  Args:
-    time_step_spec: the environment's `TimeStep` spec.
-    action_spec: scalar integer `BoundedTensorSpec` of window indices.
-    q_network: the online Q-network, e.g. an `AttentionQNetwork`; the agent makes the target
-      network as `q_network.copy()`.
-    learning_rate: Adam's learning rate (`alpha` of Eq. 4).
-    gamma: the discount factor of Eq. 5.
-    epsilon_greedy: collection epsilon, a float or a callable returning one (see
-      `epsilon_schedule`).
-    target_update_period: train steps between target updates `Theta' <- Theta`.
-    target_update_tau: Polyak factor of each target update (1.0: a hard copy).
-    td_errors_loss_fn: element-wise loss of the TD errors (Huber by default).
-    gradient_clipping: global norm to clip gradients to, or None.
-    train_step_counter: int64 scalar variable counting train steps; made if None.
+    Args:
+      time_step_spec: the environment's `TimeStep` spec.
+      action_spec: scalar integer `BoundedTensorSpec` of window indices.
+      q_network: the online Q-network, e.g. an `AttentionQNetwork`; the agent makes the target
+        network as `q_network.copy()`.
+      learning_rate: Adam's learning rate (`alpha` of Eq. 4).
+      gamma: the discount factor of Eq. 5.
+      epsilon_greedy: collection epsilon, a float or a callable returning one (see
+        `epsilon_schedule`).
+      target_update_period: train steps between target updates `Theta' <- Theta`.
+      target_update_tau: Polyak factor of each target update (1.0: a hard copy).
+      td_errors_loss_fn: element-wise loss of the TD errors (Huber by default).
+      gradient_clipping: global norm to clip gradients to, or None.
+      train_step_counter: int64 scalar variable counting train steps; made if None.
 
-  Returns:
-    An initialised `DdqnAgent` (target network equal to the online network).
-  """
-  if train_step_counter is None:
-    train_step_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")
-  agent = dqn_agent.DdqnAgent(
-      time_step_spec,
-      action_spec,
-      q_network=q_network,
-      optimizer=tf_keras.optimizers.Adam(learning_rate=learning_rate),
-      epsilon_greedy=epsilon_greedy,
-      target_update_period=target_update_period,
-      target_update_tau=target_update_tau,
-      td_errors_loss_fn=td_errors_loss_fn,
-      gamma=gamma,
-      gradient_clipping=gradient_clipping,
-      train_step_counter=train_step_counter)
-  agent.initialize()
-  return agent
+    Returns:
+      An initialised `DdqnAgent` (target network equal to the online network).
+    """
+    if train_step_counter is None:
+        train_step_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")
+    agent = dqn_agent.DdqnAgent(
+        time_step_spec,
+        action_spec,
+        q_network=q_network,
+        optimizer=tf_keras.optimizers.Adam(learning_rate=learning_rate),
+        epsilon_greedy=epsilon_greedy,
+        target_update_period=target_update_period,
+        target_update_tau=target_update_tau,
+        td_errors_loss_fn=td_errors_loss_fn,
+        gamma=gamma,
+        gradient_clipping=gradient_clipping,
+        train_step_counter=train_step_counter)
+    agent.initialize()
+    return agent
 
 
 def replay_buffer(data_spec, batch_size, max_length):
-  """A uniform replay buffer for the agent's trajectories.
+    """A uniform replay buffer for the agent's trajectories.
 
-  Args:
-    data_spec: the agent's `collect_data_spec`.
-    batch_size: number of parallel streams adding to the buffer (the environment's B).
-    max_length: capacity per stream, in steps.
+    Args:
+      data_spec: the agent's `collect_data_spec`.
+      batch_size: number of parallel streams adding to the buffer (the environment's B).
+      max_length: capacity per stream, in steps.
 
-  Returns:
-    A `TFUniformReplayBuffer`.
-  """
-  return tf_uniform_replay_buffer.TFUniformReplayBuffer(
-      data_spec=data_spec, batch_size=batch_size, max_length=max_length)
+    Returns:
+      A `TFUniformReplayBuffer`.
+    """
+    return tf_uniform_replay_buffer.TFUniformReplayBuffer(
+        data_spec=data_spec, batch_size=batch_size, max_length=max_length)
 
 
 def replay_dataset(buffer, sample_batch_size, num_parallel_calls=2):
-  """Batches of adjacent step pairs sampled uniformly from the buffer, for `agent.train`.
+    """Batches of adjacent step pairs sampled uniformly from the buffer, for `agent.train`.
 
-  Args:
-    buffer: a `TFUniformReplayBuffer`.
-    sample_batch_size: transitions per training batch.
-    num_parallel_calls: parallel sampling calls.
+    Args:
+      buffer: a `TFUniformReplayBuffer`.
+      sample_batch_size: transitions per training batch.
+      num_parallel_calls: parallel sampling calls.
 
-  Returns:
-    A `tf.data.Dataset` of `(Trajectory [sample_batch_size, 2, ...], BufferInfo)`.
-  """
-  return buffer.as_dataset(
-      sample_batch_size=sample_batch_size, num_steps=2,
-      num_parallel_calls=num_parallel_calls).prefetch(2)
+    Returns:
+      A `tf.data.Dataset` of `(Trajectory [sample_batch_size, 2, ...], BufferInfo)`.
+    """
+    return buffer.as_dataset(
+        sample_batch_size=sample_batch_size, num_steps=2,
+        num_parallel_calls=num_parallel_calls).prefetch(2)

@@ -55,174 +55,174 @@ _FOCAL_PRIOR = 0.01
 
 @dataclasses.dataclass(frozen=True)
 class Stage1Config:
-  """Everything that fixes a stage-1 run's function of the step; stored in `model_dir`.
+    """Everything that fixes a stage-1 run's function of the step; stored in `model_dir`.
 
-  Attributes:
-    task: "detection" or "segmentation".
-    frame_size: `(H, W)` pixels of the frames (the synthetic benchmark's default 128 x 128).
-    alpha: MobileNetV2 depth multiplier.
-    data: the data source, "synthetic", "imagenet_vid" or "davis" (`sources.SOURCES`).
-    data_dir: root of the real source's local copy.
-    still_data: "none", "coco" or "voc": still images made into fake videos (Sec. 3.4).
-    still_data_dir: root of the still images' local copy.
-    still_fraction: share of fake-video frames in the batches.
-    num_classes: object classes (detection); None takes the source's (synthetic 5, ImageNet
-      VID 30, DAVIS 1), another value is refused.
-    num_extra_layers: SSDLite extra layers; None takes as many as the frame allows, up to 4.
-    anchor_min_scale, anchor_max_scale: SSD anchor scales of the first and last feature map.
-    reduce_boxes_in_lowest_layer: the OD API's 3 boxes on the stride-16 map. Off by default:
-      the synthetic benchmark's objects are 0.13 to 0.37 of the frame side (5th to 95th
-      percentile), which on a 128-pixel frame the stride-16 map must cover with square boxes
-      of scale 0.2 and 0.3 (the reduced map only has 0.1 and non-square 0.2 boxes, and the
-      stride-32 map starts at 0.45).
-    output_stride: DeepLab feature stride, 16 or 8.
-    dropout_rate: DeepLab dropout after the projection. Dropout draws from an RNG that
-      checkpoints do not hold, so exact resumption needs 0.
-    batch_norm_momentum: momentum of all BatchNormalization layers.
-    batch_size: global batch size.
-    learning_rate: peak Adam learning rate of the warmup + cosine schedule.
-    num_steps: steps of the whole run (the schedule's length).
-    num_train_clips: synthetic training clips (the real sources read every training video).
-    frames_per_clip: evenly spaced frames kept per training clip (synthetic) or per 16-frame
-      segment of a training video (real sources).
-    max_objects: object slots per frame; None takes the source's (synthetic 4, ImageNet VID
-      100, DAVIS 1).
-    seed: model initialisation, shuffle order and flips.
-  """
-  task: str
-  frame_size: Tuple[int, int] = (128, 128)
-  alpha: float = 0.35
-  data: str = sources.SYNTHETIC
-  data_dir: Optional[str] = None
-  still_data: str = sources.NO_STILLS
-  still_data_dir: Optional[str] = None
-  still_fraction: float = 0.5
-  num_classes: Optional[int] = None
-  num_extra_layers: Optional[int] = None
-  anchor_min_scale: float = 0.2
-  anchor_max_scale: float = 0.95
-  reduce_boxes_in_lowest_layer: bool = False
-  output_stride: int = 16
-  dropout_rate: float = 0.0
-  batch_norm_momentum: float = 0.99
-  batch_size: int = 32
-  learning_rate: float = 2e-3
-  num_steps: int = 1000
-  num_train_clips: int = 512
-  frames_per_clip: int = 4
-  max_objects: Optional[int] = None
-  seed: int = 0
+    Attributes:
+      task: "detection" or "segmentation".
+      frame_size: `(H, W)` pixels of the frames (the synthetic benchmark's default 128 x 128).
+      alpha: MobileNetV2 depth multiplier.
+      data: the data source, "synthetic", "imagenet_vid" or "davis" (`sources.SOURCES`).
+      data_dir: root of the real source's local copy.
+      still_data: "none", "coco" or "voc": still images made into fake videos (Sec. 3.4).
+      still_data_dir: root of the still images' local copy.
+      still_fraction: share of fake-video frames in the batches.
+      num_classes: object classes (detection); None takes the source's (synthetic 5, ImageNet
+        VID 30, DAVIS 1), another value is refused.
+      num_extra_layers: SSDLite extra layers; None takes as many as the frame allows, up to 4.
+      anchor_min_scale, anchor_max_scale: SSD anchor scales of the first and last feature map.
+      reduce_boxes_in_lowest_layer: the OD API's 3 boxes on the stride-16 map. Off by default:
+        the synthetic benchmark's objects are 0.13 to 0.37 of the frame side (5th to 95th
+        percentile), which on a 128-pixel frame the stride-16 map must cover with square boxes
+        of scale 0.2 and 0.3 (the reduced map only has 0.1 and non-square 0.2 boxes, and the
+        stride-32 map starts at 0.45).
+      output_stride: DeepLab feature stride, 16 or 8.
+      dropout_rate: DeepLab dropout after the projection. Dropout draws from an RNG that
+        checkpoints do not hold, so exact resumption needs 0.
+      batch_norm_momentum: momentum of all BatchNormalization layers.
+      batch_size: global batch size.
+      learning_rate: peak Adam learning rate of the warmup + cosine schedule.
+      num_steps: steps of the whole run (the schedule's length).
+      num_train_clips: synthetic training clips (the real sources read every training video).
+      frames_per_clip: evenly spaced frames kept per training clip (synthetic) or per 16-frame
+        segment of a training video (real sources).
+      max_objects: object slots per frame; None takes the source's (synthetic 4, ImageNet VID
+        100, DAVIS 1).
+      seed: model initialisation, shuffle order and flips.
+    """
+    task: str
+    frame_size: Tuple[int, int] = (128, 128)
+    alpha: float = 0.35
+    data: str = sources.SYNTHETIC
+    data_dir: Optional[str] = None
+    still_data: str = sources.NO_STILLS
+    still_data_dir: Optional[str] = None
+    still_fraction: float = 0.5
+    num_classes: Optional[int] = None
+    num_extra_layers: Optional[int] = None
+    anchor_min_scale: float = 0.2
+    anchor_max_scale: float = 0.95
+    reduce_boxes_in_lowest_layer: bool = False
+    output_stride: int = 16
+    dropout_rate: float = 0.0
+    batch_norm_momentum: float = 0.99
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    num_steps: int = 1000
+    num_train_clips: int = 512
+    frames_per_clip: int = 4
+    max_objects: Optional[int] = None
+    seed: int = 0
 
-  def __post_init__(self):
-    if self.task not in stage1_data.TASKS:
-      raise ValueError(f"task must be one of {stage1_data.TASKS}, got {self.task!r}.")
-    if self.num_steps < 1:
-      raise ValueError(f"num_steps must be >= 1, got {self.num_steps}.")
-    object.__setattr__(self, "frame_size", tuple(int(v) for v in self.frame_size))
-    source = self.source
-    source.check_task(self.task)
-    if self.num_classes is None:
-      object.__setattr__(self, "num_classes", source.num_classes)
-    elif self.num_classes != source.num_classes:
-      raise ValueError(f"num_classes={self.num_classes} but data source {self.data!r} has "
-                       f"{source.num_classes} classes; leave num_classes unset.")
-    if self.max_objects is None:
-      object.__setattr__(self, "max_objects", source.default_max_objects)
+    def __post_init__(self):
+        if self.task not in stage1_data.TASKS:
+            raise ValueError(f"task must be one of {stage1_data.TASKS}, got {self.task!r}.")
+        if self.num_steps < 1:
+            raise ValueError(f"num_steps must be >= 1, got {self.num_steps}.")
+        object.__setattr__(self, "frame_size", tuple(int(v) for v in self.frame_size))
+        source = self.source
+        source.check_task(self.task)
+        if self.num_classes is None:
+            object.__setattr__(self, "num_classes", source.num_classes)
+        elif self.num_classes != source.num_classes:
+            raise ValueError(f"num_classes={self.num_classes} but data source {self.data!r} has "
+                             f"{source.num_classes} classes; leave num_classes unset.")
+        if self.max_objects is None:
+            object.__setattr__(self, "max_objects", source.default_max_objects)
 
-  @property
-  def source(self) -> sources.DataSource:
-    """The `sources.DataSource` the run trains on."""
-    return sources.DataSource(self.data, self.data_dir, self.still_data, self.still_data_dir,
-                              self.still_fraction)
+    @property
+    def source(self) -> sources.DataSource:
+        """The `sources.DataSource` the run trains on."""
+        return sources.DataSource(self.data, self.data_dir, self.still_data, self.still_data_dir,
+                                  self.still_fraction)
 
 
 def build_model(config: Stage1Config) -> tf_keras.Model:
-  """The single-frame model of `config.task`, freshly initialised."""
-  input_shape = config.frame_size + (3,)
-  if config.task == "detection":
-    num_extra_layers = config.num_extra_layers
-    if num_extra_layers is None:
-      num_extra_layers = min(4, ssdlite.max_extra_layers(input_shape))
-    prior_logit = math.log((1.0 - _FOCAL_PRIOR) / _FOCAL_PRIOR)
-    return ssdlite.ssdlite_mobilenet_v2(
-        input_shape, num_classes=config.num_classes, alpha=config.alpha,
-        num_extra_layers=num_extra_layers, add_background_class=True,
-        reduce_boxes_in_lowest_layer=config.reduce_boxes_in_lowest_layer,
-        class_bias_init=[prior_logit] + [-prior_logit] * config.num_classes,
-        batch_norm_momentum=config.batch_norm_momentum)
-  return deeplab.deeplabv3_mobilenet_v2(
-      input_shape, alpha=config.alpha, output_stride=config.output_stride,
-      dropout_rate=config.dropout_rate, batch_norm_momentum=config.batch_norm_momentum)
+    """The single-frame model of `config.task`, freshly initialised."""
+    input_shape = config.frame_size + (3,)
+    if config.task == "detection":
+        num_extra_layers = config.num_extra_layers
+        if num_extra_layers is None:
+            num_extra_layers = min(4, ssdlite.max_extra_layers(input_shape))
+        prior_logit = math.log((1.0 - _FOCAL_PRIOR) / _FOCAL_PRIOR)
+        return ssdlite.ssdlite_mobilenet_v2(
+            input_shape, num_classes=config.num_classes, alpha=config.alpha,
+            num_extra_layers=num_extra_layers, add_background_class=True,
+            reduce_boxes_in_lowest_layer=config.reduce_boxes_in_lowest_layer,
+            class_bias_init=[prior_logit] + [-prior_logit] * config.num_classes,
+            batch_norm_momentum=config.batch_norm_momentum)
+    return deeplab.deeplabv3_mobilenet_v2(
+        input_shape, alpha=config.alpha, output_stride=config.output_stride,
+        dropout_rate=config.dropout_rate, batch_norm_momentum=config.batch_norm_momentum)
 
 
 def anchor_kwargs(config: Stage1Config) -> Dict[str, Any]:
-  """The `anchors.anchors_for_model` arguments of a model built by `build_model(config)`."""
-  return dict(min_scale=config.anchor_min_scale, max_scale=config.anchor_max_scale,
-              reduce_boxes_in_lowest_layer=config.reduce_boxes_in_lowest_layer)
+    """The `anchors.anchors_for_model` arguments of a model built by `build_model(config)`."""
+    return dict(min_scale=config.anchor_min_scale, max_scale=config.anchor_max_scale,
+                reduce_boxes_in_lowest_layer=config.reduce_boxes_in_lowest_layer)
 
 
 def detection_anchors(model: tf_keras.Model, config: Stage1Config) -> tf.Tensor:
-  """The anchors of a detection model built by `build_model(config)`, float32 [A, 4]."""
-  return anchors_lib.anchors_for_model(model, **anchor_kwargs(config))
+    """The anchors of a detection model built by `build_model(config)`, float32 [A, 4]."""
+    return anchors_lib.anchors_for_model(model, **anchor_kwargs(config))
 
 
 def detection_loss(model_outputs, labels, anchors) -> Dict[str, tf.Tensor]:
-  """Focal + smooth-L1 loss of SSDLite outputs against padded ground truth.
+    """Focal + smooth-L1 loss of SSDLite outputs against padded ground truth.
 
-  Args:
-    model_outputs: `{"class_logits": [B, A, C + 1], "box_encodings": [B, A, 4]}`.
-    labels: `boxes` float32 [B, K, 4], `classes` int32 [B, K], `valid` bool [B, K].
-    anchors: float32 [A, 4].
+    Args:
+      model_outputs: `{"class_logits": [B, A, C + 1], "box_encodings": [B, A, 4]}`.
+      labels: `boxes` float32 [B, K, 4], `classes` int32 [B, K], `valid` bool [B, K].
+      anchors: float32 [A, 4].
 
-  Returns:
-    dict of float32 scalars `total`, `classification`, `localization`, `num_positives`.
-  """
-  targets = target_assigner.assign_targets(anchors, labels["boxes"], labels["classes"],
-                                           labels["valid"])
-  return detection_losses.detection_loss(model_outputs["class_logits"],
-                                         model_outputs["box_encodings"], targets)
+    Returns:
+      dict of float32 scalars `total`, `classification`, `localization`, `num_positives`.
+    """
+    targets = target_assigner.assign_targets(anchors, labels["boxes"], labels["classes"],
+                                             labels["valid"])
+    return detection_losses.detection_loss(model_outputs["class_logits"],
+                                           model_outputs["box_encodings"], targets)
 
 
 def segmentation_loss(model_outputs, labels) -> Dict[str, tf.Tensor]:
-  """Mean per-pixel sigmoid cross-entropy of the foreground logit.
+    """Mean per-pixel sigmoid cross-entropy of the foreground logit.
 
-  Args:
-    model_outputs: `{"mask_logits": float32 [B, H, W, 1]}`.
-    labels: `mask` uint8 [B, H, W], 1 on the primary object.
+    Args:
+      model_outputs: `{"mask_logits": float32 [B, H, W, 1]}`.
+      labels: `mask` uint8 [B, H, W], 1 on the primary object.
 
-  Returns:
-    dict with the float32 scalar `total`.
-  """
-  logits = model_outputs["mask_logits"]
-  mask = tf.cast(labels["mask"], tf.float32)[..., None]
-  return {"total": tf.reduce_mean(
-      tf.nn.sigmoid_cross_entropy_with_logits(labels=mask, logits=logits))}
+    Returns:
+      dict with the float32 scalar `total`.
+    """
+    logits = model_outputs["mask_logits"]
+    mask = tf.cast(labels["mask"], tf.float32)[..., None]
+    return {"total": tf.reduce_mean(
+        tf.nn.sigmoid_cross_entropy_with_logits(labels=mask, logits=logits))}
 
 
 def load_config(model_dir: str) -> Stage1Config:
-  """The `Stage1Config` stored in `model_dir` by `train_stage1`."""
-  return run_config.load(
-      model_dir, CONFIG_FILE, Stage1Config,
-      f"{model_dir!r} is not a stage-1 model directory (train_stage1 writes {CONFIG_FILE}, "
-      f"{CHECKPOINT_DIR}/ and {SUMMARY_DIR}/ there).")
+    """The `Stage1Config` stored in `model_dir` by `train_stage1`."""
+    return run_config.load(
+        model_dir, CONFIG_FILE, Stage1Config,
+        f"{model_dir!r} is not a stage-1 model directory (train_stage1 writes {CONFIG_FILE}, "
+        f"{CHECKPOINT_DIR}/ and {SUMMARY_DIR}/ there).")
 
 
 def _is_chief(strategy: tf.distribute.Strategy) -> bool:
-  resolver = getattr(strategy, "cluster_resolver", None)
-  if resolver is None or not resolver.task_type:
-    return True
-  return resolver.task_type == "chief" or (
-      resolver.task_type == "worker" and resolver.task_id == 0
-      and "chief" not in resolver.cluster_spec().as_dict())
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (
+        resolver.task_type == "worker" and resolver.task_id == 0
+        and "chief" not in resolver.cluster_spec().as_dict())
 
 
 def learning_rate_schedule(config: Stage1Config):
-  """Linear warmup over the first 5% of the steps (from lr / 10), then cosine decay to 0."""
-  warmup = max(1, config.num_steps // 20)
-  return tf_keras.optimizers.schedules.CosineDecay(
-      initial_learning_rate=config.learning_rate / 10,
-      decay_steps=max(1, config.num_steps - warmup),
-      warmup_target=config.learning_rate, warmup_steps=warmup)
+    """Linear warmup over the first 5% of the steps (from lr / 10), then cosine decay to 0."""
+    warmup = max(1, config.num_steps // 20)
+    return tf_keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=config.learning_rate / 10,
+        decay_steps=max(1, config.num_steps - warmup),
+        warmup_target=config.learning_rate, warmup_steps=warmup)
 
 
 def train_stage1(
@@ -237,120 +237,120 @@ def train_stage1(
     verbose: int = 1,
     **config_kwargs,
 ) -> Dict[str, Any]:
-  """Trains (or resumes) the stage-1 single-frame model of `task` in `model_dir`.
+    """Trains (or resumes) the stage-1 single-frame model of `task` in `model_dir`.
 
-  Args:
-    model_dir: directory for the config, checkpoints and summaries.
-    task: "detection" or "segmentation".
-    strategy: "default", "mirrored" or "multi_worker" (see `distribute.get_strategy`).
-    checkpoint_every: steps between checkpoints; the last step is always saved.
-    summary_every: steps between TensorBoard summaries.
-    max_checkpoints: checkpoints kept.
-    max_seconds: stop (and save) after this many seconds of training; None for no limit.
-    stop_at_step: stop (and save) at this step, before `num_steps`, e.g. to split a run.
-    verbose: 1 for a `tf_keras.utils.Progbar`, 0 for silence.
-    **config_kwargs: the other fields of `Stage1Config` (model, data, optimizer settings).
+    Args:
+      model_dir: directory for the config, checkpoints and summaries.
+      task: "detection" or "segmentation".
+      strategy: "default", "mirrored" or "multi_worker" (see `distribute.get_strategy`).
+      checkpoint_every: steps between checkpoints; the last step is always saved.
+      summary_every: steps between TensorBoard summaries.
+      max_checkpoints: checkpoints kept.
+      max_seconds: stop (and save) after this many seconds of training; None for no limit.
+      stop_at_step: stop (and save) at this step, before `num_steps`, e.g. to split a run.
+      verbose: 1 for a `tf_keras.utils.Progbar`, 0 for silence.
+      **config_kwargs: the other fields of `Stage1Config` (model, data, optimizer settings).
 
-  Returns:
-    dict: `step` reached, `losses` (floats of the last step), `seconds` of training,
-    `steps_per_second`, `model` (the trained tf_keras model), `config`.
-  """
-  config = Stage1Config(task=task, **config_kwargs)
-  end_step = config.num_steps if stop_at_step is None else min(stop_at_step, config.num_steps)
-  strategy_obj = distribute.get_strategy(strategy)
-  chief = _is_chief(strategy_obj)
-  if chief:
-    run_config.store(model_dir, CONFIG_FILE, config, extensible=DATA_PATHS)
+    Returns:
+      dict: `step` reached, `losses` (floats of the last step), `seconds` of training,
+      `steps_per_second`, `model` (the trained tf_keras model), `config`.
+    """
+    config = Stage1Config(task=task, **config_kwargs)
+    end_step = config.num_steps if stop_at_step is None else min(stop_at_step, config.num_steps)
+    strategy_obj = distribute.get_strategy(strategy)
+    chief = _is_chief(strategy_obj)
+    if chief:
+        run_config.store(model_dir, CONFIG_FILE, config, extensible=DATA_PATHS)
 
-  tf_keras.utils.set_random_seed(config.seed)
-  with strategy_obj.scope():
-    model = build_model(config)
-    schedule = learning_rate_schedule(config)
-    optimizer = tf_keras.optimizers.Adam(schedule)
-    optimizer.build(model.trainable_variables)
-  checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
-  checkpoint_dir = os.path.join(model_dir, CHECKPOINT_DIR)
-  if not chief:
-    # Non-chief workers of a multi-worker run save too (collectives need every worker) but
-    # into a private directory (the tf.distribute multi-worker checkpointing pattern).
-    checkpoint_dir = os.path.join(model_dir, f"worker_{strategy_obj.cluster_resolver.task_id}")
-  manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=max_checkpoints,
-                                       step_counter=optimizer.iterations)
-  if manager.latest_checkpoint:
-    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-  start_step = int(optimizer.iterations.numpy())
+    tf_keras.utils.set_random_seed(config.seed)
+    with strategy_obj.scope():
+        model = build_model(config)
+        schedule = learning_rate_schedule(config)
+        optimizer = tf_keras.optimizers.Adam(schedule)
+        optimizer.build(model.trainable_variables)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    checkpoint_dir = os.path.join(model_dir, CHECKPOINT_DIR)
+    if not chief:
+        # Non-chief workers of a multi-worker run save too (collectives need every worker) but
+        # into a private directory (the tf.distribute multi-worker checkpointing pattern).
+        checkpoint_dir = os.path.join(model_dir, f"worker_{strategy_obj.cluster_resolver.task_id}")
+    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=max_checkpoints,
+                                         step_counter=optimizer.iterations)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    start_step = int(optimizer.iterations.numpy())
 
-  dataset = config.source.stage1_dataset(
-      config.task, config.frame_size, config.batch_size, config.seed, start_step=start_step,
-      frames_per_clip=config.frames_per_clip, max_objects=config.max_objects,
-      num_train_clips=config.num_train_clips)
-  iterator = iter(strategy_obj.experimental_distribute_dataset(dataset))
-  anchors = detection_anchors(model, config) if config.task == "detection" else None
-  num_replicas = strategy_obj.num_replicas_in_sync
+    dataset = config.source.stage1_dataset(
+        config.task, config.frame_size, config.batch_size, config.seed, start_step=start_step,
+        frames_per_clip=config.frames_per_clip, max_objects=config.max_objects,
+        num_train_clips=config.num_train_clips)
+    iterator = iter(strategy_obj.experimental_distribute_dataset(dataset))
+    anchors = detection_anchors(model, config) if config.task == "detection" else None
+    num_replicas = strategy_obj.num_replicas_in_sync
 
-  def replica_step(images, labels):
-    with tf.GradientTape() as tape:
-      outputs = model(images, training=True)
-      if config.task == "detection":
-        losses = detection_loss(outputs, labels, anchors)
-      else:
-        losses = segmentation_loss(outputs, labels)
-      scaled = losses["total"] / num_replicas
-    gradients = tape.gradient(scaled, model.trainable_variables)
-    optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-    return {k: v / num_replicas for k, v in losses.items()}
+    def replica_step(images, labels):
+        with tf.GradientTape() as tape:
+            outputs = model(images, training=True)
+            if config.task == "detection":
+                losses = detection_loss(outputs, labels, anchors)
+            else:
+                losses = segmentation_loss(outputs, labels)
+            scaled = losses["total"] / num_replicas
+        gradients = tape.gradient(scaled, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return {k: v / num_replicas for k, v in losses.items()}
 
-  @tf.function
-  def train_step(iterator):
-    images, labels = next(iterator)
-    per_replica = strategy_obj.run(replica_step, args=(images, labels))
-    return {k: strategy_obj.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
-            for k, v in per_replica.items()}
+    @tf.function
+    def train_step(iterator):
+        images, labels = next(iterator)
+        per_replica = strategy_obj.run(replica_step, args=(images, labels))
+        return {k: strategy_obj.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                for k, v in per_replica.items()}
 
-  writer = (tf.summary.create_file_writer(os.path.join(model_dir, SUMMARY_DIR)) if chief
-            else tf.summary.create_noop_writer())
-  progbar = tf_keras.utils.Progbar(config.num_steps, verbose=verbose,
-                                   stateful_metrics=["loss", "lr"])
-  step, losses = start_step, {}
-  started = time.perf_counter()
-  with writer.as_default():
-    while step < end_step:
-      losses = train_step(iterator)
-      step = int(optimizer.iterations.numpy())
-      loss = float(losses["total"])
-      if not math.isfinite(loss):
-        raise FloatingPointError(f"stage-1 loss became {loss} at step {step}; lower "
-                                 f"learning_rate (now {config.learning_rate}).")
-      learning_rate = float(schedule(step - 1))
-      if step % summary_every == 0 or step == end_step:
-        for name, value in losses.items():
-          tf.summary.scalar(f"loss/{name}", value, step=step)
-        tf.summary.scalar("learning_rate", learning_rate, step=step)
-      progbar.update(step, [("loss", loss), ("lr", learning_rate)])
-      out_of_time = max_seconds is not None and time.perf_counter() - started > max_seconds
-      if step % checkpoint_every == 0 or step == end_step or out_of_time:
-        manager.save(checkpoint_number=step)
-      if out_of_time:
-        break
-  seconds = time.perf_counter() - started
-  return {
-      "step": step,
-      "losses": {k: float(v) for k, v in losses.items()},
-      "seconds": seconds,
-      "steps_per_second": (step - start_step) / seconds if seconds > 0 else float("nan"),
-      "model": model,
-      "config": config,
-  }
+    writer = (tf.summary.create_file_writer(os.path.join(model_dir, SUMMARY_DIR)) if chief
+              else tf.summary.create_noop_writer())
+    progbar = tf_keras.utils.Progbar(config.num_steps, verbose=verbose,
+                                     stateful_metrics=["loss", "lr"])
+    step, losses = start_step, {}
+    started = time.perf_counter()
+    with writer.as_default():
+        while step < end_step:
+            losses = train_step(iterator)
+            step = int(optimizer.iterations.numpy())
+            loss = float(losses["total"])
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"stage-1 loss became {loss} at step {step}; lower "
+                                         f"learning_rate (now {config.learning_rate}).")
+            learning_rate = float(schedule(step - 1))
+            if step % summary_every == 0 or step == end_step:
+                for name, value in losses.items():
+                    tf.summary.scalar(f"loss/{name}", value, step=step)
+                tf.summary.scalar("learning_rate", learning_rate, step=step)
+            progbar.update(step, [("loss", loss), ("lr", learning_rate)])
+            out_of_time = max_seconds is not None and time.perf_counter() - started > max_seconds
+            if step % checkpoint_every == 0 or step == end_step or out_of_time:
+                manager.save(checkpoint_number=step)
+            if out_of_time:
+                break
+    seconds = time.perf_counter() - started
+    return {
+        "step": step,
+        "losses": {k: float(v) for k, v in losses.items()},
+        "seconds": seconds,
+        "steps_per_second": (step - start_step) / seconds if seconds > 0 else float("nan"),
+        "model": model,
+        "config": config,
+    }
 
 
 def restore_model(model_dir: str) -> Tuple[tf_keras.Model, Stage1Config, int]:
-  """The model of the latest stage-1 checkpoint in `model_dir`, its config and step."""
-  config = load_config(model_dir)
-  model = build_model(config)
-  latest = tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_DIR))
-  if latest is None:
-    raise FileNotFoundError(f"No checkpoint in {os.path.join(model_dir, CHECKPOINT_DIR)}; "
-                            "run train_stage1 first.")
-  tf.train.Checkpoint(model=model).restore(latest).expect_partial()
-  # CheckpointManager names checkpoints `ckpt-<step>` (train_stage1 passes the step).
-  return model, config, int(latest.rsplit("-", 1)[1])
+    """The model of the latest stage-1 checkpoint in `model_dir`, its config and step."""
+    config = load_config(model_dir)
+    model = build_model(config)
+    latest = tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_DIR))
+    if latest is None:
+        raise FileNotFoundError(f"No checkpoint in {os.path.join(model_dir, CHECKPOINT_DIR)}; "
+                                "run train_stage1 first.")
+    tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+    # CheckpointManager names checkpoints `ckpt-<step>` (train_stage1 passes the step).
+    return model, config, int(latest.rsplit("-", 1)[1])

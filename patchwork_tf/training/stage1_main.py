@@ -46,27 +46,27 @@ flags.mark_flag_as_required("model_dir")
 
 
 def main(argv):
-  del argv
-  if not FLAGS.eval_only:
-    result = stage1.train_stage1(
-        FLAGS.model_dir, FLAGS.task, strategy=FLAGS.strategy,
-        checkpoint_every=FLAGS.checkpoint_every, max_seconds=FLAGS.max_seconds,
-        num_steps=FLAGS.num_steps, batch_size=FLAGS.batch_size,
-        learning_rate=FLAGS.learning_rate, alpha=FLAGS.alpha,
-        frame_size=tuple(int(v) for v in FLAGS.frame_size),
-        output_stride=FLAGS.output_stride, num_train_clips=FLAGS.num_train_clips,
-        frames_per_clip=FLAGS.frames_per_clip, seed=FLAGS.seed, data=FLAGS.data,
-        data_dir=FLAGS.data_dir, still_data=FLAGS.still_data,
-        still_data_dir=FLAGS.still_data_dir, still_fraction=FLAGS.still_fraction)
-    logging.info("trained to step %d in %.0f s (%.2f steps/s), last losses %s",
-                 result["step"], result["seconds"], result["steps_per_second"],
-                 result["losses"])
-  metrics = evaluation.evaluate_stage1(FLAGS.model_dir, split="validation",
-                                       num_clips=FLAGS.eval_clips)
-  metrics.pop("ap", None)
-  print(f"stage-1 evaluation on {FLAGS.eval_clips} validation clips of {FLAGS.data}: "
-        f"{metrics}")
+    del argv
+    if not FLAGS.eval_only:
+        result = stage1.train_stage1(
+            FLAGS.model_dir, FLAGS.task, strategy=FLAGS.strategy,
+            checkpoint_every=FLAGS.checkpoint_every, max_seconds=FLAGS.max_seconds,
+            num_steps=FLAGS.num_steps, batch_size=FLAGS.batch_size,
+            learning_rate=FLAGS.learning_rate, alpha=FLAGS.alpha,
+            frame_size=tuple(int(v) for v in FLAGS.frame_size),
+            output_stride=FLAGS.output_stride, num_train_clips=FLAGS.num_train_clips,
+            frames_per_clip=FLAGS.frames_per_clip, seed=FLAGS.seed, data=FLAGS.data,
+            data_dir=FLAGS.data_dir, still_data=FLAGS.still_data,
+            still_data_dir=FLAGS.still_data_dir, still_fraction=FLAGS.still_fraction)
+        logging.info("trained to step %d in %.0f s (%.2f steps/s), last losses %s",
+                     result["step"], result["seconds"], result["steps_per_second"],
+                     result["losses"])
+    metrics = evaluation.evaluate_stage1(FLAGS.model_dir, split="validation",
+                                         num_clips=FLAGS.eval_clips)
+    metrics.pop("ap", None)
+    print(f"stage-1 evaluation on {FLAGS.eval_clips} validation clips of {FLAGS.data}: "
+          f"{metrics}")
 
 
 if __name__ == "__main__":
-  app.run(main)
+    app.run(main)

@@ -22,209 +22,209 @@ WINDOW_FLOPS = 2 * 16 * 3 + 16                    # the same on a 4x4 window: 11
 
 
 def _segmenter():
-  inputs = tf_keras.Input((SIZE, SIZE, 3))
-  conv = tf_keras.layers.Conv2D(1, 1, name="logits")
-  outputs = conv(inputs)
-  conv.set_weights([np.array([1.0, 0.0, 0.0]).reshape(1, 1, 3, 1), np.zeros(1)])
-  return tf_keras.Model(inputs, {"mask_logits": outputs})
+    inputs = tf_keras.Input((SIZE, SIZE, 3))
+    conv = tf_keras.layers.Conv2D(1, 1, name="logits")
+    outputs = conv(inputs)
+    conv.set_weights([np.array([1.0, 0.0, 0.0]).reshape(1, 1, 3, 1), np.zeros(1)])
+    return tf_keras.Model(inputs, {"mask_logits": outputs})
 
 
 def _gt_mask():
-  mask = np.zeros((SIZE, SIZE), np.uint8)
-  mask[:, :SIZE // 2] = 1
-  return mask
+    mask = np.zeros((SIZE, SIZE), np.uint8)
+    mask[:, :SIZE // 2] = 1
+    return mask
 
 
 def _segmentation_clip():
-  """Red channels: gt, empty, gt, full; the gt mask is the left half in every frame."""
-  gt = _gt_mask()
-  reds = [gt * 255, np.zeros_like(gt), gt * 255, np.full_like(gt, 255)]
-  frames = np.zeros((4, SIZE, SIZE, 3), np.uint8)
-  for t, red in enumerate(reds):
-    frames[t, ..., 0] = red
-  return {"frames": frames, "mask": np.stack([gt] * 4), "clip_id": "clip0"}
+    """Red channels: gt, empty, gt, full; the gt mask is the left half in every frame."""
+    gt = _gt_mask()
+    reds = [gt * 255, np.zeros_like(gt), gt * 255, np.full_like(gt, 255)]
+    frames = np.zeros((4, SIZE, SIZE, 3), np.uint8)
+    for t, red in enumerate(reds):
+        frames[t, ..., 0] = red
+    return {"frames": frames, "mask": np.stack([gt] * 4), "clip_id": "clip0"}
 
 
 def _expected_f(predicted):
-  gt = _gt_mask()
-  return np.mean([davis.boundary_f_measure(p, gt) for p in predicted])
+    gt = _gt_mask()
+    return np.mean([davis.boundary_f_measure(p, gt) for p in predicted])
 
 
 def _left():
-  return _gt_mask().astype(bool)
+    return _gt_mask().astype(bool)
 
 
 def _run(runner, clip, **kwargs):
-  return stream.evaluate_stream(runner, [clip], warmup_calls=1, **kwargs)
+    return stream.evaluate_stream(runner, [clip], warmup_calls=1, **kwargs)
 
 
 def test_single_frame_every_frame_scores_and_costs_by_hand():
-  runner = stream.SingleFrameRunner(_segmenter(), tasks.SegmentationTask((SIZE, SIZE)))
-  result = _run(runner, _segmentation_clip())
-  # J per frame: 1, 0 (empty prediction), 1, 32 / 64.
-  assert result.accuracy["J"] == pytest.approx((1 + 0 + 1 + 0.5) / 4)
-  full = np.ones((SIZE, SIZE), bool)
-  empty = ~full
-  assert result.accuracy["F"] == pytest.approx(_expected_f([_left(), empty, _left(), full]))
-  assert result.job_mflops * 1e6 == pytest.approx(CONV_FLOPS)
-  assert result.theoretical.maximum * 1e6 == pytest.approx(CONV_FLOPS)
-  assert result.theoretical.average * 1e6 == pytest.approx(CONV_FLOPS)
-  assert result.call_ms["calls"] == 4
-  assert result.empirical.maximum == pytest.approx(result.call_ms["max"])
+    runner = stream.SingleFrameRunner(_segmenter(), tasks.SegmentationTask((SIZE, SIZE)))
+    result = _run(runner, _segmentation_clip())
+    # J per frame: 1, 0 (empty prediction), 1, 32 / 64.
+    assert result.accuracy["J"] == pytest.approx((1 + 0 + 1 + 0.5) / 4)
+    full = np.ones((SIZE, SIZE), bool)
+    empty = ~full
+    assert result.accuracy["F"] == pytest.approx(_expected_f([_left(), empty, _left(), full]))
+    assert result.job_mflops * 1e6 == pytest.approx(CONV_FLOPS)
+    assert result.theoretical.maximum * 1e6 == pytest.approx(CONV_FLOPS)
+    assert result.theoretical.average * 1e6 == pytest.approx(CONV_FLOPS)
+    assert result.call_ms["calls"] == 4
+    assert result.empirical.maximum == pytest.approx(result.call_ms["max"])
 
 
 def test_interval_propagates_key_frames_and_delay_spreads_them():
-  runner = stream.SingleFrameRunner(_segmenter(), tasks.SegmentationTask((SIZE, SIZE)))
-  result = _run(runner, _segmentation_clip(), interval=2)
-  # Frames 1 and 3 copy frames 0 and 2, which predict the ground truth.
-  assert result.accuracy["J"] == pytest.approx(1.0)
-  assert result.call_ms["calls"] == 2
-  assert result.theoretical.maximum * 1e6 == pytest.approx(CONV_FLOPS)
-  assert result.theoretical.average * 1e6 == pytest.approx(CONV_FLOPS / 2)
-  delayed = _run(runner, _segmentation_clip(), interval=2, delay=1)
-  assert delayed.accuracy["J"] == pytest.approx(1.0)
-  assert delayed.theoretical.maximum * 1e6 == pytest.approx(CONV_FLOPS / 2)
-  assert delayed.theoretical.average * 1e6 == pytest.approx(CONV_FLOPS / 2)
-  assert delayed.empirical.maximum < max(delayed.call_ms["max"], 1e-9)
+    runner = stream.SingleFrameRunner(_segmenter(), tasks.SegmentationTask((SIZE, SIZE)))
+    result = _run(runner, _segmentation_clip(), interval=2)
+    # Frames 1 and 3 copy frames 0 and 2, which predict the ground truth.
+    assert result.accuracy["J"] == pytest.approx(1.0)
+    assert result.call_ms["calls"] == 2
+    assert result.theoretical.maximum * 1e6 == pytest.approx(CONV_FLOPS)
+    assert result.theoretical.average * 1e6 == pytest.approx(CONV_FLOPS / 2)
+    delayed = _run(runner, _segmentation_clip(), interval=2, delay=1)
+    assert delayed.accuracy["J"] == pytest.approx(1.0)
+    assert delayed.theoretical.maximum * 1e6 == pytest.approx(CONV_FLOPS / 2)
+    assert delayed.theoretical.average * 1e6 == pytest.approx(CONV_FLOPS / 2)
+    assert delayed.empirical.maximum < max(delayed.call_ms["max"], 1e-9)
 
 
 def test_flip_merges_back_to_the_same_mask_at_twice_the_cost():
-  task = tasks.SegmentationTask((SIZE, SIZE))
-  plain = _run(stream.SingleFrameRunner(_segmenter(), task), _segmentation_clip())
-  flipped = _run(stream.SingleFrameRunner(_segmenter(), task, flip=True),
-                 _segmentation_clip())
-  # A pointwise model's mirrored logits, flipped back, equal the plain ones.
-  assert flipped.accuracy == plain.accuracy
-  assert flipped.job_mflops == pytest.approx(2 * plain.job_mflops)
+    task = tasks.SegmentationTask((SIZE, SIZE))
+    plain = _run(stream.SingleFrameRunner(_segmenter(), task), _segmentation_clip())
+    flipped = _run(stream.SingleFrameRunner(_segmenter(), task, flip=True),
+                   _segmentation_clip())
+    # A pointwise model's mirrored logits, flipped back, equal the plain ones.
+    assert flipped.accuracy == plain.accuracy
+    assert flipped.job_mflops == pytest.approx(2 * plain.job_mflops)
 
 
 def _twin():
-  return pw.patchwork_model(_segmenter(), pw.WindowGrid((SIZE, SIZE), 2, 1))
+    return pw.patchwork_model(_segmenter(), pw.WindowGrid((SIZE, SIZE), 2, 1))
 
 
 @pytest.mark.parametrize("flip", [False, True])
 def test_patchwork_scanning_patches_windows_by_hand(flip):
-  runner = stream.PatchworkRunner(_twin(), tasks.SegmentationTask((SIZE, SIZE)),
-                                  policy="scanning", flip=flip)
-  result = _run(runner, _segmentation_clip())
-  # Scan 0, 1, 2, 3 (top-left, top-right, bottom-left, bottom-right) after a warm start on
-  # frame 0: frames 0 to 2 keep the ground truth (frame 1's empty top-right window is
-  # background anyway); frame 3 adds its full bottom-right window: J = 32 / 48.
-  assert result.actions == [0, 1, 2, 3]
-  assert result.accuracy["J"] == pytest.approx((3 + 2 / 3) / 4)
-  patched = _left() | np.pad(np.ones((4, 4), bool), ((4, 0), (4, 0)))
-  assert result.accuracy["F"] == pytest.approx(
-      _expected_f([_left(), _left(), _left(), patched]))
-  copies = 2 if flip else 1
-  assert result.job_mflops * 1e6 == pytest.approx(copies * WINDOW_FLOPS)
-  assert result.theoretical.maximum * 1e6 == pytest.approx(copies * WINDOW_FLOPS)
-  assert result.startup_mflops * 1e6 == pytest.approx(copies * CONV_FLOPS)
+    runner = stream.PatchworkRunner(_twin(), tasks.SegmentationTask((SIZE, SIZE)),
+                                    policy="scanning", flip=flip)
+    result = _run(runner, _segmentation_clip())
+    # Scan 0, 1, 2, 3 (top-left, top-right, bottom-left, bottom-right) after a warm start on
+    # frame 0: frames 0 to 2 keep the ground truth (frame 1's empty top-right window is
+    # background anyway); frame 3 adds its full bottom-right window: J = 32 / 48.
+    assert result.actions == [0, 1, 2, 3]
+    assert result.accuracy["J"] == pytest.approx((3 + 2 / 3) / 4)
+    patched = _left() | np.pad(np.ones((4, 4), bool), ((4, 0), (4, 0)))
+    assert result.accuracy["F"] == pytest.approx(
+        _expected_f([_left(), _left(), _left(), patched]))
+    copies = 2 if flip else 1
+    assert result.job_mflops * 1e6 == pytest.approx(copies * WINDOW_FLOPS)
+    assert result.theoretical.maximum * 1e6 == pytest.approx(copies * WINDOW_FLOPS)
+    assert result.startup_mflops * 1e6 == pytest.approx(copies * CONV_FLOPS)
 
 
 def test_patchwork_dqn_is_greedy_and_its_network_is_counted():
-  dense = tf_keras.layers.Dense(4, kernel_initializer="zeros",
-                                bias_initializer=tf_keras.initializers.Constant([0, 0, 0, 1]))
+    dense = tf_keras.layers.Dense(4, kernel_initializer="zeros",
+                                  bias_initializer=tf_keras.initializers.Constant([0, 0, 0, 1]))
 
-  def q_fn(observation):
-    return dense(observation["history"])
+    def q_fn(observation):
+        return dense(observation["history"])
 
-  runner = stream.PatchworkRunner(_twin(), tasks.SegmentationTask((SIZE, SIZE)),
-                                  policy="dqn", q_fn=q_fn)
-  result = _run(runner, _segmentation_clip())
-  assert result.actions == [3, 3, 3, 3]
-  # Only the bottom-right window is ever fresh: frame 3 patches it full.
-  assert result.accuracy["J"] == pytest.approx((3 + 2 / 3) / 4)
-  dense_flops = 2 * 4 * 4 + 4
-  assert result.job_mflops * 1e6 == pytest.approx(WINDOW_FLOPS + dense_flops)
+    runner = stream.PatchworkRunner(_twin(), tasks.SegmentationTask((SIZE, SIZE)),
+                                    policy="dqn", q_fn=q_fn)
+    result = _run(runner, _segmentation_clip())
+    assert result.actions == [3, 3, 3, 3]
+    # Only the bottom-right window is ever fresh: frame 3 patches it full.
+    assert result.accuracy["J"] == pytest.approx((3 + 2 / 3) / 4)
+    dense_flops = 2 * 4 * 4 + 4
+    assert result.job_mflops * 1e6 == pytest.approx(WINDOW_FLOPS + dense_flops)
 
 
 def test_change_policy_follows_the_change_cue_by_hand():
-  runner = stream.PatchworkRunner(_twin(), tasks.SegmentationTask((SIZE, SIZE)),
-                                  policy="change")
-  result = _run(runner, _segmentation_clip())
-  # Nothing changed at the start (window 0 by the tie rule) nor on frame 0; frame 1 empties
-  # the left half, window 0 sees it, so window 2 (bottom-left) changed most; frame 2 refills
-  # the left half, window 2 sees it, so window 0 changed most.
-  assert result.actions == [0, 0, 2, 0]
-  # Frames 1 and 2 predict one of the two left quadrants (J = 1/2); frames 0 and 3 both.
-  assert result.accuracy["J"] == pytest.approx(0.75)
-  # The cue: 8*8*3 pooling, 3*2*2*3 difference, 2*4*2*2 window means.
-  assert result.job_mflops * 1e6 == pytest.approx(WINDOW_FLOPS + 260)
+    runner = stream.PatchworkRunner(_twin(), tasks.SegmentationTask((SIZE, SIZE)),
+                                    policy="change")
+    result = _run(runner, _segmentation_clip())
+    # Nothing changed at the start (window 0 by the tie rule) nor on frame 0; frame 1 empties
+    # the left half, window 0 sees it, so window 2 (bottom-left) changed most; frame 2 refills
+    # the left half, window 2 sees it, so window 0 changed most.
+    assert result.actions == [0, 0, 2, 0]
+    # Frames 1 and 2 predict one of the two left quadrants (J = 1/2); frames 0 and 3 both.
+    assert result.accuracy["J"] == pytest.approx(0.75)
+    # The cue: 8*8*3 pooling, 3*2*2*3 difference, 2*4*2*2 window means.
+    assert result.job_mflops * 1e6 == pytest.approx(WINDOW_FLOPS + 260)
 
 
 def test_random_policy_runs_and_picks_valid_windows():
-  runner = stream.PatchworkRunner(_twin(), tasks.SegmentationTask((SIZE, SIZE)),
-                                  policy="random")
-  result = _run(runner, _segmentation_clip())
-  assert len(result.actions) == 4 and set(result.actions) <= {0, 1, 2, 3}
+    runner = stream.PatchworkRunner(_twin(), tasks.SegmentationTask((SIZE, SIZE)),
+                                    policy="random")
+    result = _run(runner, _segmentation_clip())
+    assert len(result.actions) == 4 and set(result.actions) <= {0, 1, 2, 3}
 
 
 def _detector():
-  inputs = tf_keras.Input((SIZE, SIZE, 3))
-  box = tf_keras.layers.Conv2D(4, 1, kernel_initializer="zeros", name="box")(inputs)
-  cls_conv = tf_keras.layers.Conv2D(2, 1, name="cls")
-  logits = cls_conv(inputs)
-  kernel = np.zeros((1, 1, 3, 2))
-  kernel[0, 0, 0, 1] = 8.0
-  cls_conv.set_weights([kernel, np.zeros(2)])
-  outputs = {
-      "box_encodings": tf_keras.layers.Reshape((SIZE * SIZE, 4), name="box_encodings")(box),
-      "class_logits": tf_keras.layers.Reshape((SIZE * SIZE, 2), name="class_logits")(logits),
-  }
-  return tf_keras.Model(inputs, outputs)
+    inputs = tf_keras.Input((SIZE, SIZE, 3))
+    box = tf_keras.layers.Conv2D(4, 1, kernel_initializer="zeros", name="box")(inputs)
+    cls_conv = tf_keras.layers.Conv2D(2, 1, name="cls")
+    logits = cls_conv(inputs)
+    kernel = np.zeros((1, 1, 3, 2))
+    kernel[0, 0, 0, 1] = 8.0
+    cls_conv.set_weights([kernel, np.zeros(2)])
+    outputs = {
+        "box_encodings": tf_keras.layers.Reshape((SIZE * SIZE, 4), name="box_encodings")(box),
+        "class_logits": tf_keras.layers.Reshape((SIZE * SIZE, 2), name="class_logits")(logits),
+    }
+    return tf_keras.Model(inputs, outputs)
 
 
 def _pixel_anchors():
-  return np.array([[i / SIZE, j / SIZE, (i + 1) / SIZE, (j + 1) / SIZE]
-                   for i in range(SIZE) for j in range(SIZE)], np.float32)
+    return np.array([[i / SIZE, j / SIZE, (i + 1) / SIZE, (j + 1) / SIZE]
+                     for i in range(SIZE) for j in range(SIZE)], np.float32)
 
 
 def _detection_clip():
-  """One object moving along the diagonal; brightness (and so score) falls frame by frame."""
-  frames = np.zeros((4, SIZE, SIZE, 3), np.uint8)
-  boxes = np.zeros((4, 1, 4), np.float32)
-  for t, red in enumerate([255, 239, 223, 207]):
-    frames[t, t, t, 0] = red
-    boxes[t, 0] = _pixel_anchors()[t * SIZE + t]
-  return {"frames": frames, "boxes": boxes, "classes": np.zeros((4, 1), np.int32),
-          "valid": np.ones((4, 1), bool), "clip_id": "det0"}
+    """One object moving along the diagonal; brightness (and so score) falls frame by frame."""
+    frames = np.zeros((4, SIZE, SIZE, 3), np.uint8)
+    boxes = np.zeros((4, 1, 4), np.float32)
+    for t, red in enumerate([255, 239, 223, 207]):
+        frames[t, t, t, 0] = red
+        boxes[t, 0] = _pixel_anchors()[t * SIZE + t]
+    return {"frames": frames, "boxes": boxes, "classes": np.zeros((4, 1), np.int32),
+            "valid": np.ones((4, 1), bool), "clip_id": "det0"}
 
 
 def test_detection_map_by_hand_every_frame_and_with_interval():
-  task = tasks.DetectionTask(_pixel_anchors(), num_classes=1, score_threshold=0.5)
-  runner = stream.SingleFrameRunner(_detector(), task)
-  assert _run(runner, _detection_clip()).accuracy["mAP"] == pytest.approx(1.0)
-  # Interval 2: frames 1 and 3 repeat the detections of frames 0 and 2 (false positives,
-  # ground truth missed). Ranked: TP, FP (tie, added later), TP, FP: recall .25, .25, .5, .5
-  # at precision 1, 1/2, 2/3, 1/2, so AP = .25 * 1 + .25 * 2/3.
-  result = _run(runner, _detection_clip(), interval=2)
-  assert result.accuracy["mAP"] == pytest.approx(0.25 + 0.25 * 2 / 3)
+    task = tasks.DetectionTask(_pixel_anchors(), num_classes=1, score_threshold=0.5)
+    runner = stream.SingleFrameRunner(_detector(), task)
+    assert _run(runner, _detection_clip()).accuracy["mAP"] == pytest.approx(1.0)
+    # Interval 2: frames 1 and 3 repeat the detections of frames 0 and 2 (false positives,
+    # ground truth missed). Ranked: TP, FP (tie, added later), TP, FP: recall .25, .25, .5, .5
+    # at precision 1, 1/2, 2/3, 1/2, so AP = .25 * 1 + .25 * 2/3.
+    result = _run(runner, _detection_clip(), interval=2)
+    assert result.accuracy["mAP"] == pytest.approx(0.25 + 0.25 * 2 / 3)
 
 
 def test_detection_flip_merges_mirrored_boxes_back():
-  anchors = np.array([[0.0, 0.0, 0.5, 0.25], [0.5, 0.5, 1.0, 1.0]], np.float32)
-  task = tasks.DetectionTask(anchors, num_classes=1, score_threshold=0.5)
-  codes = np.zeros((2, 2, 4), np.float32)
-  codes[1, 1] = [1.0, 2.0, 0.5, -0.5]
-  logits = np.full((2, 2, 2), -9.0, np.float32)
-  logits[0, 0, 1] = 3.0   # the frame: anchor 0
-  logits[1, 1, 1] = 2.0   # the mirror image: anchor 1 with a shifted code
-  got = task.predictions({"box_encodings": tf.constant(codes),
-                          "class_logits": tf.constant(logits)}, flip=True)
-  mirrored = box_coder.decode(tf.constant(codes[1, 1:]), tf.constant(anchors[1:]))
-  expected = tasks.flip_boxes_left_right(tf.clip_by_value(mirrored, 0.0, 1.0)).numpy()
-  expected_boxes = np.concatenate([anchors[:1], expected])
-  assert int(got["num_detections"][0]) == 2
-  np.testing.assert_allclose(got["boxes"][0, :2], expected_boxes, atol=1e-6)
-  np.testing.assert_allclose(got["scores"][0, :2], 1 / (1 + np.exp([-3.0, -2.0])), rtol=1e-6)
+    anchors = np.array([[0.0, 0.0, 0.5, 0.25], [0.5, 0.5, 1.0, 1.0]], np.float32)
+    task = tasks.DetectionTask(anchors, num_classes=1, score_threshold=0.5)
+    codes = np.zeros((2, 2, 4), np.float32)
+    codes[1, 1] = [1.0, 2.0, 0.5, -0.5]
+    logits = np.full((2, 2, 2), -9.0, np.float32)
+    logits[0, 0, 1] = 3.0   # the frame: anchor 0
+    logits[1, 1, 1] = 2.0   # the mirror image: anchor 1 with a shifted code
+    got = task.predictions({"box_encodings": tf.constant(codes),
+                            "class_logits": tf.constant(logits)}, flip=True)
+    mirrored = box_coder.decode(tf.constant(codes[1, 1:]), tf.constant(anchors[1:]))
+    expected = tasks.flip_boxes_left_right(tf.clip_by_value(mirrored, 0.0, 1.0)).numpy()
+    expected_boxes = np.concatenate([anchors[:1], expected])
+    assert int(got["num_detections"][0]) == 2
+    np.testing.assert_allclose(got["boxes"][0, :2], expected_boxes, atol=1e-6)
+    np.testing.assert_allclose(got["scores"][0, :2], 1 / (1 + np.exp([-3.0, -2.0])), rtol=1e-6)
 
 
 def test_frames_of_another_size_need_resize_frames():
-  runner = stream.SingleFrameRunner(_segmenter(), tasks.SegmentationTask((16, 16)))
-  clip = _segmentation_clip()
-  clip = {"frames": np.repeat(np.repeat(clip["frames"], 2, 1), 2, 2),
-          "mask": np.repeat(np.repeat(clip["mask"], 2, 1), 2, 2), "clip_id": "big"}
-  with pytest.raises(ValueError, match="resize_frames=True"):
-    _run(runner, clip)
-  result = _run(runner, clip, resize_frames=True)
-  assert result.accuracy["J"] == pytest.approx((1 + 0 + 1 + 0.5) / 4)
+    runner = stream.SingleFrameRunner(_segmenter(), tasks.SegmentationTask((16, 16)))
+    clip = _segmentation_clip()
+    clip = {"frames": np.repeat(np.repeat(clip["frames"], 2, 1), 2, 2),
+            "mask": np.repeat(np.repeat(clip["mask"], 2, 1), 2, 2), "clip_id": "big"}
+    with pytest.raises(ValueError, match="resize_frames=True"):
+        _run(runner, clip)
+    result = _run(runner, clip, resize_frames=True)
+    assert result.accuracy["J"] == pytest.approx((1 + 0 + 1 + 0.5) / 4)

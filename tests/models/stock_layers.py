@@ -12,6 +12,6 @@ CONVERTIBLE_LAYER_TYPES = (
 
 
 def non_stock_layers(model):
-  """Names and types of the layers of `model` outside the convertible list (exact types)."""
-  return [(layer.name, type(layer).__name__) for layer in model.layers
-          if type(layer) not in CONVERTIBLE_LAYER_TYPES]
+    """Names and types of the layers of `model` outside the convertible list (exact types)."""
+    return [(layer.name, type(layer).__name__) for layer in model.layers
+            if type(layer) not in CONVERTIBLE_LAYER_TYPES]

@@ -17,101 +17,101 @@ _TIME_STEP_SPEC = ts.time_step_spec(_OBS_SPEC)
 
 
 def _agent(period, seed=0):
-  tf_keras.utils.set_random_seed(seed)
-  net = q_network.AttentionQNetwork(_OBS_SPEC, _ACTION_SPEC, _WINDOWS, projection_units=4,
-                                    fc_layer_params=(8,))
-  return agent_lib.ddqn_agent(_TIME_STEP_SPEC, _ACTION_SPEC, net, learning_rate=1e-2,
-                              gamma=0.9, target_update_period=period)
+    tf_keras.utils.set_random_seed(seed)
+    net = q_network.AttentionQNetwork(_OBS_SPEC, _ACTION_SPEC, _WINDOWS, projection_units=4,
+                                      fc_layer_params=(8,))
+    return agent_lib.ddqn_agent(_TIME_STEP_SPEC, _ACTION_SPEC, net, learning_rate=1e-2,
+                                gamma=0.9, target_update_period=period)
 
 
 def _fill(buffer, batch, steps, seed=0):
-  rng = np.random.default_rng(seed)
-  for t in range(steps):
-    step_type = ts.StepType.FIRST if t == 0 else (
-        ts.StepType.LAST if t == steps - 1 else ts.StepType.MID)
-    next_type = ts.StepType.FIRST if t == steps - 1 else (
-        ts.StepType.LAST if t == steps - 2 else ts.StepType.MID)
-    obs = {"memory": tf.constant(rng.normal(size=(batch, 4, 4, 2)), tf.float32),
-           "history": tf.constant(rng.uniform(size=(batch, _NUM_ACTIONS)), tf.float32)}
-    buffer.add_batch(trajectory.Trajectory(
-        step_type=tf.fill([batch], step_type), observation=obs,
-        action=tf.constant(rng.integers(0, _NUM_ACTIONS, batch), tf.int32),
-        policy_info=(), next_step_type=tf.fill([batch], next_type),
-        reward=tf.constant(rng.uniform(size=batch), tf.float32),
-        discount=tf.ones([batch])))
+    rng = np.random.default_rng(seed)
+    for t in range(steps):
+        step_type = ts.StepType.FIRST if t == 0 else (
+            ts.StepType.LAST if t == steps - 1 else ts.StepType.MID)
+        next_type = ts.StepType.FIRST if t == steps - 1 else (
+            ts.StepType.LAST if t == steps - 2 else ts.StepType.MID)
+        obs = {"memory": tf.constant(rng.normal(size=(batch, 4, 4, 2)), tf.float32),
+               "history": tf.constant(rng.uniform(size=(batch, _NUM_ACTIONS)), tf.float32)}
+        buffer.add_batch(trajectory.Trajectory(
+            step_type=tf.fill([batch], step_type), observation=obs,
+            action=tf.constant(rng.integers(0, _NUM_ACTIONS, batch), tf.int32),
+            policy_info=(), next_step_type=tf.fill([batch], next_type),
+            reward=tf.constant(rng.uniform(size=batch), tf.float32),
+            discount=tf.ones([batch])))
 
 
 def _weights(network):
-  return [v.numpy().copy() for v in network.variables]
+    return [v.numpy().copy() for v in network.variables]
 
 
 def _equal(a, b):
-  return all(np.array_equal(x, y) for x, y in zip(a, b))
+    return all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
 class AgentTest(tf.test.TestCase):
 
-  def test_train_changes_weights_and_target_moves_at_period(self):
-    period = 3
-    agent = _agent(period)
-    buffer = agent_lib.replay_buffer(agent.collect_data_spec, batch_size=2, max_length=32)
-    _fill(buffer, batch=2, steps=10)
-    experience = iter(agent_lib.replay_dataset(buffer, sample_batch_size=8))
-    online, target = agent._q_network, agent._target_q_network
-    self.assertTrue(_equal(_weights(online), _weights(target)))
-    last_copy = _weights(online)
-    train = agent.train
-    for step in range(1, 2 * period + 2):
-      before = _weights(online)
-      loss = train(next(experience)[0]).loss
-      self.assertTrue(np.isfinite(loss.numpy()))
-      after = _weights(online)
-      self.assertFalse(_equal(before, after), f"train step {step} left Q unchanged")
-      if step % period == 0:
-        last_copy = after
-      self.assertTrue(_equal(_weights(target), last_copy),
-                      f"target wrong after train step {step}")
-      self.assertEqual(step % period == 0, _equal(_weights(target), after))
-    self.assertEqual(int(agent.train_step_counter.numpy()), 2 * period + 1)
+    def test_train_changes_weights_and_target_moves_at_period(self):
+        period = 3
+        agent = _agent(period)
+        buffer = agent_lib.replay_buffer(agent.collect_data_spec, batch_size=2, max_length=32)
+        _fill(buffer, batch=2, steps=10)
+        experience = iter(agent_lib.replay_dataset(buffer, sample_batch_size=8))
+        online, target = agent._q_network, agent._target_q_network
+        self.assertTrue(_equal(_weights(online), _weights(target)))
+        last_copy = _weights(online)
+        train = agent.train
+        for step in range(1, 2 * period + 2):
+            before = _weights(online)
+            loss = train(next(experience)[0]).loss
+            self.assertTrue(np.isfinite(loss.numpy()))
+            after = _weights(online)
+            self.assertFalse(_equal(before, after), f"train step {step} left Q unchanged")
+            if step % period == 0:
+                last_copy = after
+            self.assertTrue(_equal(_weights(target), last_copy),
+                            f"target wrong after train step {step}")
+            self.assertEqual(step % period == 0, _equal(_weights(target), after))
+        self.assertEqual(int(agent.train_step_counter.numpy()), 2 * period + 1)
 
-  def test_soft_target_update_with_tau(self):
-    tf_keras.utils.set_random_seed(0)
-    net = q_network.AttentionQNetwork(_OBS_SPEC, _ACTION_SPEC, _WINDOWS)
-    agent = agent_lib.ddqn_agent(_TIME_STEP_SPEC, _ACTION_SPEC, net, target_update_period=1,
-                                 target_update_tau=0.25)
-    buffer = agent_lib.replay_buffer(agent.collect_data_spec, batch_size=2, max_length=32)
-    _fill(buffer, batch=2, steps=6)
-    target_before = _weights(agent._target_q_network)
-    agent.train(next(iter(agent_lib.replay_dataset(buffer, 4)))[0])
-    want = [0.75 * t + 0.25 * o for t, o in zip(target_before, _weights(net))]
-    for got, expected in zip(_weights(agent._target_q_network), want):
-      self.assertAllClose(got, expected, atol=1e-6)
+    def test_soft_target_update_with_tau(self):
+        tf_keras.utils.set_random_seed(0)
+        net = q_network.AttentionQNetwork(_OBS_SPEC, _ACTION_SPEC, _WINDOWS)
+        agent = agent_lib.ddqn_agent(_TIME_STEP_SPEC, _ACTION_SPEC, net, target_update_period=1,
+                                     target_update_tau=0.25)
+        buffer = agent_lib.replay_buffer(agent.collect_data_spec, batch_size=2, max_length=32)
+        _fill(buffer, batch=2, steps=6)
+        target_before = _weights(agent._target_q_network)
+        agent.train(next(iter(agent_lib.replay_dataset(buffer, 4)))[0])
+        want = [0.75 * t + 0.25 * o for t, o in zip(target_before, _weights(net))]
+        for got, expected in zip(_weights(agent._target_q_network), want):
+            self.assertAllClose(got, expected, atol=1e-6)
 
-  def test_epsilon_schedule_follows_train_step(self):
-    step = tf.Variable(0, dtype=tf.int64)
-    epsilon = agent_lib.epsilon_schedule(step, start=1.0, end=0.1, decay_steps=10)
-    self.assertAllClose(epsilon(), 1.0)
-    step.assign(5)
-    self.assertAllClose(epsilon(), 0.55)
-    step.assign(100)
-    self.assertAllClose(epsilon(), 0.1)
-    with self.assertRaisesRegex(ValueError, "decay_steps"):
-      agent_lib.epsilon_schedule(step, decay_steps=0)
+    def test_epsilon_schedule_follows_train_step(self):
+        step = tf.Variable(0, dtype=tf.int64)
+        epsilon = agent_lib.epsilon_schedule(step, start=1.0, end=0.1, decay_steps=10)
+        self.assertAllClose(epsilon(), 1.0)
+        step.assign(5)
+        self.assertAllClose(epsilon(), 0.55)
+        step.assign(100)
+        self.assertAllClose(epsilon(), 0.1)
+        with self.assertRaisesRegex(ValueError, "decay_steps"):
+            agent_lib.epsilon_schedule(step, decay_steps=0)
 
-  def test_collect_policy_is_epsilon_greedy_on_schedule(self):
-    tf_keras.utils.set_random_seed(0)
-    net = q_network.AttentionQNetwork(_OBS_SPEC, _ACTION_SPEC, _WINDOWS)
-    counter = tf.Variable(0, dtype=tf.int64)
-    agent = agent_lib.ddqn_agent(
-        _TIME_STEP_SPEC, _ACTION_SPEC, net, train_step_counter=counter,
-        epsilon_greedy=agent_lib.epsilon_schedule(counter, 1.0, 0.0, decay_steps=10))
-    obs = {"memory": tf.random.stateless_normal([64, 4, 4, 2], seed=[0, 0]),
-           "history": tf.zeros([64, _NUM_ACTIONS])}
-    time_step = ts.restart(obs, batch_size=64)
-    greedy = agent.policy.action(time_step).action.numpy()
-    counter.assign(10)
-    self.assertAllEqual(agent.collect_policy.action(time_step).action, greedy)
-    counter.assign(0)
-    explored = np.concatenate([agent.collect_policy.action(time_step).action.numpy()
-                               for _ in range(4)])
-    self.assertCountEqual(np.unique(explored).tolist(), range(_NUM_ACTIONS))
+    def test_collect_policy_is_epsilon_greedy_on_schedule(self):
+        tf_keras.utils.set_random_seed(0)
+        net = q_network.AttentionQNetwork(_OBS_SPEC, _ACTION_SPEC, _WINDOWS)
+        counter = tf.Variable(0, dtype=tf.int64)
+        agent = agent_lib.ddqn_agent(
+            _TIME_STEP_SPEC, _ACTION_SPEC, net, train_step_counter=counter,
+            epsilon_greedy=agent_lib.epsilon_schedule(counter, 1.0, 0.0, decay_steps=10))
+        obs = {"memory": tf.random.stateless_normal([64, 4, 4, 2], seed=[0, 0]),
+               "history": tf.zeros([64, _NUM_ACTIONS])}
+        time_step = ts.restart(obs, batch_size=64)
+        greedy = agent.policy.action(time_step).action.numpy()
+        counter.assign(10)
+        self.assertAllEqual(agent.collect_policy.action(time_step).action, greedy)
+        counter.assign(0)
+        explored = np.concatenate([agent.collect_policy.action(time_step).action.numpy()
+                                   for _ in range(4)])
+        self.assertCountEqual(np.unique(explored).tolist(), range(_NUM_ACTIONS))

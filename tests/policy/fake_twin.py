@@ -12,50 +12,50 @@ import tensorflow as tf
 
 
 class FakeTwin:
-  """Twin API: grid, reset_states, warm_start, step, memory, cell_names."""
+    """Twin API: grid, reset_states, warm_start, step, memory, cell_names."""
 
-  cell_names = ("pixels", "pixels_half")
+    cell_names = ("pixels", "pixels_half")
 
-  def __init__(self, grid):
-    """grid: the `WindowGrid` whose windows the steps process."""
-    self.grid = grid
-    frame_size = grid.frame_size
-    height, width = frame_size
-    masks = np.zeros([grid.num_actions, height, width, 1], np.float32)
-    for action in range(grid.num_actions):
-      y0, x0, h, w = dataclasses.astuple(grid.window(action))
-      masks[action, y0:y0 + h, x0:x0 + w] = 1.0
-    self._window_masks = tf.constant(masks)
-    self._frame_size = frame_size
-    self._memory = None
+    def __init__(self, grid):
+        """grid: the `WindowGrid` whose windows the steps process."""
+        self.grid = grid
+        frame_size = grid.frame_size
+        height, width = frame_size
+        masks = np.zeros([grid.num_actions, height, width, 1], np.float32)
+        for action in range(grid.num_actions):
+            y0, x0, h, w = dataclasses.astuple(grid.window(action))
+            masks[action, y0:y0 + h, x0:x0 + w] = 1.0
+        self._window_masks = tf.constant(masks)
+        self._frame_size = frame_size
+        self._memory = None
 
-  def reset_states(self, batch_size):
-    self._memory = tf.Variable(tf.zeros([batch_size, *self._frame_size, 1]), trainable=False)
+    def reset_states(self, batch_size):
+        self._memory = tf.Variable(tf.zeros([batch_size, *self._frame_size, 1]), trainable=False)
 
-  def warm_start(self, frames):
-    self._memory.assign(frames[..., :1])
-    return self._predict()
+    def warm_start(self, frames):
+        self._memory.assign(frames[..., :1])
+        return self._predict()
 
-  def step(self, frames, actions):
-    inside = tf.gather(self._window_masks, actions) > 0
-    self._memory.assign(tf.where(inside, frames[..., :1], self._memory))
-    return self._predict()
+    def step(self, frames, actions):
+        inside = tf.gather(self._window_masks, actions) > 0
+        self._memory.assign(tf.where(inside, frames[..., :1], self._memory))
+        return self._predict()
 
-  def memory(self, cell_name):
-    if cell_name == "pixels":
-      return self._memory.value()
-    if cell_name == "pixels_half":
-      return tf.nn.avg_pool2d(self._memory, 2, 2, "VALID")
-    raise ValueError(f"unknown cell {cell_name!r}")
+    def memory(self, cell_name):
+        if cell_name == "pixels":
+            return self._memory.value()
+        if cell_name == "pixels_half":
+            return tf.nn.avg_pool2d(self._memory, 2, 2, "VALID")
+        raise ValueError(f"unknown cell {cell_name!r}")
 
-  def _predict(self):
-    return {"mask_logits": self._memory[..., 0]}
+    def _predict(self):
+        return {"mask_logits": self._memory[..., 0]}
 
 
 def frame_iou(gt, predictions):
-  """Frame J: IoU of the predicted foreground with `gt['mask']`, 1 when both are empty."""
-  pred = predictions["mask_logits"] > 0
-  true = gt["mask"] > 0
-  inter = tf.reduce_sum(tf.cast(pred & true, tf.float32), axis=[1, 2])
-  union = tf.reduce_sum(tf.cast(pred | true, tf.float32), axis=[1, 2])
-  return tf.where(union > 0, inter / tf.maximum(union, 1.0), 1.0)
+    """Frame J: IoU of the predicted foreground with `gt['mask']`, 1 when both are empty."""
+    pred = predictions["mask_logits"] > 0
+    true = gt["mask"] > 0
+    inter = tf.reduce_sum(tf.cast(pred & true, tf.float32), axis=[1, 2])
+    union = tf.reduce_sum(tf.cast(pred | true, tf.float32), axis=[1, 2])
+    return tf.where(union > 0, inter / tf.maximum(union, 1.0), 1.0)

@@ -14,143 +14,143 @@ _ACTION_SPEC = tensor_spec.BoundedTensorSpec((), tf.int32, 0, 8)
 
 
 def _network(seed=0):
-  tf_keras.utils.set_random_seed(seed)
-  spec = q_network.observation_spec((4, 4, 3), 9)
-  net = q_network.AttentionQNetwork(spec, _ACTION_SPEC, _WINDOWS, projection_units=5,
-                                    fc_layer_params=(7,))
-  net.create_variables()
-  return net
-
-
-def _observation(batch=2, seed=1):
-  rng = np.random.default_rng(seed)
-  return {
-      "memory": tf.constant(rng.normal(size=(batch, 4, 4, 3)), tf.float32),
-      "history": tf.constant(rng.uniform(size=(batch, 9)), tf.float32),
-  }
-
-
-class WindowAveragePoolingTest(tf.test.TestCase):
-
-  def test_matches_numpy_means(self):
-    memory = np.random.default_rng(0).normal(size=(2, 4, 4, 3)).astype(np.float32)
-    got = q_network.WindowAveragePooling(_WINDOWS)(memory)
-    want = np.stack([memory[:, y:y + h, x:x + w].mean(axis=(1, 2)) for y, x, h, w in _WINDOWS],
-                    axis=1)
-    self.assertAllClose(got, want, atol=1e-6)
-
-  def test_config_round_trip(self):
-    layer = q_network.WindowAveragePooling(_WINDOWS, name="pool")
-    clone = q_network.WindowAveragePooling.from_config(layer.get_config())
-    memory = tf.random.stateless_normal([1, 4, 4, 2], seed=[0, 1])
-    self.assertAllClose(layer(memory), clone(memory))
-
-
-class AttentionQNetworkTest(tf.test.TestCase):
-
-  def test_output_shape_for_one_and_two_outer_dims(self):
-    net = _network()
-    q_values, state = net(_observation(batch=2))
-    self.assertEqual(q_values.shape, (2, 9))
-    self.assertEqual(state, ())
-    obs = tf.nest.map_structure(lambda t: tf.reshape(t, [1, 2] + t.shape[1:].as_list()),
-                                _observation(batch=2))
-    q_time, _ = net(obs)
-    self.assertEqual(q_time.shape, (1, 2, 9))
-    self.assertAllClose(q_time[0], q_values)
-
-  def test_q_values_depend_on_memory_and_on_history(self):
-    net = _network()
-    obs = _observation()
-    base, _ = net(obs)
-    changed_memory = dict(obs, memory=obs["memory"] + tf.one_hot(0, 4)[:, None, None] * 3.0)
-    changed_history = dict(obs, history=1.0 - obs["history"])
-    q_memory, _ = net(changed_memory)
-    q_history, _ = net(changed_history)
-    self.assertGreater(float(tf.reduce_max(tf.abs(q_memory - base))), 1e-6)
-    self.assertGreater(float(tf.reduce_max(tf.abs(q_history - base))), 1e-6)
-
-  def test_memory_outside_every_window_has_no_effect(self):
-    # Windows that only cover the top-left 3x3 corner ignore row 3 and column 3.
-    tf_keras.utils.set_random_seed(0)
-    windows = [(0, 0, 2, 2), (1, 1, 2, 2)]
-    net = q_network.AttentionQNetwork(
-        q_network.observation_spec((4, 4, 3), 2),
-        tensor_spec.BoundedTensorSpec((), tf.int32, 0, 1), windows)
-    obs = {"memory": tf.random.stateless_normal([1, 4, 4, 3], seed=[2, 3]),
-           "history": tf.zeros([1, 2])}
-    border = tf.pad(tf.zeros([1, 3, 3, 3]), [[0, 0], [0, 1], [0, 1], [0, 0]],
-                    constant_values=5.0)
-    self.assertAllClose(net(obs)[0], net(dict(obs, memory=obs["memory"] + border))[0])
-
-  def test_same_under_tf_function(self):
-    net = _network()
-    obs = _observation()
-    eager, _ = net(obs)
-    graph_fn = tf.function(lambda o: net(o)[0])
-    self.assertAllClose(graph_fn(obs), eager)
-    self.assertAllClose(graph_fn(_observation(seed=3)), net(_observation(seed=3))[0])
-    self.assertEqual(graph_fn.experimental_get_tracing_count(), 1)
-
-  def test_bad_windows_and_specs_are_refused(self):
+    tf_keras.utils.set_random_seed(seed)
     spec = q_network.observation_spec((4, 4, 3), 9)
-    with self.assertRaisesRegex(ValueError, "outside the 4x4 memory"):
-      q_network.AttentionQNetwork(spec, _ACTION_SPEC, _WINDOWS[:-1] + [(3, 3, 2, 2)])
-    with self.assertRaisesRegex(ValueError, "must agree"):
-      q_network.AttentionQNetwork(spec, _ACTION_SPEC, _WINDOWS[:4])
-    with self.assertRaisesRegex(ValueError, "input_tensor_spec"):
-      q_network.AttentionQNetwork(spec["memory"], _ACTION_SPEC, _WINDOWS)
-    with self.assertRaisesRegex(ValueError, "h, w > 0"):
-      q_network.AttentionQNetwork(spec, _ACTION_SPEC, _WINDOWS[:-1] + [(0, 0, 0, 2)])
-
-
-class WindowsInMemoryTest(tf.test.TestCase):
-
-  def test_grid_windows_at_the_memory_stride(self):
-    grid = WindowGrid((64, 64), 4, 2)
-    # Stride 8: slices of 16 pixels are 2 cells, windows of 32 pixels are 4 cells.
-    self.assertEqual(q_network.windows_in_memory(grid, (8, 8, 5)),
-                     [(2 * i, 2 * j, 4, 4) for i in range(3) for j in range(3)])
-    with self.assertRaisesRegex(ValueError, "whole cells"):
-      q_network.windows_in_memory(grid, (2, 2))
-    with self.assertRaisesRegex(ValueError, "integer stride"):
-      q_network.windows_in_memory(grid, (8, 6))
-
-
-class ChangeCueTest(tf.test.TestCase):
-
-  def _network(self):
-    tf_keras.utils.set_random_seed(0)
-    spec = q_network.observation_spec((4, 4, 3), 9, change_cue=True)
     net = q_network.AttentionQNetwork(spec, _ACTION_SPEC, _WINDOWS, projection_units=5,
                                       fc_layer_params=(7,))
     net.create_variables()
     return net
 
-  def test_change_enters_the_q_values_and_the_per_window_scorer(self):
-    net = self._network()
-    obs = dict(_observation(), change=tf.zeros([2, 9]))
-    base, _ = net(obs)
-    self.assertEqual(base.shape, (2, 9))
-    q_change, _ = net(dict(obs, change=tf.one_hot([4, 4], 9)))
-    self.assertGreater(float(tf.reduce_max(tf.abs(q_change - base))), 1e-6)
-    # The shared scorer weighs window a's own change alike for every window: with a
-    # positive weight on it, raising one window's change raises that window's Q the most.
-    scorer = net._window_scorer
-    kernel = np.zeros(scorer.kernel.shape, np.float32)
-    kernel[5] = 10.0                      # inputs: 5 projected features, change, history
-    scorer.kernel.assign(kernel)
-    for window in (0, 4, 8):
-      q_values, _ = net(dict(obs, change=tf.one_hot([window, window], 9)))
-      gain = (q_values - net(obs)[0]).numpy()
-      self.assertAllEqual(np.argmax(gain, axis=-1), [window, window])
 
-  def test_change_is_read_on_a_log_scale(self):
-    change = np.array([0.0, 1e-3, 0.01, 1.0], np.float32)
-    self.assertAllClose(q_network.change_feature(change), np.log(1 + change / 1e-3))
+def _observation(batch=2, seed=1):
+    rng = np.random.default_rng(seed)
+    return {
+        "memory": tf.constant(rng.normal(size=(batch, 4, 4, 3)), tf.float32),
+        "history": tf.constant(rng.uniform(size=(batch, 9)), tf.float32),
+    }
 
-  def test_change_of_the_wrong_size_is_refused(self):
-    spec = dict(q_network.observation_spec((4, 4, 3), 9),
-                change=tensor_spec.TensorSpec((8,), tf.float32))
-    with self.assertRaisesRegex(ValueError, "change spec"):
-      q_network.AttentionQNetwork(spec, _ACTION_SPEC, _WINDOWS)
+
+class WindowAveragePoolingTest(tf.test.TestCase):
+
+    def test_matches_numpy_means(self):
+        memory = np.random.default_rng(0).normal(size=(2, 4, 4, 3)).astype(np.float32)
+        got = q_network.WindowAveragePooling(_WINDOWS)(memory)
+        want = np.stack([memory[:, y:y + h, x:x + w].mean(axis=(1, 2)) for y, x, h, w in _WINDOWS],
+                        axis=1)
+        self.assertAllClose(got, want, atol=1e-6)
+
+    def test_config_round_trip(self):
+        layer = q_network.WindowAveragePooling(_WINDOWS, name="pool")
+        clone = q_network.WindowAveragePooling.from_config(layer.get_config())
+        memory = tf.random.stateless_normal([1, 4, 4, 2], seed=[0, 1])
+        self.assertAllClose(layer(memory), clone(memory))
+
+
+class AttentionQNetworkTest(tf.test.TestCase):
+
+    def test_output_shape_for_one_and_two_outer_dims(self):
+        net = _network()
+        q_values, state = net(_observation(batch=2))
+        self.assertEqual(q_values.shape, (2, 9))
+        self.assertEqual(state, ())
+        obs = tf.nest.map_structure(lambda t: tf.reshape(t, [1, 2] + t.shape[1:].as_list()),
+                                    _observation(batch=2))
+        q_time, _ = net(obs)
+        self.assertEqual(q_time.shape, (1, 2, 9))
+        self.assertAllClose(q_time[0], q_values)
+
+    def test_q_values_depend_on_memory_and_on_history(self):
+        net = _network()
+        obs = _observation()
+        base, _ = net(obs)
+        changed_memory = dict(obs, memory=obs["memory"] + tf.one_hot(0, 4)[:, None, None] * 3.0)
+        changed_history = dict(obs, history=1.0 - obs["history"])
+        q_memory, _ = net(changed_memory)
+        q_history, _ = net(changed_history)
+        self.assertGreater(float(tf.reduce_max(tf.abs(q_memory - base))), 1e-6)
+        self.assertGreater(float(tf.reduce_max(tf.abs(q_history - base))), 1e-6)
+
+    def test_memory_outside_every_window_has_no_effect(self):
+        # Windows that only cover the top-left 3x3 corner ignore row 3 and column 3.
+        tf_keras.utils.set_random_seed(0)
+        windows = [(0, 0, 2, 2), (1, 1, 2, 2)]
+        net = q_network.AttentionQNetwork(
+            q_network.observation_spec((4, 4, 3), 2),
+            tensor_spec.BoundedTensorSpec((), tf.int32, 0, 1), windows)
+        obs = {"memory": tf.random.stateless_normal([1, 4, 4, 3], seed=[2, 3]),
+               "history": tf.zeros([1, 2])}
+        border = tf.pad(tf.zeros([1, 3, 3, 3]), [[0, 0], [0, 1], [0, 1], [0, 0]],
+                        constant_values=5.0)
+        self.assertAllClose(net(obs)[0], net(dict(obs, memory=obs["memory"] + border))[0])
+
+    def test_same_under_tf_function(self):
+        net = _network()
+        obs = _observation()
+        eager, _ = net(obs)
+        graph_fn = tf.function(lambda o: net(o)[0])
+        self.assertAllClose(graph_fn(obs), eager)
+        self.assertAllClose(graph_fn(_observation(seed=3)), net(_observation(seed=3))[0])
+        self.assertEqual(graph_fn.experimental_get_tracing_count(), 1)
+
+    def test_bad_windows_and_specs_are_refused(self):
+        spec = q_network.observation_spec((4, 4, 3), 9)
+        with self.assertRaisesRegex(ValueError, "outside the 4x4 memory"):
+            q_network.AttentionQNetwork(spec, _ACTION_SPEC, _WINDOWS[:-1] + [(3, 3, 2, 2)])
+        with self.assertRaisesRegex(ValueError, "must agree"):
+            q_network.AttentionQNetwork(spec, _ACTION_SPEC, _WINDOWS[:4])
+        with self.assertRaisesRegex(ValueError, "input_tensor_spec"):
+            q_network.AttentionQNetwork(spec["memory"], _ACTION_SPEC, _WINDOWS)
+        with self.assertRaisesRegex(ValueError, "h, w > 0"):
+            q_network.AttentionQNetwork(spec, _ACTION_SPEC, _WINDOWS[:-1] + [(0, 0, 0, 2)])
+
+
+class WindowsInMemoryTest(tf.test.TestCase):
+
+    def test_grid_windows_at_the_memory_stride(self):
+        grid = WindowGrid((64, 64), 4, 2)
+        # Stride 8: slices of 16 pixels are 2 cells, windows of 32 pixels are 4 cells.
+        self.assertEqual(q_network.windows_in_memory(grid, (8, 8, 5)),
+                         [(2 * i, 2 * j, 4, 4) for i in range(3) for j in range(3)])
+        with self.assertRaisesRegex(ValueError, "whole cells"):
+            q_network.windows_in_memory(grid, (2, 2))
+        with self.assertRaisesRegex(ValueError, "integer stride"):
+            q_network.windows_in_memory(grid, (8, 6))
+
+
+class ChangeCueTest(tf.test.TestCase):
+
+    def _network(self):
+        tf_keras.utils.set_random_seed(0)
+        spec = q_network.observation_spec((4, 4, 3), 9, change_cue=True)
+        net = q_network.AttentionQNetwork(spec, _ACTION_SPEC, _WINDOWS, projection_units=5,
+                                          fc_layer_params=(7,))
+        net.create_variables()
+        return net
+
+    def test_change_enters_the_q_values_and_the_per_window_scorer(self):
+        net = self._network()
+        obs = dict(_observation(), change=tf.zeros([2, 9]))
+        base, _ = net(obs)
+        self.assertEqual(base.shape, (2, 9))
+        q_change, _ = net(dict(obs, change=tf.one_hot([4, 4], 9)))
+        self.assertGreater(float(tf.reduce_max(tf.abs(q_change - base))), 1e-6)
+        # The shared scorer weighs window a's own change alike for every window: with a
+        # positive weight on it, raising one window's change raises that window's Q the most.
+        scorer = net._window_scorer
+        kernel = np.zeros(scorer.kernel.shape, np.float32)
+        kernel[5] = 10.0                      # inputs: 5 projected features, change, history
+        scorer.kernel.assign(kernel)
+        for window in (0, 4, 8):
+            q_values, _ = net(dict(obs, change=tf.one_hot([window, window], 9)))
+            gain = (q_values - net(obs)[0]).numpy()
+            self.assertAllEqual(np.argmax(gain, axis=-1), [window, window])
+
+    def test_change_is_read_on_a_log_scale(self):
+        change = np.array([0.0, 1e-3, 0.01, 1.0], np.float32)
+        self.assertAllClose(q_network.change_feature(change), np.log(1 + change / 1e-3))
+
+    def test_change_of_the_wrong_size_is_refused(self):
+        spec = dict(q_network.observation_spec((4, 4, 3), 9),
+                    change=tensor_spec.TensorSpec((8,), tf.float32))
+        with self.assertRaisesRegex(ValueError, "change spec"):
+            q_network.AttentionQNetwork(spec, _ACTION_SPEC, _WINDOWS)

@@ -20,123 +20,123 @@ _WINDOWS = [(0, 0, 4, 4), (0, 4, 4, 4), (4, 0, 4, 4), (4, 4, 4, 4)]
 
 
 def _clips(seed=0):
-  """Batches of 2 clips of 4 frames; a 2x2 square jumps to a random place each frame."""
-  rng = np.random.default_rng(seed)
-  masks = np.zeros([8, 2, 4, _SIZE, _SIZE], np.uint8)
-  for index in np.ndindex(8, 2, 4):
-    y, x = rng.integers(0, _SIZE - 1, size=2)
-    masks[index][y:y + 2, x:x + 2] = 1
-  frames = np.repeat(masks[..., None] * 255, 3, axis=-1).astype(np.uint8)
-  return tf.data.Dataset.from_tensor_slices({"frames": frames, "mask": masks}).repeat()
+    """Batches of 2 clips of 4 frames; a 2x2 square jumps to a random place each frame."""
+    rng = np.random.default_rng(seed)
+    masks = np.zeros([8, 2, 4, _SIZE, _SIZE], np.uint8)
+    for index in np.ndindex(8, 2, 4):
+        y, x = rng.integers(0, _SIZE - 1, size=2)
+        masks[index][y:y + 2, x:x + 2] = 1
+    frames = np.repeat(masks[..., None] * 255, 3, axis=-1).astype(np.uint8)
+    return tf.data.Dataset.from_tensor_slices({"frames": frames, "mask": masks}).repeat()
 
 
 def _setup():
-  tf_keras.utils.set_random_seed(0)
-  env = environment.VideoStreamEnvironment(
-      FakeTwin(pw.WindowGrid((_SIZE, _SIZE), 2, 1)), _clips(), "pixels_half", frame_iou, 4)
-  net = q_network.AttentionQNetwork(
-      env.observation_spec(), env.action_spec(),
-      [(y // 2, x // 2, h // 2, w // 2) for y, x, h, w in _WINDOWS], fc_layer_params=(8,))
-  counter = tf.Variable(0, dtype=tf.int64, trainable=False)
-  epsilon = agent_lib.epsilon_schedule(counter, 1.0, 0.1, decay_steps=10)
-  agent = agent_lib.ddqn_agent(env.time_step_spec(), env.action_spec(), net,
-                               epsilon_greedy=epsilon, target_update_period=2,
-                               train_step_counter=counter)
-  buffer = agent_lib.replay_buffer(agent.collect_data_spec, env.batch_size, max_length=64)
-  return env, agent, buffer, epsilon
+    tf_keras.utils.set_random_seed(0)
+    env = environment.VideoStreamEnvironment(
+        FakeTwin(pw.WindowGrid((_SIZE, _SIZE), 2, 1)), _clips(), "pixels_half", frame_iou, 4)
+    net = q_network.AttentionQNetwork(
+        env.observation_spec(), env.action_spec(),
+        [(y // 2, x // 2, h // 2, w // 2) for y, x, h, w in _WINDOWS], fc_layer_params=(8,))
+    counter = tf.Variable(0, dtype=tf.int64, trainable=False)
+    epsilon = agent_lib.epsilon_schedule(counter, 1.0, 0.1, decay_steps=10)
+    agent = agent_lib.ddqn_agent(env.time_step_spec(), env.action_spec(), net,
+                                 epsilon_greedy=epsilon, target_update_period=2,
+                                 train_step_counter=counter)
+    buffer = agent_lib.replay_buffer(agent.collect_data_spec, env.batch_size, max_length=64)
+    return env, agent, buffer, epsilon
 
 
 def _run(root, num_train_steps, use_tf_function=False):
-  env, agent, buffer, epsilon = _setup()
-  result = trainer.collect_and_train(
-      root, env, agent, buffer, num_train_steps, epsilon_fn=epsilon, initial_collect_steps=6,
-      sample_batch_size=4, checkpoint_interval=2, summary_interval=1,
-      use_tf_function=use_tf_function)
-  return result, agent, buffer
+    env, agent, buffer, epsilon = _setup()
+    result = trainer.collect_and_train(
+        root, env, agent, buffer, num_train_steps, epsilon_fn=epsilon, initial_collect_steps=6,
+        sample_batch_size=4, checkpoint_interval=2, summary_interval=1,
+        use_tf_function=use_tf_function)
+    return result, agent, buffer
 
 
 def _weights(agent):
-  return [v.numpy() for v in agent._q_network.variables + agent._target_q_network.variables]
+    return [v.numpy() for v in agent._q_network.variables + agent._target_q_network.variables]
 
 
 def _summary_tags(root):
-  tags = set()
-  for path in glob.glob(os.path.join(root, "summaries", "events.*")):
-    for event in tf.compat.v1.train.summary_iterator(path):
-      tags.update(value.tag for value in event.summary.value)
-  return tags
+    tags = set()
+    for path in glob.glob(os.path.join(root, "summaries", "events.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            tags.update(value.tag for value in event.summary.value)
+    return tags
 
 
 class CollectAndTrainTest(tf.test.TestCase):
 
-  def _temp_dir(self):
-    folder = tempfile.TemporaryDirectory()
-    self.addCleanup(folder.cleanup)
-    return folder.name
+    def _temp_dir(self):
+        folder = tempfile.TemporaryDirectory()
+        self.addCleanup(folder.cleanup)
+        return folder.name
 
-  def test_resume_continues_from_the_checkpoint(self):
-    root = self._temp_dir()
-    first, agent_a, buffer_a = _run(root, 3)
-    self.assertEqual(first["train_step"], 3)
-    self.assertTrue(np.isfinite(first["loss"]))
-    self.assertIn("ckpt-3.index", os.listdir(os.path.join(root, "checkpoints")))
-    # A fresh set-up with other random weights restores step 3, weights and buffer, and
-    # trains nothing more when asked for 3 steps.
-    tf_keras.utils.set_random_seed(7)
-    again, agent_b, buffer_b = _run(root, 3)
-    self.assertEqual(again, {"train_step": 3, "loss": None})
-    for a, b in zip(_weights(agent_a), _weights(agent_b)):
-      self.assertAllEqual(a, b)
-    self.assertEqual(int(buffer_b.num_frames()), int(buffer_a.num_frames()))
-    # Asked for 5, it continues with steps 4 and 5 and saves them.
-    more, agent_c, _ = _run(root, 5)
-    self.assertEqual(more["train_step"], 5)
-    self.assertEqual(int(agent_c._optimizer.iterations.numpy()), 5)
-    self.assertFalse(all(np.array_equal(a, c)
-                         for a, c in zip(_weights(agent_a), _weights(agent_c))))
-    self.assertIn("ckpt-5.index", os.listdir(os.path.join(root, "checkpoints")))
-    self.assertContainsSubset({"loss", "mean_q", "reward", "epsilon", "actions"},
-                              _summary_tags(root))
+    def test_resume_continues_from_the_checkpoint(self):
+        root = self._temp_dir()
+        first, agent_a, buffer_a = _run(root, 3)
+        self.assertEqual(first["train_step"], 3)
+        self.assertTrue(np.isfinite(first["loss"]))
+        self.assertIn("ckpt-3.index", os.listdir(os.path.join(root, "checkpoints")))
+        # A fresh set-up with other random weights restores step 3, weights and buffer, and
+        # trains nothing more when asked for 3 steps.
+        tf_keras.utils.set_random_seed(7)
+        again, agent_b, buffer_b = _run(root, 3)
+        self.assertEqual(again, {"train_step": 3, "loss": None})
+        for a, b in zip(_weights(agent_a), _weights(agent_b)):
+            self.assertAllEqual(a, b)
+        self.assertEqual(int(buffer_b.num_frames()), int(buffer_a.num_frames()))
+        # Asked for 5, it continues with steps 4 and 5 and saves them.
+        more, agent_c, _ = _run(root, 5)
+        self.assertEqual(more["train_step"], 5)
+        self.assertEqual(int(agent_c._optimizer.iterations.numpy()), 5)
+        self.assertFalse(all(np.array_equal(a, c)
+                             for a, c in zip(_weights(agent_a), _weights(agent_c))))
+        self.assertIn("ckpt-5.index", os.listdir(os.path.join(root, "checkpoints")))
+        self.assertContainsSubset({"loss", "mean_q", "reward", "epsilon", "actions"},
+                                  _summary_tags(root))
 
-  @pytest.mark.slow
-  def test_compiled_loop_trains(self):
-    root = self._temp_dir()
-    result, _, buffer = _run(root, 2, use_tf_function=True)
-    self.assertEqual(result["train_step"], 2)
-    self.assertTrue(np.isfinite(result["loss"]))
-    # The driver counts only non-boundary steps. Clips of 4 frames give 3 steps and then one
-    # boundary step (LAST -> FIRST). Random collection: 6 counted steps take 7 steps and end
-    # at LAST; train step 1 collects a boundary and one step, train step 2 one step. That is
-    # 10 steps per stream, 2 streams.
-    self.assertEqual(int(buffer.num_frames()), 20)
+    @pytest.mark.slow
+    def test_compiled_loop_trains(self):
+        root = self._temp_dir()
+        result, _, buffer = _run(root, 2, use_tf_function=True)
+        self.assertEqual(result["train_step"], 2)
+        self.assertTrue(np.isfinite(result["loss"]))
+        # The driver counts only non-boundary steps. Clips of 4 frames give 3 steps and then one
+        # boundary step (LAST -> FIRST). Random collection: 6 counted steps take 7 steps and end
+        # at LAST; train step 1 collects a boundary and one step, train step 2 one step. That is
+        # 10 steps per stream, 2 streams.
+        self.assertEqual(int(buffer.num_frames()), 20)
 
-  @pytest.mark.slow
-  def test_compiled_loop_on_real_twin(self):
-    tf_keras.utils.set_random_seed(0)
-    model = tf_keras.applications.MobileNetV2(
-        input_shape=(64, 64, 3), alpha=0.35, include_top=False, weights=None)
-    grid = pw.WindowGrid((64, 64), 2, 1)
-    frames = np.random.default_rng(0).integers(0, 256, (2, 4, 64, 64, 3), dtype=np.uint8)
-    stock = model(tf.reshape(tf.cast(frames, tf.float32) / 127.5 - 1.0, [8, 64, 64, 3]))
-    clips = tf.data.Dataset.from_tensors(
-        {"frames": frames,
-         "features": tf.reshape(stock, [2, 4] + stock.shape[1:].as_list())}).repeat()
+    @pytest.mark.slow
+    def test_compiled_loop_on_real_twin(self):
+        tf_keras.utils.set_random_seed(0)
+        model = tf_keras.applications.MobileNetV2(
+            input_shape=(64, 64, 3), alpha=0.35, include_top=False, weights=None)
+        grid = pw.WindowGrid((64, 64), 2, 1)
+        frames = np.random.default_rng(0).integers(0, 256, (2, 4, 64, 64, 3), dtype=np.uint8)
+        stock = model(tf.reshape(tf.cast(frames, tf.float32) / 127.5 - 1.0, [8, 64, 64, 3]))
+        clips = tf.data.Dataset.from_tensors(
+            {"frames": frames,
+             "features": tf.reshape(stock, [2, 4] + stock.shape[1:].as_list())}).repeat()
 
-    def closeness(gt, predictions):
-      return -tf.reduce_mean(tf.abs(predictions - gt["features"]), axis=[1, 2, 3])
+        def closeness(gt, predictions):
+            return -tf.reduce_mean(tf.abs(predictions - gt["features"]), axis=[1, 2, 3])
 
-    env = environment.VideoStreamEnvironment(
-        pw.patchwork_model(model, grid), clips, "block_13_depthwise", closeness,
-        grid.num_actions)
-    net = q_network.AttentionQNetwork(
-        env.observation_spec(), env.action_spec(),
-        q_network.windows_in_memory(grid, env.observation_spec()["memory"].shape))
-    agent = agent_lib.ddqn_agent(env.time_step_spec(), env.action_spec(), net)
-    buffer = agent_lib.replay_buffer(agent.collect_data_spec, env.batch_size, max_length=32)
-    weights = [v.numpy() for v in net.trainable_variables]
-    result = trainer.collect_and_train(
-        self._temp_dir(), env, agent, buffer, 3, initial_collect_steps=4, sample_batch_size=4)
-    self.assertEqual(result["train_step"], 3)
-    self.assertTrue(np.isfinite(result["loss"]))
-    self.assertFalse(all(np.array_equal(w, v.numpy())
-                         for w, v in zip(weights, net.trainable_variables)))
+        env = environment.VideoStreamEnvironment(
+            pw.patchwork_model(model, grid), clips, "block_13_depthwise", closeness,
+            grid.num_actions)
+        net = q_network.AttentionQNetwork(
+            env.observation_spec(), env.action_spec(),
+            q_network.windows_in_memory(grid, env.observation_spec()["memory"].shape))
+        agent = agent_lib.ddqn_agent(env.time_step_spec(), env.action_spec(), net)
+        buffer = agent_lib.replay_buffer(agent.collect_data_spec, env.batch_size, max_length=32)
+        weights = [v.numpy() for v in net.trainable_variables]
+        result = trainer.collect_and_train(
+            self._temp_dir(), env, agent, buffer, 3, initial_collect_steps=4, sample_batch_size=4)
+        self.assertEqual(result["train_step"], 3)
+        self.assertTrue(np.isfinite(result["loss"]))
+        self.assertFalse(all(np.array_equal(w, v.numpy())
+                             for w, v in zip(weights, net.trainable_variables)))

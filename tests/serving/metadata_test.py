@@ -9,18 +9,18 @@ from patchwork_tf.serving import metadata
 
 
 def _loaded(record):
-  return types.SimpleNamespace(metadata=lambda: tf.constant(json.dumps(record)))
+    return types.SimpleNamespace(metadata=lambda: tf.constant(json.dumps(record)))
 
 
 def _record():
-  return {"version": metadata.VERSION, "task": "detection", "frame_size": [64, 64], "m": 2,
-          "n": 1, "num_actions": 4, "policy": "dqn", "policy_cell": "block_6_depthwise",
-          "scan_order": None, "history_alpha": 0.5, "change_cue": False, "fold_batch_norm": True,
-          "flops": {"step": 3, "full_frame": 9, "policy": 1}, "num_classes": 5}
+    return {"version": metadata.VERSION, "task": "detection", "frame_size": [64, 64], "m": 2,
+            "n": 1, "num_actions": 4, "policy": "dqn", "policy_cell": "block_6_depthwise",
+            "scan_order": None, "history_alpha": 0.5, "change_cue": False, "fold_batch_norm": True,
+            "flops": {"step": 3, "full_frame": 9, "policy": 1}, "num_classes": 5}
 
 
 def test_a_complete_record_reads_back_as_written():
-  assert metadata.read(_loaded(_record())) == _record()
+    assert metadata.read(_loaded(_record())) == _record()
 
 
 @pytest.mark.parametrize("change, message", [
@@ -29,12 +29,12 @@ def test_a_complete_record_reads_back_as_written():
     (lambda r: r["flops"].pop("full_frame"), r"lacks \['flops.full_frame'\]"),
 ])
 def test_another_version_or_missing_keys_ask_for_a_reexport(change, message):
-  record = _record()
-  change(record)
-  with pytest.raises(ValueError, match=message + ".*Re-export"):
-    metadata.read(_loaded(record), "/exports/det")
+    record = _record()
+    change(record)
+    with pytest.raises(ValueError, match=message + ".*Re-export"):
+        metadata.read(_loaded(record), "/exports/det")
 
 
 def test_no_metadata_function_asks_for_a_reexport():
-  with pytest.raises(ValueError, match="/exports/old has no Patchwork metadata.*Re-export"):
-    metadata.read(types.SimpleNamespace(), "/exports/old")
+    with pytest.raises(ValueError, match="/exports/old has no Patchwork metadata.*Re-export"):
+        metadata.read(types.SimpleNamespace(), "/exports/old")

@@ -17,110 +17,110 @@ TINY = dict(frame_size=(64, 64), alpha=0.35, batch_size=4, num_train_clips=4,
 
 
 def _fixed_batch(task):
-  frames = stage1_data.synthetic_frames("train", task, 2, (64, 64), frames_per_clip=2)
-  return next(iter(stage1_data.evaluation_dataset(frames, 4)))
+    frames = stage1_data.synthetic_frames("train", task, 2, (64, 64), frames_per_clip=2)
+    return next(iter(stage1_data.evaluation_dataset(frames, 4)))
 
 
 def _loss(model, config, images, labels):
-  outputs = model(images, training=True)
-  if config.task == "detection":
-    anchors = stage1.detection_anchors(model, config)
-    return float(stage1.detection_loss(outputs, labels, anchors)["total"])
-  return float(stage1.segmentation_loss(outputs, labels)["total"])
+    outputs = model(images, training=True)
+    if config.task == "detection":
+        anchors = stage1.detection_anchors(model, config)
+        return float(stage1.detection_loss(outputs, labels, anchors)["total"])
+    return float(stage1.segmentation_loss(outputs, labels)["total"])
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["detection", "segmentation"])
 def test_short_training_lowers_the_loss_and_writes_summaries(tmp_path, task):
-  images, labels = _fixed_batch(task)
-  model_dir = str(tmp_path / task)
-  first = stage1.train_stage1(model_dir, task, num_steps=40, stop_at_step=1, verbose=0, **TINY)
-  before = _loss(first["model"], first["config"], images, labels)
-  last = stage1.train_stage1(model_dir, task, num_steps=40, summary_every=10, verbose=0, **TINY)
-  assert last["step"] == 40
-  after = _loss(last["model"], last["config"], images, labels)
-  assert after < 0.7 * before, (before, after)
+    images, labels = _fixed_batch(task)
+    model_dir = str(tmp_path / task)
+    first = stage1.train_stage1(model_dir, task, num_steps=40, stop_at_step=1, verbose=0, **TINY)
+    before = _loss(first["model"], first["config"], images, labels)
+    last = stage1.train_stage1(model_dir, task, num_steps=40, summary_every=10, verbose=0, **TINY)
+    assert last["step"] == 40
+    after = _loss(last["model"], last["config"], images, labels)
+    assert after < 0.7 * before, (before, after)
 
-  tags = set()
-  for path in glob.glob(os.path.join(model_dir, stage1.SUMMARY_DIR, "events.*")):
-    for record in tf.data.TFRecordDataset(path):
-      event = tf.compat.v1.Event.FromString(record.numpy())
-      tags.update(value.tag for value in event.summary.value)
-  assert {"loss/total", "learning_rate"} <= tags
+    tags = set()
+    for path in glob.glob(os.path.join(model_dir, stage1.SUMMARY_DIR, "events.*")):
+        for record in tf.data.TFRecordDataset(path):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            tags.update(value.tag for value in event.summary.value)
+    assert {"loss/total", "learning_rate"} <= tags
 
 
 @pytest.mark.slow
 def test_resumed_run_equals_an_uninterrupted_run(tmp_path):
-  settings = dict(num_steps=6, checkpoint_every=100, verbose=0, **TINY)
-  split_dir, whole_dir = str(tmp_path / "split"), str(tmp_path / "whole")
-  stage1.train_stage1(split_dir, "detection", stop_at_step=3, **settings)
-  assert tf.train.latest_checkpoint(os.path.join(split_dir, "checkpoints")).endswith("ckpt-3")
-  resumed = stage1.train_stage1(split_dir, "detection", **settings)
-  whole = stage1.train_stage1(whole_dir, "detection", **settings)
-  assert resumed["step"] == whole["step"] == 6
-  got, want = resumed["model"].variables, whole["model"].variables
-  assert [v.name for v in got] == [v.name for v in want]
-  for a, b in zip(got, want):
-    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.name)
-  # The run really moved: the weights differ from a fresh initialisation.
-  fresh = stage1.build_model(resumed["config"])
-  assert any(not np.allclose(a.numpy(), b.numpy()) for a, b in zip(got, fresh.variables))
+    settings = dict(num_steps=6, checkpoint_every=100, verbose=0, **TINY)
+    split_dir, whole_dir = str(tmp_path / "split"), str(tmp_path / "whole")
+    stage1.train_stage1(split_dir, "detection", stop_at_step=3, **settings)
+    assert tf.train.latest_checkpoint(os.path.join(split_dir, "checkpoints")).endswith("ckpt-3")
+    resumed = stage1.train_stage1(split_dir, "detection", **settings)
+    whole = stage1.train_stage1(whole_dir, "detection", **settings)
+    assert resumed["step"] == whole["step"] == 6
+    got, want = resumed["model"].variables, whole["model"].variables
+    assert [v.name for v in got] == [v.name for v in want]
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.name)
+    # The run really moved: the weights differ from a fresh initialisation.
+    fresh = stage1.build_model(resumed["config"])
+    assert any(not np.allclose(a.numpy(), b.numpy()) for a, b in zip(got, fresh.variables))
 
-  restored, config, step = stage1.restore_model(split_dir)
-  assert step == 6 and config == resumed["config"]
-  for a, b in zip(restored.variables, got):
-    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    restored, config, step = stage1.restore_model(split_dir)
+    assert step == 6 and config == resumed["config"]
+    for a, b in zip(restored.variables, got):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 def test_a_model_dir_with_other_settings_is_refused(tmp_path):
-  model_dir = str(tmp_path)
-  run_config.store(model_dir, stage1.CONFIG_FILE,
-                   stage1.Stage1Config(task="detection", num_steps=10))
-  with pytest.raises(ValueError, match=r"other settings.*'num_steps': \(10, 20\)"):
-    stage1.train_stage1(model_dir, "detection", num_steps=20, verbose=0)
-  with pytest.raises(FileNotFoundError, match="not a stage-1 model directory"):
-    stage1.load_config(str(tmp_path / "missing"))
+    model_dir = str(tmp_path)
+    run_config.store(model_dir, stage1.CONFIG_FILE,
+                     stage1.Stage1Config(task="detection", num_steps=10))
+    with pytest.raises(ValueError, match=r"other settings.*'num_steps': \(10, 20\)"):
+        stage1.train_stage1(model_dir, "detection", num_steps=20, verbose=0)
+    with pytest.raises(FileNotFoundError, match="not a stage-1 model directory"):
+        stage1.load_config(str(tmp_path / "missing"))
 
 
 def test_bad_task_and_strategy_names_are_refused():
-  with pytest.raises(ValueError, match="task must be one of"):
-    stage1.Stage1Config(task="tracking")
-  with pytest.raises(ValueError, match="strategy must be one of"):
-    distribute.get_strategy("tpu")
+    with pytest.raises(ValueError, match="task must be one of"):
+        stage1.Stage1Config(task="tracking")
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        distribute.get_strategy("tpu")
 
 
 @pytest.mark.slow
 def test_training_runs_under_the_mirrored_strategy(tmp_path):
-  result = stage1.train_stage1(str(tmp_path), "segmentation", strategy="mirrored",
-                               num_steps=2, verbose=0, **TINY)
-  assert result["step"] == 2
-  assert np.isfinite(result["losses"]["total"])
+    result = stage1.train_stage1(str(tmp_path), "segmentation", strategy="mirrored",
+                                 num_steps=2, verbose=0, **TINY)
+    assert result["step"] == 2
+    assert np.isfinite(result["losses"]["total"])
 
 
 def test_flip_mirrors_frames_boxes_and_masks():
-  frames = stage1_data.synthetic_frames("train", "detection", 2, (64, 64), frames_per_clip=4)
-  plain = list(stage1_data.training_dataset(frames, 1, seed=3, flip=False).take(16))
-  flipped = list(stage1_data.training_dataset(frames, 1, seed=3, flip=True).take(16))
-  num_flipped = 0
-  for (image, label), (image_f, label_f) in zip(plain, flipped):
-    if np.array_equal(image.numpy(), image_f.numpy()):
-      np.testing.assert_array_equal(label["boxes"].numpy(), label_f["boxes"].numpy())
-      continue
-    num_flipped += 1
-    np.testing.assert_array_equal(image.numpy()[:, :, ::-1], image_f.numpy())
-    np.testing.assert_array_equal(label["mask"].numpy()[:, :, ::-1], label_f["mask"].numpy())
-    valid = label["valid"].numpy()
-    boxes, boxes_f = label["boxes"].numpy()[valid], label_f["boxes"].numpy()[valid]
-    np.testing.assert_allclose(boxes_f[:, [0, 2]], boxes[:, [0, 2]])
-    np.testing.assert_allclose(boxes_f[:, 1], 1.0 - boxes[:, 3], atol=1e-6)
-    np.testing.assert_allclose(boxes_f[:, 3], 1.0 - boxes[:, 1], atol=1e-6)
-  assert 0 < num_flipped < 16
+    frames = stage1_data.synthetic_frames("train", "detection", 2, (64, 64), frames_per_clip=4)
+    plain = list(stage1_data.training_dataset(frames, 1, seed=3, flip=False).take(16))
+    flipped = list(stage1_data.training_dataset(frames, 1, seed=3, flip=True).take(16))
+    num_flipped = 0
+    for (image, label), (image_f, label_f) in zip(plain, flipped):
+        if np.array_equal(image.numpy(), image_f.numpy()):
+            np.testing.assert_array_equal(label["boxes"].numpy(), label_f["boxes"].numpy())
+            continue
+        num_flipped += 1
+        np.testing.assert_array_equal(image.numpy()[:, :, ::-1], image_f.numpy())
+        np.testing.assert_array_equal(label["mask"].numpy()[:, :, ::-1], label_f["mask"].numpy())
+        valid = label["valid"].numpy()
+        boxes, boxes_f = label["boxes"].numpy()[valid], label_f["boxes"].numpy()[valid]
+        np.testing.assert_allclose(boxes_f[:, [0, 2]], boxes[:, [0, 2]])
+        np.testing.assert_allclose(boxes_f[:, 1], 1.0 - boxes[:, 3], atol=1e-6)
+        np.testing.assert_allclose(boxes_f[:, 3], 1.0 - boxes[:, 1], atol=1e-6)
+    assert 0 < num_flipped < 16
 
 
 def test_resumed_dataset_continues_the_batch_sequence():
-  frames = stage1_data.synthetic_frames("train", "segmentation", 2, (64, 64), frames_per_clip=3)
-  whole = [x.numpy() for x, _ in stage1_data.training_dataset(frames, 2, seed=5).take(7)]
-  tail = [x.numpy() for x, _ in stage1_data.training_dataset(frames, 2, seed=5,
-                                                             start_step=4).take(3)]
-  for a, b in zip(whole[4:], tail):
-    np.testing.assert_array_equal(a, b)
+    frames = stage1_data.synthetic_frames("train", "segmentation", 2, (64, 64), frames_per_clip=3)
+    whole = [x.numpy() for x, _ in stage1_data.training_dataset(frames, 2, seed=5).take(7)]
+    tail = [x.numpy() for x, _ in stage1_data.training_dataset(frames, 2, seed=5,
+                                                               start_step=4).take(3)]
+    for a, b in zip(whole[4:], tail):
+        np.testing.assert_array_equal(a, b)
