@@ -323,7 +323,11 @@ class ExportableModule(tf.Module):
 
     def _step(self, frames, state):
         frames = self._checked_frames(frames)
-        state = self._checked_state(state, tf.shape(frames)[0])
+        return self._advance(frames, self._checked_state(state, tf.shape(frames)[0]))
+
+    def _advance(self, frames, state):
+        """One step from `state`; memories given as variables (the one stream's) are updated
+        in place by the cells, tensors (explicit state) are copied and returned."""
         actions = state[NEXT_ACTION]
         memories = {cell: state[MEMORY_PREFIX + cell] for cell in self.cells}
         inputs = self._preprocess(frames)
@@ -341,12 +345,16 @@ class ExportableModule(tf.Module):
     # ------------------------------------------------------------------ one stateful stream
     def _stream_outputs(self, result):
         for key in self.state_keys:
-            self.stream_state[key].assign(result[key])
+            if result[key] is not self.stream_state[key]:
+                self.stream_state[key].assign(result[key])
         return {key: result[key] for key in self.prediction_keys + [ACTION, NEXT_ACTION]}
 
     def _stream_step(self, frame):
-        state = {key: var.read_value() for key, var in self.stream_state.items()}
-        return self._stream_outputs(self._step(frame[None], state))
+        # The memories go in as the variables themselves: the cells scatter into them in
+        # place, where reading them as tensors would copy every memory twice a step.
+        state = {key: var if key.startswith(MEMORY_PREFIX) else var.read_value()
+                 for key, var in self.stream_state.items()}
+        return self._stream_outputs(self._advance(self._checked_frames(frame[None]), state))
 
     def _stream_warm_start(self, frame):
         return self._stream_outputs(self._warm_start(frame[None]))
