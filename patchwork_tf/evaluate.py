@@ -97,18 +97,16 @@ def scaled_size(frame_size, resolution):
 
 
 def untrained_model(task, alpha, frame_size, num_classes=5, seed=0):
-    """A freshly initialised stage-1 architecture (SSDLite or DeepLabv3-lite on MobileNetV2)."""
+    """A freshly initialised stage-1 architecture (SSDLite or DeepLabv3-lite on MobileNetV2),
+    as `stage1.build_model` builds it for a run of `task`, `alpha` and `frame_size`."""
     import tf_keras
-    from patchwork_tf.models import deeplab
-    from patchwork_tf.models import ssdlite
+    from patchwork_tf.training import stage1
+    config = stage1.Stage1Config(task, frame_size=frame_size, alpha=alpha)
     tf_keras.utils.set_random_seed(seed)
-    shape = tuple(frame_size) + (3,)
+    model = stage1.build_model(config, num_classes=num_classes)
     if task == "detection":
-        model = ssdlite.ssdlite_mobilenet_v2(
-            shape, num_classes=num_classes, alpha=alpha,
-            num_extra_layers=min(4, ssdlite.max_extra_layers(shape)))
-        return LoadedModel(model, task, num_classes)
-    return LoadedModel(deeplab.deeplabv3_mobilenet_v2(shape, alpha=alpha, dropout_rate=0.0), task)
+        return LoadedModel(model, task, num_classes, anchor_kwargs=stage1.anchor_kwargs(config))
+    return LoadedModel(model, task)
 
 
 def load_trained(model_dir, resolution=1.0, with_q_network=True):
@@ -146,10 +144,8 @@ def _build_at_resolution(stage1, config, resolution, stage1_dir):
     SSDLite the number of extra layers is fixed to the trained model's, and a frame too small
     to hold them is refused (that resolution needs its own trained model).
     """
-    from patchwork_tf.models import ssdlite
-    if config.task == "detection" and config.num_extra_layers is None:
-        config = dataclasses.replace(config, num_extra_layers=min(
-            4, ssdlite.max_extra_layers(tuple(config.frame_size) + (3,))))
+    if config.task == "detection":
+        config = dataclasses.replace(config, num_extra_layers=stage1.extra_layers(config))
     trained_size = tuple(config.frame_size)
     config = dataclasses.replace(config, frame_size=scaled_size(trained_size, resolution))
     try:
