@@ -97,46 +97,33 @@ def scaled_size(frame_size, resolution):
 
 
 def untrained_model(task, alpha, frame_size, num_classes=5, seed=0):
-    """A freshly initialised stage-1 architecture (SSDLite or DeepLabv3-lite on MobileNetV2)."""
+    """A freshly initialised stage-1 architecture (SSDLite or DeepLabv3-lite on MobileNetV2),
+    as `stage1.build_model` builds it for a run of `task`, `alpha` and `frame_size`."""
     import tf_keras
-    from patchwork_tf.models import deeplab
-    from patchwork_tf.models import ssdlite
+    from patchwork_tf.training import stage1
+    config = stage1.Stage1Config(task, frame_size=frame_size, alpha=alpha)
     tf_keras.utils.set_random_seed(seed)
-    shape = tuple(frame_size) + (3,)
+    model = stage1.build_model(config, num_classes=num_classes)
     if task == "detection":
-        model = ssdlite.ssdlite_mobilenet_v2(
-            shape, num_classes=num_classes, alpha=alpha,
-            num_extra_layers=min(4, ssdlite.max_extra_layers(shape)))
-        return LoadedModel(model, task, num_classes)
-    return LoadedModel(deeplab.deeplabv3_mobilenet_v2(shape, alpha=alpha, dropout_rate=0.0), task)
+        return LoadedModel(model, task, num_classes, anchor_kwargs=stage1.anchor_kwargs(config))
+    return LoadedModel(model, task)
 
 
 def load_trained(model_dir, resolution=1.0, with_q_network=True):
     """The trained model of a train job (or stage-1) directory, rebuilt at `resolution`.
 
-    The architecture comes from the stage-1 config with the frame size scaled; the weights from
-    the stage-3 checkpoint's fine-tuned model when there is one, else from stage 1. The
-    attention network (when asked for and trained) from stage 3, else stage 2.
+    The architecture comes from the stage-1 config with the frame size scaled; the weights and
+    the attention network (when asked for and trained) from `stage2.trained_checkpoints`: the
+    stage-3 fine-tuned model when there is one, else stage 1, and the Q-network of stage 3,
+    else stage 2.
     """
-    import tensorflow as tf
     from patchwork_tf.training import stage1
     from patchwork_tf.training import stage2
 
-    stage1_dir = (model_dir if os.path.exists(os.path.join(model_dir, stage1.CONFIG_FILE))
-                  else os.path.join(model_dir, stage2.STAGE1_DIR))
-    if not os.path.exists(os.path.join(stage1_dir, stage1.CONFIG_FILE)):
-        raise FileNotFoundError(
-            f"{model_dir} is neither a train job directory (with stage1/{stage1.CONFIG_FILE}) "
-            f"nor a stage-1 directory (with {stage1.CONFIG_FILE}); pass the train job's "
-            "--model_dir.")
-    config = stage1.load_config(stage1_dir)
-    model = _build_at_resolution(stage1, config, resolution, stage1_dir)
-    stage = stage2.latest_stage(model_dir)
-    agent_checkpoint = stage and tf.train.latest_checkpoint(
-        os.path.join(model_dir, stage, "checkpoints"))
-    weights = agent_checkpoint if stage == "stage3" else tf.train.latest_checkpoint(
-        os.path.join(stage1_dir, stage1.CHECKPOINT_DIR))
-    tf.train.Checkpoint(model=model).restore(weights).expect_partial()
+    checkpoints = stage2.trained_checkpoints(model_dir)
+    config = stage1.load_config(checkpoints.stage1_dir)
+    model = _build_at_resolution(stage1, config, resolution, checkpoints.stage1_dir)
+    checkpoints.restore_model(model)
     loaded = LoadedModel(model, config.task, config.num_classes,
                          anchor_kwargs=stage1.anchor_kwargs(config))
     if os.path.exists(os.path.join(model_dir, stage2.CONFIG_FILE)):
@@ -146,7 +133,7 @@ def load_trained(model_dir, resolution=1.0, with_q_network=True):
                             "alpha": patchwork.history_alpha,
                             "change_cue": patchwork.change_cue}
         if with_q_network:
-            loaded.agent_checkpoint = agent_checkpoint
+            loaded.agent_checkpoint = checkpoints.agent
     return loaded
 
 
@@ -157,10 +144,8 @@ def _build_at_resolution(stage1, config, resolution, stage1_dir):
     SSDLite the number of extra layers is fixed to the trained model's, and a frame too small
     to hold them is refused (that resolution needs its own trained model).
     """
-    from patchwork_tf.models import ssdlite
-    if config.task == "detection" and config.num_extra_layers is None:
-        config = dataclasses.replace(config, num_extra_layers=min(
-            4, ssdlite.max_extra_layers(tuple(config.frame_size) + (3,))))
+    if config.task == "detection":
+        config = dataclasses.replace(config, num_extra_layers=stage1.extra_layers(config))
     trained_size = tuple(config.frame_size)
     config = dataclasses.replace(config, frame_size=scaled_size(trained_size, resolution))
     try:
@@ -175,13 +160,11 @@ def _build_at_resolution(stage1, config, resolution, stage1_dir):
 def _restore_q_fn(twin, observed_cell, agent_checkpoint, change_cue):
     """The stage-2/3 `AttentionQNetwork` for this twin's grid and memory, restored (a
     resolution variant reads the same checkpoint, `q_network.for_twin`)."""
-    import tensorflow as tf
     from patchwork_tf.policy import q_network as q_network_lib
+    from patchwork_tf.training import stage2
 
     q_net = q_network_lib.for_twin(twin, observed_cell, change_cue)
-    status = tf.train.Checkpoint(agent=tf.train.Checkpoint(_q_network=q_net)).restore(
-        agent_checkpoint)
-    status.expect_partial().assert_existing_objects_matched()
+    stage2.restore_q_network(q_net, agent_checkpoint).assert_existing_objects_matched()
     return lambda observation: q_net(observation)[0]
 
 

@@ -30,10 +30,9 @@ import tf_keras
 
 import patchwork_tf as pw
 from patchwork_tf.data import synthetic
-from patchwork_tf.models import deeplab
-from patchwork_tf.models import ssdlite
 from patchwork_tf.serving import exportable
 from patchwork_tf.serving import task_postprocess
+from patchwork_tf.training import stage1
 
 TASKS = ("backbone", "detection", "segmentation")
 
@@ -42,32 +41,33 @@ def build_model(task, frame_size, depth_multiplier, num_classes=len(synthetic.CL
                 num_extra_layers=None, max_detections=100, score_threshold=1e-8):
     """The single-frame tf_keras model of `task` and its post-processing callable (or None).
 
+    Detection and segmentation models are the stage-1 architecture (`stage1.build_model`
+    with the `Stage1Config` defaults for the rest), so stage-1 checkpoints restore into them
+    and the detector's anchors are stage 1's.
+
     Args:
       task: one of `TASKS`.
       frame_size: H = W in pixels.
       depth_multiplier: MobileNetV2's alpha.
       num_classes: detection classes without background.
       num_extra_layers: SSDLite's extra layers; None takes as many as the frame allows, up
-        to the builder's default of 4.
+        to 4 (`stage1.extra_layers`).
       max_detections, score_threshold: of the detection NMS.
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
-    input_shape = (frame_size, frame_size, 3)
     if task == "backbone":
         return tf_keras.applications.MobileNetV2(
-            input_shape=input_shape, alpha=depth_multiplier, include_top=False,
-            weights=None), None
+            input_shape=(frame_size, frame_size, 3), alpha=depth_multiplier,
+            include_top=False, weights=None), None
+    config = stage1.Stage1Config(task, frame_size=(frame_size, frame_size),
+                                 alpha=depth_multiplier, num_extra_layers=num_extra_layers)
+    model = stage1.build_model(config, num_classes=num_classes)
     if task == "segmentation":
-        return (deeplab.deeplabv3_mobilenet_v2(input_shape, alpha=depth_multiplier),
-                task_postprocess.segmentation_postprocess)
-    if num_extra_layers is None:
-        num_extra_layers = min(4, ssdlite.max_extra_layers(input_shape))
-    model = ssdlite.ssdlite_mobilenet_v2(input_shape, num_classes=num_classes,
-                                         alpha=depth_multiplier,
-                                         num_extra_layers=num_extra_layers)
+        return model, task_postprocess.segmentation_postprocess
     return model, task_postprocess.DetectionPostprocess(
-        model, max_detections=max_detections, score_threshold=score_threshold)
+        model, max_detections=max_detections, score_threshold=score_threshold,
+        anchor_kwargs=stage1.anchor_kwargs(config))
 
 
 def restore_model(model, checkpoint):
@@ -151,7 +151,6 @@ def export_trained_run(model_dir, export_dir, write="bands", fold_batch_norm=Tru
     Returns:
       The `ExportableModule` that was saved.
     """
-    from patchwork_tf.training import stage1  # pylint: disable=g-import-not-at-top
     from patchwork_tf.training import stage2  # pylint: disable=g-import-not-at-top
 
     patchwork = stage2.load_patchwork(model_dir, write=write)

@@ -123,6 +123,7 @@ class _Config:
 def _fake_stage1():
     from patchwork_tf.models import deeplab
     from patchwork_tf.models import ssdlite
+    from patchwork_tf.training import stage1
 
     def build_model(config):
         shape = tuple(config.frame_size) + (3,)
@@ -130,7 +131,7 @@ def _fake_stage1():
             return ssdlite.ssdlite_mobilenet_v2(shape, num_classes=2, alpha=0.35,
                                                 num_extra_layers=config.num_extra_layers)
         return deeplab.deeplabv3_mobilenet_v2(shape, alpha=0.35)
-    return types.SimpleNamespace(build_model=build_model)
+    return types.SimpleNamespace(build_model=build_model, extra_layers=stage1.extra_layers)
 
 
 def test_resolution_rebuild_keeps_the_trained_layers_or_refuses():

@@ -66,3 +66,17 @@ def test_restore_model_refuses_empty_directories_and_other_models(tmp_path):
     other, _ = export.build_model("segmentation", 32, 0.35)
     with pytest.raises(ValueError, match="does not fit model"):
         export.restore_model(other, prefix)
+
+
+@pytest.mark.parametrize("task", ["detection", "segmentation"])
+def test_build_model_restores_a_stage1_checkpoint_with_stage1_anchors(task, tmp_path):
+    from patchwork_tf.training import stage1
+    config = stage1.Stage1Config(task, frame_size=(64, 64))
+    trained = stage1.build_model(config)
+    prefix = tf.train.Checkpoint(model=trained).save(str(tmp_path / "ckpt"))
+    model, post = export.build_model(task, 64, config.alpha)
+    export.restore_model(model, prefix)
+    for got, expected in zip(model.weights, trained.weights):
+        np.testing.assert_array_equal(got.numpy(), expected.numpy())
+    if task == "detection":
+        np.testing.assert_array_equal(post.anchors, stage1.detection_anchors(trained, config))

@@ -136,19 +136,33 @@ class Stage1Config:
                                   self.still_fraction)
 
 
-def build_model(config: Stage1Config) -> tf_keras.Model:
-    """The single-frame model of `config.task`, freshly initialised."""
+def extra_layers(config: Stage1Config) -> int:
+    """SSDLite's extra layers in the model of `config`: `config.num_extra_layers`, or as many
+    as its frame allows, up to 4."""
+    if config.num_extra_layers is not None:
+        return config.num_extra_layers
+    return min(4, ssdlite.max_extra_layers(config.frame_size + (3,)))
+
+
+def build_model(config: Stage1Config, num_classes: Optional[int] = None) -> tf_keras.Model:
+    """The single-frame model of `config.task`, freshly initialised.
+
+    Args:
+      config: the architecture's fields (task, frame size, alpha, extra layers, anchors'
+        `reduce_boxes_in_lowest_layer`, output stride, dropout, batch-norm momentum).
+      num_classes: the detector's classes; None takes `config.num_classes` (its data
+        source's). Another value builds the same architecture for another label set, e.g.
+        an export of a model trained elsewhere.
+    """
     input_shape = config.frame_size + (3,)
     if config.task == "detection":
-        num_extra_layers = config.num_extra_layers
-        if num_extra_layers is None:
-            num_extra_layers = min(4, ssdlite.max_extra_layers(input_shape))
+        num_classes = config.num_classes if num_classes is None else num_classes
         prior_logit = math.log((1.0 - _FOCAL_PRIOR) / _FOCAL_PRIOR)
         return ssdlite.ssdlite_mobilenet_v2(
-            input_shape, num_classes=config.num_classes, alpha=config.alpha,
-            num_extra_layers=num_extra_layers, add_background_class=True,
+            input_shape, num_classes=num_classes, alpha=config.alpha,
+            num_extra_layers=extra_layers(config), add_background_class=True,
             reduce_boxes_in_lowest_layer=config.reduce_boxes_in_lowest_layer,
-            class_bias_init=[prior_logit] + [-prior_logit] * config.num_classes,
+            class_bias_init=[prior_logit] + [-prior_logit] * num_classes,
             batch_norm_momentum=config.batch_norm_momentum)
     return deeplab.deeplabv3_mobilenet_v2(
         input_shape, alpha=config.alpha, output_stride=config.output_stride,

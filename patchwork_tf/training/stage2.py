@@ -185,17 +185,70 @@ def latest_stage(model_dir):
     return None
 
 
-def load_patchwork(model_dir, write="bands", jit_compile=False):
-    """The trained Patchwork model of a `train` run: stage-1 model, then the newest stage's
-    fine-tuned weights (stage 3) and Q-network (stage 2 or 3)."""
-    patchwork = build_patchwork(model_dir, load_config(model_dir), write, jit_compile)
+@dataclasses.dataclass(frozen=True)
+class TrainedCheckpoints:
+    """Where the newest trained weights of a train job are.
+
+    Attributes:
+      stage1_dir: the stage-1 directory; its `stage1.CONFIG_FILE` fixes the architecture.
+      model: checkpoint prefix of the single-frame model's weights: stage 3's (fine-tuned)
+        when stage 3 ran, else stage 1's latest.
+      agent: checkpoint prefix of the newest attention Q-network (stage 3, else stage 2), or
+        None when only stage 1 ran.
+    """
+
+    stage1_dir: str
+    model: str
+    agent: Optional[str]
+
+    def restore_model(self, model):
+        """Restores `model` (built by `stage1.build_model` of the stage-1 config) from
+        `self.model`; the optimizer and agent in the checkpoint stay unread."""
+        tf.train.Checkpoint(model=model).restore(self.model).expect_partial()
+
+
+def trained_checkpoints(model_dir):
+    """The `TrainedCheckpoints` of a train job directory, or of a stage-1 directory alone.
+
+    Raises:
+      FileNotFoundError: `model_dir` holds neither layout, or no checkpoint of the model.
+    """
+    stage1_dir = (model_dir if os.path.exists(os.path.join(model_dir, stage1.CONFIG_FILE))
+                  else os.path.join(model_dir, STAGE1_DIR))
+    if not os.path.exists(os.path.join(stage1_dir, stage1.CONFIG_FILE)):
+        raise FileNotFoundError(
+            f"{model_dir} is neither a train job directory (with {STAGE1_DIR}/"
+            f"{stage1.CONFIG_FILE}) nor a stage-1 directory (with {stage1.CONFIG_FILE}); pass "
+            "the train job's model directory.")
     stage = latest_stage(model_dir)
-    if stage is not None:
-        trackables = {"agent": tf.train.Checkpoint(_q_network=patchwork.q_network)}
-        if stage == "stage3":
-            trackables["model"] = patchwork.model
-        tf.train.Checkpoint(**trackables).restore(tf.train.latest_checkpoint(
-            os.path.join(model_dir, stage, "checkpoints"))).expect_partial()
+    agent = stage and tf.train.latest_checkpoint(os.path.join(model_dir, stage, "checkpoints"))
+    model = agent if stage == "stage3" else tf.train.latest_checkpoint(
+        os.path.join(stage1_dir, stage1.CHECKPOINT_DIR))
+    if model is None:
+        raise FileNotFoundError(
+            f"No checkpoint in {os.path.join(stage1_dir, stage1.CHECKPOINT_DIR)}; run stage 1 "
+            "(train_stage1) first.")
+    return TrainedCheckpoints(stage1_dir, model, agent)
+
+
+def restore_q_network(q_network, checkpoint):
+    """Restores an `AttentionQNetwork` from a stage-2/3 agent checkpoint.
+
+    Returns:
+      The restore status (partial: target network, optimizer and replay buffer stay unread).
+    """
+    return tf.train.Checkpoint(agent=tf.train.Checkpoint(_q_network=q_network)).restore(
+        checkpoint).expect_partial()
+
+
+def load_patchwork(model_dir, write="bands", jit_compile=False):
+    """The trained Patchwork model of a `train` run: the newest model weights and Q-network
+    of `trained_checkpoints`."""
+    checkpoints = trained_checkpoints(model_dir)
+    patchwork = build_patchwork(model_dir, load_config(model_dir), write, jit_compile)
+    checkpoints.restore_model(patchwork.model)
+    if checkpoints.agent is not None:
+        restore_q_network(patchwork.q_network, checkpoints.agent)
     return patchwork
 
 

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from patchwork_tf import evaluate
 from patchwork_tf import export
+from patchwork_tf.training import run_config
 from patchwork_tf.training import stage1
 from patchwork_tf.training import stage2
 from patchwork_tf.training import stage3
@@ -75,11 +77,45 @@ def test_stage2_resumes_and_stage3_finetunes_all_but_batch_norm(stage1_dir, tmp_
         np.testing.assert_array_equal(before.get_tensor(BN1.format(name)),
                                       tuned.get_tensor(BN1.format(name)))
 
+    # The evaluation restores the fine-tuned weights and points at stage 3's Q-network.
+    loaded = evaluate.load_trained(stage1_dir)
+    np.testing.assert_array_equal(loaded.model.get_layer("Conv1").kernel.numpy(),
+                                  tuned.get_tensor(CONV1))
+    assert loaded.agent_checkpoint == tf.train.latest_checkpoint(
+        os.path.join(stage1_dir, "stage3", "checkpoints"))
+
     # The export folds batch norm into the fine-tuned weights, not stage 1's.
     module = export.export_trained_run(stage1_dir, str(tmp_path / "export"))
     exported_kernel = module.twin._folded["Conv1"][0].numpy()  # pylint: disable=protected-access
     np.testing.assert_allclose(exported_kernel, _folded_conv1(tuned), rtol=1e-5, atol=1e-7)
     assert not np.allclose(exported_kernel, _folded_conv1(before), rtol=1e-5, atol=1e-7)
+
+
+def _save_checkpoints(directory, count):
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(step=tf.Variable(0)), directory,
+                                         max_to_keep=count)
+    return [manager.save() for _ in range(count)][-1]
+
+
+def test_trained_checkpoints_take_the_newest_stage_of_each_part(tmp_path):
+    model_dir = str(tmp_path)
+    with pytest.raises(FileNotFoundError, match="neither a train job directory"):
+        stage2.trained_checkpoints(model_dir)
+    stage1_dir = os.path.join(model_dir, stage2.STAGE1_DIR)
+    run_config.store(stage1_dir, stage1.CONFIG_FILE, stage1.Stage1Config("detection"))
+    with pytest.raises(FileNotFoundError, match="No checkpoint in"):
+        stage2.trained_checkpoints(model_dir)
+
+    first = _save_checkpoints(os.path.join(stage1_dir, stage1.CHECKPOINT_DIR), 2)
+    for directory in (model_dir, stage1_dir):
+        assert stage2.trained_checkpoints(directory) == stage2.TrainedCheckpoints(
+            stage1_dir, first, None)
+    second = _save_checkpoints(os.path.join(model_dir, "stage2", "checkpoints"), 2)
+    assert stage2.trained_checkpoints(model_dir) == stage2.TrainedCheckpoints(
+        stage1_dir, first, second)
+    third = _save_checkpoints(os.path.join(model_dir, "stage3", "checkpoints"), 1)
+    assert stage2.trained_checkpoints(model_dir) == stage2.TrainedCheckpoints(
+        stage1_dir, third, third)
 
 
 def test_unrolled_clip_loss_is_differentiable(stage1_dir):
