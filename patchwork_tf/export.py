@@ -63,9 +63,15 @@ def build_model(task, frame_size, depth_multiplier, num_classes=len(synthetic.CL
     config = stage1.Stage1Config(task, frame_size=(frame_size, frame_size),
                                  alpha=depth_multiplier, num_extra_layers=num_extra_layers)
     model = stage1.build_model(config, num_classes=num_classes)
-    if task == "segmentation":
-        return model, task_postprocess.segmentation_postprocess
-    return model, task_postprocess.DetectionPostprocess(
+    return model, stage1_postprocess(model, config, max_detections, score_threshold)
+
+
+def stage1_postprocess(model, config, max_detections=100, score_threshold=1e-8):
+    """The post-processing callable of a model built by `stage1.build_model(config)`:
+    detection decoding with stage 1's anchors and NMS, or the segmentation mask."""
+    if config.task == "segmentation":
+        return task_postprocess.segmentation_postprocess
+    return task_postprocess.DetectionPostprocess(
         model, max_detections=max_detections, score_threshold=score_threshold,
         anchor_kwargs=stage1.anchor_kwargs(config))
 
@@ -154,11 +160,7 @@ def export_trained_run(model_dir, export_dir, write="bands", fold_batch_norm=Tru
     from patchwork_tf.training import stage2  # pylint: disable=g-import-not-at-top
 
     patchwork = stage2.load_patchwork(model_dir, write=write)
-    if patchwork.task.name == "detection":
-        postprocess = task_postprocess.DetectionPostprocess(
-            patchwork.model, anchor_kwargs=stage1.anchor_kwargs(patchwork.stage1_config))
-    else:
-        postprocess = task_postprocess.segmentation_postprocess
+    postprocess = stage1_postprocess(patchwork.model, patchwork.stage1_config)
     has_policy = stage2.latest_stage(model_dir) is not None
     twin = pw.patchwork_model(
         patchwork.model, patchwork.grid, write=write, fold_batch_norm=fold_batch_norm,

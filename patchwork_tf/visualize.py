@@ -57,17 +57,11 @@ def visualize_run(output_dir, model_dir, policy="dqn", cell=None, split="test", 
                   clip_length=16, score_threshold=0.5, method="pca", seed=0):
     """As `visualize`, for a `python -m patchwork_tf.train` run: its trained weights, and with
     policy 'dqn' its attention network (which reads, and Fig. 2 then shows, its cell)."""
-    from patchwork_tf.serving import task_postprocess
-    from patchwork_tf.training import stage1
     from patchwork_tf.training import stage2
 
     patchwork = stage2.load_patchwork(model_dir, write="window")
     config = patchwork.stage1_config
-    if config.task == "detection":
-        postprocess = task_postprocess.DetectionPostprocess(
-            patchwork.model, anchor_kwargs=stage1.anchor_kwargs(config))
-    else:
-        postprocess = task_postprocess.segmentation_postprocess
+    postprocess = export_lib.stage1_postprocess(patchwork.model, config)
     observation_kwargs = {}
     if policy == "dqn":
         cell = patchwork.config.observed_cell
