@@ -6,9 +6,11 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from patchwork_tf import evaluate
 from patchwork_tf import export
+from patchwork_tf import visualize
 from patchwork_tf.training import run_config
 from patchwork_tf.training import stage1
 from patchwork_tf.training import stage2
@@ -89,6 +91,12 @@ def test_stage2_resumes_and_stage3_finetunes_all_but_batch_norm(stage1_dir, tmp_
     exported_kernel = module.twin._folded["Conv1"][0].numpy()  # pylint: disable=protected-access
     np.testing.assert_allclose(exported_kernel, _folded_conv1(tuned), rtol=1e-5, atol=1e-7)
     assert not np.allclose(exported_kernel, _folded_conv1(before), rtol=1e-5, atol=1e-7)
+
+    # The renderings of the run use its attention network and the cell it reads.
+    paths = visualize.visualize_run(str(tmp_path / "visualize"), stage1_dir, clip_length=4)
+    with Image.open(paths["gif"]) as gif:
+        assert gif.n_frames == 4
+    assert all(os.path.getsize(paths[key]) > 0 for key in ("fig2", "fig4"))
 
 
 def _save_checkpoints(directory, count):
