@@ -32,7 +32,6 @@ plus what the exporter adds (`extra`), e.g. a detector's `num_classes` and NMS s
 """
 import json
 
-
 from patchwork_tf.core import flops as flops_lib
 from patchwork_tf.evaluation import policies
 
