@@ -25,7 +25,7 @@ def test_single_window_step_counts_what_the_model_counts(fold):
     stock model's, or with folding the folded model's; folding saves one FLOP per batch-norm
     output element, and the folded model computes the stock model's outputs."""
     tf_keras.utils.set_random_seed(0)
-    model = small_models.randomize_batch_norm(tf_keras.applications.MobileNetV2(
+    model = small_models.calibrate_batch_norm(tf_keras.applications.MobileNetV2(
         input_shape=(64, 64, 3), alpha=0.35, include_top=False, weights=None))
     folded = folding.fold_batch_norm_model(model)
     twin = pw.patchwork_model(model, pw.WindowGrid((64, 64), 1, 1), fold_batch_norm=fold)

@@ -5,25 +5,16 @@ import tensorflow as tf
 import tf_keras
 
 import patchwork_tf as pw
+from tests.core import small_models
 
 L = tf_keras.layers
-
-
-def _randomize_batch_norm(model, seed=0):
-    """Non-trivial BN statistics, so that BN is not the identity in the comparison."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, L.BatchNormalization):
-            layer.moving_mean.assign(rng.normal(0, 0.2, layer.moving_mean.shape))
-            layer.moving_variance.assign(rng.uniform(0.5, 1.5, layer.moving_variance.shape))
-    return model
 
 
 def _mobilenet(size, alpha=0.35, include_top=False):
     tf_keras.utils.set_random_seed(0)
     model = tf_keras.applications.MobileNetV2(
         input_shape=(size, size, 3), alpha=alpha, include_top=include_top, weights=None)
-    return _randomize_batch_norm(model)
+    return small_models.calibrate_batch_norm(model)
 
 
 def _general_cnn(size=64):
@@ -47,7 +38,7 @@ def _general_cnn(size=64):
     x = L.ZeroPadding2D(((0, 1), (0, 1)), name="pad")(x)
     x = L.Conv2D(16, 3, strides=2, padding="valid", name="down")(x)
     x = L.MaxPooling2D(2, name="pool2")(x)
-    return _randomize_batch_norm(tf_keras.Model(inputs, x, name="general"))
+    return small_models.calibrate_batch_norm(tf_keras.Model(inputs, x, name="general"))
 
 
 def _assert_close(actual, expected, rtol=1e-4):
@@ -65,7 +56,8 @@ def test_invariant_a_full_frame_step_equals_stock(alpha, size, include_top, fold
     twin = pw.patchwork_model(model, pw.WindowGrid((size, size), 1, 1), fold_batch_norm=fold)
     frames = tf.random.stateless_uniform((2, size, size, 3), (1, 2), -1, 1)
     outputs, _ = twin.step_fn(frames, tf.constant([0, 0]), twin.initial_state(2))
-    _assert_close(outputs, model(frames), rtol=1e-5)
+    # Folded batch norm rounds differently: the tolerance of invariant B.
+    _assert_close(outputs, model(frames), rtol=1e-4 if fold else 1e-5)
 
 
 @pytest.mark.parametrize("size, m, n, write, fold, jit", [
@@ -91,15 +83,22 @@ def test_invariant_b_warm_start_every_window_exact(size, m, n, write, fold, jit)
 
 @pytest.mark.parametrize("write", ["window", "bands"])
 def test_invariant_b_from_zeros_after_scan_cycles(write):
+    """Stale halos propagate through the layers: here the last window's output is exact
+    after 5 raster scans from zero memories, every window's from the 6th (measured; after 4
+    scans the error is still 3e-3 of the output's scale)."""
     size, grid = 128, pw.WindowGrid((128, 128), 4, 2)
     model = _mobilenet(size)
     twin = pw.patchwork_model(model, grid, write=write)
     frames = tf.random.stateless_uniform((1, size, size, 3), (5, 6), -1, 1)
+    expected = model(frames)
+    step = tf.function(twin.step_fn)
     state = twin.initial_state(1)
-    for _ in range(4):
+    for _ in range(5):
         for action in range(grid.num_actions):
-            outputs, state = twin.step_fn(frames, tf.constant([action]), state)
-    _assert_close(outputs, model(frames))
+            outputs, state = step(frames, tf.constant([action]), state)
+    for action in range(grid.num_actions):
+        outputs, state = step(frames, tf.constant([action]), state)
+        _assert_close(outputs, expected)
 
 
 @pytest.mark.parametrize("m, n, write, fold", [
@@ -159,7 +158,9 @@ def test_stateful_api_matches_functional_api(write, jit_compile, fold):
     for action in (0, 3, 1):
         stateful = twin.step(moved, tf.constant([action, 2]))
         functional_out, state = twin.step_fn(moved, tf.constant([action, 2]), state)
-        _assert_close(stateful, functional_out, rtol=1e-5)
+        # The stateful step runs as a graph (fused conv kernels), the functional one
+        # eagerly: they round differently.
+        _assert_close(stateful, functional_out)
     np.testing.assert_allclose(twin.memory(name), twin.memory_view(state, name), atol=1e-5)
     memory = twin.memory(name)
     assert memory.shape[0] == 2 and memory.shape[-1] == twin.memory_shape(name)[-1]
@@ -266,3 +267,15 @@ def test_fold_batch_norm_folds_only_a_batch_norm_right_after_a_linear_conv():
     general = pw.patchwork_model(_general_cnn(64), pw.WindowGrid((64, 64), 2, 1),
                                  fold_batch_norm=True)
     assert list(general._folded) == ["stem"]
+
+
+@pytest.mark.parametrize("alpha, size, include_top", [(0.35, 128, False), (1.0, 64, False),
+                                                      (0.5, 96, True)])
+def test_the_test_models_outputs_depend_on_their_input(alpha, size, include_top):
+    """The exactness tests above compare against these models; were their outputs nearly
+    constant (a random MobileNetV2 with made-up batch-norm statistics), a twin that got the
+    halo wrong would pass them."""
+    model = _mobilenet(size, alpha, include_top)
+    one, other = (model(tf.random.stateless_uniform((1, size, size, 3), (seed, 0), -1, 1))
+                  for seed in (1, 2))
+    assert float(tf.reduce_max(tf.abs(one - other))) > 0.5 * float(tf.reduce_max(tf.abs(one)))

@@ -15,6 +15,7 @@ from patchwork_tf.core import flops
 from patchwork_tf.data import clips as clips_lib
 from patchwork_tf.data import synthetic
 from patchwork_tf.serving import exportable
+from tests.core import small_models
 
 FRAME = 64
 STREAMS = 2
@@ -117,13 +118,8 @@ class TinyQ(tf.Module):
 
 def _twin():
     tf_keras.utils.set_random_seed(0)
-    model = tf_keras.applications.MobileNetV2(
-        input_shape=(FRAME, FRAME, 3), alpha=0.35, include_top=False, weights=None)
-    rng = np.random.default_rng(0)
-    for layer in model.layers:
-        if isinstance(layer, tf_keras.layers.BatchNormalization):
-            layer.moving_mean.assign(rng.normal(0, 0.2, layer.moving_mean.shape))
-            layer.moving_variance.assign(rng.uniform(0.5, 1.5, layer.moving_variance.shape))
+    model = small_models.calibrate_batch_norm(tf_keras.applications.MobileNetV2(
+        input_shape=(FRAME, FRAME, 3), alpha=0.35, include_top=False, weights=None))
     return pw.patchwork_model(model, pw.WindowGrid((FRAME, FRAME), 2, 1))
 
 
