@@ -269,6 +269,73 @@ def test_fold_batch_norm_folds_only_a_batch_norm_right_after_a_linear_conv():
     assert list(general._folded) == ["stem"]
 
 
+def _expansion_cnn(activation="relu6", reuse_expansion=False, size=64):
+    """An inverted-residual block: the 1x1 conv widening 8 to 48 channels before a 3x3
+    depthwise conv is a hoisting candidate (`hoist_cells`)."""
+    tf_keras.utils.set_random_seed(2)
+    inputs = L.Input((size, size, 3))
+    x = L.Conv2D(8, 3, padding="same", name="stem")(inputs)
+    y = L.Conv2D(48, 1, use_bias=False, name="expand")(x)
+    y = L.BatchNormalization(name="expand_bn")(y)
+    y = L.Activation(activation, name="expand_act")(y)
+    z = L.DepthwiseConv2D(3, padding="same", name="depthwise")(y)
+    if reuse_expansion:
+        z = L.Add(name="reuse")([z, y])
+    z = L.Conv2D(8, 1, name="project")(z)
+    residual = L.Add(name="residual")([x, z])
+    return small_models.calibrate_batch_norm(tf_keras.Model(inputs, residual))
+
+
+def test_hoisted_cells_follow_the_unhoisted_twin_from_zeros():
+    """A hoisted cell keeps the memory of its 1x1 conv's narrow input (plus the invalid
+    channel); from zero memories, over changing frames and per-stream windows, both twins
+    give the same outputs (the invalid channel stands in for never-written features)."""
+    size, grid = 128, pw.WindowGrid((128, 128), 4, 2)
+    model = _mobilenet(size)
+    hoisted = pw.patchwork_model(model, grid, write="bands", fold_batch_norm=True)
+    plain = pw.patchwork_model(model, grid, write="bands", fold_batch_norm=True,
+                               hoist_cells=False)
+    assert "block_1_depthwise" in hoisted.hoisted_cells and not plain.hoisted_cells
+    assert hoisted.memory_shape("block_1_depthwise")[-1] == (
+        int(model.get_layer("block_1_expand").input.shape[-1]) + 1)
+    frames = tf.random.stateless_uniform((2, size, size, 3), (6, 7), -1, 1)
+    state, plain_state = hoisted.initial_state(2), plain.initial_state(2)
+    hoisted.reset_states(2)
+    plain.reset_states(2)
+    for t in range(grid.num_actions + 3):
+        actions = tf.constant([t % grid.num_actions, (5 * t + 2) % grid.num_actions])
+        moved = tf.roll(frames, 3 * t, axis=2)
+        outputs, state = hoisted.step_fn(moved, actions, state)
+        expected, plain_state = plain.step_fn(moved, actions, plain_state)
+        _assert_close(outputs, expected, rtol=1e-5)
+        _assert_close(hoisted.step(moved, actions), expected, rtol=1e-5)
+        plain.step(moved, actions)
+
+
+def test_hoisting_only_where_the_conv_keeps_zero_and_nothing_else_reads_it():
+    grid = pw.WindowGrid((64, 64), 4, 2)
+    twin = pw.patchwork_model(_expansion_cnn(), grid, write="bands", fold_batch_norm=True)
+    assert twin.hoisted_cells == ["depthwise"]
+    assert twin.memory_shape("depthwise")[-1] == 9
+    frames = tf.random.stateless_uniform((2, 64, 64, 3), (8, 9), -1, 1)
+    expected = twin.keras_model(frames)
+    _, state = twin.warm_start_fn(frames)
+    for action in range(grid.num_actions):
+        outputs, state = twin.step_fn(frames, tf.constant([action, 0]), state)
+        _assert_close(outputs, expected)
+
+    refused = {
+        "sigmoid(0) != 0": (_expansion_cnn("sigmoid"), {}),
+        "the expansion is read twice": (_expansion_cnn(reuse_expansion=True), {}),
+        "the cell is observed": (_expansion_cnn(), {"full_memory_cells": ["depthwise"]}),
+        "batch norm not folded": (_expansion_cnn(), {"fold_batch_norm": False}),
+        "hoisting off": (_expansion_cnn(), {"hoist_cells": False}),
+    }
+    for reason, (model, options) in refused.items():
+        options = {"write": "bands", "fold_batch_norm": True, **options}
+        assert not pw.patchwork_model(model, grid, **options).hoisted_cells, reason
+
+
 @pytest.mark.parametrize("alpha, size, include_top", [(0.35, 128, False), (1.0, 64, False),
                                                       (0.5, 96, True)])
 def test_the_test_models_outputs_depend_on_their_input(alpha, size, include_top):
