@@ -9,9 +9,7 @@ every variant alike), the median and p90 milliseconds per frame of:
     as "stock", the fastest way a user could run it;
   * the Patchwork twin's stateful window step for each `(M, N)` grid, cycling over actions,
     per compile mode (`--step_modes`), write mode (`--writes`) and batch-norm handling
-    (`folded` is the inference option `patchwork_model(..., fold_batch_norm=True)`); with
-    folded batch norm and bands, `--hoist_cells=on,off` also times the twin without its
-    cells moved above the 1x1 convs that widen their inputs.
+    (`folded` is the inference option `patchwork_model(..., fold_batch_norm=True)`).
 Prints a table with FLOPs (analytic, `patchwork_tf.core.flops`) and the ratios step / full
 frame and step / ideal window. `--profile_dir` writes a TF profiler trace of the measured
 steps that TensorBoard's profile plugin opens.
@@ -40,9 +38,6 @@ flags.DEFINE_list("writes", ["bands"], "Memory write modes of the twin: window a
 flags.DEFINE_list("batch_norm", ["as_is", "folded"],
                   "How the stock models and the twin's step run batch norm: as_is (the stock "
                   "layers) and/or folded into the convs before them (inference only).")
-flags.DEFINE_list("hoist_cells", ["on"],
-                  "With folded batch norm and bands: on and/or off, the twin's hoist_cells "
-                  "(cells above the 1x1 conv that widens their input).")
 flags.DEFINE_string("profile_dir", None, "If set, write a TF profiler trace here.")
 flags.DEFINE_string("json_out", None, "If set, write the results as JSON here.")
 
@@ -58,9 +53,6 @@ def _fail_on_bad_flags():
     if not FLAGS.batch_norm or not set(FLAGS.batch_norm) <= {"as_is", "folded"}:
         raise app.UsageError(
             f"--batch_norm takes as_is and/or folded, got {','.join(FLAGS.batch_norm)!r}.")
-    if not FLAGS.hoist_cells or not set(FLAGS.hoist_cells) <= {"on", "off"}:
-        raise app.UsageError(
-            f"--hoist_cells takes on and/or off, got {','.join(FLAGS.hoist_cells)!r}.")
     if FLAGS.steps < 1 or FLAGS.rounds < 1 or FLAGS.steps % FLAGS.rounds:
         raise app.UsageError(
             f"--steps={FLAGS.steps} must be a positive multiple of --rounds={FLAGS.rounds}.")
@@ -106,19 +98,15 @@ def main(argv):
     for spec in FLAGS.grids:
         m, n = (int(v) for v in spec.split(":"))
         grid = pw.WindowGrid((size, size), m, n)
-        for mode, write, bn, hoist in itertools.product(FLAGS.step_modes, FLAGS.writes,
-                                                        FLAGS.batch_norm, FLAGS.hoist_cells):
-            if hoist == "off" and (bn, write) != ("folded", "bands"):
-                continue  # hoisting needs both: the same twin as 'on'
+        for mode, write, bn in itertools.product(FLAGS.step_modes, FLAGS.writes,
+                                                 FLAGS.batch_norm):
             twin = pw.patchwork_model(model, grid, jit_compile=mode == "xla", write=write,
-                                      fold_batch_norm=bn == "folded",
-                                      hoist_cells=hoist == "on")
+                                      fold_batch_norm=bn == "folded")
             twin.reset_states(1)
             twin.warm_start(frames)
             actions = [tf.constant([a], tf.int32) for a in range(grid.num_actions)]
             counter = iter(range(10**9))
-            hoisted = " unhoisted" if hoist == "off" else ""
-            variants[f"step M={m},N={n} {mode} {write} {bn}{hoisted}"] = (
+            variants[f"step M={m},N={n} {mode} {write} {bn}"] = (
                 lambda t=twin, acts=actions, c=counter: t.step(frames, acts[next(c) % len(acts)]),
                 flops.step_flops(twin))
 
@@ -153,7 +141,7 @@ def main(argv):
     print(f"MobileNetV2 alpha={alpha} {size}x{size}, batch 1, {FLAGS.threads} thread(s), "
           f"{FLAGS.steps} steps per variant; /full and /ideal divide by the fastest stock "
           "variant of that input size")
-    print(f"{'variant':50s} {'MFLOPs':>8s} {'overhead Melem':>14s} {'median ms':>10s} "
+    print(f"{'variant':40s} {'MFLOPs':>8s} {'overhead Melem':>14s} {'median ms':>10s} "
           f"{'p90 ms':>8s} {'/full':>6s} {'/ideal':>7s}")
     rows = []
     for name, (_, report) in variants.items():
@@ -162,7 +150,7 @@ def main(argv):
                          overhead_melements=report.overhead_elements / 1e6,
                          median_ms=median, p90_ms=p90, over_full=median / best_full,
                          over_ideal=median / best_ideal))
-        print(f"{name:50s} {report.mflops:8.1f} {report.overhead_elements / 1e6:14.2f} "
+        print(f"{name:40s} {report.mflops:8.1f} {report.overhead_elements / 1e6:14.2f} "
               f"{median:10.2f} {p90:8.2f} {median / best_full:6.3f} {median / best_ideal:7.3f}")
     if FLAGS.json_out:
         with open(FLAGS.json_out, "w") as f:

@@ -168,17 +168,10 @@ class HaloCell(tf_keras.layers.Layer):
     `context`: 'memory' (the Patchwork Cell) or 'zeros', the ablation of Tab. 2: the window's
     halo is zero padding, as if the window were processed as a plain crop; the memory is then
     written only to be observed (pass `memory=None` to skip it).
-
-    `invalid_channel` (context 'memory'): the memory has one channel more than the window,
-    1 where the crop holds no features (outside the frame, and where no window was written
-    yet) and 0 elsewhere; crops carry it. It lets a 1x1 conv with a bias run after the
-    cell, on the crop, instead of before it (`PatchworkModel._hoist_cells`): a kernel row of
-    `-bias` zeroes the conv's output there, as the stock op's zero padding would be.
     """
 
     def __init__(self, op_layer, input_size, windows, zero_padding=None, write="window",
-                 context="memory", depthwise_as_shifts=False, ring_assembly="concat",
-                 invalid_channel=False, **kwargs):
+                 context="memory", depthwise_as_shifts=False, ring_assembly="concat", **kwargs):
         super().__init__(**kwargs)
         if write not in ("window", "bands"):
             raise ValueError(f"write must be 'window' or 'bands', got {write!r}.")
@@ -189,9 +182,6 @@ class HaloCell(tf_keras.layers.Layer):
         if context not in ("memory", "zeros"):
             raise ValueError(f"context must be 'memory' or 'zeros', got {context!r}.")
         self.context = context
-        if invalid_channel and (context != "memory" or spatial_ops.fill_value(op_layer)):
-            raise ValueError("invalid_channel needs context 'memory' and zero padding.")
-        self.invalid_channel = bool(invalid_channel)
         self.op_layer = op_layer
         self.input_size = tuple(int(v) for v in input_size)
         self.windows = _as_windows(windows)
@@ -221,7 +211,6 @@ class HaloCell(tf_keras.layers.Layer):
                 [np.zeros(self._band_tables.shape[:2] + (1,), np.int32), self._band_tables],
                 axis=-1)
             self._band_window_indices = local
-            self._band_crop_indices = local + np.array([0, top, left], np.int32)
             self._band_memory_indices = local + np.concatenate(
                 [np.zeros((len(corners), 1, 1), np.int32), corners[:, None, :]], axis=-1)
             self._ring_in_crop, self._ring_in_memory = self._ring_points()
@@ -271,31 +260,17 @@ class HaloCell(tf_keras.layers.Layer):
         return [top * cols + left] + [right + left] * (h - 1) + [right + bottom * cols]
 
     def initial_memory(self, batch_size, channels, dtype=tf.float32):
-        """A memory of zeros inside the frame and the op's padding value outside it;
-        `channels` counts the invalid channel, which is all ones."""
-        if self.invalid_channel:
-            size = (batch_size,) + self.memory_size
-            return tf.concat(
-                [tf.zeros(size + (channels - 1,), dtype), tf.ones(size + (1,), dtype)], axis=-1)
+        """A memory of zeros inside the frame and the op's padding value outside it."""
         inside = tf.zeros((batch_size,) + self.input_size + (channels,), dtype)
         return self.pad_full_map(inside)
 
     def pad_full_map(self, full_map):
         """The padded memory holding a whole map `[B, H, W, C]` (a warm start)."""
         (top, bottom), (left, right) = self.geometry.pad
-        paddings = [[0, 0], [top, bottom], [left, right], [0, 0]]
-        padded = tf.pad(full_map, paddings,
-                        constant_values=tf.cast(self.fill_value, full_map.dtype))
-        if not self.invalid_channel:
-            return padded
-        outside = 1.0 - tf.pad(tf.ones_like(full_map[..., :1]), paddings)
-        return tf.concat([padded, outside], axis=-1)
-
-    def _with_invalid_channel(self, features):
-        """`features` `[B, ..., C]` with the invalid channel appended (0: valid)."""
-        if not self.invalid_channel:
-            return features
-        return tf.pad(features, [[0, 0]] * (features.shape.rank - 1) + [[0, 1]])
+        return tf.pad(
+            full_map, [[0, 0], [top, bottom], [left, right], [0, 0]],
+            constant_values=tf.cast(self.fill_value, full_map.dtype),
+        )
 
     def _corners(self, actions, dy=0, dx=0):
         table = np.array([(w.y0 + dy, w.x0 + dx) for w in self.windows], np.int32)
@@ -367,38 +342,20 @@ class HaloCell(tf_keras.layers.Layer):
             counts.append(np.outer(in_y, in_x)[..., None])
         return np.asarray(counts, np.float32)
 
-    def _write_bands(self, source, indices, actions, memory, add_invalid_channel=True):
-        """State update of write 'bands': the band pixels gathered from `source` at `indices`
-        (per action, `[A, P, 3]`) scattered into `memory`. Returns `(memory, updates)`."""
-        if not self._band_tables.shape[1]:
-            return memory, None
-        updates = tf.gather_nd(source, stream_indices(indices, actions))
-        if add_invalid_channel:
-            updates = self._with_invalid_channel(updates)
-        return scatter_update(
-            memory, stream_indices(self._band_memory_indices, actions), updates), updates
-
-    def _scatter_write_and_crop(self, window, actions, memory):
-        """Bands written from the window zero-padded to the crop's size; crop = that padding
-        with the ring read from the memory scattered over it (one copy of the window; the
-        scatter reuses the pad's buffer once the bands are gathered from it)."""
+    def _ring_scatter_crop(self, window, actions, memory):
+        """Crop = the fresh window padded, with the ring of halo read from the memory scattered
+        over the padding (one copy of the window; the scatter reuses the pad's buffer)."""
         (top, _), (left, _) = self.geometry.pad
         padded = tf.pad(window, [[0, 0], [top, self.read_after[0]], [left, self.read_after[1]],
-                                 [0, int(self.invalid_channel)]])
-        memory, updates = self._write_bands(padded, self._band_crop_indices, actions, memory,
-                                            add_invalid_channel=False)
+                                 [0, 0]])
         ring = tf.gather_nd(memory, stream_indices(self._ring_in_memory, actions))
-        with tf.control_dependencies([updates] if updates is not None else []):
-            crop = tf.tensor_scatter_nd_update(
-                padded, with_batch_index(self._ring_in_crop, actions), ring)
-        return crop, memory
+        return tf.tensor_scatter_nd_update(
+            padded, with_batch_index(self._ring_in_crop, actions), ring)
 
-    def _concat_write_and_crop(self, window, actions, memory):
-        """Bands written from the window; crop = the ring read from the memory in raster
-        order, its runs interleaved with the fresh window's rows in one concatenation (one
-        copy of the window; the splits share their inputs' buffers). Static batch size."""
-        memory, _ = self._write_bands(window, self._band_window_indices, actions, memory)
-        window = self._with_invalid_channel(window)
+    def _ring_concat_crop(self, window, actions, memory):
+        """Crop = the ring read from the memory in raster order, its runs interleaved with the
+        fresh window's rows in one concatenation (one copy of the window; the splits share
+        their inputs' buffers). Needs a static batch size."""
         batch, channels = window.shape[0], window.shape[-1]
         rows = self.window_size[0]
         ring = tf.gather_nd(memory, stream_indices(self._ring_in_memory, actions))
@@ -410,7 +367,15 @@ class HaloCell(tf_keras.layers.Layer):
             for i in range(rows):
                 pieces += [window_rows[b * rows + i], runs[b * (rows + 1) + i + 1]]
         crop_size = self.geometry.crop_size(self.window_size)
-        return tf.reshape(tf.concat(pieces, 0), (batch,) + crop_size + (channels,)), memory
+        return tf.reshape(tf.concat(pieces, 0), (batch,) + crop_size + (channels,))
+
+    def _ring_crop(self, window, actions, memory):
+        """Crop = the fresh window framed by the ring of halo read from the memory."""
+        if not len(self._ring_in_crop):
+            return window
+        if self.ring_assembly == "scatter" or window.shape[0] is None:
+            return self._ring_scatter_crop(window, actions, memory)
+        return self._ring_concat_crop(window, actions, memory)
 
     def call(self, inputs, folded=None):
         """`inputs = (window, actions, memory)`; `folded`: see `spatial_ops.run_valid`."""
@@ -420,27 +385,18 @@ class HaloCell(tf_keras.layers.Layer):
             if memory is not None:
                 memory = write_window(memory, window, self._corners(actions, top, left))
             return self.run_on_crop(self.zero_context_crop(window), actions, folded), memory
-        crop, memory = self.write_and_crop(window, actions, memory)
-        return self.run_on_crop(crop, actions, folded), memory
-
-    def write_and_crop(self, window, actions, memory):
-        """State update and feature propagation (context 'memory'): writes `window`
-        (`[B, h, w, C]`) into `memory` and returns `(crop, new_memory)`, the crop
-        `[B, h + k - s, w + k - s, C (+ 1, the invalid channel)]` being the window plus its
-        halo, the VALID op's input."""
         if self.write == "window":
-            (top, _), (left, _) = self.geometry.pad
-            window = self._with_invalid_channel(window)
             memory = write_window(memory, window, self._corners(actions, top, left))
             crop = crop_window(memory, self._corners(actions),
                                self.geometry.crop_size(window.shape[1:3]))
-            return crop, memory
-        if not len(self._ring_in_crop):
-            memory, _ = self._write_bands(window, self._band_window_indices, actions, memory)
-            return self._with_invalid_channel(window), memory
-        if self.ring_assembly == "scatter" or window.shape[0] is None:
-            return self._scatter_write_and_crop(window, actions, memory)
-        return self._concat_write_and_crop(window, actions, memory)
+        else:
+            if self._band_tables.shape[1]:
+                updates = tf.gather_nd(
+                    window, stream_indices(self._band_window_indices, actions))
+                memory = scatter_update(
+                    memory, stream_indices(self._band_memory_indices, actions), updates)
+            crop = self._ring_crop(window, actions, memory)
+        return self.run_on_crop(crop, actions, folded), memory
 
     def get_config(self):
         config = super().get_config()
@@ -453,7 +409,6 @@ class HaloCell(tf_keras.layers.Layer):
             context=self.context,
             depthwise_as_shifts=self.depthwise_as_shifts,
             ring_assembly=self.ring_assembly,
-            invalid_channel=self.invalid_channel,
         )
         return config
 

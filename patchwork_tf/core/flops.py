@@ -6,9 +6,7 @@ One multiply-add is 2 FLOPs, as the TF profiler counts Conv2D; batch norm counts
 output element (scale, shift), a bias, activations and element-wise merges one per output
 element and operand; pooling counts one per window element read. Reshapes, concatenation,
 padding and dropout count 0. A batch norm folded into the linear conv before it
-(`core.folding`, an inference option) becomes that conv's bias: one FLOP per element. The 1x1
-conv of a hoisted cell (`patchwork_model(..., hoist_cells=True)`) counts on the cell's crop,
-its halo and invalid channel included.
+(`core.folding`, an inference option) becomes that conv's bias: one FLOP per element.
 
 The Patchwork overhead is memory traffic, not arithmetic: the elements each cell writes into
 its memory and crops out of it, reported apart as `overhead_elements`.

@@ -66,36 +66,10 @@ class _Node:
     node: object           # the tf_keras Node of the stock graph
     input_ids: list
     output_ids: list
-    kind: str              # 'pointwise', 'halo', 'global', 'full', 'folded_bn', 'hoisted'
+    kind: str              # 'pointwise', 'halo', 'global', 'full', 'folded_bn'
     cell_name: str = None  # 'halo': the HaloCell; 'global': see assemble
     padding_input_id: int = None  # 'halo' fused with a ZeroPadding2D: the padding's input
     padding_layer: tf_keras.layers.Layer = None  # ... and the ZeroPadding2D itself
-
-
-@dataclasses.dataclass
-class _Hoist:
-    """A halo cell moved above the 1x1 conv that widens its input (`_hoist_cells`): its
-    memory holds the conv's input plus the invalid channel (`HaloCell`), and the conv and
-    the layers after it run on the crop."""
-
-    input_id: int          # the conv's input tensor
-    conv: tf_keras.layers.Conv2D
-    kernel: tf.Variable    # [1, 1, C_in + 1, C_out]: folded kernel, -(folded bias) last row
-    bias: tf.Variable      # [C_out]: the folded bias
-    after: list            # the layers between the conv and the cell (None: a folded BN)
-
-
-# On one CPU thread, copying one float (a pad) takes about as long as this many multiply-adds
-# of a fused 1x1 conv: 9 G floats/s against 52 GMAC/s at 96x96x96 (WORKSPACE_NOTES.md).
-# Gathers and scatters move floats more slowly, so this undercounts the saving.
-_MACS_PER_MOVED_ELEMENT = 6
-
-_ZERO_KEEPING_TYPES = (_L.ReLU, _L.Activation, _L.LeakyReLU, _L.ELU, _L.PReLU)
-
-
-def _keeps_zero(activation, channels=1):
-    """Whether an activation function or layer maps 0 to exactly 0."""
-    return bool(tf.reduce_all(activation(tf.zeros((1, 1, 1, channels))) == 0.0))
 
 
 def _map_size(keras_tensor):
@@ -128,8 +102,7 @@ class PatchworkModel(tf.Module):
     """
 
     def __init__(self, keras_model, grid, jit_compile=False, write="window",
-                 full_memory_cells=(), context="memory", fold_batch_norm=False,
-                 hoist_cells=True, name=None):
+                 full_memory_cells=(), context="memory", fold_batch_norm=False, name=None):
         super().__init__(name=name or "patchwork_" + re.sub(r"\W", "_", keras_model.name))
         if not isinstance(grid, grid_lib.WindowGrid):
             raise TypeError(f"grid must be a WindowGrid, got {type(grid).__name__}.")
@@ -166,8 +139,6 @@ class PatchworkModel(tf.Module):
         if unknown:
             raise ValueError(f"full_memory_cells {sorted(unknown)} are not halo cells of the "
                              f"twin; halo cells: {list(self.halo_cells)}.")
-        self._hoisted = (self._hoist_cells()
-                         if hoist_cells and self._folded and context == "memory" else {})
         self._memories = None
         self._step_tf = tf.function(self._stateful_step, jit_compile=jit_compile)
         self._warm_tf = tf.function(self._stateful_warm_start)
@@ -190,8 +161,6 @@ class PatchworkModel(tf.Module):
             for t in node.keras_inputs + tf.nest.flatten(node.outputs):
                 self._keras_tensors[id(t)] = t
         self._keras_tensors[self._input_id] = model.inputs[0]
-        self._uses = collections.Counter({i: len(nodes) for i, nodes in consumers.items()})
-        self._uses.update(id(t) for t in model.outputs)
 
         values = {self._input_id: _Value(FRAME, 1, self.frame_size)}
         self._nodes = []
@@ -346,108 +315,6 @@ class PatchworkModel(tf.Module):
             bn_node.kind = "folded_bn"
         return folded
 
-    def _hoist_cells(self):
-        """Moves halo cells above the 1x1 conv that widens their input (an inference rewrite
-        of the folded step, write 'bands' only).
-
-        In MobileNetV2 a depthwise conv's input is `relu6(conv1x1(x) + b)`, six times wider
-        than `x`. A cell holding the memory of `x` instead moves a sixth of the floats per
-        step, and runs the 1x1 conv on the crop (its halo included) rather than on the
-        window. Outside the frame and where nothing was written, the stock cell's crop is 0;
-        here the memory carries the cell's invalid channel (1 there), whose kernel row is
-        minus the folded bias, so those places get `act(0) = 0` exactly, for activations
-        that keep 0. A cell is moved where the 1x1 conv's extra work on the halo costs less than
-        the memory traffic it saves (`_MACS_PER_MOVED_ELEMENT`); never a cell whose memory
-        is observed (`full_memory_cells`).
-
-        Returns `{cell name: _Hoist}`; the chains' nodes become kind 'hoisted'.
-        """
-        producers = {i: node for node in self._nodes for i in node.output_ids}
-        hoisted = {}
-        for node in self._nodes:
-            cell = self.halo_cells.get(node.cell_name) if node.kind == "halo" else None
-            if (cell is None or cell.write != "bands" or cell.fill_value != 0
-                    or node.cell_name in self._full_memory_cells):
-                continue
-            chain = self._widening_chain(self._cell_input[node.cell_name], producers)
-            if chain is None or not self._hoisting_pays(cell, chain[0].layer):
-                continue
-            conv = chain[0]
-            kernel, bias = self._folded[conv.layer.name]
-            hoisted[node.cell_name] = _Hoist(
-                conv.input_ids[0], conv.layer,
-                tf.Variable(tf.concat([kernel, -tf.reshape(bias, (1, 1, 1, -1))], axis=2),
-                            trainable=False, name=f"{conv.layer.name}_hoisted_kernel"),
-                bias,
-                [None if link.kind == "folded_bn" else link.layer for link in chain[1:]])
-            self.halo_cells[node.cell_name] = cells_lib.HaloCell(
-                cell.op_layer, cell.input_size, cell.windows, cell.zero_padding,
-                write=cell.write, depthwise_as_shifts=cell.depthwise_as_shifts,
-                ring_assembly="scatter", invalid_channel=True, name=cell.name)
-            self._cell_input[node.cell_name] = conv.input_ids[0]
-            for link in chain:
-                link.kind = "hoisted"
-        return hoisted
-
-    def _widening_chain(self, tensor_id, producers):
-        """The nodes from a folded 1x1 conv on windows to `tensor_id` through layers that
-        keep 0 (folded batch norms, activations), each output used once; or None."""
-        chain = []
-        while True:
-            producer = producers.get(tensor_id)
-            if producer is None or self._uses[tensor_id] != 1 or producer.kind not in (
-                    "pointwise", "folded_bn"):
-                return None
-            chain.insert(0, producer)
-            tensor_id = producer.input_ids[0]
-            if producer.layer.name in self._folded:
-                break
-            channels = int(self._keras_tensors[producer.output_ids[0]].shape[-1])
-            if producer.kind != "folded_bn" and not (
-                    isinstance(producer.layer, _ZERO_KEEPING_TYPES)
-                    and _keeps_zero(producer.layer, channels)):
-                return None
-        conv = chain[0].layer
-        if not (type(conv) is _L.Conv2D and tuple(conv.kernel_size) == (1, 1)
-                and tuple(conv.strides) == (1, 1) and conv.groups == 1
-                and _keeps_zero(conv.activation, int(conv.kernel.shape[-1]))
-                and self._values[tensor_id].domain == WINDOW):
-            return None
-        return chain
-
-    @staticmethod
-    def _hoisting_pays(cell, conv):
-        """Whether the 1x1 conv's extra multiply-adds on the crop (its halo and the invalid
-        channel) cost less than the floats the cell no longer moves per step.
-
-        Floats moved per channel: unhoisted (concat assembly) the bands gathered and
-        scattered, the ring gathered and the crop concatenated; hoisted (scatter assembly,
-        `C_in + 1` channels) the window padded to the crop, the bands gathered and
-        scattered, the ring gathered and scattered."""
-        c_in, c_out = (int(v) for v in conv.kernel.shape[2:])
-        window = int(np.prod(cell.window_size))
-        crop = int(np.prod(cell.geometry.crop_size(cell.window_size)))
-        bands = int(cell._band_tables.shape[1])
-        moved = ((2 * crop - window + 2 * bands) * c_out
-                 - (3 * crop - 2 * window + 2 * bands) * (c_in + 1))
-        extra_macs = crop * (c_in + 1) * c_out - window * c_in * c_out
-        return extra_macs < _MACS_PER_MOVED_ELEMENT * moved
-
-    @staticmethod
-    def _run_hoisted(hoist, crop, recorder):
-        """The hoisted chain on a crop `[B, rows, cols, C_in + 1]` of the conv's input with
-        the invalid channel: `[B, rows, cols, C_out]`, the cell op's input."""
-        outputs = tf.nn.bias_add(tf.nn.conv2d(crop, hoist.kernel, 1, "VALID"), hoist.bias)
-        outputs = hoist.conv.activation(outputs)
-        _record(recorder, hoist.conv, [crop.shape], outputs.shape, "op")
-        for layer in hoist.after:
-            if layer is None:
-                _record(recorder, hoist.conv, [outputs.shape], outputs.shape, "bias_add")
-            else:
-                outputs = layer(outputs)
-                _record(recorder, layer, [outputs.shape], outputs.shape, "op")
-        return outputs
-
     # ------------------------------------------------------------------ state
     def _cell(self, name):
         return self.halo_cells.get(name) or self.global_cells[name]
@@ -456,8 +323,6 @@ class PatchworkModel(tf.Module):
         """`(rows, cols, channels)` of a cell's memory, padding included."""
         cell = self._cell(name)
         channels = int(self._keras_tensors[self._cell_input[name]].shape[-1])
-        if name in self._hoisted:
-            channels += 1  # the invalid channel
         size = cell.memory_size if isinstance(cell, cells_lib.HaloCell) else cell.map_size
         return tuple(size) + (channels,)
 
@@ -557,15 +422,7 @@ class PatchworkModel(tf.Module):
                 in_id = node.padding_input_id or node.input_ids[0]
                 cell = self.halo_cells[node.cell_name]
                 folded = self._folded.get(node.layer.name)
-                hoist = self._hoisted.get(node.cell_name)
-                if hoist is not None:
-                    window = window_of(hoist.input_id)
-                    crop, state[node.cell_name] = cell.write_and_crop(
-                        window, actions, state[node.cell_name])
-                    _record_cell_traffic(recorder, cell, window.shape)
-                    outputs = cell.run_on_crop(self._run_hoisted(hoist, crop, recorder),
-                                               actions, folded)
-                elif self._values[in_id].domain == FRAME and self._context == "memory":
+                if self._values[in_id].domain == FRAME and self._context == "memory":
                     if self._jit_compile or actions.shape[0] is None:
                         crop = cell.crop_from(cell.pad_full_map(env[in_id]), actions,
                                               gather=True)
@@ -593,8 +450,6 @@ class PatchworkModel(tf.Module):
                     outputs = self._call_layer(node, local)
                 _record(recorder, node.layer, [local[i].shape for i in node.input_ids],
                         tf.nest.flatten(outputs)[0].shape, "op")
-            elif node.kind == "hoisted":
-                continue
             elif node.kind == "folded_bn":
                 outputs = env[node.input_ids[0]]
                 _record(recorder, node.layer, [outputs.shape], outputs.shape, "bias_add")
@@ -736,17 +591,10 @@ class PatchworkModel(tf.Module):
         return memory[:, top:top + rows, left:left + cols]
 
     @property
-    def hoisted_cells(self):
-        """Names of the halo cells moved above a 1x1 conv (`hoist_cells`); their memories
-        hold that conv's input plus the invalid channel."""
-        return list(self._hoisted)
-
-    @property
     def folded_variables(self):
         """The step's copies of conv weights with batch norm folded in (`fold_batch_norm`),
         non-trainable; save them with anything that exports the step."""
-        return [variable for pair in self._folded.values() for variable in pair] + [
-            hoist.kernel for hoist in self._hoisted.values()]
+        return [variable for pair in self._folded.values() for variable in pair]
 
     def memory(self, cell_name):
         """float32 `[B, H_l, W_l, C]`: a cell's memory (stateful API) as a full map."""
@@ -777,8 +625,7 @@ def _record(recorder, layer, input_shapes, output_shape, kind):
 
 
 def patchwork_model(keras_model, grid, jit_compile=False, write="window",
-                    full_memory_cells=(), context="memory", fold_batch_norm=False,
-                    hoist_cells=True):
+                    full_memory_cells=(), context="memory", fold_batch_norm=False):
     """The Patchwork twin of `keras_model` on `grid`; shares `keras_model`'s weights.
 
     Args:
@@ -799,12 +646,7 @@ def patchwork_model(keras_model, grid, jit_compile=False, write="window",
         folded weights are a snapshot of `keras_model`'s weights when the twin is built:
         build a new twin after training; never differentiate through such a step. The warm
         start runs the stock layers as they are.
-      hoist_cells: with `fold_batch_norm` and write 'bands', move each halo cell whose input
-        is a 1x1 conv's widened output above that conv where this moves fewer floats per
-        step than the conv's extra work on the halo costs (`PatchworkModel._hoist_cells`):
-        same outputs; such a cell's memory holds the conv's input plus an invalid
-        channel.
     """
     return PatchworkModel(keras_model, grid, jit_compile=jit_compile, write=write,
                           full_memory_cells=full_memory_cells, context=context,
-                          fold_batch_norm=fold_batch_norm, hoist_cells=hoist_cells)
+                          fold_batch_norm=fold_batch_norm)

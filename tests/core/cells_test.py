@@ -175,47 +175,6 @@ def test_stream_indices_follow_each_streams_action(batch):
         indices, [[(b, 1, 2), (b, 3, 4)] for b in range(len(actions))])
 
 
-@pytest.mark.parametrize("write, ring_assembly", [
-    ("window", "concat"), ("bands", "concat"), ("bands", "scatter")])
-def test_invalid_channel_marks_what_the_crop_does_not_hold(write, ring_assembly):
-    """A 3x3 conv's cell on a 16x16 map, windows of 8 at 0, 4, 8. From zero memories the
-    crop holds only the fresh window: its invalid channel is 0 there and 1 on the ring. After
-    a warm start it is 1 only outside the map (the top-left window's top row, left col)."""
-    windows = [Window(y, x, 8, 8) for y in (0, 4, 8) for x in (0, 4, 8)]
-    cell = cells.HaloCell(L.Conv2D(1, 3, padding="same"), (16, 16), windows, write=write,
-                          ring_assembly=ring_assembly, invalid_channel=True)
-    memory = cell.initial_memory(2, 3)
-    assert np.all(memory[..., 2] == 1) and np.all(memory[..., :2] == 0)
-    window = tf.random.stateless_uniform((2, 8, 8, 2), (1, 2), 1, 2)
-    crop, _ = cell.write_and_crop(window, tf.constant([4, 0]), memory)
-    assert crop.shape == (2, 10, 10, 3)
-    expected_invalid = np.ones((10, 10), np.float32)
-    expected_invalid[1:9, 1:9] = 0
-    for b in range(2):
-        np.testing.assert_array_equal(crop[b, ..., 2], expected_invalid)
-        np.testing.assert_array_equal(crop[b, 1:9, 1:9, :2], window[b])
-        assert np.all(crop[b, 0, :, :2] == 0) and np.all(crop[b, :, 0, :2] == 0)
-
-    frame = tf.random.stateless_uniform((2, 16, 16, 2), (3, 4), 1, 2)
-    memory = cell.pad_full_map(frame)
-    assert memory.shape == (2, 18, 18, 3)
-    crop, _ = cell.write_and_crop(window, tf.constant([0, 8]), memory)
-    outside = np.zeros((10, 10), np.float32)
-    outside[0, :] = outside[:, 0] = 1  # the window at (0, 0): above and left of the map
-    np.testing.assert_array_equal(crop[0, ..., 2], outside)
-    np.testing.assert_array_equal(crop[1, ..., 2], outside[::-1, ::-1])  # at (8, 8)
-
-
-def test_invalid_channel_needs_zero_padding_and_memory_context():
-    windows = [Window(0, 0, 4, 4)]
-    with pytest.raises(ValueError, match="invalid_channel"):
-        cells.HaloCell(L.MaxPooling2D(3, strides=1, padding="same"), (4, 4), windows,
-                       invalid_channel=True)
-    with pytest.raises(ValueError, match="invalid_channel"):
-        cells.HaloCell(L.Conv2D(1, 3, padding="same"), (4, 4), windows, context="zeros",
-                       invalid_channel=True)
-
-
 @pytest.mark.parametrize("name", ["conv3x3", "conv3x3_stride2", "maxpool3x3_same",
                                   "depthwise5x5"])
 def test_crop_from_map_equals_the_crop_of_the_padded_map(name):
