@@ -276,11 +276,11 @@ class HaloCell(tf_keras.layers.Layer):
         table = np.array([(w.y0 + dy, w.x0 + dx) for w in self.windows], np.int32)
         return tf.gather(tf.constant(table), actions)
 
-    def crop_from(self, padded_source, actions, gather=False):
-        """The window-plus-halo crop of a whole padded map (the current frame, say);
-        `gather`: see `crop_regions`."""
+    def crop_from(self, padded_source, actions):
+        """The window-plus-halo crop of a whole padded map (the current frame, say), gathered:
+        any batch size, and XLA compiles it once for every action (`crop_regions`)."""
         return crop_regions(padded_source, [(w.y0, w.x0) for w in self.windows], actions,
-                            self.geometry.crop_size(self.window_size), gather)
+                            self.geometry.crop_size(self.window_size), gather=True)
 
     def crop_from_map(self, full_map, actions):
         """`crop_from` of the unpadded whole map `[B, H, W, C]` (the current frame) without

@@ -424,8 +424,7 @@ class PatchworkModel(tf.Module):
                 folded = self._folded.get(node.layer.name)
                 if self._values[in_id].domain == FRAME and self._context == "memory":
                     if self._jit_compile or actions.shape[0] is None:
-                        crop = cell.crop_from(cell.pad_full_map(env[in_id]), actions,
-                                              gather=True)
+                        crop = cell.crop_from(cell.pad_full_map(env[in_id]), actions)
                     else:
                         crop = cell.crop_from_map(env[in_id], actions)
                     outputs = cell.run_on_crop(crop, actions, folded)
