@@ -282,11 +282,14 @@ class HaloCell(tf_keras.layers.Layer):
         return crop_regions(padded_source, [(w.y0, w.x0) for w in self.windows], actions,
                             self.geometry.crop_size(self.window_size), gather=True)
 
-    def crop_from_map(self, full_map, actions):
+    def crop_from_map(self, full_map, actions, gather=False):
         """`crop_from` of the unpadded whole map `[B, H, W, C]` (the current frame) without
         padding all of it: per stream, the crop's part inside the map is sliced and only
-        the padding it needs is added. Needs a static batch size; not under XLA, where a
-        slice's start must be a compile-time constant (`crop_regions`)."""
+        the padding it needs is added. With `gather` (under XLA, where a slice's start must
+        be a compile-time constant, `crop_regions`) or a batch size unknown at trace time,
+        the padded map is cropped by `crop_from` instead."""
+        if gather or actions.shape[0] is None:
+            return self.crop_from(self.pad_full_map(full_map), actions)
         rows, cols = self.geometry.crop_size(self.window_size)
         (top, _), (left, _) = self.geometry.pad
         tables = []

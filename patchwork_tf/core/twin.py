@@ -423,10 +423,7 @@ class PatchworkModel(tf.Module):
                 cell = self.halo_cells[node.cell_name]
                 folded = self._folded.get(node.layer.name)
                 if self._values[in_id].domain == FRAME and self._context == "memory":
-                    if self._jit_compile or actions.shape[0] is None:
-                        crop = cell.crop_from(cell.pad_full_map(env[in_id]), actions)
-                    else:
-                        crop = cell.crop_from_map(env[in_id], actions)
+                    crop = cell.crop_from_map(env[in_id], actions, gather=self._jit_compile)
                     outputs = cell.run_on_crop(crop, actions, folded)
                     _record(recorder, cell, [], crop.shape, "crop")
                 else:
