@@ -45,21 +45,9 @@ def window_indices(offsets, size):
     return tf.stack([b, y, x], axis=-1)
 
 
-def region_table(corners, size):
-    """int32 `[A, rows, cols, 3]`: per action, the indices `(0, y0 + i, x0 + j)` of the region
-    of `size = (rows, cols)` at that action's `corners[a] = (y0, x0)`; built once per cell, so
-    that a step only gathers its actions' rows (`stream_indices`)."""
-    corners = np.asarray(corners, np.int32).reshape(-1, 2)
-    rows, cols = size
-    table = np.zeros((len(corners), rows, cols, 3), np.int32)
-    table[..., 1] = corners[:, 0, None, None] + np.arange(rows)[None, :, None]
-    table[..., 2] = corners[:, 1, None, None] + np.arange(cols)[None, None, :]
-    return table
-
-
 def stream_indices(table, actions):
     """Gather/scatter indices `[B, ...]` of each stream's action from a per-action `table`
-    (`[A, ..., 3]`, batch slot 0, as from `region_table`), with each stream's batch index."""
+    (`[A, ..., 3]`, batch slot 0, built once per cell), with each stream's batch index."""
     return with_batch_index(tf.gather(tf.constant(table), actions), actions)
 
 

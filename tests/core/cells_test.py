@@ -158,7 +158,8 @@ def test_stream_indices_follow_each_streams_action(batch):
     """Per-action tables gathered by action equal the indices built from each stream's
     corner, with static batch sizes 1 and 3 and a batch size known only at run time."""
     corners = [(0, 0), (2, 5), (4, 1)]
-    table = cells.region_table(corners, (2, 3))
+    table = np.array([[[(0, y0 + i, x0 + j) for j in range(3)] for i in range(2)]
+                      for y0, x0 in corners], np.int32)
     actions = tf.constant([2, 0, 1], tf.int32)[:batch or 3]
     trace = tf.function(lambda a: cells.stream_indices(table, a),
                         input_signature=[tf.TensorSpec([batch], tf.int32)])
