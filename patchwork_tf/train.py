@@ -203,6 +203,10 @@ def main(argv):
             still_data=FLAGS.still_data, still_data_dir=FLAGS.still_data_dir,
             still_fraction=FLAGS.still_fraction)
         logging.info("Stage 1 at step %d, losses %s", result["step"], result["losses"])
+        if result["out_of_time"]:
+            print(f"[stage 1/3] stopped at step {result['step']} of {FLAGS.stage1_steps}: "
+                  f"--stage1_max_seconds={FLAGS.stage1_max_seconds:g} reached; the later "
+                  "stages start from this checkpoint.")
     config = patchwork_config()
     if "2" in FLAGS.stages:
         print(f"[stage 2/3] attention by DDQN, M={FLAGS.m} N={FLAGS.n}, "

@@ -267,7 +267,8 @@ def train_stage1(
 
     Returns:
       dict: `step` reached, `losses` (floats of the last step), `seconds` of training,
-      `steps_per_second`, `model` (the trained tf_keras model), `config`.
+      `steps_per_second`, `out_of_time` (whether `max_seconds` stopped it before its last
+      step), `model` (the trained tf_keras model), `config`.
     """
     config = Stage1Config(task=task, **config_kwargs)
     end_step = config.num_steps if stop_at_step is None else min(stop_at_step, config.num_steps)
@@ -325,7 +326,7 @@ def train_stage1(
               else tf.summary.create_noop_writer())
     progbar = tf_keras.utils.Progbar(config.num_steps, verbose=verbose,
                                      stateful_metrics=["loss", "lr"])
-    step, losses = start_step, {}
+    step, losses, out_of_time = start_step, {}, False
     started = time.perf_counter()
     with writer.as_default():
         while step < end_step:
@@ -341,7 +342,8 @@ def train_stage1(
                     tf.summary.scalar(f"loss/{name}", value, step=step)
                 tf.summary.scalar("learning_rate", learning_rate, step=step)
             progbar.update(step, [("loss", loss), ("lr", learning_rate)])
-            out_of_time = max_seconds is not None and time.perf_counter() - started > max_seconds
+            out_of_time = (max_seconds is not None and step < end_step
+                           and time.perf_counter() - started > max_seconds)
             if step % checkpoint_every == 0 or step == end_step or out_of_time:
                 manager.save(checkpoint_number=step)
             if out_of_time:
@@ -352,6 +354,7 @@ def train_stage1(
         "losses": {k: float(v) for k, v in losses.items()},
         "seconds": seconds,
         "steps_per_second": (step - start_step) / seconds if seconds > 0 else float("nan"),
+        "out_of_time": out_of_time,
         "model": model,
         "config": config,
     }

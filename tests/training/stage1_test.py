@@ -72,6 +72,19 @@ def test_resumed_run_equals_an_uninterrupted_run(tmp_path):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+def test_a_time_limit_stops_and_saves_and_a_rerun_finishes(tmp_path):
+    model_dir = str(tmp_path / "timed")
+    settings = dict(num_steps=3, checkpoint_every=100, verbose=0, **TINY)
+    stopped = stage1.train_stage1(model_dir, "detection", max_seconds=0, **settings)
+    assert stopped["step"] == 1 and stopped["out_of_time"]
+    assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith("ckpt-1")
+    finished = stage1.train_stage1(model_dir, "detection", **settings)
+    assert finished["step"] == 3 and not finished["out_of_time"]
+    last_step_in_time = stage1.train_stage1(str(tmp_path / "one"), "detection", max_seconds=0,
+                                            **dict(settings, num_steps=1))
+    assert last_step_in_time["step"] == 1 and not last_step_in_time["out_of_time"]
+
+
 def test_a_model_dir_with_other_settings_is_refused(tmp_path):
     model_dir = str(tmp_path)
     run_config.store(model_dir, stage1.CONFIG_FILE,
