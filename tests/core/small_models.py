@@ -14,7 +14,7 @@ def conv_bn_model():
     x = L.ReLU(6.0, name="relu")(x)
     x = L.Conv2D(2, 1, name="head")(x)
     x = L.BatchNormalization(name="head_bn")(x)
-    return randomize_batch_norm(tf_keras.Model(inputs, x))
+    return calibrate_batch_norm(tf_keras.Model(inputs, x))
 
 
 def calibrate_batch_norm(model, seed=0):
@@ -34,14 +34,4 @@ def calibrate_batch_norm(model, seed=0):
     model(frames, training=True)
     for layer, momentum in zip(batch_norms, momenta):
         layer.momentum = momentum
-    return model
-
-
-def randomize_batch_norm(model):
-    """Non-trivial batch-norm weights and statistics, uniform in [0.5, 1.5]."""
-    rng = np.random.default_rng(0)
-    for layer in model.layers:
-        if isinstance(layer, L.BatchNormalization):
-            for weight in layer.weights:
-                weight.assign(rng.uniform(0.5, 1.5, weight.shape))
     return model
