@@ -1,4 +1,5 @@
 """Tests for patchwork_tf.metrics.davis: hand-worked masks and a brute-force distance match."""
+import json
 import math
 
 import numpy as np
@@ -100,7 +101,7 @@ def test_accumulator_means_frames_then_sequences():
     full = np.ones((1, 4, 4), bool)
     half = np.zeros((1, 4, 4), bool)
     half[0, :2] = True
-    metric = davis.DavisJF()
+    metric = davis.DavisJF(frame_selection=davis.ALL_FRAMES)
     metric.add("a", full, full)              # J 1
     metric.add("a", half, full)              # J 0.5 -> sequence a: 0.75
     metric.add("b", np.concatenate([half, half]), np.concatenate([half, half]))  # J 1
@@ -114,8 +115,83 @@ def test_accumulator_means_frames_then_sequences():
     assert np.isnan(metric.result()["J"])
 
 
+def _shifted_square(t):
+    """Frame t of a toy sequence: a 6 x 6 square at column t of a 12 x 16 frame."""
+    mask = np.zeros((12, 16), bool)
+    mask[3:9, t:t + 6] = True
+    return mask
+
+
+def test_default_excludes_first_and_last_frame_of_each_sequence():
+    # The DAVIS 2016 benchmark scores frames 1 .. T-2 (eval_sequence.m, annotations[1:-1]).
+    truth = _shifted_square(2)
+    predictions = [np.zeros_like(truth), truth, _shifted_square(5), np.zeros_like(truth)]
+    metric = davis.DavisJF()
+    assert metric.frame_selection == davis.EXCLUDE_FIRST_LAST
+    for t, prediction in reversed(list(enumerate(predictions))):    # any order
+        metric.add_frame("seq", t, prediction, truth)
+    metric.add_frame("short", 0, truth, truth)                      # nothing left to score
+    metric.add_frame("short", 1, truth, truth)
+    out = metric.result()
+    # Frame 1: J 1; frame 2: a 3-column shift, 6 * 3 / (6 * 9) = 1/3.
+    assert out["per_sequence"] == {"seq": pytest.approx(
+        {"J": (1 + 1 / 3) / 2, "F": (1 + davis.boundary_f_measure(predictions[2], truth)) / 2})}
+    assert out["J"] == pytest.approx((1 + 1 / 3) / 2)
+    every = davis.DavisJF(frame_selection=davis.ALL_FRAMES)
+    every.add("seq", np.stack(predictions), np.stack([truth] * 4))
+    assert every.result()["J"] == pytest.approx((0 + 1 + 1 / 3 + 0) / 4)
+
+
+def test_void_pixels_are_left_out_as_in_davis2017_evaluation():
+    truth = np.zeros((8, 8), bool)
+    truth[:, :4] = True
+    prediction = np.zeros_like(truth)
+    prediction[:, :6] = True
+    void = np.zeros_like(truth)
+    void[:, 4:6] = True            # the false positives lie in the void band
+    assert davis.region_similarity(prediction, truth) == pytest.approx(32 / 48)
+    assert davis.region_similarity(prediction, truth, void) == 1.0
+    assert davis.boundary_f_measure(prediction, truth, 1, void) == 1.0
+    with pytest.raises(ValueError, match="void must have"):
+        davis.region_similarity(prediction, truth, void[:4])
+
+
+def test_state_saved_per_sequence_and_merged_matches_one_metric():
+    rng = np.random.default_rng(7)
+    sequences = {name: [(_blob(rng, (24, 32)), _blob(rng, (24, 32))) for _ in range(length)]
+                 for name, length in (("a", 5), ("b", 3), ("c", 4))}
+    whole = davis.DavisJF()
+    for name, frames in sequences.items():
+        for t, (prediction, truth) in enumerate(frames):
+            whole.add_frame(name, t, prediction, truth)
+    saved = []
+    for name, frames in sequences.items():
+        # Sequence "a" is itself split over two runs, its frames out of order.
+        parts = [[4, 0], [2, 1, 3]] if name == "a" else [range(len(frames))]
+        for part in parts:
+            piece = davis.DavisJF()
+            for t in part:
+                piece.add_frame(name, t, *frames[t])
+            saved.append(json.dumps(piece.state()))
+    merged = davis.DavisJF()
+    for text in saved:
+        merged.merge_state(json.loads(text))
+    assert merged.result() == whole.result()
+    assert set(merged.result()["per_sequence"]) == {"a", "b", "c"}
+    with pytest.raises(ValueError, match="in both metrics"):
+        merged.merge_state(json.loads(saved[0]))
+    with pytest.raises(ValueError, match="merge like metrics"):
+        davis.DavisJF(frame_selection=davis.ALL_FRAMES).merge_state(whole.state())
+    with pytest.raises(ValueError, match="already added"):
+        whole.add_frame("a", 2, *sequences["a"][2])
+
+
 def test_shape_mismatch_is_refused():
     with pytest.raises(ValueError, match="Resize the prediction"):
         davis.region_similarity(np.zeros((4, 4)), np.zeros((4, 5)))
     with pytest.raises(ValueError, match=r"\[T, H, W\]"):
         davis.DavisJF().add("x", np.zeros((4, 4)), np.zeros((4, 4)))
+    with pytest.raises(ValueError, match=r"\[H, W\]"):
+        davis.DavisJF().add_frame("x", 0, np.zeros((1, 4, 4)), np.zeros((1, 4, 4)))
+    with pytest.raises(ValueError, match="frame_selection"):
+        davis.DavisJF(frame_selection="first")
