@@ -5,6 +5,11 @@ its halo. This module holds the two things that needs: the op's padding geometry
 model (`SpatialGeometry`, which reproduces TensorFlow's SAME arithmetic and Keras'
 `ZeroPadding2D + VALID` pattern) and the VALID op itself, computed with the stock layer's
 weights (`run_valid`).
+
+Dilation (atrous convolution, DeepLab): a kernel `k` with dilation `d` spans
+`(k - 1) * d + 1` cells, and the geometry uses that extent throughout, so a dilated SAME
+stride-1 op's halo is `d * (k - 1) / 2` cells on each side (any `d`, per axis; wider than the
+window if need be); `run_valid` runs the dilated op on the crop.
 """
 import dataclasses
 import math

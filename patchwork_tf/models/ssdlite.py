@@ -16,6 +16,11 @@ from patchwork_tf.models import anchors as anchors_lib
 # `layer_15/expansion_output`), the stride-32 map the last 1x1 conv (`layer_19`).
 BACKBONE_FEATURES = ("block_13_expand_relu", "out_relu")
 BACKBONE_STRIDE = 32
+# The halo cell whose memory the attention network observes (layer L of Sec. 3.1), in every
+# model `ssdlite_mobilenet_v2` builds: the stride-2 depthwise conv that reads the stride-16
+# map (the training flag's default so far). Its output has stride 32, so it is a halo cell
+# when the grid's slices (frame / M) are multiples of 32 pixels.
+OBSERVED_CELL = "block_13_depthwise"
 _DEFAULT_EXTRA_DEPTHS = (512, 256, 256, 128)
 _BN_EPSILON = 1e-3
 

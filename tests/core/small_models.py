@@ -35,3 +35,28 @@ def calibrate_batch_norm(model, seed=0):
     for layer, momentum in zip(batch_norms, momenta):
         layer.momentum = momentum
     return model
+
+
+def dilated_model(size=64):
+    """A CNN of dilated SAME convs (halo `dilation * (kernel - 1) / 2`) in DeepLab's pattern
+    (a stride removed, the depthwise convs after it dilated), with halos wider than a window
+    of an M = 4 grid and an anisotropic dilation:
+    size x size x 3 -> stride-2 conv -> depthwise d2 -> stride-2 depthwise -> 1x1 expand ->
+    depthwise d4 -> residual add -> 5x5 depthwise d(2, 3) -> 3x3 conv d2 -> BN -> ReLU6."""
+    tf_keras.utils.set_random_seed(2)
+    inputs = L.Input((size, size, 3))
+    x = L.Conv2D(8, 3, strides=2, padding="same", name="stem")(inputs)
+    x = L.BatchNormalization(name="stem_bn")(x)
+    x = L.ReLU(6.0, name="stem_relu")(x)
+    x = L.DepthwiseConv2D(3, dilation_rate=2, padding="same", name="dw_d2")(x)
+    x = L.DepthwiseConv2D(3, strides=2, padding="same", name="dw_s2")(x)
+    x = L.Conv2D(16, 1, name="expand")(x)
+    x = L.BatchNormalization(name="expand_bn")(x)
+    y = L.DepthwiseConv2D(3, dilation_rate=4, padding="same", use_bias=False, name="dw_d4")(x)
+    y = L.BatchNormalization(name="dw_d4_bn")(y)
+    x = L.Add(name="residual")([x, y])
+    x = L.DepthwiseConv2D(5, dilation_rate=(2, 3), padding="same", name="dw5_d23")(x)
+    x = L.Conv2D(8, 3, dilation_rate=2, padding="same", name="conv_d2")(x)
+    x = L.BatchNormalization(name="conv_d2_bn")(x)
+    x = L.ReLU(6.0, name="out")(x)
+    return calibrate_batch_norm(tf_keras.Model(inputs, x, name="dilated"))

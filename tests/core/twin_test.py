@@ -119,6 +119,32 @@ def test_general_cnn_twin_is_exact(m, n, write, fold):
         _assert_close(outputs, expected)
 
 
+@pytest.mark.parametrize("m, n, write, fold, jit", [
+    (1, 1, "window", False, False), (2, 1, "window", False, False),
+    (4, 1, "bands", False, False), (4, 2, "bands", True, True)])
+def test_dilated_cnn_twin_is_exact(m, n, write, fold, jit):
+    """Invariants A (M = N = 1, from zero memories) and B (every window after a warm start)
+    for dilated SAME convs, whose halo is `dilation * (kernel - 1) / 2`: at M = 4 the d4
+    depthwise conv's halo (4 cells) is wider than a window (2 cells)."""
+    model = small_models.dilated_model(64)
+    grid = pw.WindowGrid((64, 64), m, n)
+    twin = pw.patchwork_model(model, grid, write=write, fold_batch_norm=fold, jit_compile=jit)
+    assert {"dw_d2", "dw_d4", "dw5_d23", "conv_d2"} <= set(twin.halo_cells)
+    assert twin.halo_cells["dw_d4"].geometry.crop_size((2, 2)) == (10, 10)
+    assert twin.halo_cells["dw5_d23"].geometry.crop_size((2, 2)) == (10, 14)
+    frames = tf.random.stateless_uniform((2, 64, 64, 3), (7, 9), -1, 1)
+    expected = model(frames)
+    if m == 1:
+        outputs, _ = twin.step_fn(frames, tf.constant([0, 0]), twin.initial_state(2))
+        _assert_close(outputs, expected, rtol=1e-5)
+        return
+    _, state = twin.warm_start_fn(frames)
+    for action in range(grid.num_actions):
+        actions = tf.constant([action, grid.num_actions - 1 - action])
+        outputs, state = twin.step_fn(frames, actions, state)
+        _assert_close(outputs, expected)
+
+
 def test_window_is_fresh_and_context_is_memory():
     """After a warm start on frame A, a step on frame B equals the stock model on A with the
     window's pixels replaced by B's, in the window and far from it (1-layer model)."""
@@ -277,5 +303,12 @@ def test_the_test_models_outputs_depend_on_their_input(alpha, size, include_top)
     halo wrong would pass them."""
     model = _mobilenet(size, alpha, include_top)
     one, other = (model(tf.random.stateless_uniform((1, size, size, 3), (seed, 0), -1, 1))
+                  for seed in (1, 2))
+    assert float(tf.reduce_max(tf.abs(one - other))) > 0.5 * float(tf.reduce_max(tf.abs(one)))
+
+
+def test_the_dilated_test_model_depends_on_its_input():
+    model = small_models.dilated_model(64)
+    one, other = (model(tf.random.stateless_uniform((1, 64, 64, 3), (seed, 0), -1, 1))
                   for seed in (1, 2))
     assert float(tf.reduce_max(tf.abs(one - other))) > 0.5 * float(tf.reduce_max(tf.abs(one)))
