@@ -10,12 +10,15 @@ Two downloads hold the DAVIS 2016 sequences, both read here (see LAYOUT):
     (davis2017-evaluation's `DAVIS.VOID_LABEL`).
 Where both lists exist, `ImageSets/2016` is read.
 
-Unsupervised DAVIS 2016 is binary: the foreground `mask` is every object, i.e. every non-zero
-annotation value except the void 255 of a palette PNG; the DAVIS 2016 toolkits count any
-non-zero value of their grey masks as foreground (`annotation != 0`, `im_annot > 0`). Void
-pixels are reported apart (`read_frame`'s `void`), so the evaluation can leave them out as
-davis2017-evaluation does. A clip also carries the foreground as one track (class 0, track id
-0) with the mask's bounding box, so detection code can read DAVIS too.
+Unsupervised DAVIS 2016 is binary: the foreground `mask` is every object. In the DAVIS 2016
+download that is every non-zero annotation value, whatever the PNG's mode, as the DAVIS 2016
+toolkits count it (`im_annot > 0` in davis-matlab's `db_read_annot.m`, `annotation != 0` in
+the Python toolkit); in a palette annotation of the DAVIS 2017 download it is every object id,
+the void 255 excepted. Void pixels are reported apart (`read_frame`'s `void`), so the
+evaluation can leave them out as davis2017-evaluation does.
+
+A clip also carries the foreground as one track (class 0, track id 0) with the mask's bounding
+box, so detection code can read DAVIS too.
 """
 import os
 
@@ -87,8 +90,14 @@ def frame_names(root, sequence):
     return names
 
 
-def _read_annotation(path):
-    """(foreground bool [H, W], void bool [H, W]) of one annotation PNG of either download."""
+def _is_davis2017(root):
+    """Whether `root` is a DAVIS 2017 download (it has `ImageSets/2016` or `ImageSets/2017`)."""
+    return any(os.path.isdir(os.path.join(root, "ImageSets", year)) for year in ("2016", "2017"))
+
+
+def _read_annotation(path, davis2017):
+    """(foreground bool [H, W], void bool [H, W]) of one annotation PNG (see the module
+    docstring); `davis2017`: whether it comes from a DAVIS 2017 download."""
     layout_lib.require(path, "annotation", LAYOUT)
     try:
         with Image.open(path) as image:
@@ -98,12 +107,12 @@ def _read_annotation(path):
         raise layout_lib.DataLayoutError(
             f"cannot decode annotation {path!r} ({error}). Expected this layout:\n"
             f"{LAYOUT}") from error
-    if mode == "P":                                   # DAVIS 2017: object ids, 255 void
+    if davis2017 and mode == "P":                     # object ids, 255 void
         void = values == VOID_ID
         return (values != 0) & ~void, void
     if values.ndim == 3:                              # a palette rendered as colours
         values = values.any(axis=2)
-    return values != 0, np.zeros(values.shape, bool)  # DAVIS 2016: grey 0 / 255
+    return values != 0, np.zeros(values.shape, bool)
 
 
 def read_frame(root, sequence, name):
@@ -112,12 +121,12 @@ def read_frame(root, sequence, name):
     Returns:
         dict: `frame` uint8 [H, W, 3]; `mask` uint8 [H, W], 1 where any object is (not void);
         `void` bool [H, W], the void (255) pixels of a DAVIS 2017 palette annotation (none in
-        DAVIS 2016).
+        the DAVIS 2016 download).
     """
     frame = layout_lib.read_image(
         os.path.join(root, "JPEGImages", "480p", sequence, name + ".jpg"), LAYOUT)
     foreground, void = _read_annotation(
-        os.path.join(root, "Annotations", "480p", sequence, name + ".png"))
+        os.path.join(root, "Annotations", "480p", sequence, name + ".png"), _is_davis2017(root))
     if foreground.shape != frame.shape[:2]:
         raise layout_lib.DataLayoutError(
             f"annotation {sequence}/{name}.png is {foreground.shape}, its frame is "

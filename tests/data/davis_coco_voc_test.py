@@ -97,6 +97,17 @@ def test_davis_frames_stream_into_the_metric(davis_root):
     assert metric.result()["J"] == 1.0 and metric.result()["F"] == 1.0
 
 
+def test_davis_2016_download_counts_any_non_zero_value_as_foreground(tmp_path):
+    # As the DAVIS 2016 toolkits (im_annot > 0): 255 is foreground even in a palette PNG.
+    root = fixtures.write_davis(str(tmp_path), num_sequences=(1, 1), num_frames=(2, 2))
+    annotation = np.zeros((HEIGHT, WIDTH), np.uint8)
+    annotation[2:5, 3:9] = 255
+    fixtures.write_palette_png(f"{root}/Annotations/480p/trainseq0/00001.png", annotation)
+    frame = davis.read_frame(root, "trainseq0", "00001")
+    np.testing.assert_array_equal(frame["mask"], annotation // 255)
+    assert not frame["void"].any()
+
+
 def test_davis_2016_frame_lines_must_be_paths(tmp_path):
     root = fixtures.write_davis(str(tmp_path), num_sequences=(1, 1), num_frames=(2, 2))
     fixtures.write(f"{root}/ImageSets/480p/val.txt", "/JPEGImages/bear.jpg /Annotations/x.png\n")
