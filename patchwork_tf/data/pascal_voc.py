@@ -1,13 +1,22 @@
 """Pascal VOC as a source of still images for fake videos (paper Sec. 3.4).
 
-Yields still records (see `patchwork_tf.data.fake_video`). VOC boxes are 1-based inclusive
-pixel indices, so pixel edges are `(xmin - 1, xmax)`. With masks, instances come from
-`SegmentationObject/<id>.png`, whose value i marks the i-th object of the XML (255, the void
-border, counts as background).
+Yields still records (see `patchwork_tf.data.fake_video`).
+  * Boxes: VOC's `<bndbox>` holds 1-based, inclusive pixel indices (the devkit's
+    `VOCevaldet.m` measures a box as `xmax - xmin + 1` wide), so its pixel edges are
+    `(xmin - 1, xmax)` and `(ymin - 1, ymax)` in continuous coordinates; they are normalized by
+    the image size and clipped to it. A box with no width or height left is dropped, with a
+    logged count per annotation file.
+  * Difficult objects (`<difficult>1</difficult>`) are ignored by the official evaluation
+    (neither true nor false positives in `VOCevaldet.m`); they are left out by default
+    (`skip_difficult`), as detectors trained on VOC usually do.
+  * Masks: `SegmentationObject/<id>.png` is a palette PNG whose value i marks the i-th object
+    of the XML, 0 is background and 255 the void border drawn around objects (background
+    here); instances follow the kept objects.
 """
 import os
 import xml.etree.ElementTree as ElementTree
 
+from absl import logging
 import numpy as np
 
 from patchwork_tf.data import layout as layout_lib
@@ -18,12 +27,13 @@ CLASS_NAMES = (
     "train", "tvmonitor")
 _CLASS_INDEX = {name: i for i, name in enumerate(CLASS_NAMES)}
 
-LAYOUT = """<root>/  (a VOCdevkit/VOC2007 or VOC2012 folder)
+LAYOUT = """<root>/  (a year folder, e.g. VOCdevkit/VOC2012 or VOCdevkit/VOC2007)
   JPEGImages/<id>.jpg
   Annotations/<id>.xml        <size><width/><height/></size>, <object><name/><difficult/>
                               <bndbox><xmin/><ymin/><xmax/><ymax/></bndbox></object>
   ImageSets/Main/<split>.txt  one image id per line (boxes only)
-  ImageSets/Segmentation/<split>.txt and SegmentationObject/<id>.png  (with masks)"""
+  ImageSets/Segmentation/<split>.txt and SegmentationObject/<id>.png  (with masks: palette
+                              PNG, i = i-th object of the XML, 0 background, 255 void)"""
 
 
 def _number(node, name, path):
@@ -36,8 +46,12 @@ def _number(node, name, path):
 
 
 def parse_annotation(path, skip_difficult=True):
-    """One image's XML: ((height, width), boxes float32 [K, 4] normalized, classes int32 [K],
-    xml_indices int [K] (the kept objects' positions in the file, 0-based))."""
+    """One image's XML.
+
+    Returns:
+        ((height, width), boxes float32 [K, 4] normalized [ymin, xmin, ymax, xmax], classes
+        int32 [K], xml_indices int [K]: the kept objects' positions in the file, 0-based).
+    """
     layout_lib.require(path, "annotation", LAYOUT)
     try:
         root = ElementTree.parse(path).getroot()
@@ -49,6 +63,7 @@ def parse_annotation(path, skip_difficult=True):
         raise layout_lib.DataLayoutError(f"{path!r} has no <size>. Expected this layout:\n{LAYOUT}")
     height, width = _number(size, "height", path), _number(size, "width", path)
     boxes, classes, indices = [], [], []
+    degenerate = 0
     for index, node in enumerate(root.findall("object")):
         name = (node.findtext("name") or "").strip()
         if name not in _CLASS_INDEX:
@@ -58,12 +73,20 @@ def parse_annotation(path, skip_difficult=True):
         box = node.find("bndbox")
         if box is None:
             raise layout_lib.DataLayoutError(f"{path!r}: an object has no <bndbox>.")
-        boxes.append([(_number(box, "ymin", path) - 1) / height,
-                      (_number(box, "xmin", path) - 1) / width,
-                      _number(box, "ymax", path) / height, _number(box, "xmax", path) / width])
+        x0 = min(max(_number(box, "xmin", path) - 1, 0.0), width)
+        y0 = min(max(_number(box, "ymin", path) - 1, 0.0), height)
+        x1 = min(max(_number(box, "xmax", path), 0.0), width)
+        y1 = min(max(_number(box, "ymax", path), 0.0), height)
+        if x1 <= x0 or y1 <= y0:
+            degenerate += 1
+            continue
+        boxes.append([y0 / height, x0 / width, y1 / height, x1 / width])
         classes.append(_CLASS_INDEX[name])
         indices.append(index)
-    boxes = np.clip(np.array(boxes, np.float32).reshape(-1, 4), 0.0, 1.0)
+    if degenerate:
+        logging.warning("%s: dropped %d object(s) whose box has no width or height inside the "
+                        "image.", path, degenerate)
+    boxes = np.array(boxes, np.float32).reshape(-1, 4)
     return (int(height), int(width)), boxes, np.array(classes, np.int32), np.array(indices, int)
 
 
@@ -76,7 +99,11 @@ def voc_records(root, split="train", with_masks=False, max_images=None, skip_dif
         with_masks: read `ImageSets/Segmentation/<split>.txt` and instance masks from
             `SegmentationObject`; otherwise `ImageSets/Main/<split>.txt`, boxes only.
         max_images: at most this many images.
-        skip_difficult: leave out objects marked difficult.
+        skip_difficult: leave out objects marked difficult (see the module docstring).
+
+    Yields:
+        dict: `image` uint8 [H, W, 3], `boxes` float32 [K, 4], `classes` int32 [K],
+        `image_id`, and with masks `instance_masks` uint8 [K, H, W].
     """
     list_dir = "Segmentation" if with_masks else "Main"
     ids = layout_lib.read_lines(os.path.join(root, "ImageSets", list_dir, f"{split}.txt"),

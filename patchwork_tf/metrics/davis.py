@@ -274,11 +274,14 @@ class DavisJF:
 
         Raises:
           ValueError: when the state was made with other settings, is malformed, or holds a
-            frame this metric already has.
+            frame this metric already has; the metric is then unchanged.
         """
-        if not isinstance(state, dict) or state.get("version") != _STATE_VERSION:
-            raise ValueError(f"not a DavisJF state of version {_STATE_VERSION}: keys "
-                             f"{sorted(state) if isinstance(state, dict) else type(state)}.")
+        keys = ("version", "bound_th", "frame_selection", "sequences")
+        if (not isinstance(state, dict) or any(key not in state for key in keys)
+                or state["version"] != _STATE_VERSION):
+            raise ValueError(f"not a DavisJF state of version {_STATE_VERSION} (a dict with "
+                             f"keys {keys}): got {type(state).__name__} "
+                             f"{sorted(state) if isinstance(state, dict) else ''}.")
         settings = (state["bound_th"], state["frame_selection"])
         if settings != (self.bound_th, self.frame_selection):
             raise ValueError(
@@ -288,10 +291,11 @@ class DavisJF:
             if not len(saved["frames"]) == len(saved["J"]) == len(saved["F"]):
                 raise ValueError(f"state of sequence {sequence_id!r} has lists of different "
                                  "lengths.")
-            frames = self._scores.setdefault(str(sequence_id), {})
-            overlap = sorted(set(frames) & set(saved["frames"]))
+            overlap = sorted(set(self._scores.get(str(sequence_id), {})) & set(saved["frames"]))
             if overlap:
                 raise ValueError(f"frames {overlap} of sequence {sequence_id!r} are in both "
                                  "metrics; each frame must be scored once.")
+        for sequence_id, saved in state["sequences"].items():
+            frames = self._scores.setdefault(str(sequence_id), {})
             for index, j, f in zip(saved["frames"], saved["J"], saved["F"]):
                 frames[int(index)] = (float(j), float(f))

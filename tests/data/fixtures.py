@@ -79,68 +79,183 @@ def write_vid(root, num_videos=(2, 2), num_frames=(20, 6), size=(48, 64)):
     return root
 
 
-def write_davis(root, num_sequences=(2, 2), num_frames=(12, 6), size=(48, 64)):
-    """A DAVIS 2016 copy: (train, val) sequences with one moving foreground rectangle."""
+def davis_palette():
+    """The colour map of DAVIS 2017 (and Pascal VOC) palette PNGs, 256 * 3 ints: the bits of
+    index i, three at a time, fill red, green and blue from their highest bit down."""
+    palette = []
+    for index in range(256):
+        rgb = [0, 0, 0]
+        for bit in range(8):
+            for channel in range(3):
+                rgb[channel] |= ((index >> (3 * bit + channel)) & 1) << (7 - bit)
+        palette.extend(rgb)
+    return palette
+
+
+def write_palette_png(path, indices):
+    """A palette ("P") PNG of uint8 indices [H, W] with `davis_palette` colours."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    indices = np.ascontiguousarray(indices, np.uint8)
+    image = Image.frombytes("P", indices.shape[::-1], indices.tobytes())
+    image.putpalette(davis_palette())
+    image.save(path)
+
+
+def write_davis(root, num_sequences=(2, 2), num_frames=(12, 6), size=(48, 64), year=2016,
+                absent_frame=None):
+    """A DAVIS copy holding the DAVIS 2016 sequences: (train, val) sequences with one moving
+    foreground rectangle.
+
+    Args:
+        year: 2016 for the DAVIS 2016 download (grey 0 / 255 annotations, every frame listed in
+            `ImageSets/480p/{train,val,trainval}.txt` as '/JPEGImages/480p/<seq>/<frame>.jpg
+            /Annotations/480p/<seq>/<frame>.png'); 2017 for the DAVIS 2017 download (palette
+            annotations of object ids: the rectangle is object 1, a 4 x 4 square object 2 on
+            every third frame, a void (255) column right of the rectangle on frame 1; sequence
+            names in `ImageSets/2016/{train,val}.txt`, and in `ImageSets/2017/` with one more
+            2017-only sequence per split).
+        absent_frame: index of a frame of every sequence without any object, or None.
+    """
+    if year not in (2016, 2017):
+        raise ValueError(f"year must be 2016 or 2017, got {year!r}.")
     rng = np.random.default_rng(1)
     height, width = size
+    lines = {}
+
+    def write_sequence(sequence, length):
+        for t in range(length):
+            box = _moving_box(t, width)
+            write_image(f"{root}/JPEGImages/480p/{sequence}/{t:05d}.jpg",
+                        _scene(rng, height, width, box))
+            annotation = np.zeros((height, width), np.uint8)
+            png = f"{root}/Annotations/480p/{sequence}/{t:05d}.png"
+            lines.setdefault(sequence, []).append(
+                f"/JPEGImages/480p/{sequence}/{t:05d}.jpg /Annotations/480p/{sequence}/"
+                f"{t:05d}.png")
+            x0, y0, x1, y1 = box
+            if t != absent_frame:
+                annotation[y0:y1, x0:x1] = 255 if year == 2016 else 1
+                if year == 2017 and t % 3 == 0:
+                    annotation[height - 6:height - 2, width - 6:width - 2] = 2
+                if year == 2017 and t == 1:
+                    annotation[y0:y1, x1] = 255
+            if year == 2016:
+                write_image(png, annotation)
+            else:
+                write_palette_png(png, annotation)
+
+    splits = {}
     for split, count, length in zip(("train", "val"), num_sequences, num_frames):
-        names = [f"{split}seq{s}" for s in range(count)]
-        for sequence in names:
-            for t in range(length):
-                box = _moving_box(t, width)
-                write_image(f"{root}/JPEGImages/480p/{sequence}/{t:05d}.jpg",
-                            _scene(rng, height, width, box))
-                annotation = np.zeros((height, width), np.uint8)
-                x0, y0, x1, y1 = box
-                annotation[y0:y1, x0:x1] = 255
-                write_image(f"{root}/Annotations/480p/{sequence}/{t:05d}.png", annotation)
+        splits[split] = [f"{split}seq{s}" for s in range(count)]
+        for sequence in splits[split]:
+            write_sequence(sequence, length)
+    if year == 2016:
+        for split, names in [*splits.items(), ("trainval", splits["train"] + splits["val"])]:
+            write(f"{root}/ImageSets/480p/{split}.txt",
+                  "".join(line + "\n" for name in names for line in lines[name]))
+        return root
+    for split, names in splits.items():
         write(f"{root}/ImageSets/2016/{split}.txt", "\n".join(names) + "\n")
+        write_sequence(f"{split}only2017", 3)
+        write(f"{root}/ImageSets/2017/{split}.txt",
+              "\n".join(sorted(names + [f"{split}only2017"])) + "\n")
     return root
 
 
+def uncompressed_rle(mask):
+    """COCO's uncompressed RLE of a 0/1 mask [H, W]: run lengths of the column-major pixels,
+    starting with a run of zeros (maybe empty)."""
+    pixels = np.asarray(mask, np.uint8).flatten(order="F")
+    changes = np.flatnonzero(np.diff(pixels)) + 1
+    bounds = np.concatenate([[0], changes, [pixels.size]])
+    counts = np.diff(bounds).tolist()
+    if pixels[0]:
+        counts.insert(0, 0)
+    return {"counts": counts, "size": list(mask.shape)}
+
+
+COCO_CROWD_BOX = (40, 30, 16, 8)      # x, y, w, h of the crowd region on image 1 (id 2)
+
+
 def write_coco(root, split="train", num_images=3, size=(40, 60)):
-    """A COCO 2017 copy: images with a cow (VID "cattle"), a person (no VID class) and, on
-    image 0 only, nothing of a VID class."""
+    """A COCO 2017 copy in the official instances format.
+
+    Images 0 .. num_images - 1 (ids 1 .. num_images) each show a person (category id 1, no VID
+    class) and, from image 1 on, a cow (id 21, VID "cattle"); categories 1, 17 (cat, unused)
+    and 21 have id gaps as in COCO. Image 1 also has a crowd of persons (`iscrowd` 1, an
+    uncompressed RLE over `COCO_CROWD_BOX`), image 2 a cow whose box lies outside the image
+    (nothing left after clipping), and one more image (id num_images + 1) has no annotation.
+    """
     rng = np.random.default_rng(2)
     height, width = size
     images, annotations = [], []
-    for i in range(num_images):
+
+    def annotate(image_id, category, bbox, **fields):
+        x, y, w, h = bbox
+        annotation = {"id": len(annotations) + 1, "image_id": image_id,
+                      "category_id": category, "bbox": list(bbox), "area": w * h,
+                      "iscrowd": 0, "segmentation": [[x, y, x + w, y, x + w, y + h, x, y + h]]}
+        annotation.update(fields)
+        annotations.append(annotation)
+
+    for i in range(num_images + 1):
         write_image(f"{root}/{split}2017/{i:012d}.jpg", _scene(rng, height, width, (5, 5, 25, 20)))
         images.append({"id": i + 1, "file_name": f"{i:012d}.jpg", "height": height,
                        "width": width})
-        objects = [(1, [30, 10, 20, 25])]                          # person
+        if i == num_images:
+            continue
+        annotate(i + 1, 1, (30, 10, 20, 25))                          # person
         if i > 0:
-            objects.append((21, [5, 5, 20, 15]))                   # cow
-        for category, (x, y, w, h) in objects:
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": i + 1, "category_id": category,
-                "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0,
-                "segmentation": [[x, y, x + w, y, x + w, y + h, x, y + h]]})
-    categories = [{"id": 1, "name": "person"}, {"id": 17, "name": "cat"},
-                  {"id": 21, "name": "cow"}]
+            annotate(i + 1, 21, (5, 5, 20, 15))                       # cow
+        if i == 1:
+            x, y, w, h = COCO_CROWD_BOX
+            crowd = np.zeros((height, width), np.uint8)
+            crowd[y:y + h, x:x + w] = 1
+            annotate(i + 1, 1, COCO_CROWD_BOX, iscrowd=1, segmentation=uncompressed_rle(crowd))
+        if i == 2:
+            annotate(i + 1, 21, (width + 2, 5, 10, 10))               # degenerate
+    categories = [{"id": 1, "name": "person", "supercategory": "person"},
+                  {"id": 17, "name": "cat", "supercategory": "animal"},
+                  {"id": 21, "name": "cow", "supercategory": "animal"}]
     write(f"{root}/annotations/instances_{split}2017.json",
-          json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+          json.dumps({"info": {"description": "fixture"}, "licenses": [], "images": images,
+                      "annotations": annotations, "categories": categories}))
     return root
 
 
 def write_voc(root, split="trainval", num_images=2, size=(40, 60)):
-    """A Pascal VOC copy (boxes and SegmentationObject masks): a motorbike and a person."""
+    """A Pascal VOC 2012 year folder (boxes and SegmentationObject masks).
+
+    Every image has, in XML order: a motorbike (inclusive corners (5, 7)-(24, 20)), a person
+    ((31, 11)-(50, 35)), a difficult dog ((51, 2)-(58, 9)) and a bottle whose box has no width
+    (xmin 40 > xmax 39). `SegmentationObject` is a palette PNG of the objects' 1-based XML
+    positions with a 1-pixel void (255) border around each object, as VOC draws it.
+    """
     rng = np.random.default_rng(3)
     height, width = size
     ids = [f"2008_{i:06d}" for i in range(num_images)]
+    objects = (("motorbike", 0, (5, 7, 24, 20)), ("person", 0, (31, 11, 50, 35)),
+               ("dog", 1, (51, 2, 58, 9)), ("bottle", 0, (40, 20, 39, 25)))
+    body = "".join(
+        f"<object><name>{name}</name><pose>Unspecified</pose><truncated>0</truncated>"
+        f"<difficult>{difficult}</difficult><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin>"
+        f"<xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>"
+        for name, difficult, (x0, y0, x1, y1) in objects)
     for image_id in ids:
         write_image(f"{root}/JPEGImages/{image_id}.jpg",
                     _scene(rng, height, width, (4, 6, 24, 20)))
         write(f"{root}/Annotations/{image_id}.xml",
-              f"<annotation><size><width>{width}</width><height>{height}</height></size>"
-              "<object><name>motorbike</name><difficult>0</difficult><bndbox><xmin>5</xmin>"
-              "<ymin>7</ymin><xmax>24</xmax><ymax>20</ymax></bndbox></object>"
-              "<object><name>person</name><difficult>0</difficult><bndbox><xmin>31</xmin>"
-              "<ymin>11</ymin><xmax>50</xmax><ymax>35</ymax></bndbox></object></annotation>")
-        objects = np.zeros((height, width), np.uint8)
-        objects[6:20, 4:24] = 1
-        objects[10:35, 30:50] = 2
-        write_image(f"{root}/SegmentationObject/{image_id}.png", objects)
+              f"<annotation><folder>VOC2012</folder><filename>{image_id}.jpg</filename>"
+              f"<size><width>{width}</width><height>{height}</height><depth>3</depth></size>"
+              f"<segmented>1</segmented>{body}</annotation>")
+        indices = np.zeros((height, width), np.uint8)
+        for index, (_, _, (x0, y0, x1, y1)) in enumerate(objects, start=1):
+            if x1 >= x0 and y1 >= y0:
+                indices[max(y0 - 2, 0):y1 + 1, max(x0 - 2, 0):x1 + 1] = 255
+        for index, (_, _, (x0, y0, x1, y1)) in enumerate(objects, start=1):
+            if x1 >= x0 and y1 >= y0:
+                indices[y0 - 1:y1, x0 - 1:x1] = index
+        write_palette_png(f"{root}/SegmentationObject/{image_id}.png", indices)
     for lists in ("Main", "Segmentation"):
         write(f"{root}/ImageSets/{lists}/{split}.txt", "\n".join(ids) + "\n")
     return root

@@ -126,10 +126,13 @@ class CocoTest(tf.test.TestCase):
     def test_reads_records(self):
         source = coco.CocoStills.from_root(self._fixture(), "val")
         self.assertEqual(source.class_names, ("car", "dog"))
+        (record,) = list(source.records(with_masks=False))
+        self.assertAllEqual(record["classes"], [1])                 # crowd car skipped
         (record,) = list(source.records())
         self.assertEqual(record["image"].shape, (20, 30, 3))
-        self.assertAllClose(record["boxes"], [[2 / 20, 3 / 30, 10 / 20, 13 / 30]])
-        self.assertAllEqual(record["classes"], [1])                 # crowd car skipped
+        self.assertAllClose(record["boxes"][0], [2 / 20, 3 / 30, 10 / 20, 13 / 30])
+        self.assertAllEqual(record["classes"], [1, 0])              # crowd car kept for masks
+        self.assertEqual(record["instance_masks"][1].sum(), 20 * 30)
         rows, cols = np.nonzero(record["instance_masks"][0])
         self.assertEqual((rows.min(), cols.min()), (2, 3))
         self.assertAllClose([rows.max(), cols.max()], [10, 13], atol=1)

@@ -178,10 +178,15 @@ def test_state_saved_per_sequence_and_merged_matches_one_metric():
         merged.merge_state(json.loads(text))
     assert merged.result() == whole.result()
     assert set(merged.result()["per_sequence"]) == {"a", "b", "c"}
+    only_c = davis.DavisJF()
+    only_c.merge_state(json.loads(saved[-1]))
     with pytest.raises(ValueError, match="in both metrics"):
-        merged.merge_state(json.loads(saved[0]))
+        only_c.merge_state(whole.state())          # a and b merge cleanly, c overlaps
+    assert set(only_c.result()["per_sequence"]) == {"c"}    # nothing was merged
     with pytest.raises(ValueError, match="merge like metrics"):
         davis.DavisJF(frame_selection=davis.ALL_FRAMES).merge_state(whole.state())
+    with pytest.raises(ValueError, match="not a DavisJF state"):
+        merged.merge_state({"sequences": {}})
     with pytest.raises(ValueError, match="already added"):
         whole.add_frame("a", 2, *sequences["a"][2])
 
