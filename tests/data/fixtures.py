@@ -94,6 +94,64 @@ def write_vid(root, num_videos=(2, 2), num_frames=(20, 6), size=(48, 64)):
     return root
 
 
+def det_xml(height, width, objects, folder="f", filename="f"):
+    """VOC-style XML of one ImageNet DET image; objects are (wnid, (xmin, ymin, xmax, ymax))
+    inclusive 0-based pixel indices."""
+    body = "".join(
+        f"<object><name>{wnid}</name><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin>"
+        f"<xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>"
+        for wnid, (x0, y0, x1, y1) in objects)
+    return (f"<annotation><folder>{folder}</folder><filename>{filename}</filename><source>"
+            f"<database>ILSVRC_2014</database></source><size><width>{width}</width>"
+            f"<height>{height}</height></size>{body}</annotation>")
+
+
+DET_TRAIN = {
+    # image id: objects (wnid, inclusive corners), list labels {c: label}; None: no XML.
+    "ILSVRC2013_train/n02691156/n02691156_1001": (
+        [("n02691156", (4, 6, 23, 19))], {2: 1}),
+    "ILSVRC2014_train_0000/ILSVRC2014_train_00000001": (
+        [("n02402425", (10, 5, 29, 24)), ("n07739125", (40, 2, 49, 11)),
+         ("n02402425", (50, 10, 45, 20))], {2: -1, 5: 1, 39: 1}),
+    "ILSVRC2013_train/n02391049/n02391049_77": (
+        [("n02391049", (0, 0, 59, 39))], {2: -1, 26: 0, 200: 1}),
+    "ILSVRC2013_train_extra0/ILSVRC2013_train_00000001": (None, {2: -1, 39: -1}),
+}
+DET_VAL = {
+    "ILSVRC2012_val_00000001": [("n02084071", (1, 1, 10, 10)), ("n02672831", (20, 20, 30, 35))],
+    "ILSVRC2012_val_00000002": [],
+}
+
+
+def write_det(root, size=(40, 60)):
+    """An ImageNet DET copy in ILSVRC2015's layout: the images of `DET_TRAIN` and `DET_VAL`,
+    each a noisy grey image, with VOC-style XML (none for the negative from the extra
+    folders). Train: an airplane positive from ILSVRC2013_train; an ILSVRC2014 image positive
+    for cattle (c=39) and apple (c=5) that also has a degenerate cattle box (xmax < xmin); a
+    zebra positive that is a partial positive (label 0) of bird (c=26); a negative-only image
+    without XML.
+    Val: a dog and an accordion; an image without objects."""
+    rng = np.random.default_rng(4)
+    height, width = size
+    lists = {}
+    for split, images in (("train", DET_TRAIN), ("val", DET_VAL)):
+        for index, (image_id, entry) in enumerate(images.items()):
+            objects, labels = entry if split == "train" else (entry, {})
+            write_image(f"{root}/Data/DET/{split}/{image_id}.JPEG",
+                        rng.integers(60, 120, (height, width, 3)).astype(np.uint8))
+            if objects is not None:
+                folder, name = os.path.split(image_id)
+                write(f"{root}/Annotations/DET/{split}/{image_id}.xml",
+                      det_xml(height, width, objects, folder, name))
+            for c, label in labels.items():
+                lists.setdefault(f"train_{c}.txt", []).append(f"{image_id} {label}")
+            if split == "val":
+                lists.setdefault("val.txt", []).append(f"{image_id} {index + 1}")
+    for name, lines in lists.items():
+        write(f"{root}/ImageSets/DET/{name}", "\n".join(lines) + "\n")
+    return root
+
+
 def write_davis(root, num_sequences=(2, 2), num_frames=(12, 6), size=(48, 64)):
     """A DAVIS 2016 copy: (train, val) sequences with one moving foreground rectangle."""
     rng = np.random.default_rng(1)
