@@ -1,9 +1,11 @@
 """Reader for a local copy of ImageNet VID 2015 (paper Sec. 4.1): frames, clips, annotations.
 
-Box convention. The ILSVRC 2015 devkit (readme.txt, `evaluation/eval_vid_detection.m`) takes
-`<xmin> <ymin> <xmax> <ymax>` as inclusive, 0-based pixel indices: a box's width is
-`xmax - xmin + 1` pixels, and the widest box of a W-pixel frame spans `0 .. W - 1`. Here a box
-becomes continuous pixel edges, normalized by the frame size:
+Box convention. The ILSVRC 2015 devkit (`evaluation/eval_vid_detection.m`) takes
+`<xmin> <ymin> <xmax> <ymax>` as inclusive pixel indices: a box's width is `xmax - xmin + 1`
+pixels. They are 0-based (the widest box of a W-pixel frame spans `0 .. W - 1`, as the
+published VID loaders, e.g. FGFA's, clip them); the devkit's evaluation uses only differences,
+so the base shifts a box by one pixel at most and never changes an IoU. Here a box becomes
+continuous pixel edges, normalized by the frame size:
 
     (ymin / H, xmin / W, (ymax + 1) / H, (xmax + 1) / W)
 
@@ -15,8 +17,9 @@ What is changed: the edges are clipped to the frame, `[0, W] x [0, H]` (the rang
 indices `0 .. W - 1` can span); a box left with zero or negative width or height (e.g.
 `xmax < xmin`, or a box wholly outside the frame) is dropped. Each annotation file with
 dropped or clipped boxes logs one line that counts them. Nothing else is altered: objects keep
-their XML order, and annotated-but-`<generated>` (interpolated) boxes are kept, as the devkit's
-evaluation keeps them. A frame without `<object>` has no boxes.
+their XML order, and `<generated>` (interpolated) boxes are kept: `eval_vid_detection.m`
+reads every object of every listed frame (its readme, Sec. 4.3, says frames with generated
+boxes are ignored, which the code does not do). A frame without `<object>` has no boxes.
 """
 import os
 import xml.etree.ElementTree as ElementTree
