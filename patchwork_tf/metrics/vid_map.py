@@ -1,23 +1,46 @@
-"""ImageNet VID detection mAP at IoU 0.5 (Sec. 4.1), as the ILSVRC VID devkit computes it.
+"""ImageNet VID detection mAP at IoU 0.5 (Sec. 4.1), as the ILSVRC 2015 devkit computes it.
 
-The devkit's rules (`eval_vid_detection.m`):
-  * a ground-truth box of w x h pixels is found by a detection of its class with
-    IoU >= min(0.5, w h / ((w + 10) (h + 10))), so that small objects get a looser threshold;
-  * within a frame, detections are taken by descending score; each takes, among the
-    not-yet-found ground-truth boxes of its class that it overlaps enough, the one with the
-    largest IoU, else it is a false positive (each ground-truth box is found at most once);
-  * per class, all frames' detections are ranked by score and AP is the area under the
-    precision envelope with all-point interpolation (VOC 2010+ `VOCap`);
-  * mAP is the mean over the classes that have ground truth.
+The devkit's rules (`evaluation/eval_vid_detection.m`, `VOCap.m`), on boxes given as inclusive
+pixel indices `(xmin, ymin, xmax, ymax)`:
+  * IoU counts pixels: intersection `iw = min(xmax) - max(xmin) + 1` (likewise `ih`), a box's
+    area `(xmax - xmin + 1) (ymax - ymin + 1)`, IoU = `iw ih / (area_det + area_gt - iw ih)`;
+  * a ground-truth box of w x h pixels (w = xmax - xmin + 1) is found by a detection of its
+    class with IoU >= min(0.5, w h / ((w + 10) (h + 10))), so small objects get a looser
+    threshold (0.25 for 10 x 10 pixels);
+  * within a frame, detections are taken by descending score (a stable sort); each takes,
+    among the not-yet-found ground-truth boxes of its class whose threshold it meets, the one
+    of largest IoU (the first in annotation order on a tie), else it is a false positive, so
+    each ground-truth box is found at most once and a duplicate is a false positive;
+  * per class, all frames' detections are ranked by score (a stable sort over the frames in
+    evaluation order) and AP is the area under the precision envelope with all-point
+    interpolation (`VOCap`);
+  * mAP is the mean over the classes; here classes without ground truth are left out (NaN).
 
-Boxes here are continuous and normalized, so pixel sizes are `(xmax - xmin) * width` without
-the devkit's `+ 1` for inclusive integer pixel indices; the frame size in pixels is needed
-for the small-object threshold.
+Boxes here are continuous pixel edges, normalized: `(ymin, xmin, ymax, xmax)` with `ymax`
+the edge after the last row. `patchwork_tf.data.imagenet_vid` reads the devkit's inclusive
+corners as edges `(xmin, xmax + 1)`, so a box's continuous width `xmax_edge - xmin_edge` is the
+devkit's `xmax - xmin + 1`, and the continuous intersection `min(edge) - max(edge)` is the
+devkit's `min(xmax) - max(xmin) + 1`: the continuous IoU and threshold below equal the
+devkit's on the same boxes, term by term. A detection with edges `(x0, x1)` is the devkit's
+`xmin = x0, xmax = x1 - 1` (write it so for a devkit submission).
+
+Pixel coordinates are `normalized * frame size`, rounded to 1/1000 pixel: float32 boxes of a
+frame up to ~8000 pixels carry less than that error, so the rounding gives back the integer
+edges of annotated boxes exactly, and a detection whose IoU ties the threshold is decided as
+the devkit decides it. The frame size must be the one the boxes are annotated in (the
+original resolution), since the small-object threshold counts pixels.
 
 This is a streaming numpy accumulator: frames are matched as they are added, and only
-(score, true-positive) pairs and ground-truth counts are kept.
+(score, true-positive) pairs and ground-truth counts are kept. `state` / `merge_state` save
+and combine them (to resume an evaluation, or to evaluate videos apart and merge); merging
+states in evaluation order reproduces the devkit's order among equal scores.
 """
 import numpy as np
+
+# Pixel coordinates are rounded to this many decimals (see the module docstring).
+PIXEL_DECIMALS = 3
+_STATE_KEYS = ("num_classes", "iou_threshold", "pixel_tolerance", "num_gt", "scores",
+               "true_positive")
 
 
 def average_precision(recall, precision):
@@ -56,6 +79,7 @@ class VidMap:
       metric.add_frame((height, width), gt_boxes, gt_classes, det_boxes, det_scores, det_classes)
       ...
       metric.result()  # {"mAP": float, "ap": float64 [num_classes], NaN without ground truth}
+      saved = metric.state()  # JSON-serializable; VidMap(30).merge_state(saved) resumes it
     """
 
     def __init__(self, num_classes, iou_threshold=0.5, pixel_tolerance=10.0):
@@ -115,7 +139,8 @@ class VidMap:
             raise ValueError(
                 f"det_scores must be [D] = {det_classes.shape}; got {det_scores.shape}.")
         scale = np.array([height, width, height, width], np.float64)
-        gt_boxes, det_boxes = gt_boxes * scale, det_boxes * scale
+        gt_boxes = np.round(gt_boxes * scale, PIXEL_DECIMALS)
+        det_boxes = np.round(det_boxes * scale, PIXEL_DECIMALS)
         h = gt_boxes[:, 2] - gt_boxes[:, 0]
         w = gt_boxes[:, 3] - gt_boxes[:, 1]
         tol = self.pixel_tolerance
@@ -150,6 +175,51 @@ class VidMap:
             n = int(det["num_detections"][b])
             self.add_frame(frame_size, gt_boxes[b][gt_valid[b]], gt_classes[b][gt_valid[b]],
                            det["boxes"][b, :n], det["scores"][b, :n], det["classes"][b, :n])
+
+    def state(self):
+        """Everything added so far, as a JSON-serializable dict of plain lists and numbers.
+
+        Returns:
+          {"num_classes": C, "iou_threshold": float, "pixel_tolerance": float,
+           "num_gt": [C] ints, "scores": [C] lists of floats, "true_positive": [C] lists of
+           0/1 ints} (per class, the detections in the order they were added).
+        """
+        return {
+            "num_classes": self.num_classes,
+            "iou_threshold": self.iou_threshold,
+            "pixel_tolerance": self.pixel_tolerance,
+            "num_gt": [int(n) for n in self._num_gt],
+            "scores": [[float(s) for s in scores] for scores in self._scores],
+            "true_positive": [[int(bool(t)) for t in tp] for tp in self._true_positive],
+        }
+
+    def merge_state(self, state):
+        """Adds the frames of a `state()` (of this or another VidMap) after those added so far.
+
+        Raises:
+          ValueError: the state is malformed or from a metric with other settings.
+        """
+        missing = [key for key in _STATE_KEYS if key not in state]
+        if missing:
+            raise ValueError(f"VidMap state lacks {missing}; pass a dict from VidMap.state().")
+        settings = (int(state["num_classes"]), float(state["iou_threshold"]),
+                    float(state["pixel_tolerance"]))
+        if settings != (self.num_classes, self.iou_threshold, self.pixel_tolerance):
+            raise ValueError(
+                f"cannot merge a VidMap state with (num_classes, iou_threshold, "
+                f"pixel_tolerance) = {settings} into a metric with "
+                f"{(self.num_classes, self.iou_threshold, self.pixel_tolerance)}.")
+        lengths = [len(state[key]) for key in ("num_gt", "scores", "true_positive")]
+        if lengths != [self.num_classes] * 3 or any(
+                len(s) != len(t) for s, t in zip(state["scores"], state["true_positive"])):
+            raise ValueError(
+                f"VidMap state has per-class lists of lengths {lengths} (want {self.num_classes}"
+                ") or scores and true_positive of different lengths; pass a dict from "
+                "VidMap.state().")
+        self._num_gt += np.array(state["num_gt"], np.int64)
+        for c in range(self.num_classes):
+            self._scores[c].extend(float(s) for s in state["scores"][c])
+            self._true_positive[c].extend(bool(t) for t in state["true_positive"][c])
 
     def result(self):
         """Returns {"mAP": mean AP over classes with ground truth (NaN if none), "ap": [C]}."""

@@ -1,5 +1,6 @@
 """Tests for the real-data readers on small fixture copies of each layout."""
 import json
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -10,6 +11,7 @@ from patchwork_tf.data import davis
 from patchwork_tf.data import imagenet_vid
 from patchwork_tf.data import layout
 from patchwork_tf.data import pascal_voc
+from tests.data import fixtures
 from tests.data.fixtures import flat as _flat
 from tests.data.fixtures import vid_xml as _vid_xml
 from tests.data.fixtures import write as _write
@@ -23,9 +25,10 @@ class ImagenetVidTest(tf.test.TestCase):
         video = "ILSVRC2015_val_00000000"
         for t in range(5):
             _write_image(f"{root}/Data/VID/val/{video}/{t:06d}.JPEG", _flat(40, 80, 20 * t))
-            objects = [(0, "n02691156", (8, 4, 40, 20 + t))]          # airplane, track 0
+            # Airplane, track 0, over columns 8..40 and rows 4..20+t (inclusive indices).
+            objects = [(0, "n02691156", (8, 4, 40, 20 + t))]
             if t >= 2:
-                objects.append((3, "n02391049", (0, 0, 80, 40)))      # zebra enters, track 3
+                objects.append((3, "n02391049", (0, 0, 79, 39)))      # zebra enters, track 3
             _write(f"{root}/Annotations/VID/val/{video}/{t:06d}.xml", _vid_xml(40, 80, objects))
         _write(f"{root}/ImageSets/VID/val.txt",
                "".join(f"{video}/{t:06d} {t + 1}\n" for t in range(5)))
@@ -40,12 +43,83 @@ class ImagenetVidTest(tf.test.TestCase):
         self.assertEqual(clip["frames"].shape, (2, 40, 80, 3))
         self.assertAllEqual(clip["track_ids"], [[0, 3], [0, 3]])
         self.assertAllEqual(clip["classes"][0], [0, 29])
-        self.assertAllClose(clip["boxes"][0, 0], [4 / 40, 8 / 80, 22 / 40, 40 / 80])
+        # Inclusive columns 8..40 are pixel edges 8 and 41; rows 4..22 (t = 2) edges 4 and 23.
+        self.assertAllClose(clip["boxes"][0, 0], [4 / 40, 8 / 80, 23 / 40, 41 / 80])
         self.assertAllClose(clip["boxes"][1, 1], [0.0, 0.0, 1.0, 1.0])
         self.assertAllEqual(clips[0]["valid"], [[True], [True]])
         self.assertNear(float(clip["frames"][1].mean()), 60.0, 2.0)
         self.assertEqual(imagenet_vid.CLASS_NAMES[imagenet_vid.CLASS_WNIDS.index("n02391049")],
                          "zebra")
+
+    def test_read_frame_drops_degenerate_boxes_and_clips_to_the_frame(self):
+        root, video = self._fixture()
+        _write(f"{root}/Annotations/VID/val/{video}/000001.xml", _vid_xml(40, 80, [
+            (0, "n02691156", (8, 4, 40, 20)),
+            (1, "n02691156", (30, 10, 29, 20)),       # xmax < xmin: width 0, dropped
+            (2, "n02391049", (70, 30, 85, 45)),       # beyond the 80 x 40 frame: clipped
+            (4, "n02391049", (90, 0, 95, 10)),        # wholly outside: nothing left, dropped
+            (6, "n02391049", (5, 5, 5, 5))]))         # a single pixel is a 1 x 1 box
+        with self.assertLogs("absl", "WARNING") as logs:
+            frame = imagenet_vid.read_frame(root, "val", video, "000001")
+        self.assertLen(logs.output, 1)
+        self.assertRegex(logs.output[0], "000001.xml: dropped 2 degenerate boxes.*clipped 1")
+        self.assertEqual(frame["frame"].shape, (40, 80, 3))
+        self.assertAllEqual(frame["track_ids"], [0, 2, 6])
+        self.assertAllEqual(frame["classes"], [0, 29, 29])
+        self.assertAllClose(frame["boxes"], [[4 / 40, 8 / 80, 21 / 40, 41 / 80],
+                                             [30 / 40, 70 / 80, 1.0, 1.0],
+                                             [5 / 40, 5 / 80, 6 / 40, 6 / 80]])
+        self.assertEqual(frame["boxes"].dtype, np.float32)
+        self.assertEqual(frame["track_ids"].dtype, np.int32)
+
+    def test_frame_without_objects(self):
+        root, video = self._fixture()
+        _write(f"{root}/Annotations/VID/val/{video}/000003.xml", _vid_xml(40, 80, []))
+        frame = imagenet_vid.read_frame(root, "val", video, "000003")
+        self.assertEqual(frame["boxes"].shape, (0, 4))
+        self.assertEqual(frame["classes"].shape, (0,))
+        self.assertEqual(frame["track_ids"].shape, (0,))
+        clip = clips_lib.validate_clip(imagenet_vid.read_video(root, "val", video, 3, 2))
+        self.assertAllEqual(clip["track_ids"][0], [0, 3])
+        self.assertAllEqual(clip["valid"], [[False, False], [True, True]])
+        self.assertAllEqual(clip["boxes"][0], np.zeros((2, 4)))
+
+    def test_fixture_copy_follows_the_official_layout(self):
+        root = fixtures.write_vid(self.get_temp_dir() + "/official", num_frames=(5, 4))
+        videos = imagenet_vid.list_videos(root, "train")
+        self.assertEqual(videos, [f"ILSVRC2015_VID_train_0000/ILSVRC2015_train_0000000{v}"
+                                  for v in range(2)])
+        with open(f"{root}/ImageSets/VID/train_1.txt") as f:
+            self.assertEqual(f.read().split(), [videos[0], "1", videos[1], "-1"])
+        self.assertEqual(imagenet_vid.frame_names(root, "train", videos[1]),
+                         ["000000", "000001", "000002", "000003", "000004"])
+        for t, name in enumerate(imagenet_vid.frame_names(root, "val", "ILSVRC2015_val_00000001")):
+            frame = imagenet_vid.read_frame(root, "val", "ILSVRC2015_val_00000001", name)
+            if t == 3:                                 # the last frame has no object
+                self.assertEqual(frame["boxes"].shape, (0, 4))
+                continue
+            # The degenerate box of frame 1 is dropped; the zebra is on even frames.
+            self.assertAllEqual(frame["track_ids"], [0, 5] if t % 2 == 0 else [0])
+            self.assertAllEqual(frame["classes"][0], 1)
+            # The reader's box of track 0 bounds the painted pixels exactly.
+            red = (frame["frame"][..., 0] > 170) & (frame["frame"][..., 1] < 90)
+            rows, cols = np.nonzero(red)
+            painted = [rows.min(), cols.min(), rows.max() + 1, cols.max() + 1]
+            self.assertAllClose(frame["boxes"][0] * [48, 64, 48, 64], painted, atol=1e-4)
+
+    def test_train_lists_name_videos_with_either_label(self):
+        root = self.get_temp_dir() + "/lists"
+        lines = {"train_1.txt": "ILSVRC2015_VID_train_0000/a 1\nILSVRC2015_VID_train_0001/b -1\n",
+                 "train_2.txt": "ILSVRC2015_VID_train_0000/a -1\nILSVRC2015_VID_train_0002/c 1\n"}
+        for name, text in lines.items():
+            _write(f"{root}/ImageSets/VID/{name}", text)
+        # b is a negative of class 1 only, but it is an (annotated) training video all the same.
+        self.assertEqual(imagenet_vid.list_videos(root, "train"), [
+            "ILSVRC2015_VID_train_0000/a", "ILSVRC2015_VID_train_0001/b",
+            "ILSVRC2015_VID_train_0002/c"])
+        _write(f"{root}/ImageSets/VID/train_3.txt", "ILSVRC2015_VID_train_0000/a\n")
+        with self.assertRaisesRegex(layout.DataLayoutError, "(?s)train_3.txt.*Data/VID"):
+            imagenet_vid.list_videos(root, "train")
 
     def test_malformed_annotation_is_named(self):
         root, video = self._fixture()
@@ -56,10 +130,19 @@ class ImagenetVidTest(tf.test.TestCase):
                _vid_xml(40, 80, [(0, "n99999999", (0, 0, 1, 1))]))
         with self.assertRaisesRegex(layout.DataLayoutError, "n99999999"):
             list(imagenet_vid.vid_clips(root, "val", clip_length=2))
+        _write(f"{root}/Annotations/VID/val/{video}/000001.xml", _vid_xml(41, 80, []))
+        with self.assertRaisesRegex(layout.DataLayoutError, r"says size \(41, 80\)"):
+            imagenet_vid.read_frame(root, "val", video, "000001")
 
     def test_missing_copy_names_the_layout(self):
         with self.assertRaisesRegex(layout.DataLayoutError, "(?s)ImageSets/VID.*Data/VID"):
             imagenet_vid.list_videos(self.get_temp_dir() + "/nothing", "train")
+        root, video = self._fixture()
+        with self.assertRaisesRegex(layout.DataLayoutError, "(?s)frames of video 'gone'.*Data"):
+            imagenet_vid.frame_names(root, "val", "gone")
+        os.makedirs(f"{root}/Data/VID/val/empty")
+        with self.assertRaisesRegex(layout.DataLayoutError, "(?s)no .JPEG frames.*Data/VID"):
+            imagenet_vid.frame_names(root, "val", "empty")
 
 
 class DavisTest(tf.test.TestCase):
