@@ -22,6 +22,12 @@ Variants (Sec. 4): `--resolution` (the model rebuilt at that fraction of its fra
 the same weights), `--flip`, `--interval`, `--delay`, `--nocells` (windows as plain
 zero-padded crops, Tab. 2). The depth multiplier is a different trained model.
 
+Real data (`--data=imagenet_vid|davis --data_dir=...`) is evaluated by the official protocol:
+every frame of every validation video (`--max_videos` for a quick look), streams starting
+from zero memories (`--stream_start`), scored in the original pixels. A progress bar shows
+the ETA; every finished video is kept in `<output_dir>/<name>_progress/`, so a stopped
+evaluation run again continues where it stopped (delete that folder to start over).
+
 Writes `<output_dir>/<name>.json` and `.md`; with `--profile_dir`, a TF profiler trace of the
 measured frames (TensorBoard: `tensorboard --logdir <profile_dir>`, Profile tab) and
 `<output_dir>/<name>_ops.md`, the ops ranked by self-time. Runs TensorFlow on one thread
@@ -66,6 +72,12 @@ def _define_flags():
                       "a --saved_model runs as it was exported.")
     flags.DEFINE_float("resolution", 1.0, "Model resolution as a fraction of its frame size.")
     flags.DEFINE_integer("num_clips", 8, "Synthetic clips evaluated.")
+    flags.DEFINE_integer("max_videos", None, "Real data: evaluate only the first videos of the "
+                         "validation split (a quick look; the tables say the number is not "
+                         "over the whole split). Default: every video, every frame.")
+    flags.DEFINE_enum("stream_start", None, ["zeros", "key_frame"], "How each video's stream "
+                      "starts: zero memories, or a full-frame key frame. Default: zeros on real "
+                      "data, key_frame on the synthetic benchmark.")
     flags.DEFINE_integer("clip_length", 16, "Frames per clip.")
     flags.DEFINE_string("name", None, "Name of the configuration (file names, tables).")
     flags.DEFINE_string("output_dir", None, "Where the JSON and Markdown go.")
@@ -85,6 +97,14 @@ class LoadedModel:
     # m, n, observed_cell, alpha, change_cue
     patchwork: dict = dataclasses.field(default_factory=dict)
     anchor_kwargs: dict = dataclasses.field(default_factory=dict)  # of anchors_for_model
+    # Which weights these are (checkpoint paths and times), so that saved evaluation progress
+    # of other weights is never taken for this model's.
+    checkpoints: str = None
+
+
+def _checkpoint_id(*paths):
+    return "; ".join(f"{path}@{os.path.getmtime(path + '.index'):.0f}" for path in paths
+                     if path and os.path.exists(path + ".index"))
 
 
 def scaled_size(frame_size, resolution):
@@ -125,7 +145,9 @@ def load_trained(model_dir, resolution=1.0, with_q_network=True):
     model = _build_at_resolution(stage1, config, resolution, checkpoints.stage1_dir)
     checkpoints.restore_model(model)
     loaded = LoadedModel(model, config.task, config.num_classes,
-                         anchor_kwargs=stage1.anchor_kwargs(config))
+                         anchor_kwargs=stage1.anchor_kwargs(config),
+                         checkpoints=_checkpoint_id(checkpoints.model, with_q_network and
+                                                    checkpoints.agent))
     if os.path.exists(os.path.join(model_dir, stage2.CONFIG_FILE)):
         patchwork = stage2.load_config(model_dir)
         loaded.patchwork = {"m": patchwork.m, "n": patchwork.n,
@@ -221,7 +243,7 @@ def build_runner(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False
         task = tasks.DetectionTask(anchors_lib.anchors_for_model(model, **loaded.anchor_kwargs),
                                    loaded.num_classes)
     else:
-        task = tasks.SegmentationTask(clip_frame_size or model.inputs[0].shape[1:3])
+        task = tasks.SegmentationTask()
     if policy == "single_frame":
         return stream.SingleFrameRunner(
             folding.fold_batch_norm_model(model) if fold_batch_norm else model, task, flip=flip)
@@ -250,11 +272,25 @@ def build_runner(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False
                                       "change_cue", False))
 
 
+def default_stream_start(data):
+    """How evaluation streams start by default (`stream.STREAM_STARTS`): from zero memories
+    on the real data sets (their videos are long; the paper's one maximum latency per method),
+    with a full-frame key frame on the synthetic benchmark's 16-frame clips."""
+    return "key_frame" if data == "synthetic" else "zeros"
+
+
 def evaluate(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False, interval=1,
              delay=0, observed_cell=None, split="validation", num_clips=8, clip_length=16,
              clip_frame_size=(128, 128), max_objects=4, name=None, settings=None,
-             profile_dir=None, data="synthetic", data_dir=None, fold_batch_norm=True):
-    """Evaluates one configuration on clips of a data source (`training.sources`).
+             profile_dir=None, data="synthetic", data_dir=None, fold_batch_norm=True,
+             stream_start=None, max_videos=None, progress_dir=None, show_progress=False):
+    """Evaluates one configuration on the videos of a data source (`training.sources`).
+
+    Real sources follow their official protocol: every frame of every video of the
+    validation split (or the first `max_videos`), each streamed once from its first frame,
+    resized for the model as training resizes, scored in the original pixels. `stream_start`
+    None takes `default_stream_start(data)`; `progress_dir` makes the evaluation resumable
+    per video (`stream.evaluate_stream`).
 
     Returns:
       (`StreamResult`, op summary list or None without `profile_dir`).
@@ -268,18 +304,24 @@ def evaluate(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False, in
         raise ValueError(f"policy must be one of {METHODS}, got {policy!r}.")
     runner = build_runner(loaded, policy, m, n, cells, flip, observed_cell, clip_frame_size,
                           fold_batch_norm)
-    clips = sources.DataSource(data, data_dir).evaluation_clips(
-        split, loaded.task, num_clips, clip_frame_size, clip_length, max_objects)
+    videos = sources.DataSource(data, data_dir).evaluation_videos(
+        split, loaded.task, num_clips, clip_frame_size, clip_length, max_objects, max_videos)
     settings = dict(settings or {})
-    settings.update(frame_size=list(runner.frame_size), fold_batch_norm=(
+    settings.update(frame_size=list(runner.frame_size), data=data, fold_batch_norm=(
         loaded.metadata["fold_batch_norm"] if isinstance(loaded, exported.ExportedModel)
         else fold_batch_norm))
+    if data != "synthetic":
+        settings["max_videos"] = max_videos
+    if getattr(loaded, "checkpoints", None):
+        settings["checkpoints"] = loaded.checkpoints
     if policy != "single_frame":
         settings.update(grid=f"{m},{n}", cells=bool(cells), observed_cell=runner.observed_cell)
-    resize = tuple(runner.frame_size) != tuple(clip_frame_size)
-    kwargs = dict(interval=interval, delay=delay, resize_frames=resize, name=name,
-                  settings=settings)
-    result = stream.evaluate_stream(runner, clips, profile_dir=profile_dir, **kwargs)
+    resize = data != "synthetic" or tuple(runner.frame_size) != tuple(clip_frame_size)
+    result = stream.evaluate_stream(
+        runner, videos, interval=interval, delay=delay, resize_frames=resize, name=name,
+        settings=settings, profile_dir=profile_dir,
+        start=stream_start or default_stream_start(data), progress_dir=progress_dir,
+        show_progress=show_progress, complete=data == "synthetic" or max_videos is None)
     return result, profiling.op_summary(profile_dir) if profile_dir else None
 
 
@@ -354,7 +396,9 @@ def main(argv):
         loaded, policy, m, n, FLAGS.cells, FLAGS.flip, FLAGS.interval, FLAGS.delay,
         FLAGS.observed_cell, FLAGS.split, FLAGS.num_clips, FLAGS.clip_length,
         (frame_size, frame_size), name=name, settings=settings, profile_dir=FLAGS.profile_dir,
-        data=FLAGS.data, data_dir=FLAGS.data_dir, fold_batch_norm=FLAGS.fold_batch_norm)
+        data=FLAGS.data, data_dir=FLAGS.data_dir, fold_batch_norm=FLAGS.fold_batch_norm,
+        stream_start=FLAGS.stream_start, max_videos=FLAGS.max_videos,
+        progress_dir=os.path.join(FLAGS.output_dir, f"{name}_progress"), show_progress=True)
     record = result.to_json()
     results.write_results([record], FLAGS.output_dir, name)
     if ops is not None:

@@ -14,8 +14,15 @@ Each `--run` is one configuration, written as comma-separated `key=value` pairs:
   alpha       with --untrained: this run's depth multiplier
   tables      '+'-separated tables the run belongs to: policies (Tab. 1), cells (Tab. 2)
 
+  python -m patchwork_tf.report --flagfile=experiments/report_vid.flags \
+      --model_dir=runs/vid --data_dir=/path/to/ILSVRC2015 --output_dir=docs/results/vid
+
+`--data=imagenet_vid|davis` evaluates every run on the real data set's validation videos by
+the official protocol (every frame of every video; `--max_videos` for a quick look, which the
+report states).
+
 Writes into `--output_dir`: `results.json` and `results.md` (every run), `report.md` (the
-tables of all runs, Tab. 1, Tab. 2 and the figures), `latency_theoretical.png` and
+protocol, the tables of all runs, Tab. 1, Tab. 2 and the figures), `latency_theoretical.png` and
 `latency_empirical.png` (maximum latency vs accuracy, single-frame blue, Patchwork red: the
 left panels of Fig. 5 / 6 for detection, Fig. 7 / 8 for segmentation).
 """
@@ -38,6 +45,14 @@ def _define_flags():
     flags.DEFINE_float("alpha", 0.35, "Default depth multiplier of --untrained models.")
     flags.DEFINE_integer("frame_size", 128, "Clip frame size (and --untrained model size).")
     flags.DEFINE_enum("split", "validation", ["train", "validation", "test"], "Synthetic split.")
+    flags.DEFINE_enum("data", "synthetic", ["synthetic", "imagenet_vid", "davis"],
+                      "Videos evaluated: the synthetic benchmark, or a real data set's val split "
+                      "under --data_dir by its official protocol.")
+    flags.DEFINE_string("data_dir", None, "Root of the real data set's local copy.")
+    flags.DEFINE_integer("max_videos", None, "Real data: only the first videos (a quick look; "
+                         "the report says the numbers are not over the whole split).")
+    flags.DEFINE_enum("stream_start", None, ["zeros", "key_frame"], "How each video's stream "
+                      "starts; default zeros on real data, key_frame on synthetic.")
     flags.DEFINE_integer("num_clips", 16, "Synthetic clips per run.")
     flags.DEFINE_integer("clip_length", 16, "Frames per clip.")
     flags.DEFINE_string("output_dir", None, "Where the report goes.")
@@ -72,8 +87,13 @@ def parse_run(spec):
 
 
 def run_sweep(runs, output_dir, model_dir=None, untrained=False, task="detection", alpha=0.35,
-              frame_size=128, split="validation", num_clips=16, clip_length=16, title=None):
+              frame_size=128, split="validation", num_clips=16, clip_length=16, title=None,
+              data="synthetic", data_dir=None, max_videos=None, stream_start=None):
     """Evaluates every run (dicts from `parse_run`) and writes the report.
+
+    Real data (`data` "imagenet_vid" or "davis") is evaluated by the official protocol of
+    `evaluate.evaluate`; each run keeps its progress per video under
+    `<output_dir>/progress/<name>`, so a stopped sweep run again continues where it stopped.
 
     Returns:
       the list of result records (`StreamResult.to_json()` plus `tables`).
@@ -109,7 +129,10 @@ def run_sweep(runs, output_dir, model_dir=None, untrained=False, task="detection
             run.get("flip", False), run.get("interval", 1), run.get("delay", 0),
             run.get("observed_cell"), split, num_clips, clip_length, (frame_size, frame_size),
             name=run["name"], settings={"resolution": resolution,
-                                        "alpha": run.get("alpha", alpha) if untrained else None})
+                                        "alpha": run.get("alpha", alpha) if untrained else None},
+            data=data, data_dir=data_dir, stream_start=stream_start, max_videos=max_videos,
+            progress_dir=os.path.join(output_dir, "progress", run["name"]),
+            show_progress=data != "synthetic")
         record = result.to_json()
         record["tables"] = [t for t in run.get("tables", "").split("+") if t]
         records.append(record)
@@ -129,7 +152,8 @@ def write_report(records, output_dir, title=None):
         path = os.path.join(output_dir, f"latency_{kind}.png")
         plots.latency_accuracy_figure(records, kind, path, f"{title}: {kind} maximum latency")
         figures[kind] = os.path.basename(path)
-    sections = [f"# {title}\n", "## All runs\n", results.markdown_table(records)]
+    sections = [f"# {title}\n", results.protocol_text(records), "## All runs\n",
+                results.markdown_table(records)]
     policy_rows = [r for r in records if "policies" in r.get("tables", [])]
     if policy_rows:
         sections += ["## Attention policies (Tab. 1)\n", results.policy_table(policy_rows)]
@@ -161,7 +185,8 @@ def main(argv):
     tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
     tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
     run_sweep(runs, FLAGS.output_dir, FLAGS.model_dir, FLAGS.untrained, FLAGS.task, FLAGS.alpha,
-              FLAGS.frame_size, FLAGS.split, FLAGS.num_clips, FLAGS.clip_length, FLAGS.title)
+              FLAGS.frame_size, FLAGS.split, FLAGS.num_clips, FLAGS.clip_length, FLAGS.title,
+              FLAGS.data, FLAGS.data_dir, FLAGS.max_videos, FLAGS.stream_start)
     print(f"Report written to {os.path.join(FLAGS.output_dir, 'report.md')}")
 
 

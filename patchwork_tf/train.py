@@ -58,8 +58,9 @@ flags.DEFINE_float("stage1_max_seconds", None, "Stop stage 1 after this many sec
 # Patchwork setting and attention (stages 2 and 3).
 flags.DEFINE_integer("m", 4, "Grid slices per side (Sec. 3.1).")
 flags.DEFINE_integer("n", 2, "Slices per window side (Sec. 3.1).")
-flags.DEFINE_string("observed_cell", "block_13_depthwise",
-                    "The cell (layer L) whose memory the attention network reads.")
+flags.DEFINE_string("observed_cell", None,
+                    "The cell (layer L, Fig. 3) whose memory the attention network reads; "
+                    "default: the one the model's builder names (stage1.observed_cell).")
 flags.DEFINE_float("history_alpha", 0.5, "Action-history decay, Eq. 1.")
 flags.DEFINE_bool("change_cue", True, "The attention network also observes how much each "
                   "window changed since it was last processed (ours); --nochange_cue is the "
@@ -91,7 +92,12 @@ flags.DEFINE_bool("evaluate", True, "Evaluate the run on --eval_split: the singl
                   "and the Patchwork twin with the dqn, scanning and random policies.")
 flags.DEFINE_enum("eval_split", "test", ["validation", "test"], "Split evaluated (the real "
                   "sources evaluate their annotated val split for either).")
-flags.DEFINE_integer("eval_clips", 16, "Clips evaluated per policy.")
+flags.DEFINE_integer("eval_clips", 16, "Synthetic clips evaluated per policy.")
+flags.DEFINE_integer("eval_max_videos", None, "Real data: evaluate only the first videos of "
+                     "the val split (a quick look). Default: the official protocol, every frame "
+                     "of every video.")
+flags.DEFINE_enum("eval_stream_start", None, ["zeros", "key_frame"], "How each evaluated "
+                  "video's stream starts; default zeros on real data, key_frame on synthetic.")
 flags.DEFINE_bool("export", True, "Export the trained run as a SavedModel to "
                   "<model_dir>/export (the greedy attention policy inside).")
 flags.mark_flag_as_required("model_dir")
@@ -152,10 +158,9 @@ def patchwork_config():
 
 
 def evaluate_run(model_dir):
-    """Accuracy and latency of the run per policy on clips of its own data source, into
-    `<model_dir>/eval` (JSON, Markdown)."""
-    import tf_keras
-
+    """Accuracy and latency of the run per policy on its own data source's held-out videos
+    (real data: the official protocol), into `<model_dir>/eval` (JSON, Markdown); resumable
+    per video."""
     from patchwork_tf import evaluate
     from patchwork_tf.evaluation import results
     from patchwork_tf.training import stage1
@@ -166,18 +171,21 @@ def evaluate_run(model_dir):
     output_dir = os.path.join(model_dir, "eval")
     records = []
     policies = ["single_frame", "dqn", "scanning", "random"]
-    print(f"[evaluate] {', '.join(policies)} on {FLAGS.eval_clips} {FLAGS.eval_split} clips")
-    bar = tf_keras.utils.Progbar(len(policies))
-    for i, policy in enumerate(policies):
+    what = (f"{FLAGS.eval_clips} {FLAGS.eval_split} clips" if trained.data == "synthetic" else
+            f"{FLAGS.eval_max_videos or 'all'} val videos of {trained.data}, every frame")
+    print(f"[evaluate] {', '.join(policies)} on {what}")
+    for policy in policies:
         loaded = evaluate.load_trained(model_dir, with_q_network=policy == "dqn")
         name = policy if policy == "single_frame" else f"{policy}_m{FLAGS.m}n{FLAGS.n}"
+        print(f"[evaluate] {name}")
         result, _ = evaluate.evaluate(
             loaded, policy, FLAGS.m, FLAGS.n, split=FLAGS.eval_split,
             num_clips=FLAGS.eval_clips, clip_length=FLAGS.clip_length,
             clip_frame_size=(FLAGS.frame_size, FLAGS.frame_size), name=name,
-            data=trained.data, data_dir=trained.data_dir)
+            data=trained.data, data_dir=trained.data_dir,
+            stream_start=FLAGS.eval_stream_start, max_videos=FLAGS.eval_max_videos,
+            progress_dir=os.path.join(output_dir, f"{name}_progress"), show_progress=True)
         records.append(result.to_json())
-        bar.update(i + 1)
     results.write_results(records, output_dir, "summary")
     print(results.markdown_table(records))
 

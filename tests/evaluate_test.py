@@ -210,9 +210,10 @@ def test_saved_model_runner_matches_the_model_in_process(exported_detector, monk
     results, predictions = {}, {}
     for key, runner in runners.items():
         seen = predictions[key] = []
-        add_clip = runner.task.add_clip
-        monkeypatch.setattr(runner.task, "add_clip", lambda metric, clip, p, add_clip=add_clip,
-                            seen=seen: (seen.extend(p), add_clip(metric, clip, p)))
+        add_frame = runner.task.add_frame
+        monkeypatch.setattr(runner.task, "add_frame",
+                            lambda metric, video, t, truth, p, add_frame=add_frame, seen=seen:
+                            (seen.append(p), add_frame(metric, video, t, truth, p)))
         results[key] = stream.evaluate_stream(runner, clips, warmup_calls=1)
     got, expected = results["saved_model"], results["in_process"]
     assert got.actions == expected.actions and len(set(got.actions)) > 1

@@ -53,6 +53,13 @@ def fake_video_dataset(records_fn, seed, num_frames=16, frame_size=(128, 128),
     return clip_dataset(generate, with_instance_masks, with_instance_masks)
 
 
+def resize_frames(frames, size):
+    """Resizes uint8 frames `[..., h, w, 3]` to `size` (H, W) as training reads them: bilinear
+    on each side on its own, rounded back to uint8. Evaluation resizes frames with it too."""
+    resized = tf.image.resize(tf.cast(frames, tf.float32), size, method="bilinear")
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+
+
 def resize_and_pad_clip(clip, frame_size, max_objects, clip_length=None, method="letterbox"):
     """Brings one clip of tensors to `frame_size` and `max_objects` slots.
 
@@ -98,8 +105,8 @@ def resize_and_pad_clip(clip, frame_size, max_objects, clip_length=None, method=
         resized = tf.image.resize(images, inner, method=resize_method)
         return tf.image.pad_to_bounding_box(resized, 0, 0, out_h, out_w)
 
-    resized = fit(tf.cast(frames, tf.float32), "bilinear")
-    out = {clips_lib.FRAMES: tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)}
+    out = {clips_lib.FRAMES: tf.image.pad_to_bounding_box(resize_frames(frames, inner), 0, 0,
+                                                          out_h, out_w)}
     box_scale = tf.stack([tf.cast(inner[0], tf.float32) / out_h,
                           tf.cast(inner[1], tf.float32) / out_w] * 2)
     pad = [[0, 0], [0, max_objects - num_objects]]

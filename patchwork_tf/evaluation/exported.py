@@ -14,13 +14,15 @@ full frame) comes from its `metadata` record (`patchwork_tf.serving.metadata`); 
 theoretical latency is those FLOPs, counted at export time as `PatchworkRunner` counts them.
 
 The policy is the one exported: 'dqn' (the greedy Q-network) or 'scanning' (in the exported
-scan order). The frame is fed as the uint8 RGB frame of the clip, unresized, as a camera
-would; variants that change the model (flip, resolution, no cells) need the checkpoint.
+scan order). The frame is fed as a uint8 RGB frame of the export's frame size (frames of
+another size are resized outside as training resizes them, `evaluate_stream(resize_frames=
+True)`); variants that change the model (flip, resolution, no cells) need the checkpoint.
 """
 import dataclasses
 
 import tensorflow as tf
 
+from patchwork_tf.evaluation import stream
 from patchwork_tf.evaluation import tasks
 from patchwork_tf.serving import metadata as metadata_lib
 
@@ -75,7 +77,7 @@ def load(export_dir):
 class SavedModelRunner:
     """Runs `stream_warm_start` / `stream_step` of an exported model, one step per key frame.
 
-    Follows the runner protocol of `stream.evaluate_stream`: `start_clip(frame)`,
+    Follows the runner protocol of `stream.evaluate_stream`: `start_stream(frame, start)`,
     `__call__(frame) -> predictions`, `job_flops()`, `startup_flops()`, `frame_size`,
     `task`, `method`, `flip`, `input_dtype`; and `policy_name`, `observed_cell`,
     `last_action` as `PatchworkRunner` has them.
@@ -98,7 +100,7 @@ class SavedModelRunner:
         if exported.task == "detection":
             self.task = tasks.DetectionTask(None, record["num_classes"])
         else:
-            self.task = tasks.SegmentationTask(self.frame_size)
+            self.task = tasks.SegmentationTask()
         self._keys = PREDICTION_KEYS[exported.task]
         self._module = exported.module
         self.last_action = None
@@ -112,9 +114,15 @@ class SavedModelRunner:
         """FLOPs of the full-frame pass at a stream's first frame."""
         return self.exported.metadata["flops"]["full_frame"]
 
-    def start_clip(self, frame):
-        """Full-frame pass on the clip's first frame (uint8 [1, H, W, 3]); fresh history."""
-        self._module.stream_warm_start(frame[0])
+    def start_stream(self, frame, start):
+        """A new video: `stream_warm_start` (a full-frame pass on `frame`, uint8
+        [1, H, W, 3]) for a "key_frame" start, `stream_reset` (zero memories) for "zeros";
+        either way a fresh action history."""
+        stream.check_stream_start(start)
+        if start == "key_frame":
+            self._module.stream_warm_start(frame[0])
+        else:
+            self._module.stream_reset()
 
     def __call__(self, frame):
         """Predictions for one uint8 frame [1, H, W, 3] (host numpy); advances the policy.

@@ -44,6 +44,32 @@ def markdown_table(records):
     return "\n".join(lines) + "\n"
 
 
+def protocol_text(records):
+    """What the records were evaluated on, in words: data, videos and frames (and whether
+    that is the whole split), and how each video's stream started."""
+    lines = []
+    for (data, videos, frames, complete, start), names in _group_protocols(records).items():
+        scope = ("the whole split" if complete else
+                 "**not the whole validation split** (--max_videos): not the official number")
+        start_text = ("from zero memories: no frame costs more than the maximum" if
+                      start == "zeros" else
+                      "with a full-frame key frame on each video's first frame; the maximum "
+                      "latency counts window steps, `maximum_with_start` in results.json adds "
+                      "the start-up pass")
+        lines.append(f"- {', '.join(names)}: {data}, {videos} videos, {frames} frames "
+                     f"({scope}); streams start {start_text}.")
+    return "## Protocol\n\n" + "\n".join(lines) + "\n"
+
+
+def _group_protocols(records):
+    groups = {}
+    for r in records:
+        key = (r["settings"].get("data", "synthetic"), r["num_clips"], r.get("num_frames"),
+               r["settings"].get("complete", True), r.get("stream_start", "key_frame"))
+        groups.setdefault(key, []).append(r["name"])
+    return groups
+
+
 def write_results(records, output_dir, basename="results"):
     """Writes `<basename>.json` (the records) and `<basename>.md` (their table).
 

@@ -4,12 +4,21 @@ Two kinds of runner process one *key frame* (see `latency`) per call:
 
 * `SingleFrameRunner`: the stock model on the whole frame, every key frame at full cost.
 * `PatchworkRunner`: the Patchwork twin (`patchwork_tf.patchwork_model`) with an attention
-  policy. At a clip's first frame the twin makes one full-frame pass (a key frame that fills
-  every memory, as `VideoStreamEnvironment` does in training) and the policy picks the first
-  window from that observation; this start-up pass is paid once per stream and reported
-  apart (`startup_mflops`), the per-frame statistics are over the window steps, which run on
-  every key frame, the first included. Each step also updates the action history (Eq. 1) and
-  asks the policy for the next frame's window, and that is part of the step's cost.
+  policy, one window step on every key frame, the first included. Each step also updates the
+  action history (Eq. 1) and asks the policy for the next frame's window, and that is part of
+  the step's cost.
+
+How a stream starts (`STREAM_STARTS`), for each video:
+
+* "zeros": every memory starts at zero and the policy picks the first window from that
+  observation; no frame costs more than a window step. This is the reading of the paper's
+  comparison (Tab. 1, Fig. 5 to 8 give one maximum latency per method, a window step's for
+  Patchwork) and the default on the real data sets, whose videos are long.
+* "key_frame": one full-frame pass on the first frame fills every memory first (as
+  `VideoStreamEnvironment` does in training); the default on the synthetic benchmark's
+  16-frame clips. The start-up pass is reported apart (`startup_mflops`); the per-frame
+  statistics are over the window steps, and `maximum_with_start` is the maximum when the
+  first frame also pays the start-up pass.
 
 Both take the variants of Sec. 4 that change how a frame is processed: `flip` (the frame and
 its mirror image as a batch of two streams; for Patchwork the mirror stream looks at the
@@ -24,22 +33,42 @@ Each call of a runner is one compiled `tf.function` (the twin's step, the task's
 NMS, the policy) and is timed from the call to the predictions on the host: the empirical
 latency of the job. Threads are the caller's business (`tf.config.threading`, set by the
 entry point before TensorFlow runs anything).
+
+`evaluate_stream` reads videos one frame at a time (`data.videos.Video`), so memory stays flat
+however long a video is, shows a progress bar with an ETA, and with `progress_dir` keeps each
+finished video's metric state and latencies on disk: a stopped evaluation run again continues
+with the next video and gives the numbers of one that never stopped.
 """
 import contextlib
 import dataclasses
+import hashlib
+import itertools
+import json
+import os
 import time
 
 import numpy as np
 import tensorflow as tf
+import tf_keras
 from tf_agents.trajectories import time_step as ts
 
 from patchwork_tf.core import flops as flops_lib
 from patchwork_tf.data import clips as clips_lib
+from patchwork_tf.data import pipeline
+from patchwork_tf.data import videos as videos_lib
 from patchwork_tf.evaluation import latency
 from patchwork_tf.evaluation import policies
 from patchwork_tf.evaluation import profiling
 from patchwork_tf.policy import observation as observation_lib
 from patchwork_tf.policy import q_network
+
+STREAM_STARTS = ("zeros", "key_frame")
+
+
+def check_stream_start(start):
+    """Raises ValueError unless `start` is one of `STREAM_STARTS`."""
+    if start not in STREAM_STARTS:
+        raise ValueError(f"stream start must be one of {STREAM_STARTS}, got {start!r}.")
 
 
 def _host(nest):
@@ -80,8 +109,9 @@ class SingleFrameRunner:
     def startup_flops(self):
         return 0
 
-    def start_clip(self, frame):
-        del frame
+    def start_stream(self, frame, start):
+        """Nothing to start: every key frame is a full-frame pass."""
+        del frame, start
 
     def __call__(self, frame):
         """Predictions for one frame float32 [1, H, W, 3] (host numpy)."""
@@ -174,10 +204,14 @@ class PatchworkRunner:
         """FLOPs of the full-frame pass at a stream's first frame (twice with flip)."""
         return flops_lib.model_flops(self.twin.keras_model).flops * (2 if self.flip else 1)
 
-    def start_clip(self, frame):
-        """Full-frame pass on the clip's first frame, fresh action history and policy state."""
+    def start_stream(self, frame, start):
+        """A new video: zero memories, filled by a full-frame pass on `frame` (float32
+        [1, H, W, 3]) when `start` is "key_frame"; fresh action history and policy state, and
+        the policy's first window."""
+        check_stream_start(start)
         self.twin.reset_states(self._streams)
-        self.twin.warm_start(_with_mirror(frame) if self.flip else frame)
+        if start == "key_frame":
+            self.twin.warm_start(_with_mirror(frame) if self.flip else frame)
         self._action, self._observer_state, self._policy_state = self._first_action(
             frame, self.policy.get_initial_state(1))
 
@@ -191,7 +225,13 @@ class PatchworkRunner:
 
 @dataclasses.dataclass
 class StreamResult:
-    """Accuracy and latency of one evaluated configuration."""
+    """Accuracy and latency of one evaluated configuration.
+
+    `theoretical` and `empirical` are per-frame statistics over the window steps (or
+    full-frame passes) of every frame; `maximum_with_start` is their maximum when a video's
+    first frame also pays the start-up pass of a "key_frame" start (equal to the maximum for
+    "zeros"), keyed by unit.
+    """
 
     name: str
     method: str
@@ -204,6 +244,9 @@ class StreamResult:
     job_mflops: float
     startup_mflops: float
     num_clips: int
+    stream_start: str = "key_frame"
+    num_frames: int = 0
+    maximum_with_start: dict = dataclasses.field(default_factory=dict)
     actions: list = dataclasses.field(default_factory=list)
 
     def to_json(self):
@@ -213,115 +256,219 @@ class StreamResult:
         return record
 
 
-def _prepare_frames(frames, frame_size, resize_frames, dtype=tf.float32):
-    frames = np.asarray(frames)
-    if frames.dtype != np.uint8 or frames.ndim != 4:
-        raise ValueError(f"clip frames must be uint8 [T, H, W, 3], got {frames.dtype} "
-                         f"{frames.shape}.")
-    if dtype == tf.uint8:
-        if tuple(frames.shape[1:3]) != frame_size:
-            raise ValueError(
-                f"Clip frames are {frames.shape[1]}x{frames.shape[2]} but the runner takes uint8 "
-                f"frames of {frame_size[0]}x{frame_size[1]} as they are (an exported model resizes "
-                "nothing); evaluate it on clips of its frame size.")
-        return tf.constant(frames)
-    x = clips_lib.preprocess_frames(frames)
-    if tuple(frames.shape[1:3]) != frame_size:
+def _prepare_frame(frame, frame_size, resize_frames, dtype=tf.float32):
+    """One uint8 frame [H, W, 3] as the runner takes it: [1, h, w, 3] at `frame_size`."""
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
+        raise ValueError(f"frames must be uint8 [H, W, 3], got {frame.dtype} {frame.shape}.")
+    frames = frame[None]
+    if tuple(frame.shape[:2]) != tuple(frame_size):
         if not resize_frames:
             raise ValueError(
-                f"Clip frames are {frames.shape[1]}x{frames.shape[2]} but the model takes "
-                f"{frame_size[0]}x{frame_size[1]}; pass resize_frames=True to evaluate the "
-                "model at its own resolution (the resolution variant), or build it for the "
-                "clips' size.")
-        x = tf.image.resize(x, frame_size, method="bilinear", antialias=True)
-    return x
+                f"Frames are {frame.shape[0]}x{frame.shape[1]} but the model takes "
+                f"{frame_size[0]}x{frame_size[1]}; pass resize_frames=True to resize them as "
+                "training does (the real data sets, the resolution variant), or build the "
+                "model for the frames' size.")
+        frames = pipeline.resize_frames(frames, frame_size)
+    if dtype == tf.uint8:
+        return tf.constant(frames)
+    return clips_lib.preprocess_frames(frames)
+
+
+def _fingerprint(runner, settings):
+    """What must match for saved per-video progress to belong to this evaluation."""
+    record = {"method": runner.method, "task": runner.task.name, "flip": runner.flip,
+              "frame_size": list(runner.frame_size), "job_flops": float(runner.job_flops()),
+              "policy": getattr(runner, "policy_name", None), **settings}
+    return json.loads(json.dumps(record, sort_keys=True, default=str))
+
+
+def _progress_path(progress_dir, index, video_id):
+    digest = hashlib.sha1(video_id.encode()).hexdigest()[:12]
+    return os.path.join(progress_dir, f"video_{index:05d}_{digest}.json")
+
+
+def _open_progress(progress_dir, fingerprint):
+    """Creates `progress_dir` for this evaluation, or checks that its progress is this
+    evaluation's; returns the path of its fingerprint file."""
+    os.makedirs(progress_dir, exist_ok=True)
+    path = os.path.join(progress_dir, "evaluation.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            saved = json.load(f)
+        if saved != fingerprint:
+            changed = sorted(k for k in set(saved) | set(fingerprint)
+                             if saved.get(k) != fingerprint.get(k))
+            raise ValueError(
+                f"{progress_dir} holds the progress of another evaluation (differs in "
+                f"{changed}); delete it to start over, or evaluate into another output "
+                "directory.")
+    else:
+        with open(path, "w") as f:
+            json.dump(fingerprint, f, indent=1)
+    return path
+
+
+def _write_json_atomically(path, record):
+    temporary = path + ".tmp"
+    with open(temporary, "w") as f:
+        json.dump(record, f)
+    os.replace(temporary, path)
+
+
+def _stream_video(runner, task, video, interval, resize_frames, start, step_trace, bar):
+    """Streams one video through the runner; returns its progress record."""
+    metric = task.new_metric()
+    job_mflops = runner.job_flops() / 1e6
+    length = video.num_frames
+    job_flops, job_ms = np.zeros(length), np.zeros(length)
+    call_ms, actions, startup_ms = [], [], 0.0
+    prediction = None
+    for t, truth in enumerate(video.frames()):
+        frame = _prepare_frame(truth[videos_lib.FRAME], runner.frame_size, resize_frames,
+                               runner.input_dtype)
+        if t == 0:
+            begin = time.perf_counter()
+            runner.start_stream(frame, start)
+            startup_ms = 1e3 * (time.perf_counter() - begin)
+        if latency.is_key_frame(t, interval):
+            with step_trace():
+                begin = time.perf_counter()
+                prediction = runner(frame)
+                elapsed = time.perf_counter() - begin
+            if hasattr(runner, "last_action"):
+                actions.append(runner.last_action)
+            job_flops[t], job_ms[t] = job_mflops, 1e3 * elapsed
+            call_ms.append(1e3 * elapsed)
+        task.add_frame(metric, video.video_id, t, truth, prediction)
+        if bar is not None:
+            bar.add(1)
+    if length == 0:
+        raise ValueError(f"video {video.video_id!r} has no frames.")
+    return {"video_id": video.video_id, "frames": length, "metric": metric.state(),
+            "job_flops": job_flops.tolist(), "job_ms": job_ms.tolist(), "call_ms": call_ms,
+            "actions": actions, "startup_ms": startup_ms}
 
 
 def evaluate_stream(runner, clips, interval=1, delay=0, resize_frames=False, name=None,
-                    settings=None, warmup_calls=2, profile_dir=None):
-    """Streams clips through a runner; accuracy, theoretical and empirical latency.
+                    settings=None, warmup_calls=2, profile_dir=None, start="key_frame",
+                    progress_dir=None, show_progress=False, complete=True):
+    """Streams videos through a runner; accuracy, theoretical and empirical latency.
 
-    Frame `t` of a clip is a key frame when `t % interval == 0`; the runner processes it (a
-    timed call), every other frame repeats the prediction of the last key frame. The
-    per-frame latency follows `latency.frame_loads` with the given delay, in MFLOPs (the
-    runner's analytic FLOPs per key frame) and in milliseconds (each key frame's measured
-    call). Clips are processed one after the other as one stream of batch 1.
+    Each video is one stream of batch 1, started as `start` says (see the module docstring)
+    and read a frame at a time. Frame `t` is a key frame when `t % interval == 0`; the runner
+    processes it (a timed call), every other frame repeats the prediction of the last key
+    frame. The per-frame latency follows `latency.frame_loads` with the given delay, in MFLOPs
+    (the runner's analytic FLOPs per key frame) and in milliseconds (each key frame's measured
+    call). Every frame is scored against its own ground truth, in the frame's original pixels.
 
     Args:
       runner: a `SingleFrameRunner`, `PatchworkRunner` or `exported.SavedModelRunner`.
-      clips: an iterable of clip dicts (`patchwork_tf.data.clips` format; numpy arrays or
-        eager tensors) with `frames` and the task's ground truth.
+      clips: an iterable of `data.videos.Video`s, or of clip dicts (`patchwork_tf.data.clips`
+        format; numpy arrays or eager tensors), each one video.
       interval: K, frames between key frames.
       delay: D, frames of allowed prediction delay.
-      resize_frames: resize frames of another size to the model's input (bilinear,
-        antialiased) instead of refusing them; the resolution variant.
+      resize_frames: resize frames of another size to the model's input as training does
+        (`pipeline.resize_frames`) instead of refusing them; the real data sets, the
+        resolution variant.
       name: the configuration's name in tables.
       settings: dict of the configuration's settings, recorded as they are.
-      warmup_calls: untimed calls on the first clip's first frame before measuring (tracing
-        and memory allocation are not latency); the runner restarts the clip afterwards.
+      warmup_calls: untimed calls on the first video's first frame before measuring (tracing
+        and memory allocation are not latency).
       profile_dir: if set, a TF profiler trace of the stream after the warm-up calls (the
-        timed calls, one profiler step each, and the clips' untimed start-up passes) is
-        written there (`profiling.trace_session`).
+        timed calls, one profiler step each, and the untimed stream starts) is written there
+        (`profiling.trace_session`).
+      start: "zeros" or "key_frame", how each video's stream starts.
+      progress_dir: if set, each finished video's record is kept there and videos already
+        recorded (by an evaluation of the same configuration) are not run again.
+      show_progress: print a progress bar with an ETA over all frames.
+      complete: whether the videos are the whole split (recorded; tables flag partial runs).
 
     Returns:
       A `StreamResult`.
     """
     latency.check_schedule(interval, delay)
+    check_stream_start(start)
     task = runner.task
-    metric = task.new_metric()
-    job_mflops = runner.job_flops() / 1e6
-    flops_loads, ms_loads, lengths, call_ms, actions = [], [], [], [], []
-    warmed = False
+    settings = dict(settings or {})
+    settings.update(interval=int(interval), delay=int(delay), flip=runner.flip,
+                    stream_start=start, complete=bool(complete))
+    if hasattr(runner, "policy_name"):
+        settings.setdefault("policy", runner.policy_name)
+    videos = [videos_lib.as_video(item) for item in clips]
+    if not videos:
+        raise ValueError("clips is empty; give at least one video.")
+    if progress_dir:
+        _open_progress(progress_dir, _fingerprint(runner, settings))
+    bar = (tf_keras.utils.Progbar(sum(v.num_frames for v in videos), unit_name="frame")
+           if show_progress else None)
+    records, warmed, step_numbers = [], False, itertools.count()
     with contextlib.ExitStack() as profiler:
-        for clip in clips:
-            clip = {k: (v.numpy() if hasattr(v, "numpy") else v) for k, v in clip.items()}
-            frames = _prepare_frames(clip[clips_lib.FRAMES], runner.frame_size, resize_frames,
-                                     runner.input_dtype)
-            length = int(frames.shape[0])
+        for index, video in enumerate(videos):
+            path = progress_dir and _progress_path(progress_dir, index, video.video_id)
+            if path and os.path.exists(path):
+                with open(path) as f:
+                    records.append(json.load(f))
+                if bar is not None:
+                    bar.add(video.num_frames)
+                continue
             if not warmed:
+                first = _prepare_frame(video.read_frame(0)[videos_lib.FRAME],
+                                       runner.frame_size, resize_frames, runner.input_dtype)
                 for _ in range(warmup_calls):
-                    runner.start_clip(frames[:1])
-                    runner(frames[:1])
+                    runner.start_stream(first, start)
+                    runner(first)
                 warmed = True
                 if profile_dir:
                     profiler.enter_context(profiling.trace_session(profile_dir))
-            runner.start_clip(frames[:1])
-            predictions, job_flops, job_ms = [], np.zeros(length), np.zeros(length)
-            for t in range(length):
-                if latency.is_key_frame(t, interval):
-                    step = (profiling.step_trace(len(call_ms)) if profile_dir
-                            else contextlib.nullcontext())
-                    with step:
-                        start = time.perf_counter()
-                        prediction = runner(frames[t:t + 1])
-                        elapsed = time.perf_counter() - start
-                    if hasattr(runner, "last_action"):
-                        actions.append(runner.last_action)
-                    job_flops[t], job_ms[t] = job_mflops, 1e3 * elapsed
-                    call_ms.append(1e3 * elapsed)
-                predictions.append(prediction)
-            task.add_clip(metric, clip, predictions)
-            flops_loads.append(latency.frame_loads(job_flops, interval, delay))
-            ms_loads.append(latency.frame_loads(job_ms, interval, delay))
-            lengths.append(length)
-    if not lengths:
-        raise ValueError("clips is empty; give at least one clip.")
-    settings = dict(settings or {})
-    settings.update(interval=int(interval), delay=int(delay), flip=runner.flip)
-    if hasattr(runner, "policy_name"):
-        settings.setdefault("policy", runner.policy_name)
+
+            def step_trace():
+                return (profiling.step_trace(next(step_numbers)) if profile_dir
+                        else contextlib.nullcontext())
+
+            record = _stream_video(runner, task, video, interval, resize_frames, start,
+                                   step_trace, bar)
+            if path:
+                _write_json_atomically(path, record)
+            records.append(record)
+    return _result(runner, records, interval, delay, start, name, settings)
+
+
+def _result(runner, records, interval, delay, start, name, settings):
+    """The `StreamResult` of the per-video records of `evaluate_stream`."""
+    task = runner.task
+    metric = task.new_metric()
+    for record in records:
+        metric.merge_state(record["metric"])
+    flops_loads = [latency.frame_loads(r["job_flops"], interval, delay) for r in records]
+    ms_loads = [latency.frame_loads(r["job_ms"], interval, delay) for r in records]
+    lengths = [r["frames"] for r in records]
+    call_ms = np.concatenate([r["call_ms"] for r in records])
+    theoretical = latency.summarize(flops_loads, lengths, "MFLOPs")
+    empirical = latency.summarize(ms_loads, lengths, "ms")
+    startup_mflops = runner.startup_flops() / 1e6
+    with_start = {"MFLOPs": theoretical.maximum, "ms": empirical.maximum}
+    if start == "key_frame" and startup_mflops:
+        with_start = {
+            "MFLOPs": max(theoretical.maximum,
+                          max(l[0] for l in flops_loads) + startup_mflops),
+            "ms": max(empirical.maximum, max(l[0] + r["startup_ms"]
+                                             for l, r in zip(ms_loads, records)))}
     return StreamResult(
         name=name or runner.method,
         method=runner.method,
         task=task.name,
         settings=settings,
         accuracy=task.result(metric),
-        theoretical=latency.summarize(flops_loads, lengths, "MFLOPs"),
-        empirical=latency.summarize(ms_loads, lengths, "ms"),
+        theoretical=theoretical,
+        empirical=empirical,
         call_ms={"median": float(np.median(call_ms)), "p90": float(np.percentile(call_ms, 90)),
-                 "max": float(np.max(call_ms)), "calls": len(call_ms)},
-        job_mflops=job_mflops,
-        startup_mflops=runner.startup_flops() / 1e6,
-        num_clips=len(lengths),
-        actions=actions,
+                 "max": float(np.max(call_ms)), "calls": int(len(call_ms))},
+        job_mflops=runner.job_flops() / 1e6,
+        startup_mflops=startup_mflops if start == "key_frame" else 0.0,
+        num_clips=len(records),
+        stream_start=start,
+        num_frames=int(sum(lengths)),
+        maximum_with_start=with_start,
+        actions=[a for r in records for a in r["actions"]],
     )

@@ -7,7 +7,10 @@ of whole clips into the paper's metric:
 * `DetectionTask`: SSD outputs `{"box_encodings" [B, A, 4], "class_logits" [B, A, C + 1]}` ->
   decoded, per-class NMS (`patchwork_tf.ops.postprocess`) -> VID mAP@0.5 (`VidMap`).
 * `SegmentationTask`: `{"mask_logits" [B, h, w, 1]}` -> bilinear resize to the annotation's
-  size, foreground where the logit > 0 -> DAVIS J and F (`DavisJF`), one sequence per clip.
+  size, foreground where the logit > 0 -> DAVIS J and F (`DavisJF`), one sequence per video.
+
+Frames are scored one at a time (`add_frame`) against the ground truth of `data.videos`, in
+the frame's original pixels.
 
 **Flip** (Sec. 4 "flip: also process the left-right flipped frame and average predictions"):
 the model runs on the frame (batch row 0) and on its mirror image (row 1).
@@ -22,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from patchwork_tf.data import clips as clips_lib
+from patchwork_tf.data import videos
 from patchwork_tf.metrics import davis
 from patchwork_tf.metrics import vid_map
 from patchwork_tf.ops import postprocess
@@ -87,17 +91,21 @@ class DetectionTask:
     def new_metric(self):
         return vid_map.VidMap(self.num_classes)
 
-    def add_clip(self, metric, clip, predictions):
-        """Adds a clip's T frames; `predictions` is a list of T outputs of `predictions`."""
-        frame_size = clip[clips_lib.FRAMES].shape[1:3]
-        valid = np.asarray(clip[clips_lib.VALID], bool)
-        for t, detections in enumerate(predictions):
-            n = int(detections["num_detections"][0])
-            metric.add_frame(frame_size, np.asarray(clip[clips_lib.BOXES][t])[valid[t]],
-                             np.asarray(clip[clips_lib.CLASSES][t])[valid[t]],
-                             np.asarray(detections["boxes"][0, :n]),
-                             np.asarray(detections["scores"][0, :n]),
-                             np.asarray(detections["classes"][0, :n]))
+    def add_frame(self, metric, video_id, index, truth, prediction):
+        """Scores one frame's detections in the frame's original pixels.
+
+        Args:
+          metric: from `new_metric`.
+          video_id, index: the frame's video and position (unused: VID mAP pools frames).
+          truth: a frame dict of `data.videos` (`frame`, `boxes`, `classes`).
+          prediction: an output of `predictions` (batch 1).
+        """
+        del video_id, index
+        n = int(prediction["num_detections"][0])
+        metric.add_frame(truth[videos.FRAME].shape[:2], truth[clips_lib.BOXES],
+                         truth[clips_lib.CLASSES], np.asarray(prediction["boxes"][0, :n]),
+                         np.asarray(prediction["scores"][0, :n]),
+                         np.asarray(prediction["classes"][0, :n]))
 
     def result(self, metric):
         return {"mAP": metric.result()["mAP"]}
@@ -109,31 +117,58 @@ class SegmentationTask:
     name = "segmentation"
     metric_names = ("J", "F", "J&F")
 
-    def __init__(self, output_size):
+    def __init__(self, output_size=None, frame_selection=davis.EXCLUDE_FIRST_LAST):
         """
         Args:
-          output_size: (H, W) of the annotations (the clips' frames), where masks are scored.
+          output_size: (H, W) the masks of `predictions` are resized to; None keeps the
+            model's output size (`add_frame` resizes to each annotation's size).
+          frame_selection: the frames of each sequence that are scored
+            (`davis.FRAME_SELECTIONS`); the DAVIS 2016 benchmark leaves out the first and last.
         """
-        self.output_size = tuple(int(v) for v in output_size)
+        self.output_size = None if output_size is None else tuple(int(v) for v in output_size)
+        self.frame_selection = frame_selection
 
     def predictions(self, outputs, flip=False):
-        """One frame's foreground mask: bool [1, H, W] at `output_size`."""
+        """One frame's foreground: `mask` bool [1, H, W] (at `output_size` if set) and its
+        `mask_logits` float32 [1, H, W]."""
         logits = outputs["mask_logits"]
         if flip:
             _check_flip_batch(logits, "mask_logits")
             logits = (logits[:1] + tf.reverse(logits[1:], axis=[2])) / 2.0
-        if tuple(logits.shape[1:3]) != self.output_size:
+        if self.output_size and tuple(logits.shape[1:3]) != self.output_size:
             logits = tf.image.resize(logits, self.output_size, method="bilinear")
-        return {"mask": logits[..., 0] > 0.0}
+        return {"mask": logits[..., 0] > 0.0, "mask_logits": logits[..., 0]}
+
+    @staticmethod
+    def mask_at(prediction, size):
+        """The predicted mask bool [H, W] at the annotation's `size`: the logits resized
+        bilinearly and thresholded at 0 when the prediction has them, else the mask resized
+        by nearest neighbour."""
+        mask = np.asarray(prediction["mask"])[0]
+        if mask.shape == tuple(size):
+            return mask.astype(bool)
+        if "mask_logits" in prediction:
+            logits = tf.image.resize(np.asarray(prediction["mask_logits"])[0][..., None], size,
+                                     method="bilinear")
+            return logits.numpy()[..., 0] > 0.0
+        return tf.image.resize(mask[..., None].astype(np.uint8), size,
+                               method="nearest").numpy()[..., 0].astype(bool)
 
     def new_metric(self):
-        return davis.DavisJF()
+        return davis.DavisJF(frame_selection=self.frame_selection)
 
-    def add_clip(self, metric, clip, predictions):
-        masks = np.concatenate([np.asarray(p["mask"]) for p in predictions])
-        clip_id = clip[clips_lib.CLIP_ID]
-        clip_id = clip_id.decode() if isinstance(clip_id, bytes) else str(clip_id)
-        metric.add(clip_id, masks, np.asarray(clip[clips_lib.MASK]))
+    def add_frame(self, metric, video_id, index, truth, prediction):
+        """Scores frame `index` of sequence `video_id` at the annotation's resolution.
+
+        Args:
+          metric: from `new_metric`.
+          video_id, index: the frame's sequence and position in it.
+          truth: a frame dict of `data.videos` with `mask` uint8 [H, W].
+          prediction: an output of `predictions` or a runner's `mask` (batch 1).
+        """
+        annotation = np.asarray(truth[clips_lib.MASK])
+        metric.add_frame(video_id, index, self.mask_at(prediction, annotation.shape),
+                         annotation)
 
     def result(self, metric):
         result = metric.result()

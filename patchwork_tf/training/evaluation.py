@@ -68,7 +68,8 @@ def evaluate_segmenter(model: tf_keras.Model, frames: Dict[str, np.ndarray],
 
     predictions = np.concatenate([segment(images).numpy() for images, _ in
                                   stage1_data.evaluation_dataset(frames, batch_size)])
-    metric = davis.DavisJF()
+    # The frames are a few spread out of each clip, not a sequence: every one is scored.
+    metric = davis.DavisJF(frame_selection=davis.ALL_FRAMES)
     for start in range(0, len(predictions), frames_per_clip):
         metric.add(start // frames_per_clip, predictions[start:start + frames_per_clip],
                    frames["mask"][start:start + frames_per_clip])

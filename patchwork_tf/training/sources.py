@@ -7,7 +7,10 @@ Pascal VOC (Sec. 3.4). For each stage it gives:
 
 * `stage1_dataset`: batches `(images, labels)` of shuffled single frames (stage 1);
 * `training_clips`: batched clips `[B, T, ...]` for the environment of stages 2 and 3;
-* `evaluation_clips`: numpy clips of a held-out split, for `patchwork_tf.evaluate`.
+* `evaluation_videos`: the videos of a held-out split, read a frame at a time, for
+  `patchwork_tf.evaluate` (real sources: every frame of every video at its original size);
+* `evaluation_clips`: numpy clips of a held-out split at the model's size, for the quick
+  stage-1 validation score.
 
 Real frames are brought to the model's frame size by stretching each side on its own (the
 `"stretch"` method of `pipeline.resize_and_pad_clip`, like the SSD fixed-shape resizer), so no
@@ -31,7 +34,7 @@ of re-reading every batch it skips.
 """
 import dataclasses
 import os
-from typing import Iterator, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -44,6 +47,7 @@ from patchwork_tf.data import layout as layout_lib
 from patchwork_tf.data import pascal_voc
 from patchwork_tf.data import pipeline
 from patchwork_tf.data import synthetic
+from patchwork_tf.data import videos as videos_lib
 from patchwork_tf.training import stage1_data
 
 SYNTHETIC = "synthetic"
@@ -394,6 +398,52 @@ class DataSource:
                 [dataset, fake], [1.0 - self._fake_fraction, self._fake_fraction], seed=seed)
         return dataset.shuffle(SHUFFLE_CLIPS, seed=seed).batch(
             batch_size, drop_remainder=True).prefetch(2)
+
+    def evaluation_videos(self, split: str, task: str, num_clips: int = 16,
+                          frame_size: Tuple[int, int] = (128, 128), clip_length: int = 16,
+                          max_objects: int = 4, max_videos: Optional[int] = None
+                          ) -> List[videos_lib.Video]:
+        """The videos an evaluation streams (`data.videos.Video`, read a frame at a time).
+
+        Real sources: every video of their annotated "val" split, all frames from the first,
+        at the original resolution with the ground truth in its pixels (the official
+        protocols of ImageNet VID and DAVIS 2016), or the first `max_videos`. Synthetic:
+        clips 0 .. num_clips - 1 of `split` at `frame_size`, `clip_length` frames each.
+
+        Args:
+          split: "validation" or "test" (or "train").
+          task: "detection" or "segmentation".
+          num_clips, frame_size, clip_length, max_objects: of the synthetic clips.
+          max_videos: at most this many real videos (a quick look, not the official number).
+        """
+        if self.name == SYNTHETIC:
+            return [videos_lib.from_clip(clip) for clip in synthetic.synthetic_clips(
+                split, task, num_clips, frame_size, clip_length, max_objects)]
+        self.check_task(task)
+        split = self.reader_split(split)
+        names = self._videos(split)[:max_videos]
+        if not names:
+            raise layout_lib.DataLayoutError(
+                f"the {split} split of {self.data_dir!r} lists no videos. Expected this "
+                f"layout:\n{_LAYOUTS[self.name]}")
+        return [self._evaluation_video(split, name) for name in names]
+
+    def _evaluation_video(self, split, video):
+        if self.name == IMAGENET_VID:
+            frame_names = imagenet_vid.frame_names(self.data_dir, split, video)
+
+            def read_frame(t):
+                frame = imagenet_vid.read_frame(self.data_dir, split, video, frame_names[t])
+                return {key: frame[key] for key in (videos_lib.FRAME, clips_lib.BOXES,
+                                                    clips_lib.CLASSES)}
+        else:
+            frame_names = davis.frame_names(self.data_dir, video)
+
+            def read_frame(t):
+                frame = davis.read_frame(self.data_dir, video, frame_names[t])
+                return {key: frame[key] for key in (videos_lib.FRAME, clips_lib.MASK)}
+
+        return videos_lib.Video(video, len(frame_names), read_frame)
 
     def evaluation_clips(self, split: str, task: str, num_clips: int,
                          frame_size: Tuple[int, int], clip_length: int,

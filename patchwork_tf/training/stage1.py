@@ -169,6 +169,12 @@ def build_model(config: Stage1Config, num_classes: Optional[int] = None) -> tf_k
         dropout_rate=config.dropout_rate, batch_norm_momentum=config.batch_norm_momentum)
 
 
+def observed_cell(config: Stage1Config) -> str:
+    """The cell (layer L, Fig. 3) whose memory the attention network reads in the model of
+    `config`, as its builder names it (`ssdlite.OBSERVED_CELL`, `deeplab.OBSERVED_CELL`)."""
+    return ssdlite.OBSERVED_CELL if config.task == "detection" else deeplab.OBSERVED_CELL
+
+
 def anchor_kwargs(config: Stage1Config) -> Dict[str, Any]:
     """The `anchors.anchors_for_model` arguments of a model built by `build_model(config)`."""
     return dict(min_scale=config.anchor_min_scale, max_scale=config.anchor_max_scale,

@@ -40,7 +40,8 @@ class PatchworkConfig:
 
     Attributes:
       m, n: the window grid (Sec. 3.1).
-      observed_cell: the cell (layer L, Fig. 3) whose memory the Q-network reads.
+      observed_cell: the cell (layer L, Fig. 3) whose memory the Q-network reads; None takes
+        the one the stage-1 model's builder names (`stage1.observed_cell`).
       history_alpha: decay of the action history, Eq. 1.
       change_cue: the Q-network also observes how much each window changed since it was
         last processed (`policy.observation`); False is the paper's observation.
@@ -68,7 +69,7 @@ class PatchworkConfig:
 
     m: int = 4
     n: int = 2
-    observed_cell: str = "block_13_depthwise"
+    observed_cell: Optional[str] = None
     history_alpha: float = 0.5
     change_cue: bool = True
     num_streams: int = 8
@@ -116,10 +117,20 @@ class PatchworkConfig:
 _EXTENSIBLE_FIELDS = ("stage2_steps", "stage3_steps") + stage1.DATA_PATHS
 
 
+def with_observed_cell(config, stage1_config):
+    """`config` with an `observed_cell` of None replaced by the stage-1 model's
+    (`stage1.observed_cell`)."""
+    if config.observed_cell is not None:
+        return config
+    return dataclasses.replace(config, observed_cell=stage1.observed_cell(stage1_config))
+
+
 def store_config(model_dir, config):
     """Writes `config` to `model_dir`, or checks it against the stored one but for the step
-    counts (a resume)."""
+    counts (a resume). Returns the config as stored (the observed cell resolved)."""
+    config = with_observed_cell(config, stage1.load_config(os.path.join(model_dir, STAGE1_DIR)))
     run_config.store(model_dir, CONFIG_FILE, config, extensible=_EXTENSIBLE_FIELDS)
+    return config
 
 
 def load_config(model_dir):
@@ -168,6 +179,7 @@ def build_patchwork(model_dir, config, write="bands", jit_compile=False):
         raise ValueError(
             f"the Patchwork config reads data source {config.data!r}, but the stage-1 model of "
             f"{model_dir!r} was trained on {stage1_config.data!r}; use the same source.")
+    config = with_observed_cell(config, stage1_config)
     grid = grid_lib.WindowGrid(stage1_config.frame_size, config.m, config.n)
     twin = twin_lib.patchwork_model(model, grid, jit_compile=jit_compile, write=write,
                                     full_memory_cells=[config.observed_cell])
@@ -313,7 +325,7 @@ def train_stage2(model_dir, config, verbose=1, **trainer_kwargs):
     Returns:
       dict(train_step, loss) of `policy.trainer.collect_and_train`.
     """
-    store_config(model_dir, config)
+    config = store_config(model_dir, config)
     setting = build_setting(model_dir, config, config.learning_rate)
     setting.model.trainable = False
     return trainer.collect_and_train(

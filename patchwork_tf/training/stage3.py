@@ -56,7 +56,7 @@ def train_stage3(model_dir, config, verbose=1, **trainer_kwargs):
     Returns:
       dict(train_step, loss) of the DDQN part, and `finetune_loss` of the last supervised step.
     """
-    stage2.store_config(model_dir, config)
+    config = stage2.store_config(model_dir, config)
     setting = stage2.build_setting(model_dir, config, config.stage3_q_learning_rate,
                                    train_step_offset=config.stage2_steps)
     stage3_dir = os.path.join(model_dir, "stage3")

@@ -83,13 +83,18 @@ def test_runner_streams_uint8_frames_and_reports_the_exported_flops(stand_in):
     assert result.settings["policy"] == "scanning"
 
 
-def test_frames_of_another_size_are_refused_not_resized(stand_in):
+def test_frames_of_another_size_are_resized_and_scored_at_their_own_size(stand_in):
     runner = exported.SavedModelRunner(stand_in)
     clip = _clip()
     clip = {"frames": np.repeat(np.repeat(clip["frames"], 2, 1), 2, 2),
             "mask": np.repeat(np.repeat(clip["mask"], 2, 1), 2, 2), "clip_id": "big"}
-    with pytest.raises(ValueError, match="resizes nothing"):
-        stream.evaluate_stream(runner, [clip], resize_frames=True)
+    with pytest.raises(ValueError, match="resize_frames=True"):
+        stream.evaluate_stream(runner, [clip])
+    # Halved as training resizes (bilinear: the red half stays 255), the 4x4 mask scaled back
+    # to the 8x8 annotation is the annotation.
+    result = stream.evaluate_stream(runner, [clip], resize_frames=True, warmup_calls=1)
+    assert result.accuracy["J"] == pytest.approx(1.0)
+    assert result.num_frames == 3
 
 
 def test_export_without_metadata_asks_for_a_reexport(tmp_path):

@@ -11,6 +11,7 @@ import tensorflow as tf
 import tf_keras
 
 import patchwork_tf as pw
+from patchwork_tf.data import videos as videos_lib
 from patchwork_tf.evaluation import stream
 from patchwork_tf.evaluation import tasks
 from patchwork_tf.metrics import davis
@@ -54,12 +55,17 @@ def _left():
     return _gt_mask().astype(bool)
 
 
+def _every_frame(size=(SIZE, SIZE)):
+    """The segmentation task scoring every frame, as the hand-worked numbers below do."""
+    return tasks.SegmentationTask(size, frame_selection=davis.ALL_FRAMES)
+
+
 def _run(runner, clip, **kwargs):
     return stream.evaluate_stream(runner, [clip], warmup_calls=1, **kwargs)
 
 
 def test_single_frame_every_frame_scores_and_costs_by_hand():
-    runner = stream.SingleFrameRunner(_segmenter(), tasks.SegmentationTask((SIZE, SIZE)))
+    runner = stream.SingleFrameRunner(_segmenter(), _every_frame())
     result = _run(runner, _segmentation_clip())
     # J per frame: 1, 0 (empty prediction), 1, 32 / 64.
     assert result.accuracy["J"] == pytest.approx((1 + 0 + 1 + 0.5) / 4)
@@ -74,7 +80,7 @@ def test_single_frame_every_frame_scores_and_costs_by_hand():
 
 
 def test_interval_propagates_key_frames_and_delay_spreads_them():
-    runner = stream.SingleFrameRunner(_segmenter(), tasks.SegmentationTask((SIZE, SIZE)))
+    runner = stream.SingleFrameRunner(_segmenter(), _every_frame())
     result = _run(runner, _segmentation_clip(), interval=2)
     # Frames 1 and 3 copy frames 0 and 2, which predict the ground truth.
     assert result.accuracy["J"] == pytest.approx(1.0)
@@ -89,7 +95,7 @@ def test_interval_propagates_key_frames_and_delay_spreads_them():
 
 
 def test_flip_merges_back_to_the_same_mask_at_twice_the_cost():
-    task = tasks.SegmentationTask((SIZE, SIZE))
+    task = _every_frame()
     plain = _run(stream.SingleFrameRunner(_segmenter(), task), _segmentation_clip())
     flipped = _run(stream.SingleFrameRunner(_segmenter(), task, flip=True),
                    _segmentation_clip())
@@ -104,7 +110,7 @@ def _twin():
 
 @pytest.mark.parametrize("flip", [False, True])
 def test_patchwork_scanning_patches_windows_by_hand(flip):
-    runner = stream.PatchworkRunner(_twin(), tasks.SegmentationTask((SIZE, SIZE)),
+    runner = stream.PatchworkRunner(_twin(), _every_frame(),
                                     policy="scanning", flip=flip)
     result = _run(runner, _segmentation_clip())
     # Scan 0, 1, 2, 3 (top-left, top-right, bottom-left, bottom-right) after a warm start on
@@ -128,7 +134,7 @@ def test_patchwork_dqn_is_greedy_and_its_network_is_counted():
     def q_fn(observation):
         return dense(observation["history"])
 
-    runner = stream.PatchworkRunner(_twin(), tasks.SegmentationTask((SIZE, SIZE)),
+    runner = stream.PatchworkRunner(_twin(), _every_frame(),
                                     policy="dqn", q_fn=q_fn)
     result = _run(runner, _segmentation_clip())
     assert result.actions == [3, 3, 3, 3]
@@ -139,7 +145,7 @@ def test_patchwork_dqn_is_greedy_and_its_network_is_counted():
 
 
 def test_change_policy_follows_the_change_cue_by_hand():
-    runner = stream.PatchworkRunner(_twin(), tasks.SegmentationTask((SIZE, SIZE)),
+    runner = stream.PatchworkRunner(_twin(), _every_frame(),
                                     policy="change")
     result = _run(runner, _segmentation_clip())
     # Nothing changed at the start (window 0 by the tie rule) nor on frame 0; frame 1 empties
@@ -153,7 +159,7 @@ def test_change_policy_follows_the_change_cue_by_hand():
 
 
 def test_random_policy_runs_and_picks_valid_windows():
-    runner = stream.PatchworkRunner(_twin(), tasks.SegmentationTask((SIZE, SIZE)),
+    runner = stream.PatchworkRunner(_twin(), _every_frame(),
                                     policy="random")
     result = _run(runner, _segmentation_clip())
     assert len(result.actions) == 4 and set(result.actions) <= {0, 1, 2, 3}
@@ -220,7 +226,7 @@ def test_detection_flip_merges_mirrored_boxes_back():
 
 
 def test_frames_of_another_size_need_resize_frames():
-    runner = stream.SingleFrameRunner(_segmenter(), tasks.SegmentationTask((16, 16)))
+    runner = stream.SingleFrameRunner(_segmenter(), _every_frame((16, 16)))
     clip = _segmentation_clip()
     clip = {"frames": np.repeat(np.repeat(clip["frames"], 2, 1), 2, 2),
             "mask": np.repeat(np.repeat(clip["mask"], 2, 1), 2, 2), "clip_id": "big"}
@@ -228,3 +234,68 @@ def test_frames_of_another_size_need_resize_frames():
         _run(runner, clip)
     result = _run(runner, clip, resize_frames=True)
     assert result.accuracy["J"] == pytest.approx((1 + 0 + 1 + 0.5) / 4)
+
+
+def test_davis_protocol_leaves_out_each_sequences_first_and_last_frame():
+    # J per frame is 1, 0, 1, 0.5; the DAVIS 2016 benchmark scores frames 1 and 2 only.
+    runner = stream.SingleFrameRunner(_segmenter(), tasks.SegmentationTask())
+    result = _run(runner, _segmentation_clip())
+    assert result.accuracy["J"] == pytest.approx((0 + 1) / 2)
+    assert result.num_frames == 4
+
+
+def _videos(interrupt_at=None):
+    """Three 4-frame segmentation videos; reading frame `interrupt_at` = (video, t) fails once,
+    as a stopped evaluation would."""
+    base = _segmentation_clip()
+    failed = []
+
+    def video(v):
+        frames = np.roll(base["frames"], v, axis=0)
+
+        def read_frame(t):
+            if (v, t) == interrupt_at and not failed:
+                failed.append(True)
+                raise KeyboardInterrupt("stopped")
+            return {"frame": frames[t], "mask": base["mask"][t]}
+
+        return videos_lib.Video(f"video{v}", 4, read_frame)
+
+    return [video(v) for v in range(3)]
+
+
+def test_a_stopped_evaluation_resumes_per_video_to_the_same_numbers(tmp_path):
+    def run(videos, progress_dir):
+        runner = stream.PatchworkRunner(_twin(), tasks.SegmentationTask(), policy="scanning")
+        return stream.evaluate_stream(runner, videos, warmup_calls=1, start="zeros",
+                                      progress_dir=progress_dir)
+
+    uninterrupted = run(_videos(), None)
+    videos = _videos(interrupt_at=(1, 2))
+    with pytest.raises(KeyboardInterrupt):
+        run(videos, str(tmp_path))
+    assert len(list(tmp_path.glob("video_*.json"))) == 1
+    resumed = run(videos, str(tmp_path))
+    assert resumed.num_frames == uninterrupted.num_frames == 12
+    assert resumed.accuracy == uninterrupted.accuracy
+    assert resumed.actions == uninterrupted.actions
+    assert resumed.theoretical.to_json() == uninterrupted.theoretical.to_json()
+    # Progress of another configuration is refused, not mixed in.
+    runner = stream.SingleFrameRunner(_segmenter(), tasks.SegmentationTask())
+    with pytest.raises(ValueError, match="progress of another evaluation"):
+        stream.evaluate_stream(runner, videos, progress_dir=str(tmp_path))
+
+
+def test_key_frame_start_counts_the_full_pass_in_the_maximum_with_start():
+    twin = _twin()
+    runner = stream.PatchworkRunner(twin, _every_frame(), policy="scanning")
+    clip = _segmentation_clip()
+    started = _run(runner, clip, start="key_frame")
+    zeros = _run(runner, clip, start="zeros")
+    step, full = WINDOW_FLOPS / 1e6, CONV_FLOPS / 1e6
+    assert started.theoretical.maximum == zeros.theoretical.maximum == pytest.approx(step)
+    assert started.maximum_with_start["MFLOPs"] == pytest.approx(step + full)
+    assert zeros.maximum_with_start["MFLOPs"] == pytest.approx(step)
+    assert (started.stream_start, zeros.stream_start) == ("key_frame", "zeros")
+    # From zero memories the first windows see no context; the warm start fills it.
+    assert started.accuracy["J"] >= zeros.accuracy["J"]
