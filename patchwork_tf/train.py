@@ -55,6 +55,11 @@ flags.DEFINE_float("stage1_learning_rate", 2e-3, "Stage-1 peak learning rate.")
 flags.DEFINE_integer("stage1_train_clips", 512, "Synthetic clips stage 1 draws frames from "
                      "(real sources read every training video).")
 flags.DEFINE_float("stage1_max_seconds", None, "Stop stage 1 after this many seconds.")
+flags.DEFINE_string("backbone_weights", "none", "MobileNetV2 weights a new stage-1 run "
+                    "starts its backbone from: imagenet (the Keras ImageNet weights, the "
+                    "paper's Sec. 4.1; offline, pass their file), none (from scratch) or "
+                    "the path of a weights file of the stock MobileNetV2 without its top "
+                    "(h5). See README.md for offline machines.")
 # Patchwork setting and attention (stages 2 and 3).
 flags.DEFINE_integer("m", 4, "Grid slices per side (Sec. 3.1).")
 flags.DEFINE_integer("n", 2, "Slices per window side (Sec. 3.1).")
@@ -209,7 +214,7 @@ def main(argv):
             output_stride=FLAGS.output_stride, num_train_clips=FLAGS.stage1_train_clips,
             seed=FLAGS.seed, data=FLAGS.data, data_dir=FLAGS.data_dir,
             still_data=FLAGS.still_data, still_data_dir=FLAGS.still_data_dir,
-            still_fraction=FLAGS.still_fraction)
+            still_fraction=FLAGS.still_fraction, backbone_weights=FLAGS.backbone_weights)
         logging.info("Stage 1 at step %d, losses %s", result["step"], result["losses"])
         if result["out_of_time"]:
             print(f"[stage 1/3] stopped at step {result['step']} of {FLAGS.stage1_steps}: "

@@ -34,6 +34,7 @@ import tf_keras
 
 from patchwork_tf.losses import detection as detection_losses
 from patchwork_tf.models import anchors as anchors_lib
+from patchwork_tf.models import backbone_weights as backbone_weights_lib
 from patchwork_tf.models import deeplab
 from patchwork_tf.models import ssdlite
 from patchwork_tf.ops import target_assigner
@@ -88,6 +89,11 @@ class Stage1Config:
       max_objects: object slots per frame; None takes the source's (synthetic 4, ImageNet VID
         100, DAVIS 1).
       seed: model initialisation, shuffle order and flips.
+      backbone_weights: the MobileNetV2 weights a new run starts from: "imagenet" (the paper's
+        ImageNet checkpoint, Sec. 4.1), "none" (from scratch) or the path of a weights file of
+        the stock MobileNetV2 without its top (`models.backbone_weights`). Only the backbone
+        layers take them; the head is freshly initialised, and a resumed run restores its
+        checkpoint instead.
     """
     task: str
     frame_size: Tuple[int, int] = (128, 128)
@@ -112,6 +118,7 @@ class Stage1Config:
     frames_per_clip: int = 4
     max_objects: Optional[int] = None
     seed: int = 0
+    backbone_weights: str = backbone_weights_lib.NONE
 
     def __post_init__(self):
         if self.task not in stage1_data.TASKS:
@@ -128,6 +135,7 @@ class Stage1Config:
                              f"{source.num_classes} classes; leave num_classes unset.")
         if self.max_objects is None:
             object.__setattr__(self, "max_objects", source.default_max_objects)
+        backbone_weights_lib.check_weights(self.backbone_weights, self.alpha)
 
     @property
     def source(self) -> sources.DataSource:
@@ -144,7 +152,15 @@ def extra_layers(config: Stage1Config) -> int:
     return min(4, ssdlite.max_extra_layers(config.frame_size + (3,)))
 
 
-def build_model(config: Stage1Config, num_classes: Optional[int] = None) -> tf_keras.Model:
+def pretrained_backbone(config: Stage1Config) -> Optional[tf_keras.Model]:
+    """The stock MobileNetV2 holding `config.backbone_weights` (downloaded or read now), for
+    `build_model`; None for "none". See `backbone_weights.stock_backbone` for the errors."""
+    return backbone_weights_lib.stock_backbone(config.backbone_weights, config.alpha,
+                                               config.frame_size + (3,))
+
+
+def build_model(config: Stage1Config, num_classes: Optional[int] = None,
+                pretrained: Optional[tf_keras.Model] = None) -> tf_keras.Model:
     """The single-frame model of `config.task`, freshly initialised.
 
     Args:
@@ -153,20 +169,27 @@ def build_model(config: Stage1Config, num_classes: Optional[int] = None) -> tf_k
       num_classes: the detector's classes; None takes `config.num_classes` (its data
         source's). Another value builds the same architecture for another label set, e.g.
         an export of a model trained elsewhere.
+      pretrained: a stock MobileNetV2 (`pretrained_backbone(config)`) whose weights the
+        model's backbone layers take, by layer name; None leaves every layer freshly
+        initialised. The head's layers stay freshly initialised either way.
     """
     input_shape = config.frame_size + (3,)
     if config.task == "detection":
         num_classes = config.num_classes if num_classes is None else num_classes
         prior_logit = math.log((1.0 - _FOCAL_PRIOR) / _FOCAL_PRIOR)
-        return ssdlite.ssdlite_mobilenet_v2(
+        model = ssdlite.ssdlite_mobilenet_v2(
             input_shape, num_classes=num_classes, alpha=config.alpha,
             num_extra_layers=extra_layers(config), add_background_class=True,
             reduce_boxes_in_lowest_layer=config.reduce_boxes_in_lowest_layer,
             class_bias_init=[prior_logit] + [-prior_logit] * num_classes,
             batch_norm_momentum=config.batch_norm_momentum)
-    return deeplab.deeplabv3_mobilenet_v2(
-        input_shape, alpha=config.alpha, output_stride=config.output_stride,
-        dropout_rate=config.dropout_rate, batch_norm_momentum=config.batch_norm_momentum)
+    else:
+        model = deeplab.deeplabv3_mobilenet_v2(
+            input_shape, alpha=config.alpha, output_stride=config.output_stride,
+            dropout_rate=config.dropout_rate, batch_norm_momentum=config.batch_norm_momentum)
+    if pretrained is not None:
+        backbone_weights_lib.copy_weights(pretrained, model)
+    return model
 
 
 def observed_cell(config: Stage1Config) -> str:
@@ -280,21 +303,25 @@ def train_stage1(
     end_step = config.num_steps if stop_at_step is None else min(stop_at_step, config.num_steps)
     strategy_obj = distribute.get_strategy(strategy)
     chief = _is_chief(strategy_obj)
-    if chief:
-        run_config.store(model_dir, CONFIG_FILE, config, extensible=DATA_PATHS)
-
-    tf_keras.utils.set_random_seed(config.seed)
-    with strategy_obj.scope():
-        model = build_model(config)
-        schedule = learning_rate_schedule(config)
-        optimizer = tf_keras.optimizers.Adam(schedule)
-        optimizer.build(model.trainable_variables)
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
     checkpoint_dir = os.path.join(model_dir, CHECKPOINT_DIR)
     if not chief:
         # Non-chief workers of a multi-worker run save too (collectives need every worker) but
         # into a private directory (the tf.distribute multi-worker checkpointing pattern).
         checkpoint_dir = os.path.join(model_dir, f"worker_{strategy_obj.cluster_resolver.task_id}")
+    # A new run starts from the backbone weights; they load before the config is stored, so
+    # a missing or wrong file leaves no run behind. A resumed run restores its checkpoint.
+    pretrained = (pretrained_backbone(config) if tf.train.latest_checkpoint(checkpoint_dir) is None
+                  else None)
+    if chief:
+        run_config.store(model_dir, CONFIG_FILE, config, extensible=DATA_PATHS)
+
+    tf_keras.utils.set_random_seed(config.seed)
+    with strategy_obj.scope():
+        model = build_model(config, pretrained=pretrained)
+        schedule = learning_rate_schedule(config)
+        optimizer = tf_keras.optimizers.Adam(schedule)
+        optimizer.build(model.trainable_variables)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=max_checkpoints,
                                          step_counter=optimizer.iterations)
     if manager.latest_checkpoint:

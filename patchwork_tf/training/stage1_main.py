@@ -38,6 +38,10 @@ flags.DEFINE_integer("output_stride", 16, "DeepLab output stride (8 or 16).")
 flags.DEFINE_integer("num_train_clips", 512, "Synthetic training clips.")
 flags.DEFINE_integer("frames_per_clip", 4, "Frames kept per training clip.")
 flags.DEFINE_integer("seed", 0, "Seed of initialisation, shuffling and flips.")
+flags.DEFINE_string("backbone_weights", "none", "MobileNetV2 weights a new run starts its "
+                    "backbone from: imagenet (the Keras ImageNet weights; offline, pass "
+                    "their file), none (from scratch) or the path of a weights file of "
+                    "the stock MobileNetV2 without its top (h5).")
 flags.DEFINE_float("max_seconds", None, "Stop training after this many seconds.")
 flags.DEFINE_integer("checkpoint_every", 200, "Steps between checkpoints.")
 flags.DEFINE_integer("eval_clips", 32, "Validation clips evaluated after training.")
@@ -57,7 +61,8 @@ def main(argv):
             output_stride=FLAGS.output_stride, num_train_clips=FLAGS.num_train_clips,
             frames_per_clip=FLAGS.frames_per_clip, seed=FLAGS.seed, data=FLAGS.data,
             data_dir=FLAGS.data_dir, still_data=FLAGS.still_data,
-            still_data_dir=FLAGS.still_data_dir, still_fraction=FLAGS.still_fraction)
+            still_data_dir=FLAGS.still_data_dir, still_fraction=FLAGS.still_fraction,
+            backbone_weights=FLAGS.backbone_weights)
         logging.info("trained to step %d in %.0f s (%.2f steps/s), last losses %s",
                      result["step"], result["seconds"], result["steps_per_second"],
                      result["losses"])

@@ -1,5 +1,6 @@
 """Tests for stage-1 training: the loss falls, checkpoints resume exactly, summaries, config."""
 import glob
+import json
 import os
 
 import numpy as np
@@ -11,6 +12,7 @@ from patchwork_tf.training import distribute
 from patchwork_tf.training import run_config
 from patchwork_tf.training import stage1
 from patchwork_tf.training import stage1_data
+from tests.models import backbone_files
 
 TINY = dict(frame_size=(64, 64), alpha=0.35, batch_size=4, num_train_clips=4,
             frames_per_clip=2, learning_rate=2e-3)
@@ -93,6 +95,39 @@ def test_a_model_dir_with_other_settings_is_refused(tmp_path):
         stage1.train_stage1(model_dir, "detection", num_steps=20, verbose=0)
     with pytest.raises(FileNotFoundError, match="not a stage-1 model directory"):
         stage1.load_config(str(tmp_path / "missing"))
+
+
+def test_a_new_run_starts_from_the_backbone_weights_and_a_resume_from_its_checkpoint(tmp_path):
+    path = tmp_path / "backbone.h5"
+    file_weights = backbone_files.write_weights_file(path, alpha=0.35)
+    model_dir = str(tmp_path / "run")
+    # A learning rate too small to move the weights: after a step they are still the file's.
+    settings = dict(TINY, num_steps=2, learning_rate=1e-9, backbone_weights=str(path), verbose=0)
+    first = stage1.train_stage1(model_dir, "detection", stop_at_step=1, **settings)
+    backbone = [layer for layer in first["model"].layers if layer.name in file_weights]
+    assert len(backbone) == 104
+    for layer in backbone:
+        for variable, want in zip(layer.weights, file_weights[layer.name], strict=True):
+            if variable.trainable:  # batch-norm statistics move with the step
+                np.testing.assert_allclose(variable.numpy(), want, atol=1e-6,
+                                           err_msg=variable.name)
+    assert stage1.load_config(model_dir).backbone_weights == str(path)
+
+    # The resume restores the checkpoint and needs the file no more.
+    os.remove(path)
+    resumed = stage1.train_stage1(model_dir, "detection", **settings)
+    assert resumed["step"] == 2
+
+
+def test_a_stored_config_without_backbone_weights_loads_as_from_scratch(tmp_path):
+    run_config.store(str(tmp_path), stage1.CONFIG_FILE, stage1.Stage1Config(task="detection"))
+    path = os.path.join(tmp_path, stage1.CONFIG_FILE)
+    with open(path) as f:
+        stored = json.load(f)
+    del stored["backbone_weights"]  # a run directory from before the field
+    with open(path, "w") as f:
+        json.dump(stored, f)
+    assert stage1.load_config(str(tmp_path)).backbone_weights == "none"
 
 
 def test_bad_task_and_strategy_names_are_refused():
