@@ -14,8 +14,9 @@ Each `--run` is one configuration, written as comma-separated `key=value` pairs:
   alpha       with --untrained: this run's depth multiplier
   tables      '+'-separated tables the run belongs to: policies (Tab. 1), cells (Tab. 2)
 
-  python -m patchwork_tf.report --flagfile=experiments/report_vid.flags \
-      --model_dir=runs/vid --data_dir=/path/to/ILSVRC2015 --output_dir=docs/results/vid
+  python -m patchwork_tf.report --flagfile=experiments/report_runs.flags \
+      --model_dir=runs/vid --frame_size=384 --data=imagenet_vid \
+      --data_dir=/path/to/ILSVRC2015 --output_dir=docs/results/vid
 
 `--data=imagenet_vid|davis` evaluates every run on the real data set's validation videos by
 the official protocol (every frame of every video; `--max_videos` for a quick look, which the

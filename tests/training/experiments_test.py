@@ -15,10 +15,13 @@ import pytest
 import tensorflow as tf
 
 from tests.data import fixtures
+from tests.models import backbone_files
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN_FLAG_FILES = ("synthetic_det.flags", "synthetic_seg.flags", "vid.flags", "davis.flags")
 REPORT_FLAG_FILES = ("report_synthetic.flags",)
+# The sweep's runs, which report_synthetic.flags includes.
+INCLUDED_FLAG_FILES = ("report_runs.flags",)
 TOY_SIZES = [
     "--frame_size=128", "--alpha=0.35", "--stage1_steps=2", "--stage1_batch_size=2",
     "--stage1_train_clips=4", "--num_streams=2", "--clip_length=4", "--num_train_clips=4",
@@ -31,7 +34,7 @@ TOY_SIZES = [
 def test_every_flag_file_is_run_here():
     names = sorted(os.path.basename(p) for p in glob.glob(os.path.join(REPO, "experiments",
                                                                        "*.flags")))
-    assert names == sorted(TRAIN_FLAG_FILES + REPORT_FLAG_FILES)
+    assert names == sorted(TRAIN_FLAG_FILES + REPORT_FLAG_FILES + INCLUDED_FLAG_FILES)
 
 
 def _train_in_process(argv):
@@ -47,10 +50,14 @@ def _train_in_process(argv):
 
 @pytest.fixture(scope="module")
 def official_copies(tmp_path_factory):
+    """Fixture copies of the official layouts, and the local ImageNet weights file that an
+    offline machine passes for --backbone_weights=imagenet."""
     root = tmp_path_factory.mktemp("official")
+    weights = str(root / "mobilenet_v2_0.35_no_top.h5")
+    backbone_files.write_weights_file(weights)
     return {"imagenet_vid": fixtures.write_vid(str(root / "ILSVRC2015")),
             "davis": fixtures.write_davis(str(root / "DAVIS")),
-            "coco": fixtures.write_coco(str(root / "coco"))}
+            "coco": fixtures.write_coco(str(root / "coco")), "weights": weights}
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +72,8 @@ def trained_runs(tmp_path_factory, official_copies):
             data = [line.split("=", 1)[1].strip() for line in f if line.startswith("--data=")]
         if data != ["synthetic"]:
             argv += [f"--data_dir={official_copies[data[0]]}",
-                     f"--still_data_dir={official_copies['coco']}"]
+                     f"--still_data_dir={official_copies['coco']}",
+                     f"--backbone_weights={official_copies['weights']}"]
         _train_in_process(argv)
         runs[name] = model_dir
     return runs
@@ -102,9 +110,10 @@ def test_report_flag_file_sweeps_its_runs(trained_runs, tmp_path, name):
          "--frame_size=64", "--num_clips=1", "--clip_length=3"],
         check=True, capture_output=True, cwd=REPO,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-    with open(os.path.join(REPO, "experiments", name)) as f:
-        runs = [line for line in f if line.startswith("--run=")]
+    with open(os.path.join(REPO, "experiments", INCLUDED_FLAG_FILES[0])) as f:
+        runs = [line.strip()[len("--run=name="):].split(",")[0] for line in f
+                if line.startswith("--run=")]
     records = json.loads((out / "results.json").read_text())
-    assert len(records) == len(runs)
+    assert [r["name"] for r in records] == runs
     text = (out / "report.md").read_text()
     assert "## Protocol" in text and "Tab. 1" in text and "Tab. 2" in text
