@@ -7,7 +7,9 @@ how it runs when only one window of the frame is processed:
   `Rescaling`, `Normalization` over channels, and the elementwise TensorFlow ops tf_keras
   wraps in `TFOpLambda` layers, e.g. MobileNetV3's hard-swish `x + 3.0`, `x * (1 / 6)`) run on
   the window as they are; the frame's own preprocessing (such layers on the model input) runs
-  on the whole current frame, so the first spatial layer still crops its halo from it;
+  on the whole current frame, so the first spatial layer still crops its halo from it; a
+  pointwise layer's operand that is a whole map of the window's map (DeepLab's image pooling
+  broadcast back to the map) is cropped to the window;
 * a layer with spatial context (conv, depthwise or separable conv, pooling; with a
   `ZeroPadding2D` in front of a VALID one fused into it) gets a `HaloCell`;
 * a global layer (global pooling, reshape, flatten, resizing, upsampling, and any layer whose
@@ -320,8 +322,10 @@ class PatchworkModel(tf.Module):
         windows = [v for v in ins if v.domain == WINDOW]
         if len({(v.stride, v.map_size) for v in windows}) > 1:
             return False
+        # A whole map of the window's map size is cropped to the window (`step_fn`).
+        map_size = windows[0].map_size if windows else None
         others = [t for t, v in zip(node.keras_inputs, ins) if v.domain == FULL]
-        if not all(_is_broadcast_vector(t) for t in others):
+        if not all(_is_broadcast_vector(t) or _map_size(t) == map_size for t in others):
             return False
         return not (any(v.domain == FRAME for v in ins) and len(ins) > 1)
 
@@ -501,6 +505,16 @@ class PatchworkModel(tf.Module):
                 for i in node.input_ids:
                     if self._values[i].domain == FRAME:
                         local[i] = window_of(i)
+                    elif (self._values[i].domain == FULL
+                          and not _is_broadcast_vector(self._keras_tensors[i])):
+                        # A whole map (e.g. an image-pooling branch broadcast to the map):
+                        # the op is pointwise, so only its window is needed.
+                        value = self._values[node.output_ids[0]]
+                        window = self.grid.window_in_map(0, value.stride, value.map_size)
+                        local[i] = cells_lib.crop_regions(
+                            env[i], self.grid.offsets_table(value.stride, value.map_size),
+                            actions, (window.h, window.w), gather=self._jit_compile)
+                        _record(recorder, node.layer, [], local[i].shape, "crop")
                 if node.layer.name in self._folded:
                     outputs = spatial_ops.run_valid(node.layer, local[node.input_ids[0]],
                                                     folded=self._folded[node.layer.name])
