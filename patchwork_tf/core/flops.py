@@ -2,10 +2,11 @@
 
 Counted analytically per layer from the static shapes each layer sees (the twin's step is
 traced once with a recorder, so the window step is counted on exactly the graph that runs).
-One multiply-add is 2 FLOPs, as the TF profiler counts Conv2D; batch norm counts two FLOPs per
-output element (scale, shift), a bias, activations and element-wise merges one per output
-element and operand; pooling counts one per window element read. Reshapes, concatenation,
-padding and dropout count 0. A batch norm folded into the linear conv before it
+One multiply-add is 2 FLOPs, as the TF profiler counts Conv2D; batch norm and `Normalization`
+count two FLOPs per output element (scale, shift), a bias, activations and element-wise merges
+one per output element and operand, an elementwise `TFOpLambda` op (`x + 3.0`) one per output
+element; pooling counts one per window element read. Reshapes, concatenation, padding and
+dropout count 0. A batch norm folded into the linear conv before it
 (`core.folding`, an inference option) becomes that conv's bias: one FLOP per element.
 
 The Patchwork overhead is memory traffic, not arithmetic: the elements each cell writes into
@@ -41,8 +42,10 @@ def layer_flops(layer, input_shapes, output_shape):
         return 2 * out * kh * kw * int(layer.kernel.shape[2]) + (out if layer.use_bias else 0)
     if isinstance(layer, L.Dense):
         return 2 * out * int(layer.kernel.shape[0]) + (out if layer.use_bias else 0)
-    if isinstance(layer, L.BatchNormalization):
+    if isinstance(layer, (L.BatchNormalization, L.Normalization)):
         return 2 * out
+    if type(layer).__name__ == "TFOpLambda":  # an elementwise op (twin.ELEMENTWISE_TF_OPS)
+        return out
     if isinstance(layer, (L.ReLU, L.Activation, L.LeakyReLU, L.PReLU, L.ELU, L.Softmax,
                           L.Rescaling)):
         return out

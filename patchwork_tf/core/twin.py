@@ -3,8 +3,13 @@
 `patchwork_model(keras_model, grid)` walks the stock functional graph and decides, per layer,
 how it runs when only one window of the frame is processed:
 
-* pointwise layers (1x1 conv, BN, activations, add, multiply, channel concat, dense on a map)
-  run on the window as they are;
+* pointwise layers (1x1 conv, BN, activations, add, multiply, channel concat, dense on a map,
+  `Rescaling`, `Normalization` over channels, and the elementwise TensorFlow ops tf_keras
+  wraps in `TFOpLambda` layers, e.g. MobileNetV3's hard-swish `x + 3.0`, `x * (1 / 6)`) run on
+  the window as they are; the frame's own preprocessing (such layers on the model input) runs
+  on the whole current frame, so the first spatial layer still crops its halo from it; a
+  pointwise layer's operand that is a whole map of the window's map (DeepLab's image pooling
+  broadcast back to the map) is cropped to the window;
 * a layer with spatial context (conv, depthwise or separable conv, pooling; with a
   `ZeroPadding2D` in front of a VALID one fused into it) gets a `HaloCell`;
 * a global layer (global pooling, reshape, flatten, resizing, upsampling, and any layer whose
@@ -38,8 +43,18 @@ _L = tf_keras.layers
 POINTWISE_LAYER_TYPES = (
     _L.BatchNormalization, _L.ReLU, _L.Activation, _L.LeakyReLU, _L.PReLU, _L.ELU,
     _L.Softmax, _L.Add, _L.Subtract, _L.Multiply, _L.Average, _L.Maximum, _L.Minimum,
-    _L.Dropout, _L.SpatialDropout2D, _L.Rescaling, _L.Dense, _L.Concatenate,
+    _L.Dropout, _L.SpatialDropout2D, _L.Rescaling, _L.Dense, _L.Concatenate, _L.Normalization,
 )
+# Elementwise TensorFlow ops, by the `symbol` of the `TFOpLambda` layer tf_keras wraps them in
+# (`x + 3.0` is '__operators__.add', `x * y` 'math.multiply', `tf.clip_by_value` ...).
+ELEMENTWISE_TF_OPS = frozenset({
+    "__operators__.add", "math.add", "math.subtract", "math.multiply", "math.truediv",
+    "math.divide", "math.maximum", "math.minimum", "math.pow", "math.squared_difference",
+    "math.negative", "math.abs", "math.square", "math.sqrt", "math.rsqrt", "math.exp",
+    "math.log", "math.sigmoid", "math.tanh", "math.softplus", "nn.relu", "nn.relu6",
+    "nn.sigmoid", "nn.silu", "nn.swish", "nn.elu", "nn.leaky_relu", "nn.softplus",
+    "clip_by_value", "identity", "cast",
+})
 GLOBAL_LAYER_TYPES = (
     _L.GlobalAveragePooling2D, _L.GlobalMaxPooling2D, _L.Flatten, _L.Reshape, _L.Resizing,
     _L.UpSampling2D, _L.ZeroPadding2D, _L.Cropping2D, _L.Permute,
@@ -66,7 +81,7 @@ class _Node:
     node: object           # the tf_keras Node of the stock graph
     input_ids: list
     output_ids: list
-    kind: str              # 'pointwise', 'halo', 'global', 'full', 'folded_bn'
+    kind: str              # 'pointwise', 'halo', 'global', 'full', 'frame', 'folded_bn'
     cell_name: str = None  # 'halo': the HaloCell; 'global': see assemble
     padding_input_id: int = None  # 'halo' fused with a ZeroPadding2D: the padding's input
     padding_layer: tf_keras.layers.Layer = None  # ... and the ZeroPadding2D itself
@@ -74,6 +89,56 @@ class _Node:
 
 def _map_size(keras_tensor):
     return tuple(int(v) for v in keras_tensor.shape[1:3])
+
+
+def _elementwise_operand(value, map_size):
+    """Whether `value`, an argument of a `TFOpLambda` call whose output map is `map_size`,
+    keeps the op elementwise: a `[B, H, W, C']` tensor of that map size (C' = C or 1), a
+    `[B, 1, 1, C]` broadcast, a scalar, or a non-numeric parameter (a dtype, None)."""
+    if isinstance(value, keras_tensor.KerasTensor):
+        return value.shape.rank == 4 and tuple(value.shape[1:3]) in (map_size, (1, 1))
+    if isinstance(value, (tf.Tensor, np.ndarray, np.generic, bool, int, float)):
+        return np.ndim(value) == 0
+    return value is None or isinstance(value, (str, tf.dtypes.DType))
+
+
+def _is_pointwise_layer(layer, node):
+    """Whether a layer call computes each output cell from the same cell of its inputs only.
+
+    `POINTWISE_LAYER_TYPES` (`Normalization` only over the channel axis; over a map axis it
+    runs on full maps), and a `TFOpLambda` whose op is in `ELEMENTWISE_TF_OPS` and whose
+    every argument is an `_elementwise_operand`.
+    """
+    if isinstance(layer, _L.Normalization):
+        return all(axis in (-1, 3) for axis in layer.axis)
+    if isinstance(layer, POINTWISE_LAYER_TYPES):
+        return True
+    if type(layer).__name__ != "TFOpLambda" or layer.symbol not in ELEMENTWISE_TF_OPS:
+        return False
+    output = tf.nest.flatten(node.outputs)[0]
+    if output.shape.rank != 4:
+        return False
+    operands = list(node.call_args) + [
+        value for key, value in node.call_kwargs.items() if key != "name"]
+    return all(_elementwise_operand(value, tuple(output.shape[1:3]))
+               for value in tf.nest.flatten(operands))
+
+
+def _unsupported(layer):
+    """The converter's refusal of a layer that would see a window."""
+    if type(layer).__name__ == "TFOpLambda":
+        return ValueError(
+            f"Layer {layer.name!r} of type TFOpLambda ({layer.symbol}) is not supported on "
+            "windows by the Patchwork converter: only elementwise TensorFlow ops run on "
+            f"windows (ops {sorted(ELEMENTWISE_TF_OPS)} on tensors of the same map size, "
+            "[B, 1, 1, C] broadcasts and scalars). Replace it with a Keras layer or an "
+            "elementwise op.")
+    return ValueError(
+        f"Layer {layer.name!r} of type {type(layer).__name__} is not supported on "
+        "windows by the Patchwork converter: it is neither pointwise nor a known "
+        "spatial or global op. Supported: "
+        f"{sorted({t.__name__ for t in POINTWISE_LAYER_TYPES + GLOBAL_LAYER_TYPES})} "
+        "and elementwise TFOpLambda ops.")
 
 
 def _is_broadcast_vector(keras_tensor):
@@ -201,27 +266,25 @@ class PatchworkModel(tf.Module):
                 kind, out_value = self._plan_halo(node, layer, in_ids[0], ins[0], None)
                 self._nodes.append(_Node(layer, node, in_ids, out_ids, kind,
                                          cell_name=layer.name if kind == "halo" else None))
-            elif isinstance(layer, POINTWISE_LAYER_TYPES) and self._pointwise_ok(
-                    layer, node, ins):
+            elif _is_pointwise_layer(layer, node) and self._pointwise_ok(layer, node, ins):
                 windows = [v for v in ins if v.domain == WINDOW]
-                stride = windows[0].stride if windows else 1
-                map_size = windows[0].map_size if windows else self.frame_size
-                out_value = _Value(WINDOW, stride, map_size)
-                kind = "pointwise"
+                if not windows and not isinstance(layer, _L.Dense):
+                    # Preprocessing of the frame: it stays whole, and fresh for halo crops.
+                    out_value, kind = _Value(FRAME, 1, self.frame_size), "frame"
+                else:
+                    out_value = _Value(WINDOW, windows[0].stride if windows else 1,
+                                       windows[0].map_size if windows else self.frame_size)
+                    kind = "pointwise"
                 self._nodes.append(_Node(layer, node, in_ids, out_ids, kind))
-            elif isinstance(layer, GLOBAL_LAYER_TYPES + POINTWISE_LAYER_TYPES):
+            elif (isinstance(layer, GLOBAL_LAYER_TYPES + POINTWISE_LAYER_TYPES)
+                  or _is_pointwise_layer(layer, node)):
                 for i, v in zip(in_ids, ins):
                     if v.domain == WINDOW:
                         self._add_assemble(i, v)
                 out_value = _Value(FULL)
                 self._nodes.append(_Node(layer, node, in_ids, out_ids, "global"))
             else:
-                raise ValueError(
-                    f"Layer {layer.name!r} of type {type(layer).__name__} is not supported on "
-                    "windows by the Patchwork converter: it is neither pointwise nor a known "
-                    "spatial or global op. Supported: "
-                    f"{sorted({t.__name__ for t in POINTWISE_LAYER_TYPES + GLOBAL_LAYER_TYPES})}."
-                )
+                raise _unsupported(layer)
             for i in out_ids:
                 values[i] = out_value
 
@@ -259,8 +322,10 @@ class PatchworkModel(tf.Module):
         windows = [v for v in ins if v.domain == WINDOW]
         if len({(v.stride, v.map_size) for v in windows}) > 1:
             return False
+        # A whole map of the window's map size is cropped to the window (`step_fn`).
+        map_size = windows[0].map_size if windows else None
         others = [t for t, v in zip(node.keras_inputs, ins) if v.domain == FULL]
-        if not all(_is_broadcast_vector(t) for t in others):
+        if not all(_is_broadcast_vector(t) or _map_size(t) == map_size for t in others):
             return False
         return not (any(v.domain == FRAME for v in ins) and len(ins) > 1)
 
@@ -327,9 +392,10 @@ class PatchworkModel(tf.Module):
         return tuple(size) + (channels,)
 
     def _state_cells(self):
-        """Cells that keep a memory: all but those fed by the (always whole) frame, and, with
-        zero context, all halo cells but the observed ones."""
-        return [n for n in self.cell_names if self._cell_input[n] != self._input_id and not (
+        """Cells that keep a memory: all but those fed by the (always whole) frame or its
+        preprocessing, and, with zero context, all halo cells but the observed ones."""
+        return [n for n in self.cell_names
+                if self._values[self._cell_input[n]].domain != FRAME and not (
             self._context == "zeros" and n in self.halo_cells
             and n not in self._full_memory_cells)]
 
@@ -439,6 +505,16 @@ class PatchworkModel(tf.Module):
                 for i in node.input_ids:
                     if self._values[i].domain == FRAME:
                         local[i] = window_of(i)
+                    elif (self._values[i].domain == FULL
+                          and not _is_broadcast_vector(self._keras_tensors[i])):
+                        # A whole map (e.g. an image-pooling branch broadcast to the map):
+                        # the op is pointwise, so only its window is needed.
+                        value = self._values[node.output_ids[0]]
+                        window = self.grid.window_in_map(0, value.stride, value.map_size)
+                        local[i] = cells_lib.crop_regions(
+                            env[i], self.grid.offsets_table(value.stride, value.map_size),
+                            actions, (window.h, window.w), gather=self._jit_compile)
+                        _record(recorder, node.layer, [], local[i].shape, "crop")
                 if node.layer.name in self._folded:
                     outputs = spatial_ops.run_valid(node.layer, local[node.input_ids[0]],
                                                     folded=self._folded[node.layer.name])

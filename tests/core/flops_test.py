@@ -37,3 +37,15 @@ def test_single_window_step_counts_what_the_model_counts(fold):
     frames = np.random.default_rng(1).uniform(-1, 1, (1, 64, 64, 3)).astype(np.float32)
     expected = model(frames, training=False).numpy()
     np.testing.assert_allclose(folded(frames), expected, atol=1e-4 * np.abs(expected).max())
+
+
+def test_elementwise_tf_ops_and_normalization_count_per_element():
+    """`x / 127.5 - 1` on an 8x8x3 frame: 2 * 192; Normalization: 2 * 192; conv as above.
+    An M = N = 1 twin counts the same (the preprocessing runs on the whole frame)."""
+    inputs = L.Input((8, 8, 3))
+    x = L.Normalization(mean=0.5, variance=2.0)(inputs / 127.5 - 1.0)
+    x = L.Conv2D(4, 3, padding="same", use_bias=False)(x)
+    model = tf_keras.Model(inputs, x)
+    assert flops.model_flops(model).flops == 2 * 192 + 2 * 192 + 13824
+    twin = pw.patchwork_model(model, pw.WindowGrid((8, 8), 1, 1))
+    assert flops.step_flops(twin).flops == flops.model_flops(model).flops

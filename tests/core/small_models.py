@@ -1,5 +1,6 @@
 """Small tf_keras models shared by the core tests."""
 import numpy as np
+import tensorflow as tf
 import tf_keras
 
 L = tf_keras.layers
@@ -17,12 +18,14 @@ def conv_bn_model():
     return calibrate_batch_norm(tf_keras.Model(inputs, x))
 
 
-def calibrate_batch_norm(model, seed=0):
+def calibrate_batch_norm(model, seed=0, value_range=(-1.0, 1.0)):
     """Batch norms as after training, so that a deep random model's output depends on its
     input: a random affine (gamma in [0.5, 1.5], beta in [-0.2, 0.2]), then the moving
-    statistics measured on random frames. With made-up statistics, inference batch norm
-    does not renormalize, the input's signal fades layer by layer, and the output of a
-    random MobileNetV2 is all but constant: an exactness test on it would test nothing."""
+    statistics measured on random frames with pixels in `value_range` (the model's input
+    scaling: [0, 255] for models that rescale their input themselves, e.g. MobileNetV3).
+    With made-up statistics, inference batch norm does not renormalize, the input's signal
+    fades layer by layer, and the output of a random MobileNetV2 is all but constant: an
+    exactness test on it would test nothing."""
     rng = np.random.default_rng(seed)
     batch_norms = [layer for layer in model.layers if isinstance(layer, L.BatchNormalization)]
     momenta = [layer.momentum for layer in batch_norms]
@@ -30,7 +33,7 @@ def calibrate_batch_norm(model, seed=0):
         layer.gamma.assign(rng.uniform(0.5, 1.5, layer.gamma.shape))
         layer.beta.assign(rng.uniform(-0.2, 0.2, layer.beta.shape))
         layer.momentum = 0.0
-    frames = rng.uniform(-1, 1, (4,) + tuple(model.input_shape[1:])).astype(np.float32)
+    frames = rng.uniform(*value_range, (4,) + tuple(model.input_shape[1:])).astype(np.float32)
     model(frames, training=True)
     for layer, momentum in zip(batch_norms, momenta):
         layer.momentum = momentum
@@ -60,3 +63,25 @@ def dilated_model(size=64):
     x = L.BatchNormalization(name="conv_d2_bn")(x)
     x = L.ReLU(6.0, name="out")(x)
     return calibrate_batch_norm(tf_keras.Model(inputs, x, name="dilated"))
+
+
+def elementwise_ops_model(size=32):
+    """Elementwise TensorFlow ops (`TFOpLambda` layers) on windows, on the frame's
+    preprocessing and on a squeeze-and-excite broadcast:
+    size x size x 3 in [0, 255] -> `x / 127.5 - 1` -> 3x3 conv -> hard-swish `x * relu6(x + 3)
+    / 6` -> `tf.clip_by_value` -> SE gate `x * sigmoid(pool)` -> `maximum(x, y=0.1)` ->
+    `2 - x` -> 3x3 stride-2 conv -> BN -> `tf.nn.silu`."""
+    tf_keras.utils.set_random_seed(3)
+    inputs = L.Input((size, size, 3))
+    x = inputs / 127.5 - 1.0
+    x = L.Conv2D(8, 3, padding="same", name="conv")(x)
+    x = x * tf.nn.relu6(x + 3.0) * (1.0 / 6.0)
+    x = tf.clip_by_value(x, -1.0, 4.0)
+    gate = tf.math.sigmoid(L.GlobalAveragePooling2D(keepdims=True, name="se_pool")(x))
+    x = x * gate
+    x = 2.0 - tf.math.maximum(x, y=0.1)
+    x = L.Conv2D(8, 3, strides=2, padding="same", name="down")(x)
+    x = L.BatchNormalization(name="down_bn")(x)
+    x = tf.nn.silu(x)
+    return calibrate_batch_norm(tf_keras.Model(inputs, x, name="elementwise"),
+                                value_range=(0.0, 255.0))

@@ -145,6 +145,93 @@ def test_dilated_cnn_twin_is_exact(m, n, write, fold, jit):
         _assert_close(outputs, expected)
 
 
+def _check_invariants(model, size, m, n, write="window", frame_range=(-1.0, 1.0)):
+    """Invariant A (M = N = 1, from zero memories) and B (every window of an M, N grid after
+    a warm start, two streams on different windows)."""
+    frames = tf.random.stateless_uniform((2, size, size, 3), (7, 9), *frame_range)
+    expected = model(frames)
+    twin = pw.patchwork_model(model, pw.WindowGrid((size, size), 1, 1))
+    outputs, _ = twin.step_fn(frames, tf.constant([0, 0]), twin.initial_state(2))
+    _assert_close(outputs, expected, rtol=1e-5)
+    grid = pw.WindowGrid((size, size), m, n)
+    twin = pw.patchwork_model(model, grid, write=write)
+    _, state = twin.warm_start_fn(frames)
+    for action in range(grid.num_actions):
+        actions = tf.constant([action, grid.num_actions - 1 - action])
+        outputs, state = twin.step_fn(frames, actions, state)
+        _assert_close(outputs, expected)
+    return twin
+
+
+def test_elementwise_tf_ops_run_on_windows():
+    """`TFOpLambda` ops with scalars, same-shape tensors or a [B, 1, 1, C] broadcast are
+    pointwise; the frame's preprocessing (`x / 127.5 - 1`) runs on the whole frame, so the
+    first conv still crops its halo from the current frame and keeps no memory."""
+    model = small_models.elementwise_ops_model(32)
+    twin = _check_invariants(model, 32, 2, 1, "bands", (0.0, 255.0))
+    kinds = {node.layer.name: node.kind for node in twin._nodes}
+    assert [kinds[l.name] for l in model.layers[1:3]] == ["frame", "frame"]
+    assert kinds["tf.math.multiply_1"] == "pointwise"  # the SE gate, a broadcast
+    assert "conv" in twin.halo_cells and "conv" not in twin.initial_state(1)
+    one, other = (model(tf.random.stateless_uniform((1, 32, 32, 3), (seed, 0), 0, 255))
+                  for seed in (1, 2))
+    assert float(tf.reduce_max(tf.abs(one - other))) > 0.1 * float(tf.reduce_max(tf.abs(one)))
+
+
+@pytest.mark.parametrize("op, message", [
+    (lambda x: tf.reduce_mean(x, axis=-1, keepdims=True), r"TFOpLambda \(math.reduce_mean\)"),
+    (lambda x: x * np.arange(32, dtype=np.float32)[:, None], r"TFOpLambda \(math.multiply\)"),
+    (lambda x: x + L.Cropping2D(((0, 0), (0, 31)))(x), r"TFOpLambda \(__operators__.add\)"),
+])
+def test_refuses_tf_ops_not_verifiably_elementwise(op, message):
+    """A reduction, a constant that varies along a map axis, a broadcast along rows: each
+    reads other cells or depends on the position, so it is refused with its name and op."""
+    inputs = L.Input((32, 32, 3))
+    x = L.Conv2D(4, 3, padding="same")(inputs)
+    model = tf_keras.Model(inputs, L.Conv2D(4, 3, padding="same")(op(x)))
+    with pytest.raises(ValueError, match="'tf.*' of type " + message):
+        pw.patchwork_model(model, pw.WindowGrid((32, 32), 2, 1))
+
+
+def test_normalization_over_a_map_axis_runs_on_full_maps():
+    inputs = L.Input((32, 32, 3))
+    x = L.Conv2D(4, 3, padding="same", name="conv")(inputs)
+    x = L.Normalization(axis=(2, 3), mean=np.zeros((32, 4)), variance=np.ones((32, 4)),
+                        name="norm_wc")(x)
+    model = tf_keras.Model(inputs, L.Conv2D(4, 3, padding="same", name="head")(x))
+    twin = pw.patchwork_model(model, pw.WindowGrid((32, 32), 2, 1))
+    assert {n.layer.name: n.kind for n in twin._nodes} == {
+        "conv": "halo", "norm_wc": "global", "head": "full"}
+
+
+def _keras_application(name, size):
+    """A stock tf_keras application at `size` px with calibrated batch norms. They rescale
+    their [0, 255] input themselves (`Rescaling`, EfficientNet's `Normalization` too)."""
+    tf_keras.utils.set_random_seed(0)
+    kwargs = dict(input_shape=(size, size, 3), include_top=False, weights=None)
+    if name.startswith("MobileNetV3"):
+        kwargs.update(alpha=0.35, minimalistic=False)
+    model = getattr(tf_keras.applications, name)(**kwargs)
+    return small_models.calibrate_batch_norm(model, value_range=(0.0, 255.0))
+
+
+@pytest.mark.parametrize("name, stem, write", [
+    ("MobileNetV3Small", "Conv", "window"), ("MobileNetV3Large", "Conv", "bands"),
+    ("EfficientNetB0", "stem_conv", "bands")])
+def test_mobilenet_v3_and_efficientnet_twins_are_exact(name, stem, write):
+    """Hard-swish (`TFOpLambda` add and multiply), squeeze-and-excite (global pooling, a
+    GlobalCell, feeding a broadcast multiply on the window), 5x5 stride-2 depthwise convs
+    behind `ZeroPadding2D`, and the models' own input scaling."""
+    size = 64
+    model = _keras_application(name, size)
+    twin = _check_invariants(model, size, 2, 1, write, (0.0, 255.0))
+    assert stem in twin.halo_cells and stem not in twin.initial_state(1)
+    assert len(twin.global_cells) > 5  # the squeeze-and-excite poolings
+    one, other = (model(tf.random.stateless_uniform((1, size, size, 3), (seed, 0), 0, 255))
+                  for seed in (1, 2))
+    assert float(tf.reduce_max(tf.abs(one - other))) > 0.5 * float(tf.reduce_max(tf.abs(one)))
+
+
 def test_window_is_fresh_and_context_is_memory():
     """After a warm start on frame A, a step on frame B equals the stock model on A with the
     window's pixels replaced by B's, in the window and far from it (1-layer model)."""

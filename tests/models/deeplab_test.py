@@ -153,6 +153,9 @@ def test_patchwork_twin_matches_the_model_on_a_static_frame(size, m, n, output_s
     twin = pw.patchwork_model(model, grid, write=write,
                               full_memory_cells=[deeplab.OBSERVED_CELL])
     assert deeplab.OBSERVED_CELL in twin.halo_cells
+    # The image-pooling branch is broadcast to the whole map, which is cropped to the window:
+    # the head runs on the window.
+    assert {n.layer.name: n.kind for n in twin._nodes}["aspp_projection"] == "pointwise"
     if m == 1:
         got, _ = twin.step_fn(frames, tf.constant([0, 0]), twin.initial_state(2))
         np.testing.assert_allclose(got["mask_logits"], want, atol=1e-5 * scale)
