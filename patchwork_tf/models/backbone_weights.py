@@ -127,26 +127,24 @@ def copy_weights(backbone: tf_keras.Model, model: tf_keras.Model) -> List[str]:
         `MIN_COPIED_FRACTION` of the backbone's layers with weights found in `model`.
     """
     sources = {layer.name: layer for layer in backbone.layers if layer.weights}
-    copied, mismatched = [], []
-    for layer in model.layers:
-        source = sources.get(layer.name)
-        if source is None or not layer.weights:
-            continue
-        values = source.get_weights()
+    pairs = [(layer, sources[layer.name]) for layer in model.layers
+             if layer.weights and layer.name in sources]
+    mismatched = []
+    for layer, source in pairs:  # every layer is checked before any is copied
         shapes = [tuple(w.shape) for w in layer.weights]
-        if shapes != [v.shape for v in values]:
-            mismatched.append(f"{layer.name} {shapes} != {[v.shape for v in values]}")
-            continue
-        layer.set_weights(values)
-        copied.append(layer.name)
+        source_shapes = [tuple(w.shape) for w in source.weights]
+        if shapes != source_shapes:
+            mismatched.append(f"{layer.name} {shapes} != {source_shapes}")
     if mismatched:
         raise ValueError(
             f"The layers of {model.name!r} and of the stock MobileNetV2 {backbone.name!r} of the "
             f"same name have other weight shapes: {mismatched}. Build both with the same alpha.")
-    if len(copied) < MIN_COPIED_FRACTION * len(sources):
+    if len(pairs) < MIN_COPIED_FRACTION * len(sources):
         raise ValueError(
-            f"Only {len(copied)} of the {len(sources)} layers with weights of the stock "
+            f"Only {len(pairs)} of the {len(sources)} layers with weights of the stock "
             f"MobileNetV2 {backbone.name!r} are in {model.name!r}, fewer than "
             f"{MIN_COPIED_FRACTION:.0%}: its backbone is not the stock MobileNetV2 with the "
             "stock layer names, so pretrained backbone weights cannot be applied to it.")
-    return copied
+    for layer, source in pairs:
+        layer.set_weights(source.get_weights())
+    return [layer.name for layer, _ in pairs]

@@ -9,7 +9,7 @@ Tab. 7) at output stride 16 or 8: the last one or two stride-2 blocks run with s
 the depthwise convs after each removed stride are dilated instead (atrous convolution). Its
 layers are written out here with the names of `tf_keras.applications.MobileNetV2`
 (`block_13_depthwise`, `block_13_depthwise_BN`, ...), so a stock model's (ImageNet) weights
-copy into it by layer name (`copy_mobilenet_v2_weights`).
+copy into it by layer name (`models.backbone_weights.copy_weights`).
 
 One flat tf_keras functional model of stock layers (Conv2D, DepthwiseConv2D,
 BatchNormalization, ReLU, Add, ZeroPadding2D, GlobalAveragePooling2D, UpSampling2D,
@@ -123,43 +123,6 @@ def mobilenet_v2_backbone(frames, alpha: float, output_stride: int, momentum: fl
     for block_id in range(len(_BLOCKS)):
         x = _inverted_res_block(x, block_id, alpha, output_stride, momentum)
     return x
-
-
-def copy_mobilenet_v2_weights(model: tf_keras.Model, stock: tf_keras.Model) -> List[str]:
-    """Copies the weights of a stock `tf_keras.applications.MobileNetV2` into `model` by
-    layer name (e.g. ImageNet weights into a `deeplabv3_mobilenet_v2` segmenter).
-
-    Every stock layer with weights whose name is a layer of `model` is copied; the stock
-    layers DeepLab does not use (`Conv_1`, `Conv_1_bn`, the classifier) are skipped. Stride
-    and dilation do not change a layer's weights, and neither does the frame size.
-
-    Args:
-      model: the target, e.g. from `deeplabv3_mobilenet_v2(..., alpha=a)`.
-      stock: `tf_keras.applications.MobileNetV2(alpha=a, include_top=..., weights=...)`.
-
-    Returns:
-      The names of the layers copied.
-
-    Raises:
-      ValueError: a layer's weights have other shapes (another alpha), or no layer matched.
-    """
-    names = {layer.name for layer in model.layers}
-    pairs = [(model.get_layer(layer.name), layer) for layer in stock.layers
-             if layer.weights and layer.name in names]
-    if not pairs:
-        raise ValueError(f"No layer of {stock.name!r} matches a layer of {model.name!r} by "
-                         "name; pass a tf_keras.applications.MobileNetV2.")
-    for target, source in pairs:  # check every layer before copying any
-        shapes = [tuple(w.shape) for w in source.weights]
-        target_shapes = [tuple(w.shape) for w in target.weights]
-        if shapes != target_shapes:
-            raise ValueError(
-                f"Layer {source.name!r} has weights of shapes {target_shapes} in "
-                f"{model.name!r} but {shapes} in {stock.name!r}: build the stock MobileNetV2 "
-                "with the model's alpha.")
-    for target, source in pairs:
-        target.set_weights(source.get_weights())
-    return [target.name for target, _ in pairs]
 
 
 def _conv_bn_relu(x, filters: int, name: str, momentum: float):

@@ -38,8 +38,8 @@ def _all_close(a, b):
 
 @pytest.mark.parametrize("task,output_stride,want_backbone_layers", [
     ("detection", 16, 104),      # SSDLite: the whole stock backbone.
-    ("segmentation", 16, 80),    # DeepLab: the backbone up to block_13_expand_BN.
-    ("segmentation", 8, 38),     # DeepLab: the backbone up to block_6_expand_BN.
+    ("segmentation", 16, 102),   # DeepLab: the backbone but its last 1x1 conv (Conv_1).
+    ("segmentation", 8, 102),
 ])
 def test_the_file_reaches_every_backbone_layer_and_no_head_layer(
         weights_file, task, output_stride, want_backbone_layers):

@@ -5,6 +5,7 @@ import tensorflow as tf
 import tf_keras
 
 import patchwork_tf as pw
+from patchwork_tf.models import backbone_weights
 from patchwork_tf.models import deeplab
 from tests.core import small_models
 from tests.models import stock_layers
@@ -50,7 +51,7 @@ def test_stock_mobilenet_v2_weights_copy_by_layer_name():
     model = deeplab.deeplabv3_mobilenet_v2((64, 64, 3), alpha=0.35)
     stock = small_models.calibrate_batch_norm(tf_keras.applications.MobileNetV2(
         input_shape=(96, 96, 3), alpha=0.35, include_top=False, weights=None))
-    copied = deeplab.copy_mobilenet_v2_weights(model, stock)
+    copied = backbone_weights.copy_weights(stock, model)
     backbone = [layer.name for layer in model.layers
                 if layer.weights and not layer.name.startswith(("aspp", "mask_logits"))]
     assert sorted(copied) == sorted(backbone)
@@ -68,8 +69,8 @@ def test_stock_mobilenet_v2_weights_copy_by_layer_name():
     wide = tf_keras.applications.MobileNetV2(input_shape=(64, 64, 3), alpha=0.5,
                                              include_top=False, weights=None)
     before = model.get_layer("Conv1").kernel.numpy()
-    with pytest.raises(ValueError, match="'block_1_project' has weights of shapes .* alpha"):
-        deeplab.copy_mobilenet_v2_weights(model, wide)
+    with pytest.raises(ValueError, match="block_1_project .* same alpha"):
+        backbone_weights.copy_weights(wide, model)
     np.testing.assert_array_equal(model.get_layer("Conv1").kernel.numpy(), before)
 
 
