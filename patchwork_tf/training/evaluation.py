@@ -105,6 +105,10 @@ def evaluate_stage1(model_dir: str, split: str = "validation", num_clips: int = 
                     clip_length: int = 16, batch_size: int = 32) -> Dict[str, Any]:
     """Evaluates the latest stage-1 checkpoint in `model_dir` on clips of its data source.
 
+    A quick validation score of the single-frame model during development: clips at the
+    model's frame size, scored there. The paper's numbers on real data come from
+    `patchwork_tf.evaluate` (every frame of every video, in the original pixels).
+
     Args:
       model_dir: a directory written by `stage1.train_stage1`.
       split: "validation" or "test" (or "train"); the real sources read their "val" split.
