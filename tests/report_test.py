@@ -52,12 +52,27 @@ def test_tables_and_figures_from_records(tmp_path):
     assert cells[2:] == ["| DQN | 4,2 | yes | 54.3 |", "| DQN | 4,2 | no | 43.2 |"]
     text = (tmp_path / "report.md").read_text()
     assert "## Attention policies (Tab. 1)" in text and "## With and without" in text
+    assert "- sf, dqn, dqn_nocells: synthetic," in text
+
     for kind in ("theoretical", "empirical"):
         image = np.asarray(Image.open(tmp_path / f"latency_{kind}.png").convert("RGB"))
         assert image.shape[0] > 300 and image.shape[1] > 400
         red = (image[..., 0] > 180) & (image[..., 1] < 80) & (image[..., 2] < 80)
         blue = (image[..., 2] > 150) & (image[..., 0] < 80)
         assert red.sum() > 20 and blue.sum() > 20   # both kinds of points are drawn
+
+
+def test_a_run_short_of_the_whole_split_says_so():
+    whole = dict(_record("sf", "single_frame", 1.0, 1.0, {"mAP": 0.5}, data="imagenet_vid",
+                         complete=True), num_clips=555, num_frames=176126, stream_start="zeros")
+    quick = dict(_record("quick", "single_frame", 1.0, 1.0, {"mAP": 0.5}, data="imagenet_vid",
+                         complete=False), num_clips=20, num_frames=5000, stream_start="zeros")
+    protocol = results.protocol_text([whole, quick])
+    assert "- sf: imagenet_vid, 555 videos, 176126 frames (the whole split)" in protocol
+    assert "- quick: imagenet_vid, 20 videos, 5000 frames (**not the whole" in protocol
+    assert "from zero memories" in protocol
+    rows = results.markdown_table([whole, quick]).splitlines()
+    assert rows[2].startswith("| sf |") and rows[3].startswith("| quick (not the whole split) |")
 
 
 @pytest.mark.slow

@@ -32,7 +32,8 @@ def markdown_table(records):
     for r in records:
         grid = _setting(r, "grid")
         cells = _setting(r, "cells")
-        row = [r["name"], r["method"], str(_setting(r, "policy") or "-"),
+        partial = " (not the whole split)" if _setting(r, "complete") is False else ""
+        row = [r["name"] + partial, r["method"], str(_setting(r, "policy") or "-"),
                grid if grid else "-", "-" if cells is None else ("yes" if cells else "no"),
                str(_setting(r, "interval")), str(_setting(r, "delay")),
                "yes" if _setting(r, "flip") else "no"]
@@ -64,7 +65,7 @@ def protocol_text(records):
 def _group_protocols(records):
     groups = {}
     for r in records:
-        key = (r["settings"].get("data", "synthetic"), r["num_clips"], r.get("num_frames"),
+        key = (r["settings"].get("data", "synthetic"), r.get("num_clips"), r.get("num_frames"),
                r["settings"].get("complete", True), r.get("stream_start", "key_frame"))
         groups.setdefault(key, []).append(r["name"])
     return groups
