@@ -53,7 +53,6 @@ def test_tables_and_figures_from_records(tmp_path):
     text = (tmp_path / "report.md").read_text()
     assert "## Attention policies (Tab. 1)" in text and "## With and without" in text
     assert "- sf, dqn, dqn_nocells: synthetic," in text
-
     for kind in ("theoretical", "empirical"):
         image = np.asarray(Image.open(tmp_path / f"latency_{kind}.png").convert("RGB"))
         assert image.shape[0] > 300 and image.shape[1] > 400
