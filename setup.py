@@ -23,5 +23,5 @@ setuptools.setup(
         "matplotlib",
         "pillow",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest", "pytest-xdist"]},
 )

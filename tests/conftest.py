@@ -5,8 +5,14 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+# The longest module (every flag file end to end) starts first, so that with parallel
+# workers (`pytest -n 2 --dist loadfile`, tools/test.sh) it runs beside the others.
+LONGEST_FIRST = ("tests/training/experiments_test.py",)
+
+
 def pytest_collection_modifyitems(config, items):
     """Drops `tf.test.TestCase.test_session`, a deprecated helper that pytest collects as a
-    test and that always skips itself."""
+    test and that always skips itself, and moves `LONGEST_FIRST` to the front."""
     del config
     items[:] = [item for item in items if item.name != "test_session"]
+    items.sort(key=lambda item: not item.nodeid.startswith(LONGEST_FIRST))

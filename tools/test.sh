@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Sets up .venv if needed, then runs the whole test suite.
+# Sets up .venv if needed, then runs the whole test suite, one worker per core (pytest-xdist;
+# each test file stays on one worker, so module fixtures are built once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/bootstrap.sh
 export TF_USE_LEGACY_KERAS=1 TF_CPP_MIN_LOG_LEVEL=2
-exec .venv/bin/python -m pytest -q "$@"
+exec .venv/bin/python -m pytest -q -n auto --dist loadfile "$@"
