@@ -20,7 +20,8 @@ SIZE = 4
 
 def _record(**changes):
     record = {"version": metadata_lib.VERSION, "task": "segmentation", "frame_size": [SIZE, SIZE],
-              "predictions": ["segmentation_mask", "segmentation_probability"], "m": 2, "n": 1, "num_actions": 4, "policy": "scanning", "policy_cell": None,
+              "predictions": ["segmentation_mask", "segmentation_probability"], "m": 2,
+              "n": 1, "num_actions": 4, "policy": "scanning", "policy_cell": None,
               "scan_order": [0, 1, 2, 3], "history_alpha": 0.5, "change_cue": False,
               "fold_batch_norm": True, "flops": {"step": 300, "full_frame": 1000, "policy": 20}}
     record.update(changes)
