@@ -37,8 +37,9 @@ def test_cli_exports_ssdlite_with_nms_matching_the_twin(tmp_path):
 
     loaded = tf.saved_model.load(export_dir)
     # 640x480 frames in; the twin in process gets them resized outside to 64x64.
-    frames = pipeline.resize_frames(np.stack([c["frames"] for c in synthetic.synthetic_clips(
-        "test", num_clips=2, frame_size=64, clip_length=4)], axis=1), (480, 640))
+    frames = np.stack([pipeline.resize_frames(c["frames"], (480, 640)) for c in
+                       synthetic.synthetic_clips("test", num_clips=2, frame_size=64,
+                                                 clip_length=4)], axis=1)
     twin = pw.patchwork_model(model, pw.WindowGrid((64, 64), 2, 1), fold_batch_norm=True)
     memories = twin.initial_state(2)
     state = loaded.signatures["initial_state"](batch_size=tf.constant(2))

@@ -75,7 +75,8 @@ Object Detection API's exported models for detection, and name segmentation like
 | `detection_boxes`          | float32 | [B, D, 4]    | `(ymin, xmin, ymax, xmax)` normalized to   |
 |                            |         |              | the input frame                            |
 | `detection_scores`         | float32 | [B, D]       | descending; 0 past `num_detections`        |
-| `detection_classes`        | float32 | [B, D]       | 1-based class ids (background is no class) |
+| `detection_classes`        | float32 | [B, D]       | 1-based class ids (background is no class; |
+|                            |         |              | 1 in the padding)                          |
 | `num_detections`           | float32 | [B]          | valid rows of the above                    |
 | `segmentation_probability` | float32 | [B, H, W]    | foreground probability at the input's H, W |
 | `segmentation_mask`        | uint8   | [B, H, W]    | 1 where the probability > 0.5              |
@@ -271,20 +272,20 @@ class ExportableModule(tf.Module):
         return spec
 
     # ------------------------------------------------------------------ pieces
-    def _checked_frames(self, frames, signature, name="frames"):
-        """`frames` uint8 `[B, H, W, C]` checked at run time, with its static rank and channels.
+    def _checked_frames(self, frames, signature):
+        """`frames` uint8 `[B, H, W, C]` checked at run time, returned with its static rank and
+        channels set.
 
         Args:
           frames: the signature's input, of unknown static rank.
           signature: the signature's name, for the message.
-          name: the input's name in the message.
         """
         shape = tf.shape(frames)
         ok = tf.logical_and(tf.equal(tf.size(shape), 4),
                             tf.reduce_all(tf.equal(shape[3:], self.channels)))
         ok = tf.logical_and(ok, tf.reduce_all(shape[1:3] >= 1))
         check = tf.debugging.Assert(ok, [
-            f"{signature}: {name} must be uint8 [B, H, W, {self.channels}] RGB with H, W >= 1; "
+            f"{signature}: frames must be uint8 [B, H, W, {self.channels}] RGB with H, W >= 1; "
             "got uint8 shape", shape], summarize=8)
         with tf.control_dependencies([check]):
             return tf.ensure_shape(frames, [None, None, None, self.channels])
