@@ -7,13 +7,19 @@ r"""Exports a Patchwork model as a SavedModel for serving (DESIGN.md section 9).
 
 The SavedModel holds the signatures of `patchwork_tf.serving.exportable` (`initial_state`,
 `step`, `warm_start`, `stream_step`, `stream_warm_start`, `stream_reset`) and loads with
-TensorFlow alone. Frames go in as uint8 RGB `[B, H, W, 3]`.
+TensorFlow alone. Frames go in as uint8 RGB `[B, H, W, 3]` of any H, W (resized inside to
+`--frame_size` as training resizes them); inputs of another rank, channel count, dtype or
+batch than the state's are refused with a message naming what was given.
 
-Tasks and their predictions (`patchwork_tf.serving.task_postprocess`):
-* `backbone`: stock MobileNetV2 features under `predictions`, no post-processing;
+Tasks and their predictions (`patchwork_tf.serving.task_postprocess`; the TF Object Detection
+API's names for detection):
+* `backbone`: stock MobileNetV2 features (at the model's size) under `predictions`, no
+  post-processing;
 * `detection`: SSDLite (`patchwork_tf.models.ssdlite`) with box decoding and NMS inside:
-  `boxes`, `scores`, `classes`, `num_detections`;
-* `segmentation`: DeepLabv3-lite (`patchwork_tf.models.deeplab`): `probability` and `mask`.
+  `detection_boxes` (normalized to the input frame), `detection_scores`,
+  `detection_classes` (float32, 1-based), `num_detections` (float32);
+* `segmentation`: DeepLabv3-lite (`patchwork_tf.models.deeplab`): `segmentation_probability`
+  float32 and `segmentation_mask` uint8, `[B, H, W]` at the input frame's size.
 
 The model is built with random weights and then restores `--checkpoint`: a
 `tf.train.Checkpoint(model=...)` as stage 1 writes it (a prefix, or a directory whose latest
@@ -184,7 +190,9 @@ def define_flags():
                         "A `patchwork_tf.train` run to export with its trained attention "
                         "policy; the model flags below are then read from the run.")
     flags.DEFINE_enum("task", "backbone", TASKS, "The model to export.")
-    flags.DEFINE_integer("frame_size", 384, "Frame height = width in pixels.")
+    flags.DEFINE_integer("frame_size", 384,
+                         "Height = width in pixels the model runs at (frames of any size are "
+                         "resized to it inside).")
     flags.DEFINE_float("depth_multiplier", 1.0, "MobileNetV2 depth multiplier (alpha).")
     flags.DEFINE_integer("m", 4, "Slices per frame side (Sec. 3.1).")
     flags.DEFINE_integer("n", 2, "Slices per window side (Sec. 3.1).")

@@ -1,4 +1,5 @@
-"""python -m patchwork_tf.export: an SSDLite twin with NMS inside, against the in-process twin."""
+"""python -m patchwork_tf.export: an SSDLite twin with NMS inside and a DeepLab twin, fed frames
+of another size than the model's, against the in-process twin on frames resized outside."""
 import os
 import subprocess
 import sys
@@ -10,7 +11,9 @@ import tensorflow as tf
 import patchwork_tf as pw
 from patchwork_tf import export
 from patchwork_tf.data import clips as clips_lib
+from patchwork_tf.data import pipeline
 from patchwork_tf.data import synthetic
+from patchwork_tf.serving import exportable
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -33,8 +36,10 @@ def test_cli_exports_ssdlite_with_nms_matching_the_twin(tmp_path):
     assert completed.returncode == 0, completed.stderr[-4000:]
 
     loaded = tf.saved_model.load(export_dir)
-    frames = np.stack([c["frames"] for c in synthetic.synthetic_clips(
-        "test", num_clips=2, frame_size=64, clip_length=4)], axis=1)
+    # 640x480 frames in; the twin in process gets them resized outside to 64x64.
+    frames = np.stack([pipeline.resize_frames(c["frames"], (480, 640)) for c in
+                       synthetic.synthetic_clips("test", num_clips=2, frame_size=64,
+                                                 clip_length=4)], axis=1)
     twin = pw.patchwork_model(model, pw.WindowGrid((64, 64), 2, 1), fold_batch_norm=True)
     memories = twin.initial_state(2)
     state = loaded.signatures["initial_state"](batch_size=tf.constant(2))
@@ -43,19 +48,43 @@ def test_cli_exports_ssdlite_with_nms_matching_the_twin(tmp_path):
     detected = 0
     for t in range(frames.shape[0]):
         actions = tf.constant([order[t % 4]] * 2)
-        outputs, memories = twin.step_fn(clips_lib.preprocess_frames(frames[t]), actions,
+        resized = pipeline.resize_frames(frames[t], (64, 64))
+        outputs, memories = twin.step_fn(clips_lib.preprocess_frames(resized), actions,
                                          memories)
         expected = post(outputs)
-        result = loaded.signatures["step"](frames=tf.constant(frames[t]),
+        result = loaded.signatures["step"](frames=frames[t],
                                            **{k: state[k] for k in state_keys})
         np.testing.assert_array_equal(result["action"], actions)
-        np.testing.assert_array_equal(result["num_detections"], expected["num_detections"])
-        np.testing.assert_array_equal(result["classes"], expected["classes"])
-        np.testing.assert_allclose(result["scores"], expected["scores"], atol=1e-5)
-        np.testing.assert_allclose(result["boxes"], expected["boxes"], atol=1e-5)
+        for key in ("num_detections", "detection_classes"):
+            assert result[key].dtype == tf.float32
+            np.testing.assert_array_equal(result[key], expected[key])
+        np.testing.assert_allclose(result["detection_scores"], expected["detection_scores"],
+                                   atol=1e-5)
+        np.testing.assert_allclose(result["detection_boxes"], expected["detection_boxes"],
+                                   atol=1e-5)
         detected += int(np.sum(expected["num_detections"]))
         state = result
     assert detected > 0, "pick weights that detect something, or the comparison is empty"
+
+
+@pytest.mark.slow
+def test_segmentation_masks_come_back_at_the_input_frames_size():
+    model, post = export.build_model("segmentation", 64, 0.35)
+    twin = pw.patchwork_model(model, pw.WindowGrid((64, 64), 2, 1))
+    module = exportable.ExportableModule(twin, postprocess=post)
+    clip = next(iter(synthetic.synthetic_clips("test", "segmentation", num_clips=1,
+                                               frame_size=(480, 640), clip_length=1)))
+    frame = tf.constant(clip["frames"][0])
+    logits = model(clips_lib.preprocess_frames(pipeline.resize_frames(frame[None], (64, 64))))
+    expected = tf.image.resize(logits["mask_logits"], (480, 640), method="bilinear")[..., 0]
+    module.stream_reset()
+    for result in (module.warm_start(frame[None]), module.stream_warm_start(frame)):
+        assert result["segmentation_mask"].shape == (1, 480, 640)
+        np.testing.assert_allclose(result["segmentation_probability"], tf.sigmoid(expected),
+                                   atol=1e-5)
+        # Pixels whose logit is within float noise of 0 may fall either way.
+        differs = result["segmentation_mask"].numpy() != (expected.numpy() > 0)
+        assert not np.any(differs & (np.abs(expected.numpy()) > 1e-4))
 
 
 def test_restore_model_refuses_empty_directories_and_other_models(tmp_path):

@@ -14,22 +14,34 @@ full frame) comes from its `metadata` record (`patchwork_tf.serving.metadata`); 
 theoretical latency is those FLOPs, counted at export time as `PatchworkRunner` counts them.
 
 The policy is the one exported: 'dqn' (the greedy Q-network) or 'scanning' (in the exported
-scan order). The frame is fed as a uint8 RGB frame of the export's frame size (frames of
-another size are resized outside as training resizes them, `evaluate_stream(resize_frames=
-True)`); variants that change the model (flip, resolution, no cells) need the checkpoint.
+scan order). The frame is fed as a uint8 RGB frame of any size: the SavedModel resizes it to
+its frame size inside as training resizes frames, and answers for the frame as given
+(normalized boxes, a mask at the frame's H x W). Frames resized outside first
+(`evaluate_stream(resize_frames=True)`) give the same detections, and masks at the model's
+size, which the task scales to the annotation. Variants that change the model (flip,
+resolution, no cells) need the checkpoint.
+
+The served predictions (the TF Object Detection API's names, `serving.task_postprocess`) are
+mapped back to the project's: `detection_boxes`, `detection_scores` -> `boxes`, `scores`;
+`detection_classes` (float32, 1-based) -> `classes` int32 0-based; `num_detections` (float32)
+-> int32; `segmentation_mask` (uint8) -> `mask` bool.
 """
 import dataclasses
 
+import numpy as np
 import tensorflow as tf
 
 from patchwork_tf.evaluation import stream
 from patchwork_tf.evaluation import tasks
 from patchwork_tf.serving import metadata as metadata_lib
 
+# Per task, the served prediction each of the project's comes from.
 PREDICTION_KEYS = {
-    "detection": ("boxes", "scores", "classes", "num_detections"),
-    "segmentation": ("mask",),
+    "detection": {"boxes": "detection_boxes", "scores": "detection_scores",
+                  "classes": "detection_classes", "num_detections": "num_detections"},
+    "segmentation": {"mask": "segmentation_mask"},
 }
+LABEL_ID_OFFSET = 1  # served class ids are 1-based (the OD API's), the project's 0-based
 
 
 @dataclasses.dataclass
@@ -125,14 +137,18 @@ class SavedModelRunner:
             self._module.stream_reset()
 
     def __call__(self, frame):
-        """Predictions for one uint8 frame [1, H, W, 3] (host numpy); advances the policy.
+        """Predictions for one uint8 frame [1, H, W, 3] of any H, W; advances the policy.
 
-        Detection: `boxes` [1, D, 4], `scores` [1, D], `classes` [1, D], `num_detections` [1];
-        segmentation: `mask` bool [1, H, W] (the exported 0/1 mask).
+        Returns host numpy in the project's format. Detection: `boxes` float32 [1, D, 4]
+        normalized to the frame, `scores` float32 [1, D], `classes` int32 [1, D] (0-based),
+        `num_detections` int32 [1]; segmentation: `mask` bool [1, H, W] at the frame's size.
         """
         outputs = self._module.stream_step(frame[0])
         self.last_action = int(outputs["action"].numpy()[0])
-        predictions = {key: outputs[key].numpy() for key in self._keys}
+        predictions = {key: outputs[served].numpy() for key, served in self._keys.items()}
+        if "classes" in predictions:
+            predictions["classes"] = (predictions["classes"] - LABEL_ID_OFFSET).astype(np.int32)
+            predictions["num_detections"] = predictions["num_detections"].astype(np.int32)
         if "mask" in predictions:
             predictions["mask"] = predictions["mask"].astype(bool)
         return predictions

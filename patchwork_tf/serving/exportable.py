@@ -21,25 +21,40 @@ state is a flat dict of tensors, one row per stream:
 | `change`               | float32 | [B, num_actions]     | with the change cue: each window's change |
 | `next_action`          | int32   | [B]                  | the window the next `step` processes      |
 
-Frames enter as **uint8 RGB `[B, H, W, 3]`** (0..255, what a decoder or camera gives) at the
-twin's frame size; the module scales them to the twin's input range inside (by default
-MobileNetV2's [-1, 1], `patchwork_tf.data.clips.preprocess_frames`). A frame of another size,
-channel count or dtype is refused at the signature with a message naming the expected shape;
-nothing is resized or cast for the caller.
+Frames enter as **uint8 RGB `[B, H, W, 3]`** (0..255, what a decoder or camera gives) of any
+H and W. Inside, the module resizes them to the twin's frame size (`frame_size`) as training
+does (`patchwork_tf.data.pipeline.resize_frames`: bilinear, each side on its own, rounded back
+to uint8; a frame of the twin's size passes as it is) and scales them to the twin's input
+range (by default MobileNetV2's [-1, 1], `patchwork_tf.data.clips.preprocess_frames`). The
+post-processing callable gets the input's `(H, W)`, so predictions come back for the frame as
+it was given: detection boxes stay normalized to it (the stretch keeps normalized
+coordinates), segmentation masks are resized to its H x W (`serving.task_postprocess`).
+
+Every input is checked inside the signature, where a message can name what was given and
+what is expected: a loaded SavedModel's signatures do not check shapes themselves, and shapes
+they declare would let the graph optimizer fold checks away. So the signatures declare each
+tensor with unknown rank and its dtype; the shapes below are checked at run time, e.g.
+"stream_step: frame must be uint8 [H, W, 3] RGB with H, W >= 1; got uint8 shape] [100 100 1]"
+(TensorFlow brackets each piece of the message).
+A wrong dtype is refused by TensorFlow before the call ("... expected to be a uint8 tensor but
+is a float tensor").
 
 Signatures (`export_saved_model` saves all of them):
 
-* `initial_state(batch_size)`: zero memories, zero history and each stream's first action.
+* `initial_state(batch_size)`: zero memories, zero history and each stream's first action;
+  `batch_size` an int32 scalar >= 1.
 * `step(frames, **state)`: each stream processes the window `state['next_action']` of its
   frame (Sec. 3.1), then the action history is updated (Eq. 1) and the policy picks the next
-  window from the new memories and history. Returns the predictions (the post-processing
-  callable's dict, or the model's outputs under `predictions`), `action` int32 [B] (the window
-  just processed) and the new state under the state's keys.
+  window from the new memories and history. Each state tensor must have the shape of
+  `state_spec()` with the frames' batch B (a tensor of another shape, or a state of another
+  number of streams than frames, is refused naming the state key). Returns the predictions
+  (the post-processing callable's dict, or the model's outputs under `predictions`), `action`
+  int32 [B] (the window just processed) and the new state under the state's keys.
 * `warm_start(frames)`: a key frame: one full-frame pass that fills every memory; the history
   restarts at zero and `action` is -1 (no window). Same outputs as `step`.
 * `stream_step(frame)`, `stream_warm_start(frame)`, `stream_reset()`: a single stream whose
-  state lives in variables inside the module; `frame` is uint8 `[H, W, 3]`. They return the
-  predictions (batch dimension 1), `action` and `next_action`.
+  state lives in variables inside the module; `frame` is uint8 `[H, W, 3]` of any H, W. They
+  return the predictions (batch dimension 1), `action` and `next_action`.
 * `metadata()`: a scalar string, the JSON record of `patchwork_tf.serving.metadata` (task,
   grid, policy, FLOPs per step and per full frame), added by `export_saved_model`.
 
@@ -51,6 +66,20 @@ float32 [B, num_actions])` (the full-frame view of the chosen cell's memory and 
 the next action is the greedy argmax. A tf-agents `Network` (which returns `(q_values,
 network_state)`) may be passed as it is. Without a policy the module scans the windows in a
 fixed order (the Scanning baseline of Tab. 1).
+
+The task models' predictions (`export.py` with `serving.task_postprocess`) follow the TF
+Object Detection API's exported models for detection, and name segmentation likewise:
+
+| key                        | dtype   | shape        | meaning                                    |
+|----------------------------|---------|--------------|--------------------------------------------|
+| `detection_boxes`          | float32 | [B, D, 4]    | `(ymin, xmin, ymax, xmax)` normalized to   |
+|                            |         |              | the input frame                            |
+| `detection_scores`         | float32 | [B, D]       | descending; 0 past `num_detections`        |
+| `detection_classes`        | float32 | [B, D]       | 1-based class ids (background is no class; |
+|                            |         |              | 1 in the padding)                          |
+| `num_detections`           | float32 | [B]          | valid rows of the above                    |
+| `segmentation_probability` | float32 | [B, H, W]    | foreground probability at the input's H, W |
+| `segmentation_mask`        | uint8   | [B, H, W]    | 1 where the probability > 0.5              |
 """
 import json
 
@@ -59,6 +88,7 @@ import tensorflow as tf
 
 from patchwork_tf.core import twin as twin_lib
 from patchwork_tf.data import clips as clips_lib
+from patchwork_tf.data import pipeline
 from patchwork_tf.policy import observation as observation_lib
 from patchwork_tf.serving import metadata as metadata_lib
 
@@ -103,10 +133,12 @@ class ExportableModule(tf.Module):
 
         Args:
           twin: a `patchwork_tf.PatchworkModel`.
-          postprocess: optional callable from the twin's outputs (the structure of
-            `keras_model(frames)`) to a dict of tensors with batch dimension first, e.g.
-            detection decoding + NMS. None returns the model's outputs: a single tensor as
-            `predictions`, a list as `predictions_<i>`, a dict as it is.
+          postprocess: optional callable `postprocess(outputs, image_size)` from the twin's
+            outputs (the structure of `keras_model(frames)`) and the input frames' `(H, W)`
+            (int32 [2], before the resize to the twin's size) to a dict of tensors with batch
+            dimension first, e.g. detection decoding + NMS or a mask at the input's size.
+            None returns the model's outputs: a single tensor as `predictions`, a list as
+            `predictions_<i>`, a dict as it is.
           policy: optional attention policy: a callable from `dict(memory=float32 [B, H_l,
             W_l, C_l], history=float32 [B, num_actions])` to Q-values `[B, num_actions]` (or
             to `(q_values, network_state)`, as a tf-agents `Network` returns). Its variables
@@ -176,7 +208,7 @@ class ExportableModule(tf.Module):
         initial = self._initial_state(1)
         outputs, _ = twin.warm_start_fn(
             self._preprocess(tf.zeros((1,) + self.frame_size + (self.channels,), tf.uint8)))
-        self.prediction_keys = sorted(self._predictions(outputs))
+        self.prediction_keys = sorted(self._predictions(outputs, tf.constant(self.frame_size)))
         clash = set(self.prediction_keys) & (set(self.state_keys) | {ACTION})
         if clash:
             raise ValueError(
@@ -191,15 +223,16 @@ class ExportableModule(tf.Module):
             for key, value in initial.items()
         }
 
-        height, width = self.frame_size
-        frames_spec = tf.TensorSpec([None, height, width, self.channels], tf.uint8,
-                                    name="frames")
-        frame_spec = tf.TensorSpec([height, width, self.channels], tf.uint8, name="frame")
+        # Unknown ranks: the checks inside refuse wrong shapes (see the module docstring).
+        frames_spec = tf.TensorSpec(None, tf.uint8, name="frames")
+        frame_spec = tf.TensorSpec(None, tf.uint8, name="frame")
+        state_signature = {key: tf.TensorSpec(None, spec.dtype, name=key)
+                           for key, spec in self.state_spec().items()}
         self.initial_state = tf.function(
-            self._initial_state,
-            input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")])
-        self.step = tf.function(self._step, input_signature=[frames_spec, self.state_spec()])
-        self.warm_start = tf.function(self._warm_start, input_signature=[frames_spec])
+            self._checked_initial_state,
+            input_signature=[tf.TensorSpec(None, tf.int32, name="batch_size")])
+        self.step = tf.function(self._step, input_signature=[frames_spec, state_signature])
+        self.warm_start = tf.function(self._signature_warm_start, input_signature=[frames_spec])
         self.stream_step = tf.function(self._stream_step, input_signature=[frame_spec])
         self.stream_warm_start = tf.function(self._stream_warm_start,
                                              input_signature=[frame_spec])
@@ -239,34 +272,71 @@ class ExportableModule(tf.Module):
         return spec
 
     # ------------------------------------------------------------------ pieces
-    def _checked_frames(self, frames):
-        """Frames whose shape is checked at run time too (a signature call skips the check)."""
-        height, width = self.frame_size
-        check = tf.debugging.assert_equal(
-            tf.shape(frames)[1:], tf.constant([height, width, self.channels]),
-            message=(f"frames must be uint8 [batch, {height}, {width}, {self.channels}] RGB "
-                     f"for this model: resize them to {height}x{width} with "
-                     f"{self.channels} channels before the call."))
+    def _checked_frames(self, frames, signature):
+        """`frames` uint8 `[B, H, W, C]` checked at run time, returned with its static rank and
+        channels set.
+
+        Args:
+          frames: the signature's input, of unknown static rank.
+          signature: the signature's name, for the message.
+        """
+        shape = tf.shape(frames)
+        ok = tf.logical_and(tf.equal(tf.size(shape), 4),
+                            tf.reduce_all(tf.equal(shape[3:], self.channels)))
+        ok = tf.logical_and(ok, tf.reduce_all(shape[1:3] >= 1))
+        check = tf.debugging.Assert(ok, [
+            f"{signature}: frames must be uint8 [B, H, W, {self.channels}] RGB with H, W >= 1; "
+            "got uint8 shape", shape], summarize=8)
         with tf.control_dependencies([check]):
-            return tf.identity(frames)
+            return tf.ensure_shape(frames, [None, None, None, self.channels])
+
+    def _checked_frame(self, frame, signature):
+        """One stream's uint8 `[H, W, C]` frame checked at run time, as a batch of one."""
+        shape = tf.shape(frame)
+        ok = tf.logical_and(tf.equal(tf.size(shape), 3),
+                            tf.reduce_all(tf.equal(shape[2:], self.channels)))
+        ok = tf.logical_and(ok, tf.reduce_all(shape[:2] >= 1))
+        check = tf.debugging.Assert(ok, [
+            f"{signature}: frame must be uint8 [H, W, {self.channels}] RGB with H, W >= 1; "
+            "got uint8 shape", shape], summarize=8)
+        with tf.control_dependencies([check]):
+            return tf.ensure_shape(frame, [None, None, self.channels])[None]
 
     def _checked_state(self, state, batch_size):
+        """The state checked at run time against `state_spec()` and the frames' batch."""
         spec = self.state_spec()
         checks = []
         for key in self.state_keys:
-            expected = [batch_size] + spec[key].shape.as_list()[1:]
-            checks.append(tf.debugging.assert_equal(
-                tf.shape(state[key]), tf.stack(expected),
-                message=(f"state[{key!r}] must be {spec[key].dtype.name} "
-                         f"[batch, {', '.join(str(v) for v in expected[1:])}] with the frames' "
-                         "batch size; pass the state returned by initial_state, step or "
-                         "warm_start.")))
+            expected = spec[key].shape.as_list()[1:]
+            described = ", ".join(["B"] + [str(v) for v in expected])
+            shape = tf.shape(state[key])
+            # Both sides cut to the same length, whatever rank was given.
+            common = tf.minimum(tf.maximum(tf.size(shape) - 1, 0), len(expected))
+            same = tf.equal(shape[1:1 + common], tf.constant(expected, tf.int32)[:common])
+            checks.append(tf.debugging.Assert(
+                tf.logical_and(tf.equal(tf.size(shape), len(expected) + 1),
+                               tf.reduce_all(same)),
+                [f"step: state {key} must be {spec[key].dtype.name} [{described}] as "
+                 "initial_state, step and warm_start return it; got shape", shape],
+                summarize=8))
+            with tf.control_dependencies(checks[-1:]):
+                checks.append(tf.debugging.Assert(tf.equal(shape[0], batch_size), [
+                    "step: frames hold a batch of", batch_size, f"but state {key} holds",
+                    shape[0], "streams; give one frame per stream of the state "
+                    "(initial_state(batch_size=B))"]))
         with tf.control_dependencies(checks):
-            return {key: tf.identity(state[key]) for key in self.state_keys}
+            return {key: tf.ensure_shape(state[key], spec[key].shape) for key in self.state_keys}
 
-    def _predictions(self, outputs):
+    def _resized(self, frames):
+        """uint8 frames `[B, H, W, C]` at the twin's frame size, as training resizes them."""
+        same = tf.reduce_all(tf.equal(tf.shape(frames)[1:3], self.frame_size))
+        resized = tf.cond(same, lambda: frames,
+                          lambda: pipeline.resize_frames(frames, self.frame_size))
+        return tf.ensure_shape(resized, (None,) + self.frame_size + (self.channels,))
+
+    def _predictions(self, outputs, image_size):
         if self._postprocess is not None:
-            outputs = self._postprocess(outputs)
+            outputs = self._postprocess(outputs, image_size)
         if isinstance(outputs, dict):
             predictions = dict(outputs)
         elif isinstance(outputs, (list, tuple)):
@@ -297,8 +367,8 @@ class ExportableModule(tf.Module):
                 f"[batch, {self.num_actions}], one per window of {self.twin.grid!r}.")
         return tf.argmax(q_values, axis=-1, output_type=tf.int32)
 
-    def _result(self, outputs, actions, memories, observer_state):
-        result = self._predictions(outputs)
+    def _result(self, outputs, image_size, actions, memories, observer_state):
+        result = self._predictions(outputs, image_size)
         result[ACTION] = actions
         result.update(self._pack(memories, observer_state,
                                  self._choose(actions, memories, observer_state)))
@@ -321,26 +391,40 @@ class ExportableModule(tf.Module):
         return self._pack(memories, observer_state,
                           self._choose(no_action, memories, observer_state))
 
+    def _checked_initial_state(self, batch_size):
+        shape = tf.shape(batch_size)
+        ok = tf.logical_and(tf.equal(tf.size(shape), 0), tf.reduce_all(batch_size >= 1))
+        check = tf.debugging.Assert(ok, [
+            "initial_state: batch_size must be an int32 scalar >= 1 (the number of streams); "
+            "got shape", shape, "values", batch_size], summarize=8)
+        with tf.control_dependencies([check]):
+            return self._initial_state(tf.reshape(batch_size, []))
+
     def _step(self, frames, state):
-        frames = self._checked_frames(frames)
+        frames = self._checked_frames(frames, "step")
         return self._advance(frames, self._checked_state(state, tf.shape(frames)[0]))
 
     def _advance(self, frames, state):
-        """One step from `state`; memories given as variables (the one stream's) are updated
-        in place by the cells, tensors (explicit state) are copied and returned."""
+        """One step from `state` on checked uint8 frames of any size; memories given as
+        variables (the one stream's) are updated in place by the cells, tensors (explicit
+        state) are copied and returned."""
         actions = state[NEXT_ACTION]
         memories = {cell: state[MEMORY_PREFIX + cell] for cell in self.cells}
-        inputs = self._preprocess(frames)
+        inputs = self._preprocess(self._resized(frames))
         outputs, memories = self.twin.step_fn(inputs, actions, memories)
         observer_state = self._observer.advance(self._observer_state(state), inputs, actions)
-        return self._result(outputs, actions, memories, observer_state)
+        return self._result(outputs, tf.shape(frames)[1:3], actions, memories, observer_state)
+
+    def _signature_warm_start(self, frames):
+        return self._warm_start(self._checked_frames(frames, "warm_start"))
 
     def _warm_start(self, frames):
-        frames = self._checked_frames(frames)
-        inputs = self._preprocess(frames)
+        """A key frame on checked uint8 frames of any size."""
+        inputs = self._preprocess(self._resized(frames))
         outputs, memories = self.twin.warm_start_fn(inputs)
         no_action = tf.fill(tf.reshape(tf.shape(frames)[0], [1]), -1)
-        return self._result(outputs, no_action, memories, self._observer.start(inputs))
+        return self._result(outputs, tf.shape(frames)[1:3], no_action, memories,
+                            self._observer.start(inputs))
 
     # ------------------------------------------------------------------ one stateful stream
     def _stream_outputs(self, result):
@@ -352,12 +436,14 @@ class ExportableModule(tf.Module):
     def _stream_step(self, frame):
         # The memories go in as the variables themselves: the cells scatter into them in
         # place, where reading them as tensors would copy every memory twice a step.
+        frames = self._checked_frame(frame, "stream_step")
         state = {key: var if key.startswith(MEMORY_PREFIX) else var.read_value()
                  for key, var in self.stream_state.items()}
-        return self._stream_outputs(self._advance(self._checked_frames(frame[None]), state))
+        return self._stream_outputs(self._advance(frames, state))
 
     def _stream_warm_start(self, frame):
-        return self._stream_outputs(self._warm_start(frame[None]))
+        return self._stream_outputs(
+            self._warm_start(self._checked_frame(frame, "stream_warm_start")))
 
     def _stream_reset(self):
         initial = self._initial_state(1)

@@ -8,13 +8,15 @@ time; `export_saved_model` stores the record as a JSON string returned by the Sa
 
   json.loads(tf.saved_model.load(export_dir).metadata().numpy())
 
-The record (`VERSION` 2):
+The record (`VERSION` 3; version 2 took frames of `frame_size` only and named predictions
+`boxes`, `scores`, 0-based int `classes`, `mask`, `probability`):
 
 | key              | meaning                                                               |
 |------------------|-----------------------------------------------------------------------|
 | `version`        | `VERSION`                                                             |
 | `task`           | the exporter's task ('detection', 'segmentation', 'backbone') or None |
-| `frame_size`     | `[H, W]` of the uint8 frames the signatures take                      |
+| `frame_size`     | `[H, W]` the model runs at; frames of any size are resized to it      |
+| `predictions`    | the prediction names the signatures return (`serving.exportable`)     |
 | `m`, `n`         | the window grid (Sec. 3.1); `num_actions` its windows                 |
 | `policy`         | 'dqn' (greedy argmax of the exported Q-network) or 'scanning'         |
 | `policy_cell`    | the cell the Q-network observes (layer L), None for 'scanning'        |
@@ -35,10 +37,10 @@ import json
 from patchwork_tf.core import flops as flops_lib
 from patchwork_tf.evaluation import policies
 
-VERSION = 2
-REQUIRED_KEYS = ("version", "task", "frame_size", "m", "n", "num_actions", "policy",
-                 "policy_cell", "scan_order", "history_alpha", "change_cue", "fold_batch_norm",
-                 "flops")
+VERSION = 3
+REQUIRED_KEYS = ("version", "task", "frame_size", "predictions", "m", "n", "num_actions",
+                 "policy", "policy_cell", "scan_order", "history_alpha", "change_cue",
+                 "fold_batch_norm", "flops")
 FLOPS_KEYS = ("step", "full_frame", "policy")
 
 
@@ -73,6 +75,7 @@ def describe(module, task=None, extra=None):
         "version": VERSION,
         "task": task,
         "frame_size": [int(v) for v in module.frame_size],
+        "predictions": list(module.prediction_keys),
         "m": int(grid.m),
         "n": int(grid.n),
         "num_actions": int(module.num_actions),

@@ -1,8 +1,9 @@
 """SavedModel runner on hand-made SavedModels whose stream signatures are known.
 
-The stand-in SavedModel segments a 4x4 frame: foreground where red >= 128, `action` counts
-the steps since the warm start. The end-to-end comparison with the in-process twin on an
-exported SSDLite is in tests/evaluate_test.py.
+The stand-in SavedModel segments a frame of any size at its own size (as an export does):
+foreground where red >= 128, `action` counts the steps since the warm start; its detection
+twin serves one fixed box under the TF Object Detection API's names. The end-to-end
+comparison with the in-process twin on an exported SSDLite is in tests/evaluate_test.py.
 """
 import json
 
@@ -19,20 +20,36 @@ SIZE = 4
 
 def _record(**changes):
     record = {"version": metadata_lib.VERSION, "task": "segmentation", "frame_size": [SIZE, SIZE],
-              "m": 2, "n": 1, "num_actions": 4, "policy": "scanning", "policy_cell": None,
+              "predictions": ["segmentation_mask", "segmentation_probability"], "m": 2,
+              "n": 1, "num_actions": 4, "policy": "scanning", "policy_cell": None,
               "scan_order": [0, 1, 2, 3], "history_alpha": 0.5, "change_cue": False,
               "fold_batch_norm": True, "flops": {"step": 300, "full_frame": 1000, "policy": 20}}
     record.update(changes)
     return record
 
 
-class _StandIn(tf.Module):
-    """Stream signatures of a served segmenter, with or without a metadata function."""
+def _segmentation(frame):
+    mask = tf.cast(frame[None, ..., 0] >= 128, tf.uint8)
+    return {"segmentation_mask": mask, "segmentation_probability": tf.cast(mask, tf.float32)}
 
-    def __init__(self, record):
+
+def _detection(frame):
+    del frame
+    return {"detection_boxes": tf.constant([[[0.25, 0.0, 0.75, 0.5], [0.0, 0.0, 0.0, 0.0]]]),
+            "detection_scores": tf.constant([[0.9, 0.0]]),
+            "detection_classes": tf.constant([[2.0, 1.0]]),
+            "num_detections": tf.constant([1.0])}
+
+
+class _StandIn(tf.Module):
+    """Stream signatures of a served segmenter (or detector), with or without a metadata
+    function."""
+
+    def __init__(self, record, predictions=_segmentation):
         super().__init__()
         self.steps = tf.Variable(0)
-        spec = tf.TensorSpec([SIZE, SIZE, 3], tf.uint8)
+        self._predictions = predictions
+        spec = tf.TensorSpec([None, None, 3], tf.uint8)
         self.stream_warm_start = tf.function(self._warm_start, input_signature=[spec])
         self.stream_step = tf.function(self._step, input_signature=[spec])
         if record is not None:
@@ -40,9 +57,7 @@ class _StandIn(tf.Module):
             self.metadata = tf.function(lambda: tf.constant(text), input_signature=[])
 
     def _outputs(self, frame, action):
-        mask = tf.cast(frame[None, ..., 0] >= 128, tf.uint8)
-        return {"mask": mask, "probability": tf.cast(mask, tf.float32), "action": action[None],
-                "next_action": action[None] + 1}
+        return dict(self._predictions(frame), action=action[None], next_action=action[None] + 1)
 
     def _warm_start(self, frame):
         self.steps.assign(0)
@@ -53,9 +68,9 @@ class _StandIn(tf.Module):
         return self._outputs(frame, self.steps.read_value() - 1)
 
 
-def _save(tmp_path, record):
+def _save(tmp_path, record, predictions=_segmentation):
     path = str(tmp_path / "saved_model")
-    tf.saved_model.save(_StandIn(record), path)
+    tf.saved_model.save(_StandIn(record, predictions), path)
     return path
 
 
@@ -88,13 +103,30 @@ def test_frames_of_another_size_are_resized_and_scored_at_their_own_size(stand_i
     clip = _clip()
     clip = {"frames": np.repeat(np.repeat(clip["frames"], 2, 1), 2, 2),
             "mask": np.repeat(np.repeat(clip["mask"], 2, 1), 2, 2), "clip_id": "big"}
-    with pytest.raises(ValueError, match="resize_frames=True"):
-        stream.evaluate_stream(runner, [clip])
-    # Halved as training resizes (bilinear: the red half stays 255), the 4x4 mask scaled back
-    # to the 8x8 annotation is the annotation.
+    # Fed as it is, the frame's mask comes back at the frame's 8x8 as a bool mask.
+    runner.start_stream(clip["frames"][:1], "key_frame")
+    prediction = runner(clip["frames"][:1])
+    assert sorted(prediction) == ["mask"] and prediction["mask"].dtype == bool
+    np.testing.assert_array_equal(prediction["mask"][0], clip["mask"][0])
+    # Halved outside as training resizes (bilinear: the red half stays 255), the 4x4 mask
+    # scaled back to the 8x8 annotation is the annotation.
     result = stream.evaluate_stream(runner, [clip], resize_frames=True, warmup_calls=1)
     assert result.accuracy["J"] == pytest.approx(1.0)
     assert result.num_frames == 3
+
+
+def test_served_detections_map_back_to_0_based_classes(tmp_path):
+    record = _record(task="detection", num_classes=3,
+                     predictions=["detection_boxes", "detection_classes", "detection_scores",
+                                  "num_detections"])
+    runner = exported.SavedModelRunner(exported.load(_save(tmp_path, record, _detection)))
+    prediction = runner(np.zeros((1, 480, 640, 3), np.uint8))
+    assert sorted(prediction) == ["boxes", "classes", "num_detections", "scores"]
+    np.testing.assert_array_equal(prediction["classes"], [[1, 0]])
+    np.testing.assert_array_equal(prediction["num_detections"], [1])
+    assert prediction["classes"].dtype == prediction["num_detections"].dtype == np.int32
+    np.testing.assert_allclose(prediction["boxes"][0, 0], [0.25, 0.0, 0.75, 0.5])
+    np.testing.assert_allclose(prediction["scores"], [[0.9, 0.0]])
 
 
 def test_export_without_metadata_asks_for_a_reexport(tmp_path):

@@ -1,5 +1,6 @@
 """The exported SavedModel against the in-process twin, loaded with TensorFlow alone."""
 import json
+import re
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import tf_keras
 import patchwork_tf as pw
 from patchwork_tf.core import flops
 from patchwork_tf.data import clips as clips_lib
+from patchwork_tf.data import pipeline
 from patchwork_tf.data import synthetic
 from patchwork_tf.serving import exportable
 from tests.core import small_models
@@ -65,10 +67,17 @@ _LOADER = textwrap.dedent("""
         for key, value in sig[name](frame=tf.constant(frames[t, 0])).items():
             results[f"stream/{t}/{key}"] = value.numpy()
 
+    # A 640x480 frame, then the same frame resized outside to the model's 64x64.
+    for size in ("large", "resized"):
+        frame = tf.constant(inputs[size])
+        sig["stream_reset"]()
+        results[f"{size}/warm_start"] = sig["warm_start"](frames=frame[None])["predictions"]
+        results[f"{size}/stream_step"] = sig["stream_step"](frame=frame)["predictions"]
+
     errors = {}
     good_state = sig["initial_state"](batch_size=tf.constant(1))
     bad_frames = {
-        "size": np.zeros((1, 32, 64, 3), np.uint8),
+        "rank": np.zeros((64, 64, 3), np.uint8),
         "channels": np.zeros((1, 64, 64, 1), np.uint8),
         "dtype": np.zeros((1, 64, 64, 3), np.float32),
     }
@@ -82,11 +91,16 @@ _LOADER = textwrap.dedent("""
                 errors[f"{what}/{route}"] = "no error"
             except Exception as error:  # the message is what the test checks
                 errors[f"{what}/{route}"] = f"{type(error).__name__}: {error}"
-    try:
-        sig["step"](frames=tf.zeros((2, 64, 64, 3), tf.uint8), **good_state)
-        errors["state_batch"] = "no error"
-    except Exception as error:
-        errors["state_batch"] = f"{type(error).__name__}: {error}"
+    bad_states = {
+        "state_batch": (2, good_state),
+        "state_shape": (1, dict(good_state, action_history=tf.zeros((1, 5)))),
+    }
+    for what, (batch, state) in bad_states.items():
+        try:
+            sig["step"](frames=tf.zeros((batch, 480, 640, 3), tf.uint8), **state)
+            errors[what] = "no error"
+        except Exception as error:
+            errors[what] = f"{type(error).__name__}: {error}"
 
     leaked = sorted({name.split(".")[0] for name in sys.modules}
                     & {"patchwork_tf", "tf_keras"})
@@ -151,11 +165,20 @@ def _reference(twin, frames, first_actions, choose):
     return expected
 
 
+def _large_frame(size=(480, 640)):
+    """uint8 [H, W, 3]: a synthetic frame rendered at `size` (H, W)."""
+    clip = next(iter(synthetic.synthetic_clips("validation", num_clips=1, frame_size=size,
+                                               clip_length=1)))
+    return np.asarray(clip["frames"][0])
+
+
 def _run_loader(export_dir, frames, first_actions, tmp_path):
     inputs = os.path.join(tmp_path, "inputs.npz")
     outputs = os.path.join(tmp_path, "outputs.npz")
+    large = _large_frame()
     np.savez(inputs, frames=frames, first_actions=np.asarray(first_actions, np.int32),
-             warm_t=WARM_T)
+             warm_t=WARM_T, large=large,
+             resized=pipeline.resize_frames(large, (FRAME, FRAME)).numpy())
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TF_USE_LEGACY_KERAS")}
     completed = subprocess.run(
         [sys.executable, "-c", _LOADER, export_dir, inputs, outputs], cwd=tmp_path, env=env,
@@ -174,6 +197,11 @@ def _assert_close(actual, expected):
 @pytest.fixture(scope="module")
 def twin():
     return _twin()
+
+
+@pytest.fixture(scope="module")
+def module(twin):
+    return exportable.ExportableModule(twin)
 
 
 @pytest.mark.slow
@@ -223,19 +251,23 @@ def test_saved_model_runs_without_patchwork_and_matches_twin(twin, with_policy, 
         np.testing.assert_array_equal(results[f"stream/{t}/next_action"], next_actions[:1])
     assert len(taken_actions - {-1}) >= 2, "the run should visit several windows"
 
-    for what in ("size", "channels", "dtype"):
+    for size in ("warm_start", "stream_step"):
+        np.testing.assert_array_equal(results[f"large/{size}"], results[f"resized/{size}"])
+    for what, given in (("rank", "[64 64 3]"), ("channels", "[1 64 64 1]"), ("dtype", "float")):
         for route in ("signature", "function"):
             message = errors[f"{what}/{route}"]
             assert message != "no error", (what, route)
             if what == "dtype":
-                assert "uint8" in message and "float" in message, message
+                assert "uint8" in message and given in message, message
             else:
-                assert "64, 64, 3" in message, message
-    assert "must be float32 [batch" in errors["state_batch"], errors["state_batch"]
+                assert "step: frames must be uint8 [B, H, W, 3] RGB" in message, message
+                assert f"got uint8 shape] {given}" in message, message
+    assert "step: frames hold a batch of] [2] [but state" in errors["state_batch"], errors
+    assert ("step: state action_history must be float32 [B, 4] as initial_state, step and "
+            "warm_start return it; got shape] [1 5]") in errors["state_shape"], errors
 
 
-def test_step_outputs_and_signature_specs(twin):
-    module = exportable.ExportableModule(twin)
+def test_step_outputs_and_signature_specs(twin, module):
     spec = module.state_spec()
     assert list(spec) == module.state_keys
     assert spec["next_action"].shape.as_list() == [None]
@@ -270,7 +302,8 @@ def test_constructor_refuses_bad_arguments(twin):
     with pytest.raises(TypeError, match="PatchworkModel"):
         exportable.ExportableModule(twin.keras_model)
     with pytest.raises(ValueError, match="clash"):
-        exportable.ExportableModule(twin, postprocess=lambda out: {"next_action": out})
+        exportable.ExportableModule(
+            twin, postprocess=lambda out, image_size: {"next_action": out})
 
 
 @pytest.mark.slow
@@ -326,3 +359,101 @@ def test_attention_q_network_exports_and_picks_greedy_windows(twin, change_cue, 
     assert record["flops"]["policy"] > 0
     assert record["change_cue"] == change_cue
     assert record["fold_batch_norm"] is False
+
+
+def _frames_message(signature, given):
+    return (re.escape(f"{signature}: frames must be uint8 [B, H, W, 3] RGB with H, W >= 1; got "
+                      f"uint8 shape] [{given}]"))
+
+
+def _frame_message(signature, given):
+    return (re.escape(f"{signature}: frame must be uint8 [H, W, 3] RGB with H, W >= 1; got "
+                      f"uint8 shape] [{given}]"))
+
+
+def _zeros(shape, dtype=tf.uint8):
+    return tf.zeros(shape, dtype)
+
+
+def _step(frames, **changes):
+    """Calls `step` on `frames` with a state of two streams changed as `changes` says."""
+    def call(module):
+        state = dict(module.initial_state(tf.constant(2)))
+        state.update({key: change(state[key]) for key, change in changes.items()})
+        return module.step(frames, state)
+    return call
+
+
+_DTYPE = r"float32.*uint8"  # TensorFlow's own refusal: given, then the signature's dtype
+_WRONG_INPUTS = {
+    "initial_state/rank": (lambda m: m.initial_state(tf.constant([2])), re.escape(
+        "initial_state: batch_size must be an int32 scalar >= 1 (the number of streams); got "
+        "shape] [1] [values] [2]")),
+    "initial_state/value": (lambda m: m.initial_state(tf.constant(0)), re.escape(
+        "got shape] [] [values] [0]")),
+    "initial_state/dtype": (lambda m: m.initial_state(tf.constant(2, tf.int64)), r"int64.*int32"),
+    "step/rank": (_step(_zeros((64, 64, 3))), _frames_message("step", "64 64 3")),
+    "step/channels": (_step(_zeros((2, 48, 80, 1))), _frames_message("step", "2 48 80 1")),
+    "step/dtype": (_step(_zeros((2, 64, 64, 3), tf.float32)), _DTYPE),
+    "step/batch": (_step(_zeros((3, 48, 80, 3))), re.escape(
+        "step: frames hold a batch of] [3] [but state memory_expanded_conv_depthwise holds] [2] "
+        "[streams; give one frame per stream of the state (initial_state(batch_size=B))]")),
+    "step/state_shape": (
+        _step(_zeros((2, 48, 80, 3)), memory_block_6_depthwise=lambda t: t[:, 1:]),
+        re.escape("step: state memory_block_6_depthwise must be float32 [B, 9, 9, 96] as "
+                  "initial_state, step and warm_start return it; got shape] [2 8 9 96]")),
+    "step/state_rank": (_step(_zeros((2, 48, 80, 3)), next_action=lambda t: t[:, None]),
+                        re.escape("step: state next_action must be int32 [B] as initial_state, "
+                                  "step and warm_start return it; got shape] [2 1]")),
+    "step/state_dtype": (_step(_zeros((2, 48, 80, 3)), next_action=lambda t: tf.cast(
+        t, tf.float32)), _DTYPE.replace("uint8", "int32")),
+    "warm_start/rank": (lambda m: m.warm_start(_zeros((1, 1, 64, 64, 3))),
+                        _frames_message("warm_start", "1 1 64 64 3")),
+    "warm_start/channels": (lambda m: m.warm_start(_zeros((1, 64, 64, 4))),
+                            _frames_message("warm_start", "1 64 64 4")),
+    "warm_start/size": (lambda m: m.warm_start(_zeros((1, 0, 64, 3))),
+                        _frames_message("warm_start", "1 0 64 3")),
+    "warm_start/dtype": (lambda m: m.warm_start(_zeros((1, 64, 64, 3), tf.float32)), _DTYPE),
+    "stream_step/rank": (lambda m: m.stream_step(_zeros((1, 64, 64, 3))),
+                         _frame_message("stream_step", "1 64 64 3")),
+    "stream_step/channels": (lambda m: m.stream_step(_zeros((100, 100, 1))),
+                             _frame_message("stream_step", "100 100 1")),
+    "stream_step/dtype": (lambda m: m.stream_step(_zeros((100, 100, 3), tf.float32)), _DTYPE),
+    "stream_warm_start/rank": (lambda m: m.stream_warm_start(_zeros((64, 64))),
+                               _frame_message("stream_warm_start", "64 64")),
+    "stream_warm_start/channels": (lambda m: m.stream_warm_start(_zeros((64, 64, 1))),
+                                   _frame_message("stream_warm_start", "64 64 1")),
+    "stream_warm_start/dtype": (lambda m: m.stream_warm_start(_zeros((64, 64, 3), tf.int32)),
+                                r"int32.*uint8"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_WRONG_INPUTS))
+def test_each_signature_refuses_each_wrong_input_by_name(module, case):
+    call, message = _WRONG_INPUTS[case]
+    with pytest.raises((tf.errors.InvalidArgumentError, TypeError), match=message):
+        call(module)
+
+
+def test_signatures_declare_unknown_ranks_so_that_their_checks_run(module):
+    spec = module.step.input_signature
+    assert spec[0].shape.rank is None and spec[0].dtype == tf.uint8
+    assert all(s.shape.rank is None for s in spec[1].values())
+    assert module.stream_step.input_signature[0].shape.rank is None
+
+
+@pytest.mark.parametrize("size", [(480, 640), (720, 1280)])
+def test_frames_of_any_size_match_frames_resized_outside(module, size):
+    large = _large_frame(size)
+    resized = pipeline.resize_frames(large, (FRAME, FRAME))
+    state = module.initial_state(tf.constant(1))
+    results = {}
+    for name, frame in (("large", tf.constant(large)), ("resized", resized)):
+        warm = module.warm_start(frame[None])
+        step = module.step(frame[None], state)
+        module.stream_reset()
+        stream = [module.stream_warm_start(frame), module.stream_step(frame)]
+        results[name] = [warm, step] + stream
+    for got, expected in zip(results["large"], results["resized"]):
+        np.testing.assert_array_equal(got["predictions"], expected["predictions"])
+        np.testing.assert_array_equal(got["next_action"], expected["next_action"])

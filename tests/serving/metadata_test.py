@@ -13,8 +13,10 @@ def _loaded(record):
 
 
 def _record():
-    return {"version": metadata.VERSION, "task": "detection", "frame_size": [64, 64], "m": 2,
-            "n": 1, "num_actions": 4, "policy": "dqn", "policy_cell": "block_6_depthwise",
+    return {"version": metadata.VERSION, "task": "detection", "frame_size": [64, 64],
+            "predictions": ["detection_boxes", "detection_classes", "detection_scores",
+                            "num_detections"],
+            "m": 2, "n": 1, "num_actions": 4, "policy": "dqn", "policy_cell": "block_6_depthwise",
             "scan_order": None, "history_alpha": 0.5, "change_cue": False, "fold_batch_norm": True,
             "flops": {"step": 3, "full_frame": 9, "policy": 1}, "num_classes": 5}
 
@@ -26,6 +28,9 @@ def test_a_complete_record_reads_back_as_written():
 @pytest.mark.parametrize("change, message", [
     (lambda r: r.update(version=0), r"version 0 and lacks \[\]"),
     (lambda r: r.pop("policy"), r"lacks \['policy'\]"),
+    # A version 2 export: frames of the training size only, the project's prediction names.
+    (lambda r: (r.update(version=2), r.pop("predictions")),
+     r"version 2 and lacks \['predictions'\]"),
     (lambda r: r["flops"].pop("full_frame"), r"lacks \['flops.full_frame'\]"),
 ])
 def test_another_version_or_missing_keys_ask_for_a_reexport(change, message):
