@@ -5,9 +5,10 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-# The longest module (every flag file end to end) starts first, so that with parallel
-# workers (`pytest -n 2 --dist loadfile`, tools/test.sh) it runs beside the others.
-LONGEST_FIRST = ("tests/training/experiments_test.py",)
+# The longest modules (every flag file end to end) start first, so that with parallel
+# workers (`pytest -n 2 --dist loadfile`, tools/test.sh) they run beside the others.
+LONGEST_FIRST = ("tests/training/experiments_real_test.py",
+                 "tests/training/experiments_test.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,5 +1,4 @@
 """Tests for stage-1 evaluation against independent numpy computations."""
-import numpy as np
 import pytest
 import tf_keras
 

@@ -1,9 +1,8 @@
 """Every flag file in experiments/ runs end to end: the file itself, with only its sizes shrunk.
 
-Each train flag file runs stages 1 to 3, the evaluation and the export, on fixture copies of
-the official layouts for the paper's data sets; the report flag file then sweeps its runs over
-the synthetic run. Overridden are only sizes (steps, frame size, depth multiplier, clip and
-buffer sizes, video counts) and where the data and outputs live.
+This module runs the synthetic benchmark's flag files (stages 1 to 3, evaluation, export) and
+the report's over the synthetic run; experiments_real_test.py runs the paper's, on fixture
+copies of the official layouts.
 """
 import glob
 import json
@@ -14,103 +13,63 @@ import sys
 import pytest
 import tensorflow as tf
 
-from tests.data import fixtures
-from tests.models import backbone_files
+from tests.training import toy_runs
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TRAIN_FLAG_FILES = ("synthetic_det.flags", "synthetic_seg.flags", "vid.flags", "davis.flags")
+SYNTHETIC_FLAG_FILES = ("synthetic_det.flags", "synthetic_seg.flags")
+REAL_FLAG_FILES = ("vid.flags", "vid_change.flags", "davis.flags", "davis_change.flags")
 REPORT_FLAG_FILES = ("report_synthetic.flags",)
-# The sweep's runs, which report_synthetic.flags includes.
+# The report's runs, which report_synthetic.flags includes.
 INCLUDED_FLAG_FILES = ("report_runs.flags",)
-TOY_SIZES = [
-    "--frame_size=128", "--alpha=0.35", "--stage1_steps=2", "--stage1_batch_size=2",
-    "--stage1_train_clips=4", "--num_streams=2", "--clip_length=4", "--num_train_clips=4",
-    "--replay_capacity=8", "--sample_batch_size=4", "--initial_collect_steps=2",
-    "--epsilon_decay_steps=2", "--stage2_steps=2", "--stage3_steps=4",
-    "--stage3_finetune_every=2", "--stage3_clip_length=2", "--stage3_batch_size=1",
-    "--eval_clips=1", "--eval_max_videos=1"]
+EVALUATED = ["single_frame", "dqn_m4n2", "scanning_m4n2", "random_m4n2"]
 
 
-def test_every_flag_file_is_run_here():
-    names = sorted(os.path.basename(p) for p in glob.glob(os.path.join(REPO, "experiments",
+def test_every_flag_file_is_run_by_a_test():
+    names = sorted(os.path.basename(p) for p in glob.glob(os.path.join(toy_runs.EXPERIMENTS,
                                                                        "*.flags")))
-    assert names == sorted(TRAIN_FLAG_FILES + REPORT_FLAG_FILES + INCLUDED_FLAG_FILES)
+    assert names == sorted(SYNTHETIC_FLAG_FILES + REAL_FLAG_FILES + REPORT_FLAG_FILES
+                           + INCLUDED_FLAG_FILES)
 
 
-def _train_in_process(argv):
-    """`python -m patchwork_tf.train` in this process (the small shuffle buffers apply)."""
-    from absl import flags
-    from patchwork_tf import train
-    flags.FLAGS(["train"] + argv)
-    try:
-        train.main([])
-    finally:
-        flags.FLAGS.unparse_flags()
-
-
-@pytest.fixture(scope="module")
-def official_copies(tmp_path_factory):
-    """Fixture copies of the official layouts, and the local ImageNet weights file that an
-    offline machine passes for --backbone_weights=imagenet."""
-    root = tmp_path_factory.mktemp("official")
-    weights = str(root / "mobilenet_v2_0.35_no_top.h5")
-    backbone_files.write_weights_file(weights)
-    return {"imagenet_vid": fixtures.write_vid(str(root / "ILSVRC2015")),
-            "davis": fixtures.write_davis(str(root / "DAVIS")),
-            "coco": fixtures.write_coco(str(root / "coco")), "weights": weights}
-
-
-@pytest.fixture(scope="module")
-def trained_runs(tmp_path_factory, official_copies):
-    """Each train flag file run at toy scale: flag file name -> model_dir."""
-    runs = {}
-    for name in TRAIN_FLAG_FILES:
-        model_dir = str(tmp_path_factory.mktemp(name.split(".")[0]) / "run")
-        argv = [f"--flagfile={os.path.join(REPO, 'experiments', name)}",
-                f"--model_dir={model_dir}"] + TOY_SIZES
-        with open(os.path.join(REPO, "experiments", name)) as f:
-            data = [line.split("=", 1)[1].strip() for line in f if line.startswith("--data=")]
-        if data != ["synthetic"]:
-            argv += [f"--data_dir={official_copies[data[0]]}",
-                     f"--still_data_dir={official_copies['coco']}",
-                     f"--backbone_weights={official_copies['weights']}"]
-        _train_in_process(argv)
-        runs[name] = model_dir
-    return runs
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", TRAIN_FLAG_FILES)
-def test_train_flag_file_runs_every_stage_evaluates_and_exports(trained_runs, name):
-    model_dir = trained_runs[name]
+def check_run(model_dir, real):
+    """The run went through every stage, evaluated the four methods and exported."""
     for stage in ("stage1", "stage2", "stage3"):
         assert tf.train.latest_checkpoint(os.path.join(model_dir, stage, "checkpoints"))
     with open(os.path.join(model_dir, "eval", "summary.json")) as f:
         records = json.load(f)
-    assert [r["name"] for r in records] == ["single_frame", "dqn_m4n2", "scanning_m4n2",
-                                            "random_m4n2"]
-    real = name in ("vid.flags", "davis.flags")
+    assert [r["name"] for r in records] == EVALUATED
     for record in records:
         assert record["num_clips"] == 1
         assert record["stream_start"] == ("zeros" if real else "key_frame")
         assert record["settings"]["complete"] is (not real)   # --eval_max_videos=1
-        # Every frame of the evaluated video, read at its original size.
+        # Every frame of the evaluated video (real: 6 frames at their original size).
         assert record["num_frames"] == (6 if real else 4)
     assert tf.saved_model.contains_saved_model(os.path.join(model_dir, "export"))
 
 
+@pytest.fixture(scope="module")
+def synthetic_runs(tmp_path_factory):
+    return {name: toy_runs.train_flag_file(
+        name, str(tmp_path_factory.mktemp(name.split(".")[0]) / "run"))
+        for name in SYNTHETIC_FLAG_FILES}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SYNTHETIC_FLAG_FILES)
+def test_synthetic_flag_file_runs_every_stage_evaluates_and_exports(synthetic_runs, name):
+    check_run(synthetic_runs[name], real=False)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", REPORT_FLAG_FILES)
-def test_report_flag_file_sweeps_its_runs(trained_runs, tmp_path, name):
+def test_report_flag_file_sweeps_its_runs(synthetic_runs, tmp_path, name):
     out = tmp_path / "report"
     subprocess.run(
-        [sys.executable, "-m", "patchwork_tf.report",
-         f"--flagfile={os.path.join(REPO, 'experiments', name)}",
-         f"--model_dir={trained_runs['synthetic_det.flags']}", f"--output_dir={out}",
-         "--frame_size=64", "--num_clips=1", "--clip_length=3"],
-        check=True, capture_output=True, cwd=REPO,
+        [sys.executable, "-m", "patchwork_tf.report", f"--flagfile=experiments/{name}",
+         f"--model_dir={synthetic_runs['synthetic_det.flags']}", f"--output_dir={out}",
+         "--frame_size=128", "--num_clips=1", "--clip_length=3"],
+        check=True, capture_output=True, cwd=toy_runs.REPO,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-    with open(os.path.join(REPO, "experiments", INCLUDED_FLAG_FILES[0])) as f:
+    with open(os.path.join(toy_runs.EXPERIMENTS, INCLUDED_FLAG_FILES[0])) as f:
         runs = [line.strip()[len("--run=name="):].split(",")[0] for line in f
                 if line.startswith("--run=")]
     records = json.loads((out / "results.json").read_text())

@@ -1,6 +1,6 @@
-"""Training on the real readers' data: stage 1 on fixture copies, and the train job end to end."""
+"""Training on the real readers' data: stage 1 on fixture copies; the paper's flag files run
+end to end in experiments_real_test.py."""
 import dataclasses
-import json
 import os
 import subprocess
 import sys
@@ -10,7 +10,6 @@ import pytest
 import tensorflow as tf
 
 from patchwork_tf.training import run_config
-from patchwork_tf.training import sources
 from patchwork_tf.training import stage1
 from tests.data import fixtures
 
@@ -52,40 +51,6 @@ def test_stage1_trains_and_resumes_on_real_data(tmp_path, data, task, data_name,
 def test_num_classes_must_be_the_sources():
     with pytest.raises(ValueError, match="num_classes=5 but data source 'imagenet_vid' has 30"):
         stage1.Stage1Config(task="detection", data="imagenet_vid", data_dir="x", num_classes=5)
-
-
-def _train_in_process(argv):
-    """`python -m patchwork_tf.train` in this process, so the small shuffle buffers apply."""
-    from absl import flags
-    from patchwork_tf import train
-    flags.FLAGS(["train"] + argv)
-    try:
-        train.main([])
-    finally:
-        flags.FLAGS.unparse_flags()
-
-
-@pytest.mark.slow
-def test_train_job_runs_stages_1_and_2_on_vid_and_evaluates(tmp_path, data):
-    # Stage 3 reads the same `DataSource.training_clips` as stage 2; it runs end to end on the
-    # synthetic source in tests/training/stages_test.py.
-    model_dir = str(tmp_path / "run")
-    _train_in_process(
-        [f"--model_dir={model_dir}",
-         "--task=detection", "--data=imagenet_vid", f"--data_dir={data['vid']}",
-         "--still_data=coco", f"--still_data_dir={data['coco']}", "--frame_size=64",
-         "--stages=1,2", "--stage1_steps=2", "--stage1_batch_size=2", "--m=2", "--n=1",
-         "--num_streams=2", "--clip_length=3", "--replay_capacity=20",
-         "--sample_batch_size=4", "--initial_collect_steps=2", "--stage2_steps=2",
-         "--stage3_steps=2", "--eval_clips=1", "--noexport"])
-    assert tf.train.latest_checkpoint(os.path.join(model_dir, "stage2", "checkpoints"))
-    with open(os.path.join(model_dir, "patchwork_config.json")) as f:
-        assert json.load(f)["data"] == "imagenet_vid"
-    with open(os.path.join(model_dir, "eval", "summary.json")) as f:
-        records = json.load(f)
-    assert [record["name"] for record in records] == [
-        "single_frame", "dqn_m2n1", "scanning_m2n1", "random_m2n1"]
-    assert all(record["num_clips"] == 1 and record["task"] == "detection" for record in records)
 
 
 def test_train_job_names_the_layout_of_a_malformed_copy(tmp_path, data):

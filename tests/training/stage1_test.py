@@ -6,7 +6,6 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-import tf_keras
 
 from patchwork_tf.training import distribute
 from patchwork_tf.training import run_config
