@@ -49,8 +49,15 @@ def _train_in_process(argv):
 def official_copies(tmp_path_factory):
     root = tmp_path_factory.mktemp("official")
     return {"imagenet_vid": fixtures.write_vid(str(root / "ILSVRC2015")),
+            "imagenet_det": fixtures.write_det(str(root / "ILSVRC2015")),
             "davis": fixtures.write_davis(str(root / "DAVIS")),
-            "coco": fixtures.write_coco(str(root / "coco"))}
+            "coco": fixtures.write_coco(str(root / "coco")),
+            "voc": fixtures.write_voc(str(root / "VOC2012"))}
+
+
+def _flag_values(path, name):
+    with open(path) as f:
+        return [line.split("=", 1)[1].strip() for line in f if line.startswith(f"--{name}=")]
 
 
 @pytest.fixture(scope="module")
@@ -59,13 +66,13 @@ def trained_runs(tmp_path_factory, official_copies):
     runs = {}
     for name in TRAIN_FLAG_FILES:
         model_dir = str(tmp_path_factory.mktemp(name.split(".")[0]) / "run")
-        argv = [f"--flagfile={os.path.join(REPO, 'experiments', name)}",
-                f"--model_dir={model_dir}"] + TOY_SIZES
-        with open(os.path.join(REPO, "experiments", name)) as f:
-            data = [line.split("=", 1)[1].strip() for line in f if line.startswith("--data=")]
+        path = os.path.join(REPO, "experiments", name)
+        argv = [f"--flagfile={path}", f"--model_dir={model_dir}"] + TOY_SIZES
+        data = _flag_values(path, "data")
         if data != ["synthetic"]:
-            argv += [f"--data_dir={official_copies[data[0]]}",
-                     f"--still_data_dir={official_copies['coco']}"]
+            stills = _flag_values(path, "still_data")[0].split(",")
+            argv += [f"--data_dir={official_copies[data[0]]}", "--still_data_dir=" + ",".join(
+                official_copies[still] for still in stills)]
         _train_in_process(argv)
         runs[name] = model_dir
     return runs
