@@ -80,7 +80,7 @@ _CLIP_FIELDS = ("frames", "boxes", "classes", "valid", "mask")
 _TASKS = {SYNTHETIC: synthetic.TASKS, IMAGENET_VID: ("detection",), DAVIS: ("segmentation",)}
 _CLASS_NAMES = {SYNTHETIC: synthetic.CLASS_NAMES, IMAGENET_VID: imagenet_vid.CLASS_NAMES,
                 DAVIS: davis.CLASS_NAMES}
-# Object slots per frame. ImageNet VID frames and COCO images (mapped to the VID classes) hold
+# Object slots per frame. ImageNet VID frames and still images (mapped to the VID classes) hold
 # far fewer; a clip with more stops the pipeline with an error that says so.
 _MAX_OBJECTS = {SYNTHETIC: 4, IMAGENET_VID: 100, DAVIS: 1}
 _LAYOUTS = {IMAGENET_VID: imagenet_vid.LAYOUT, DAVIS: davis.LAYOUT, COCO: coco.LAYOUT,
