@@ -34,11 +34,13 @@ flags.DEFINE_enum("data", "synthetic", ["synthetic", "imagenet_vid", "davis"],
                   "Data source: the embedded synthetic benchmark or a local copy of a real "
                   "data set under --data_dir.")
 flags.DEFINE_string("data_dir", None, "Root of the local data copy (real data sources).")
-flags.DEFINE_enum("still_data", "none", ["none", "coco", "voc"],
-                  "Still images made into fake videos that augment the training data of all "
-                  "stages (Sec. 3.4): COCO 2017 (train) or Pascal VOC (trainval); real "
-                  "sources only.")
-flags.DEFINE_string("still_data_dir", None, "Root of the still images' local copy.")
+flags.DEFINE_string("still_data", "none",
+                    "Still images made into fake videos that augment the training data of all "
+                    "stages (Sec. 3.4; real sources only): none, or a comma-separated list of "
+                    "coco (COCO 2017 train), voc (Pascal VOC trainval) and imagenet_det "
+                    "(ImageNet DET train, detection only), e.g. imagenet_det,coco.")
+flags.DEFINE_string("still_data_dir", None, "Roots of the still sources' local copies, "
+                    "comma-separated in the order of --still_data.")
 flags.DEFINE_float("still_fraction", 0.5, "Share of fake-video frames (stage 1) and clips "
                    "(stages 2 and 3) when --still_data is set.")
 flags.DEFINE_list("stages", ["1", "2", "3"], "Stages to run, in order.")

@@ -2,8 +2,10 @@
 
 A run names its data with a `DataSource`: the embedded synthetic benchmark, or a local copy of
 ImageNet VID 2015 (detection, paper Sec. 4.1) or DAVIS 2016 (unsupervised segmentation,
-Sec. 4.2), optionally augmented with fake videos made from the still images of COCO 2017 or
-Pascal VOC (Sec. 3.4). For each stage it gives:
+Sec. 4.2), optionally augmented with fake videos made from the still images of one or more
+still sources (Sec. 3.4): COCO 2017, Pascal VOC, and for detection ImageNet DET 2015 (the
+paper's VID baseline is trained on "data sampled from ImageNet VID, ImageNet DET and COCO",
+Sec. 4.1). For each stage it gives:
 
 * `stage1_dataset`: batches `(images, labels)` of shuffled single frames (stage 1);
 * `training_clips`: batched clips `[B, T, ...]` for the environment of stages 2 and 3;
@@ -20,12 +22,19 @@ does with the synthetic clips; stages 2 and 3 read consecutive, non-overlapping 
 training video. Videos are read in a shuffled order, several at a time.
 
 Still images augment the training data of all three stages at `still_fraction` of the frames
-or clips. Their labels are mapped onto the source's classes: for ImageNet VID by name (COCO's
-and VOC's "cow" is VID's "cattle", "cat" is "domestic_cat", "boat" is "watercraft", VOC's
-"aeroplane" and "motorbike" are "airplane" and "motorcycle"); objects of other classes are
-dropped (ImageNet VID leaves them unlabelled too). For DAVIS every object of a still image is
-foreground: the record becomes one object, the union of its instance masks. Still images left
-without an object are skipped, so no fake video is all background.
+or clips. `still_data` names the still sources as a comma-separated string ("coco",
+"imagenet_det,coco"; "none" for none) and `still_data_dir` their roots in the same order. The
+fake videos draw from the sources in turn (round robin), each source read pass after pass on
+its own: every source gives an equal share of the fake videos whatever its size, so a small
+source (VOC) repeats more often than a large one (COCO, DET). Their labels are mapped onto the
+source's classes: for ImageNet VID, COCO's and VOC's by name (COCO's and VOC's "cow" is VID's
+"cattle", "cat" is "domestic_cat", "boat" is "watercraft", VOC's "aeroplane" and "motorbike"
+are "airplane" and "motorcycle"), ImageNet DET's by WordNet id (`imagenet_det.to_vid_classes`:
+VID's 30 classes are 30 of DET's 200); objects of other classes are dropped (ImageNet VID
+leaves them unlabelled too). For DAVIS every object of a still image is foreground: the record
+becomes one object, the union of its instance masks; ImageNet DET has no masks, so it is
+refused for segmentation. Still images left without an object are skipped, so no fake video
+is all background.
 
 Determinism: the synthetic source is a pure function of the seed and the step, so stage 1
 resumes exactly (see `stage1_data`). The real sources are a pure function of the seed and the
@@ -42,6 +51,7 @@ import tensorflow as tf
 from patchwork_tf.data import clips as clips_lib
 from patchwork_tf.data import coco
 from patchwork_tf.data import davis
+from patchwork_tf.data import imagenet_det
 from patchwork_tf.data import imagenet_vid
 from patchwork_tf.data import layout as layout_lib
 from patchwork_tf.data import pascal_voc
@@ -55,7 +65,13 @@ IMAGENET_VID = "imagenet_vid"
 DAVIS = "davis"
 SOURCES = (SYNTHETIC, IMAGENET_VID, DAVIS)
 NO_STILLS = "none"
-STILL_SOURCES = (NO_STILLS, "coco", "voc")
+COCO = "coco"
+VOC = "voc"
+IMAGENET_DET = "imagenet_det"
+# The entries of `still_data` ("none" alone, or a comma-separated list of the others).
+STILL_SOURCES = (NO_STILLS, COCO, VOC, IMAGENET_DET)
+_STILL_TASKS = {COCO: ("detection", "segmentation"), VOC: ("detection", "segmentation"),
+                IMAGENET_DET: ("detection",)}
 RESIZE_METHOD = "stretch"
 # Stage 1 cuts real videos into segments of the synthetic clips' length.
 SEGMENT_LENGTH = 16
@@ -64,13 +80,14 @@ _CLIP_FIELDS = ("frames", "boxes", "classes", "valid", "mask")
 _TASKS = {SYNTHETIC: synthetic.TASKS, IMAGENET_VID: ("detection",), DAVIS: ("segmentation",)}
 _CLASS_NAMES = {SYNTHETIC: synthetic.CLASS_NAMES, IMAGENET_VID: imagenet_vid.CLASS_NAMES,
                 DAVIS: davis.CLASS_NAMES}
-# Object slots per frame. ImageNet VID frames and COCO images (mapped to the VID classes) hold
+# Object slots per frame. ImageNet VID frames and still images (mapped to the VID classes) hold
 # far fewer; a clip with more stops the pipeline with an error that says so.
 _MAX_OBJECTS = {SYNTHETIC: 4, IMAGENET_VID: 100, DAVIS: 1}
-_LAYOUTS = {IMAGENET_VID: imagenet_vid.LAYOUT, DAVIS: davis.LAYOUT, "coco": coco.LAYOUT,
-            "voc": pascal_voc.LAYOUT}
-# COCO 2017's training images; VOC's trainval list (the usual VOC augmentation set).
-STILL_SPLITS = {"coco": "train", "voc": "trainval"}
+_LAYOUTS = {IMAGENET_VID: imagenet_vid.LAYOUT, DAVIS: davis.LAYOUT, COCO: coco.LAYOUT,
+            VOC: pascal_voc.LAYOUT, IMAGENET_DET: imagenet_det.LAYOUT}
+# COCO 2017's training images; VOC's trainval list (the usual VOC augmentation set); DET's
+# train split (its positives, `imagenet_det.list_images`).
+STILL_SPLITS = {COCO: "train", VOC: "trainval", IMAGENET_DET: "train"}
 _STILL_TO_VID = {
     "airplane": "airplane", "aeroplane": "airplane", "bear": "bear", "bicycle": "bicycle",
     "bird": "bird", "bus": "bus", "car": "car", "cow": "cattle", "dog": "dog",
@@ -89,6 +106,32 @@ def restart_seed(seed: int, start_step: int) -> int:
     return int(np.random.SeedSequence([seed, start_step]).generate_state(1)[0] >> 1)
 
 
+def _entries(text, field, example):
+    """The comma-separated entries of `text`, stripped; refuses an empty entry."""
+    if not isinstance(text, str):
+        raise ValueError(f"{field} must be a comma-separated string such as {example!r}, got "
+                         f"{text!r}.")
+    entries = tuple(entry.strip() for entry in text.split(","))
+    if not all(entries):
+        raise ValueError(f"{field} {text!r} has an empty entry; separate the entries by single "
+                         f"commas, e.g. {example!r}.")
+    return entries
+
+
+def _still_task_error(still, task):
+    return ValueError(
+        f"still data {still!r} has no labels for {task!r} (it has {_STILL_TASKS[still]}); "
+        "segmentation needs instance masks: use coco and/or voc.")
+
+
+def _vid_classes_by_name(names):
+    """Maps class ids of a still source with class names `names` onto ImageNet VID's class
+    ids by name (`_STILL_TO_VID`), -1 where VID has no such class."""
+    vid_index = {name: i for i, name in enumerate(imagenet_vid.CLASS_NAMES)}
+    lookup = np.array([vid_index.get(_STILL_TO_VID.get(name), -1) for name in names], np.int32)
+    return lambda classes: lookup[np.asarray(classes, np.int64)]
+
+
 @dataclasses.dataclass(frozen=True)
 class DataSource:
     """A data source and its local copies.
@@ -96,9 +139,15 @@ class DataSource:
     Attributes:
       name: "synthetic", "imagenet_vid" or "davis".
       data_dir: root of the local copy of a real source (see its reader's `LAYOUT`).
-      still_data: "none", "coco" or "voc": still images for fake videos (real sources only).
-      still_data_dir: root of the still images' copy (`coco.LAYOUT`, `pascal_voc.LAYOUT`).
-      still_fraction: share of fake-video frames (stage 1) and clips (stages 2, 3), in [0, 1).
+      still_data: still images for fake videos (real sources only): "none", or a
+        comma-separated list of distinct still sources among "coco", "voc" and
+        "imagenet_det" (detection only), e.g. "imagenet_det,coco". A string, so that stored
+        configs stay JSON and compare as before (a stored "coco" is one source).
+      still_data_dir: the still sources' roots, comma-separated in the order of `still_data`
+        (`coco.LAYOUT`, `pascal_voc.LAYOUT`, `imagenet_det.LAYOUT`); a root cannot hold a
+        comma. Ignored for "none".
+      still_fraction: share of fake-video frames (stage 1) and clips (stages 2, 3), in [0, 1),
+        all still sources together.
     """
 
     name: str = SYNTHETIC
@@ -110,10 +159,19 @@ class DataSource:
     def __post_init__(self):
         if self.name not in SOURCES:
             raise ValueError(f"data source must be one of {SOURCES}, got {self.name!r}.")
-        if self.still_data not in STILL_SOURCES:
-            raise ValueError(
-                f"still data must be one of {STILL_SOURCES}, got {self.still_data!r}.")
-        if self.name == SYNTHETIC and (self.data_dir or self.still_data != NO_STILLS):
+        stills = _entries(self.still_data, "still_data", "imagenet_det,coco")
+        unknown = [still for still in stills if still not in STILL_SOURCES]
+        if unknown:
+            raise ValueError(f"still data must be 'none' or a comma-separated list of "
+                             f"{STILL_SOURCES[1:]}; {self.still_data!r} has unknown "
+                             f"{', '.join(map(repr, unknown))}.")
+        if len(set(stills)) != len(stills):
+            raise ValueError(f"still data {self.still_data!r} names a source twice; name each "
+                             "once.")
+        if NO_STILLS in stills and len(stills) > 1:
+            raise ValueError(f"still data {self.still_data!r} mixes 'none' (no still images) "
+                             "with still sources; give either 'none' or the sources.")
+        if self.name == SYNTHETIC and (self.data_dir or self.still_sources):
             raise ValueError(
                 "the synthetic source is generated, not read: give no data_dir and still_data "
                 f"'none' (got data_dir={self.data_dir!r}, still_data={self.still_data!r}).")
@@ -121,12 +179,37 @@ class DataSource:
             raise layout_lib.DataLayoutError(
                 f"data source {self.name!r} reads a local copy: set data_dir to its root, laid "
                 f"out as\n{_LAYOUTS[self.name]}")
-        if self.still_data != NO_STILLS and not self.still_data_dir:
+        for still in self.still_sources:
+            if not set(_TASKS[self.name]) & set(_STILL_TASKS[still]):
+                raise _still_task_error(still, _TASKS[self.name][0])
+        if self.still_sources and not self.still_data_dir:
+            layouts = "\n".join(f"{still}: {_LAYOUTS[still]}" for still in self.still_sources)
             raise layout_lib.DataLayoutError(
-                f"still data {self.still_data!r} reads a local copy: set still_data_dir to its "
-                f"root, laid out as\n{_LAYOUTS[self.still_data]}")
+                f"still data {self.still_data!r} reads local copies: set still_data_dir to "
+                f"their roots, comma-separated in the same order, laid out as\n{layouts}")
+        if self.still_sources:
+            roots = _entries(self.still_data_dir, "still_data_dir", "data/ILSVRC2015,data/coco")
+            if len(roots) != len(self.still_sources):
+                raise ValueError(
+                    f"still_data {self.still_data!r} names {len(self.still_sources)} source(s) "
+                    f"but still_data_dir {self.still_data_dir!r} {len(roots)} root(s); give "
+                    "one root per still source, in the same order, separated by commas.")
         if not 0.0 <= self.still_fraction < 1.0:
             raise ValueError(f"still_fraction must be in [0, 1), got {self.still_fraction}.")
+
+    @property
+    def still_sources(self) -> Tuple[str, ...]:
+        """The still sources of `still_data` in their order; () for "none"."""
+        stills = tuple(entry.strip() for entry in self.still_data.split(","))
+        return () if stills == (NO_STILLS,) else stills
+
+    @property
+    def stills(self) -> Tuple[Tuple[str, str], ...]:
+        """`(still source, root)` pairs, in the order of `still_data`; () for "none"."""
+        if not self.still_sources:
+            return ()
+        roots = tuple(root.strip() for root in self.still_data_dir.split(","))
+        return tuple(zip(self.still_sources, roots))
 
     @property
     def class_names(self) -> Tuple[str, ...]:
@@ -144,14 +227,16 @@ class DataSource:
 
     @property
     def _fake_fraction(self) -> float:
-        return self.still_fraction if self.still_data != NO_STILLS else 0.0
+        return self.still_fraction if self.still_sources else 0.0
 
     def check(self, task: str) -> None:
-        """Refuses a task the source has no labels for, and a missing or malformed copy.
+        """Refuses a task the source (or a still source) has no labels for, and a missing or
+        malformed copy.
 
         Raises:
-          ValueError: the source has no labels for `task`.
-          layout.DataLayoutError: naming the missing file and the expected layout.
+          ValueError: the source or a still source has no labels for `task`.
+          layout.DataLayoutError: naming the missing file, the still source it belongs to and
+            the expected layout.
         """
         self.check_task(task)
         if self.name != SYNTHETIC:
@@ -161,25 +246,49 @@ class DataSource:
                     f"the train split of {self.data_dir!r} lists no videos. Expected this "
                     f"layout:\n{_LAYOUTS[self.name]}")
             self._frame_count("train", videos[0])
-        if self.still_data == "coco":
-            split = STILL_SPLITS["coco"]
-            layout_lib.require(
-                os.path.join(self.still_data_dir, "annotations", f"instances_{split}2017.json"),
-                "COCO annotation file", coco.LAYOUT)
-            layout_lib.require(os.path.join(self.still_data_dir, f"{split}2017"),
-                               "COCO image folder", coco.LAYOUT)
-        elif self.still_data == "voc":
+        for still, root in self.stills:
+            try:
+                self._check_still(still, root, task)
+            except layout_lib.DataLayoutError as error:
+                raise layout_lib.DataLayoutError(
+                    f"still data {still!r} (still_data_dir entry {root!r}): {error}") from error
+
+    @staticmethod
+    def _check_still(still, root, task):
+        """Refuses a missing still copy (layout.DataLayoutError with its LAYOUT)."""
+        if still == COCO:
+            split = STILL_SPLITS[COCO]
+            layout_lib.require(os.path.join(root, "annotations", f"instances_{split}2017.json"),
+                               "COCO annotation file", coco.LAYOUT)
+            layout_lib.require(os.path.join(root, f"{split}2017"), "COCO image folder",
+                               coco.LAYOUT)
+        elif still == VOC:
             lists = "Segmentation" if task == "segmentation" else "Main"
             layout_lib.require(
-                os.path.join(self.still_data_dir, "ImageSets", lists,
-                             f"{STILL_SPLITS['voc']}.txt"),
-                f"ImageSets/{lists}/{STILL_SPLITS['voc']}.txt", pascal_voc.LAYOUT)
+                os.path.join(root, "ImageSets", lists, f"{STILL_SPLITS[VOC]}.txt"),
+                f"ImageSets/{lists}/{STILL_SPLITS[VOC]}.txt", pascal_voc.LAYOUT)
+        else:
+            split = STILL_SPLITS[IMAGENET_DET]
+            for folder in ("Data", "Annotations"):
+                layout_lib.require(os.path.join(root, folder, "DET", split),
+                                   f"{folder}/DET/{split}", imagenet_det.LAYOUT)
+            sets_dir = layout_lib.require(os.path.join(root, "ImageSets", "DET"),
+                                          "ImageSets/DET", imagenet_det.LAYOUT)
+            if not any(name.startswith("train_") and name.endswith(".txt")
+                       for name in os.listdir(sets_dir)):
+                raise layout_lib.DataLayoutError(
+                    f"no ImageSets/DET/train_<c>.txt in {sets_dir!r}. Expected this layout:\n"
+                    f"{imagenet_det.LAYOUT}")
 
     def check_task(self, task: str) -> None:
-        """Refuses a task the source has no labels for (ValueError)."""
+        """Refuses a task the source or one of its still sources has no labels for
+        (ValueError)."""
         if task not in _TASKS[self.name]:
             raise ValueError(f"data source {self.name!r} has labels for {_TASKS[self.name]}, "
                              f"not {task!r}.")
+        for still in self.still_sources:
+            if task not in _STILL_TASKS[still]:
+                raise _still_task_error(still, task)
 
     def reader_split(self, split: str) -> str:
         """The source's name of a split: the real sources evaluate "validation" and "test" on
@@ -240,22 +349,35 @@ class DataSource:
 
     # Still images.
 
-    def _still_records(self, task):
+    def _still_records(self, task, still, root):
+        """The still records of one still source with labels in the source's classes
+        (`_map_still_record`); records without an object are skipped."""
         with_masks = task == "segmentation"
-        if self.still_data == "coco":
-            stills = coco.CocoStills.from_root(self.still_data_dir, STILL_SPLITS["coco"])
-            names, records = stills.class_names, stills.records(with_masks)
+        if still == COCO:
+            stills = coco.CocoStills.from_root(root, STILL_SPLITS[COCO])
+            records, to_vid = stills.records(with_masks), _vid_classes_by_name(stills.class_names)
+        elif still == VOC:
+            records = pascal_voc.voc_records(root, STILL_SPLITS[VOC], with_masks)
+            to_vid = _vid_classes_by_name(pascal_voc.CLASS_NAMES)
         else:
-            names = pascal_voc.CLASS_NAMES
-            records = pascal_voc.voc_records(self.still_data_dir, STILL_SPLITS["voc"],
-                                             with_masks)
+            records = imagenet_det.det_records(root, STILL_SPLITS[IMAGENET_DET])
+            to_vid = imagenet_det.to_vid_classes
         for record in records:
-            mapped = self._map_still_record(record, names, task)
+            mapped = self._map_still_record(record, to_vid, task)
             if mapped is not None:
                 yield mapped
 
-    def _map_still_record(self, record, names, task):
-        """The record with labels in the source's classes, or None without an object."""
+    @staticmethod
+    def _map_still_record(record, to_vid, task):
+        """The record with labels in the source's classes, or None without an object.
+
+        Args:
+          record: a still record (`image`, `boxes` [K, 4], `classes` [K], `image_id`, and
+            for segmentation `instance_masks` [K, H, W]).
+          to_vid: maps the record's class ids (int32 [K]) onto ImageNet VID's, -1 for none
+            (detection).
+          task: "detection" (ImageNet VID) or "segmentation" (DAVIS: one foreground object).
+        """
         if task == "segmentation":
             union = record["instance_masks"].max(axis=0, initial=0)
             rows, cols = np.nonzero(union)
@@ -267,9 +389,7 @@ class DataSource:
             return {"image": record["image"], "boxes": np.array([box], np.float32),
                     "classes": np.zeros([1], np.int32), "instance_masks": union[None],
                     "image_id": record["image_id"]}
-        vid_index = {name: i for i, name in enumerate(self.class_names)}
-        classes = np.array([vid_index.get(_STILL_TO_VID.get(names[c]), -1)
-                            for c in record["classes"]], np.int32)
+        classes = np.asarray(to_vid(record["classes"]), np.int32).reshape(-1)
         keep = classes >= 0
         if not keep.any():
             return None
@@ -277,21 +397,28 @@ class DataSource:
                 "classes": classes[keep], "image_id": record["image_id"]}
 
     def _fake_clips(self, task, num_frames, frame_size, seed):
-        """Endless fake videos (`pipeline.fake_video_dataset`) of the still images, pass after
-        pass, every clip's views drawn anew."""
-        def endless_records():
+        """Endless fake videos (`pipeline.fake_video_dataset`) of the still images, every
+        clip's views drawn anew: the still sources take turns (round robin), each read pass
+        after pass on its own (see the module docstring)."""
+        def endless_records(still, root):
             while True:
                 count = 0
-                for record in self._still_records(task):
+                for record in self._still_records(task, still, root):
                     count += 1
                     yield record
                 if not count:
                     raise layout_lib.DataLayoutError(
-                        f"no still image under {self.still_data_dir!r} has an object of the "
+                        f"no still image of {still!r} under {root!r} has an object of the "
                         f"classes of {self.name!r} ({', '.join(self.class_names)}).")
 
+        def round_robin():
+            streams = [endless_records(still, root) for still, root in self.stills]
+            while True:
+                for stream in streams:
+                    yield next(stream)
+
         return pipeline.fake_video_dataset(
-            endless_records, seed, num_frames, frame_size,
+            round_robin, seed, num_frames, frame_size,
             with_instance_masks=task == "segmentation")
 
     # What the stages read.

@@ -3,7 +3,7 @@ normalisation on shuffled single frames.
 
 `train_stage1(model_dir, task, ...)` trains SSDLite (detection) or DeepLabv3-lite
 (segmentation) on MobileNetV2 on frames of a data source (`training.sources`: the synthetic
-benchmark, or ImageNet VID / DAVIS mixed with fake videos of COCO or VOC still images) with a
+benchmark, or ImageNet VID / DAVIS mixed with fake videos of COCO, VOC or DET still images) with a
 custom loop under a `tf.distribute` strategy chosen by name. It writes into `model_dir`:
 
 * `stage1_config.json`: the model, data and optimizer settings; a resumed run must match it
@@ -64,8 +64,10 @@ class Stage1Config:
       alpha: MobileNetV2 depth multiplier.
       data: the data source, "synthetic", "imagenet_vid" or "davis" (`sources.SOURCES`).
       data_dir: root of the real source's local copy.
-      still_data: "none", "coco" or "voc": still images made into fake videos (Sec. 3.4).
-      still_data_dir: root of the still images' local copy.
+      still_data: still images made into fake videos (Sec. 3.4): "none", or a comma-separated
+        list of "coco", "voc" and "imagenet_det" (`sources.DataSource.still_data`).
+      still_data_dir: roots of the still sources' local copies, comma-separated in the same
+        order (they may move between resumes, `DATA_PATHS`).
       still_fraction: share of fake-video frames in the batches.
       num_classes: object classes (detection); None takes the source's (synthetic 5, ImageNet
         VID 30, DAVIS 1), another value is refused.

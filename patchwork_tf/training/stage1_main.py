@@ -5,8 +5,8 @@ Maps flags onto `stage1.train_stage1` and `evaluation.evaluate_stage1`:
   python -m patchwork_tf.training.stage1_main --model_dir=/tmp/stage1_det \
       --task=detection --num_steps=4000 --batch_size=16
   python -m patchwork_tf.training.stage1_main --model_dir=/tmp/stage1_vid \
-      --data=imagenet_vid --data_dir=/data/ILSVRC2015 --still_data=coco \
-      --still_data_dir=/data/coco --frame_size=384,384 --alpha=1.0
+      --data=imagenet_vid --data_dir=/data/ILSVRC2015 --still_data=imagenet_det,coco \
+      --still_data_dir=/data/ILSVRC2015,/data/coco --frame_size=384,384 --alpha=1.0
 
 Running it again on the same `--model_dir` resumes from the latest checkpoint; `--eval_only`
 only evaluates the latest checkpoint.
@@ -23,9 +23,12 @@ flags.DEFINE_string("model_dir", None, "Directory for config, checkpoints and su
 flags.DEFINE_enum("task", "detection", ["detection", "segmentation"], "Which model to train.")
 flags.DEFINE_enum("data", "synthetic", ["synthetic", "imagenet_vid", "davis"], "Data source.")
 flags.DEFINE_string("data_dir", None, "Root of the real source's local copy.")
-flags.DEFINE_enum("still_data", "none", ["none", "coco", "voc"],
-                  "Still images made into fake videos mixed into the frames (Sec. 3.4).")
-flags.DEFINE_string("still_data_dir", None, "Root of the still images' local copy.")
+flags.DEFINE_string("still_data", "none",
+                    "Still images made into fake videos mixed into the frames (Sec. 3.4): none, "
+                    "or a comma-separated list of coco, voc and imagenet_det (detection only), "
+                    "e.g. imagenet_det,coco.")
+flags.DEFINE_string("still_data_dir", None, "Roots of the still sources' local copies, "
+                    "comma-separated in the order of --still_data.")
 flags.DEFINE_float("still_fraction", 0.5, "Share of fake-video frames.")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
                   "tf.distribute strategy.")

@@ -15,9 +15,11 @@ def small_shuffle_buffers():
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    """Fixture copies of ImageNet VID, DAVIS, COCO and VOC: dict name -> root directory."""
+    """Fixture copies of ImageNet VID, DAVIS, COCO, VOC and ImageNet DET: dict name -> root
+    directory. DET shares VID's root, as in the ILSVRC2015 download."""
     root = tmp_path_factory.mktemp("data")
     return {"vid": fixtures.write_vid(str(root / "vid")),
+            "det": fixtures.write_det(str(root / "vid")),
             "davis": fixtures.write_davis(str(root / "davis")),
             "coco": fixtures.write_coco(str(root / "coco")),
             "voc": fixtures.write_voc(str(root / "voc"))}

@@ -1,17 +1,31 @@
 """Data sources on fixture copies: stage-1 frames, stage-2/3 clips, evaluation clips, errors."""
+import dataclasses
+import json
+import os
+
 import numpy as np
 import pytest
 
 from patchwork_tf.data import imagenet_vid
 from patchwork_tf.data import layout
 from patchwork_tf.data import synthetic
+from patchwork_tf.training import run_config
 from patchwork_tf.training import sources
+from patchwork_tf.training import stage1
 from patchwork_tf.training import stage1_data
 from tests.data import fixtures
 
+AIRPLANE = imagenet_vid.CLASS_NAMES.index("airplane")
 CATTLE = imagenet_vid.CLASS_NAMES.index("cattle")
 ZEBRA = imagenet_vid.CLASS_NAMES.index("zebra")
+# The fixture DET train split: an airplane positive and a cattle + apple positive (the
+# zebra image is a partial positive, the extra one a negative; neither is read).
+DET_AIRPLANE = "imagenet_det/train/ILSVRC2013_train/n02691156/n02691156_1001"
+DET_CATTLE = "imagenet_det/train/ILSVRC2014_train_0000/ILSVRC2014_train_00000001"
 
+
+def _fake_clips(source, task, count):
+    return list(source._fake_clips(task, 4, (32, 32), seed=0).take(count).as_numpy_iterator())
 
 
 def test_vid_has_30_classes_and_the_synthetic_source_its_5():
@@ -126,3 +140,91 @@ def test_missing_or_malformed_copies_name_the_layout(data, tmp_path):
         sources.DataSource("imagenet_vid", data["vid"]).check("segmentation")
     with pytest.raises(ValueError, match="generated, not read"):
         sources.DataSource("synthetic", still_data="coco", still_data_dir="x")
+    with pytest.raises(layout.DataLayoutError,
+                       match="(?s)still data 'imagenet_det' .*nodet.*Data/DET/train.*ILSVRC2015"):
+        sources.DataSource("imagenet_vid", data["vid"], "coco,imagenet_det",
+                           f"{data['coco']},{tmp_path / 'nodet'}").check("detection")
+    no_lists = fixtures.write_det(str(tmp_path / "det"))
+    for name in os.listdir(f"{no_lists}/ImageSets/DET"):
+        os.remove(f"{no_lists}/ImageSets/DET/{name}")
+    with pytest.raises(layout.DataLayoutError, match="(?s)no ImageSets/DET/train_<c>.txt.*<root>"):
+        sources.DataSource("imagenet_vid", data["vid"], "imagenet_det", no_lists).check(
+            "detection")
+
+
+def test_vid_fake_videos_take_turns_between_coco_and_det_in_vid_classes(data):
+    source = sources.DataSource("imagenet_vid", data["vid"], "coco,imagenet_det",
+                                f"{data['coco']},{data['det']}", 0.5)
+    source.check("detection")
+    clips = _fake_clips(source, "detection", 8)
+    # Round robin, each source pass after pass: COCO's images 2 and 3 (image 1 shows only a
+    # person) alternate with DET's two positives.
+    ids = [clip["clip_id"].decode() for clip in clips]
+    assert ids == 2 * ["fake/coco/2", f"fake/{DET_AIRPLANE}", "fake/coco/3", f"fake/{DET_CATTLE}"]
+    classes = {clip_id: set(clip["classes"][clip["valid"]].tolist())
+               for clip_id, clip in zip(ids, clips)}
+    # COCO's cow and DET's cattle are VID's cattle; DET's apple and COCO's person are dropped
+    # (all of a clip's objects may leave the view, hence <=).
+    assert classes["fake/coco/2"] <= {CATTLE} and classes[f"fake/{DET_CATTLE}"] <= {CATTLE}
+    assert classes[f"fake/{DET_AIRPLANE}"] <= {AIRPLANE}
+    assert {clip["classes"].shape[1] for clip in clips} == {1}   # one VID object per image
+    assert set().union(*classes.values()) == {AIRPLANE, CATTLE}
+    batches = source.stage1_dataset("detection", (64, 64), 8, seed=0, max_objects=100).take(4)
+    for _, labels in batches:
+        classes = labels["classes"].numpy()[labels["valid"].numpy()]
+        assert np.all((classes >= 0) & (classes < 30))
+
+
+def test_davis_fake_videos_draw_from_coco_and_voc(data):
+    source = sources.DataSource("davis", data["davis"], "coco,voc",
+                                f"{data['coco']},{data['voc']}", 0.5)
+    source.check("segmentation")
+    ids = [clip["clip_id"].decode() for clip in _fake_clips(source, "segmentation", 4)]
+    assert ids == ["fake/coco/1", "fake/voc/2008_000000", "fake/coco/2", "fake/voc/2008_000001"]
+    (images, labels), = list(source.stage1_dataset("segmentation", (64, 64), 16, seed=1,
+                                                   max_objects=1).take(1))
+    mask = labels["mask"].numpy()
+    assert mask.shape == (16, 64, 64) and np.all(mask.sum(axis=(1, 2)) > 0)
+
+
+def test_still_data_lists_are_validated(data):
+    vid, coco, det = data["vid"], data["coco"], data["det"]
+    with pytest.raises(ValueError, match="'imagenet_det' has no labels for 'segmentation'"):
+        sources.DataSource("davis", data["davis"], "coco,imagenet_det", f"{coco},{det}")
+    with pytest.raises(ValueError, match="names 2 source.*'/a' 1 root.*one root per still"):
+        sources.DataSource("imagenet_vid", vid, "imagenet_det,coco", "/a")
+    with pytest.raises(ValueError, match="names a source twice"):
+        sources.DataSource("imagenet_vid", vid, "coco,coco", f"{coco},{coco}")
+    with pytest.raises(ValueError, match="mixes 'none'"):
+        sources.DataSource("imagenet_vid", vid, "none,coco", f"{coco},{coco}")
+    with pytest.raises(ValueError, match="unknown 'det'"):
+        sources.DataSource("imagenet_vid", vid, "coco,det", f"{coco},{det}")
+    with pytest.raises(ValueError, match="has an empty entry"):
+        sources.DataSource("imagenet_vid", vid, "coco,imagenet_det", f"{coco},")
+    with pytest.raises(layout.DataLayoutError, match="(?s)set still_data_dir.*imagenet_det: "):
+        sources.DataSource("imagenet_vid", vid, "coco,imagenet_det")
+    source = sources.DataSource("imagenet_vid", vid, "imagenet_det, coco", f"{det}, {coco}")
+    assert source.stills == (("imagenet_det", det), ("coco", coco))
+    assert sources.DataSource("imagenet_vid", vid, "none", "/ignored").stills == ()
+
+
+def test_stored_single_source_config_loads_and_list_dirs_may_move(data, tmp_path):
+    model_dir = str(tmp_path)
+    config = stage1.Stage1Config(task="detection", data="imagenet_vid", data_dir=data["vid"],
+                                 still_data="coco", still_data_dir=data["coco"])
+    run_config.store(model_dir, stage1.CONFIG_FILE, config)
+    with open(os.path.join(model_dir, stage1.CONFIG_FILE)) as f:
+        assert json.load(f)["still_data"] == "coco"
+    assert stage1.load_config(model_dir).source.stills == (("coco", data["coco"]),)
+    listed = dataclasses.replace(config, still_data="coco,imagenet_det",
+                                 still_data_dir=f"{data['coco']},{data['det']}")
+    with pytest.raises(ValueError, match="other settings.*still_data"):
+        run_config.store(model_dir, stage1.CONFIG_FILE, listed, extensible=stage1.DATA_PATHS)
+    listed_dir = str(tmp_path / "listed")
+    run_config.store(listed_dir, stage1.CONFIG_FILE, listed)
+    moved = dataclasses.replace(listed, still_data_dir="/moved/coco,/moved/ILSVRC2015")
+    run_config.store(listed_dir, stage1.CONFIG_FILE, moved, extensible=stage1.DATA_PATHS)
+    assert stage1.load_config(listed_dir).source.stills == (
+        ("coco", "/moved/coco"), ("imagenet_det", "/moved/ILSVRC2015"))
+    with pytest.raises(ValueError, match="names 2 source"):
+        dataclasses.replace(listed, still_data_dir="/moved/coco")
