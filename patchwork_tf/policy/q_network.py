@@ -38,27 +38,6 @@ from tf_agents.specs import tensor_spec
 from tf_agents.utils import nest_utils
 
 
-class WindowAveragePooling(tf_keras.layers.Layer):
-    """Averages a feature map over each of a fixed list of windows.
-
-    Input: float32 [B, H, W, C]. Output: float32 [B, num_windows, C], window `a` in row `a`.
-    `windows` are `(y0, x0, h, w)` in the feature map's pixels (that is, frame pixels divided by
-    the layer's stride).
-    """
-
-    def __init__(self, windows, **kwargs):
-        super().__init__(**kwargs)
-        self._windows = _check_windows(windows)
-
-    def call(self, inputs):
-        return _window_means(inputs, self._windows)
-
-    def get_config(self):
-        config = super().get_config()
-        config["windows"] = [list(window) for window in self._windows]
-        return config
-
-
 MEMORY = "memory"
 POOLED_MEMORY = "pooled_memory"
 
@@ -127,7 +106,7 @@ class AttentionQNetwork(network.Network):
     Output: float32 [..., num_actions] Q-values `Q(S_t, a; Theta)`, and the (empty) network
     state. A full observation is pooled first, so both forms give the same Q-values.
 
-    Layers: `WindowAveragePooling` (fixed) -> shared Dense(`projection_units`, relu) per
+    Layers: window means (`pool_memory`, fixed) -> shared Dense(`projection_units`, relu) per
     window -> flatten and concatenate with `history` -> Dense(`fc_layer_params`, relu) ->
     Dense(num_actions). The paper's head (Sec. 3.1) has `fc_layer_params=()`.
     """

@@ -34,20 +34,15 @@ def _observation(batch=2, seed=1):
     }
 
 
-class WindowAveragePoolingTest(tf.test.TestCase):
+class PoolMemoryTest(tf.test.TestCase):
 
-    def test_matches_numpy_means(self):
-        memory = np.random.default_rng(0).normal(size=(2, 4, 4, 3)).astype(np.float32)
-        got = q_network.WindowAveragePooling(_WINDOWS)(memory)
-        want = np.stack([memory[:, y:y + h, x:x + w].mean(axis=(1, 2)) for y, x, h, w in _WINDOWS],
-                        axis=1)
-        self.assertAllClose(got, want, atol=1e-6)
-
-    def test_config_round_trip(self):
-        layer = q_network.WindowAveragePooling(_WINDOWS, name="pool")
-        clone = q_network.WindowAveragePooling.from_config(layer.get_config())
-        memory = tf.random.stateless_normal([1, 4, 4, 2], seed=[0, 1])
-        self.assertAllClose(layer(memory), clone(memory))
+    def test_matches_numpy_means_for_any_outer_dims(self):
+        memory = np.random.default_rng(0).normal(size=(2, 3, 4, 4, 3)).astype(np.float32)
+        want = np.stack([memory[..., y:y + h, x:x + w, :].mean(axis=(-3, -2))
+                         for y, x, h, w in _WINDOWS], axis=-2)
+        self.assertEqual(want.shape, (2, 3, 9, 3))
+        self.assertAllClose(q_network.pool_memory(memory, _WINDOWS), want, atol=1e-6)
+        self.assertAllClose(q_network.pool_memory(memory[0, 0], _WINDOWS), want[0, 0], atol=1e-6)
 
 
 class AttentionQNetworkTest(tf.test.TestCase):
