@@ -307,6 +307,7 @@ def build_setting(model_dir, config, learning_rate, train_step_offset=0):
       ValueError: a Q-network built with another head than `config.q_network`.
     """
     patchwork = build_patchwork(model_dir, config)
+    config = patchwork.config  # The observed cell resolved.
     if patchwork.q_network.fc_layer_params != q_network_lib.Q_NETWORKS[config.q_network]:
         raise ValueError(
             f"config.q_network={config.q_network!r}, but the Q-network was built with hidden "
