@@ -6,7 +6,9 @@ on the next frame `t`; the new time step carries
 
 * observation `S_t`: dict(`memory`: the full-frame memory of cell L after the step,
   `history`: `F_t` of Eq. 1, and with `change_cue` the per-window `change` of
-  `patchwork_tf.policy.observation`),
+  `patchwork_tf.policy.observation`); with `pool_memory`, `pooled_memory` [num_actions, C],
+  the memory's window means, in place of `memory` (what a replay buffer should store: the
+  Q-network reads nothing else of the memory),
 * reward `R_t = max(0, f(gt_t, p_t) - f(gt_t, p_{t-1}))` (Eq. 2): what the fresh window added
   to the task metric `f` over keeping the previous prediction,
 * step type LAST at the clip's last frame. The clip's end is a cut of an endless stream, not a
@@ -41,7 +43,8 @@ class VideoStreamEnvironment(tf_environment.TFEnvironment):
     """
 
     def __init__(self, twin, clips, cell_name, metric_fn, num_actions, alpha=0.5,
-                 preprocess_fn=clips_lib.preprocess_frames, change_cue=False):
+                 preprocess_fn=clips_lib.preprocess_frames, change_cue=False,
+                 pool_memory=False):
         """Builds the environment and starts the first clip.
 
         Args:
@@ -62,6 +65,8 @@ class VideoStreamEnvironment(tf_environment.TFEnvironment):
           alpha: decay of the action history, Eq. 1.
           preprocess_fn: maps uint8 frames [B, H, W, 3] to the twin's input.
           change_cue: add the change cue to the observation (`policy.observation`).
+          pool_memory: observe the memory's window means `pooled_memory` [B, num_actions, C]
+            instead of the memory [B, Hl, Wl, C] (`q_network.pool_observation`).
 
         Raises:
           ValueError: a clip spec without the required shapes, an unknown cell, or a metric that
@@ -128,7 +133,8 @@ class VideoStreamEnvironment(tf_environment.TFEnvironment):
         if twin.grid.num_actions != num_actions:
             raise ValueError(f"num_actions={num_actions} but the twin's grid has "
                              f"{twin.grid.num_actions} windows.")
-        self._observer = observation_lib.AttentionObservation(twin.grid, alpha, change_cue)
+        self._observer = observation_lib.AttentionObservation(
+            twin.grid, alpha, change_cue, pool_memory=pool_memory)
         self._observer_state = {
             key: tf.Variable(tf.zeros([batch_size] + spec.shape[1:]), trainable=False, name=key)
             for key, spec in self._observer.state_spec().items()}

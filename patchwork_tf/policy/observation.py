@@ -18,6 +18,11 @@ the exported model build the same observation:
     obs_state = observer.start(frames)                       # key frame
     obs_state = observer.advance(obs_state, frames, actions)  # after each window step
     observation = observer.observation(memory, obs_state)     # dict for the Q-network
+
+With `pool_memory` the observation holds the memory's window means `pooled_memory`
+[B, num_actions, C] in place of the memory (`q_network.pool_observation`): the Q-network's
+first, parameter-free operation, run before the replay buffer so that it stores what the
+network reads.
 """
 import dataclasses
 import math
@@ -51,12 +56,15 @@ class AttentionObservation:
       change_cue: add `change` [num_actions] (mean absolute thumbnail change per window since it
         was last processed, frames in [-1, 1]) to the observation.
       stride: thumbnail stride in frame pixels; None picks `thumbnail_stride(grid)`.
+      pool_memory: observe each window's mean memory `pooled_memory` [num_actions, C] in
+        place of the memory [Hl, Wl, C] (`q_network.pool_observation`).
     """
 
     grid: object
     alpha: float = 0.5
     change_cue: bool = True
     stride: int = None
+    pool_memory: bool = False
 
     def __post_init__(self):
         if self.stride is None:
@@ -87,7 +95,8 @@ class AttentionObservation:
 
     def spec(self, memory_shape):
         """The observation spec for a cell memory of shape `(Hl, Wl, C)`."""
-        return q_network.observation_spec(memory_shape, self.num_actions, self.change_cue)
+        return q_network.observation_spec(memory_shape, self.num_actions, self.change_cue,
+                                          pooled=self.pool_memory)
 
     def thumbnail(self, frames):
         """float32 [B, H / stride, W / stride, 3], the average-pooled frames [B, H, W, 3]."""
@@ -136,11 +145,15 @@ class AttentionObservation:
         return tf.matmul(flat, weights, transpose_b=True)
 
     def observation(self, memory, state):
-        """The Q-network's observation: `memory` [B, Hl, Wl, C] of cell L, `history` and, with
-        the cue, `change` (0 everywhere right after a key frame)."""
-        observation = {"memory": tf.cast(memory, tf.float32), HISTORY: state[HISTORY]}
+        """The Q-network's observation: `memory` [B, Hl, Wl, C] of cell L (with `pool_memory`
+        its window means `pooled_memory` [B, num_actions, C]), `history` and, with the cue,
+        `change` (0 everywhere right after a key frame)."""
+        observation = {q_network.MEMORY: tf.cast(memory, tf.float32), HISTORY: state[HISTORY]}
         if self.change_cue:
             observation[CHANGE] = state[CHANGE]
+        if self.pool_memory:
+            windows = q_network.windows_in_memory(self.grid, memory.shape[1:])
+            observation = q_network.pool_observation(observation, windows)
         return observation
 
     def flops(self):

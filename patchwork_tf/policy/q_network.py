@@ -7,6 +7,18 @@ dense projection (a 1x1 convolution over windows) shrinks it, the per-window vec
 concatenated in action order with `F_t`, and fully connected layers end in one Q-value per
 action, `Q(S_t, a; Theta)`.
 
+The paper (Sec. 3.1, Fig. 3) maps the memory "to a one-dimensional feature vector", concatenates
+it with `F_t` and applies "a final fully-connected layer" for the Q-values. `Q_NETWORKS` names
+the two heads on the concatenation: "paper", that one Q-value layer alone, and "ours", which adds
+one hidden fully connected layer of 64 ReLU units before it (our default since the first
+runs). The mapping of the memory to the vector (window pooling and the shared projection) is
+ours in both, as the paper does not specify it.
+
+The window pooling is fixed (no parameters), so it can run before the replay buffer:
+`pool_observation` replaces the memory [Hl, Wl, C] by the per-window means `pooled_memory`
+[num_actions, C] (9 x 576 floats instead of 24 x 24 x 576 at 384 pixels, M=4, N=2), and the
+network reads either form with the same weights and the same Q-values.
+
 With the change cue (`patchwork_tf.policy.observation`), the observation also holds `change`
 [num_actions], how much each window's pixels changed since it was last processed. It joins
 the concatenation, and a shared per-window scorer adds a term that reads window `a`'s own
@@ -26,29 +38,11 @@ from tf_agents.specs import tensor_spec
 from tf_agents.utils import nest_utils
 
 
-class WindowAveragePooling(tf_keras.layers.Layer):
-    """Averages a feature map over each of a fixed list of windows.
+MEMORY = "memory"
+POOLED_MEMORY = "pooled_memory"
 
-    Input: float32 [B, H, W, C]. Output: float32 [B, num_windows, C], window `a` in row `a`.
-    `windows` are `(y0, x0, h, w)` in the feature map's pixels (that is, frame pixels divided by
-    the layer's stride).
-    """
-
-    def __init__(self, windows, **kwargs):
-        super().__init__(**kwargs)
-        self._windows = _check_windows(windows)
-
-    def call(self, inputs):
-        return tf.stack(
-            [tf.reduce_mean(inputs[:, y0:y0 + h, x0:x0 + w, :], axis=[1, 2])
-             for y0, x0, h, w in self._windows],
-            axis=1)
-
-    def get_config(self):
-        config = super().get_config()
-        config["windows"] = [list(window) for window in self._windows]
-        return config
-
+# The heads on the concatenation of window features and history: hidden layer widths.
+Q_NETWORKS = {"ours": (64,), "paper": ()}
 
 CHANGE_FLOOR = 1e-3  # Mean absolute change (frames in [-1, 1]) the log scale starts at.
 
@@ -56,6 +50,37 @@ CHANGE_FLOOR = 1e-3  # Mean absolute change (frames in [-1, 1]) the log scale st
 def change_feature(change):
     """float32 [..., num_actions]: the cue as the network reads it, `log(1 + change / floor)`."""
     return tf.math.log1p(tf.cast(change, tf.float32) / CHANGE_FLOOR)
+
+
+def pool_memory(memory, windows):
+    """The per-window means of a memory with any outer dims.
+
+    Args:
+      memory: float [..., Hl, Wl, C], the full-frame memory of cell L.
+      windows: `(y0, x0, h, w)` per action, in the memory's pixels.
+
+    Returns:
+      float32 [..., num_actions, C]: row `a` is the mean of window `a`'s region.
+    """
+    memory = tf.convert_to_tensor(memory, tf.float32)
+    inner = memory.shape[-3:]
+    outer = tf.shape(memory)[:-3]
+    pooled = _window_means(tf.reshape(memory, [-1] + inner.as_list()), _check_windows(windows))
+    return tf.reshape(pooled, tf.concat([outer, [len(windows), inner[-1]]], 0))
+
+
+def _window_means(memory, windows):
+    """float32 [B, num_windows, C]: the mean of `memory` [B, H, W, C] over each window."""
+    return tf.stack([tf.reduce_mean(memory[:, y0:y0 + h, x0:x0 + w, :], axis=[1, 2])
+                     for y0, x0, h, w in windows], axis=1)
+
+
+def pool_observation(observation, windows):
+    """`observation` with its `memory` [..., Hl, Wl, C] replaced by `pooled_memory`
+    [..., num_actions, C] (`pool_memory`), the other entries as they are."""
+    pooled = {key: value for key, value in observation.items() if key != MEMORY}
+    pooled[POOLED_MEMORY] = pool_memory(observation[MEMORY], windows)
+    return pooled
 
 
 def _check_windows(windows):
@@ -72,14 +97,18 @@ def _check_windows(windows):
 class AttentionQNetwork(network.Network):
     """Q-values of every attention window from a cell memory and the action history.
 
-    Observation (per batch element; any outer batch dims are squashed):
-      `memory`: float32 [Hl, Wl, C], the full-frame memory of the Patchwork Cell at layer L.
-      `history`: float32 [num_actions], `F_t` of Eq. 1.
-    Output: float32 [..., num_actions] Q-values, and the (empty) network state.
+    Observation (per batch element; any outer batch dims are squashed), either form:
+      full, `observation_spec`: `memory` float32 [Hl, Wl, C], the full-frame memory of the
+        Patchwork Cell at layer L;
+      pooled, `input_tensor_spec`: `pooled_memory` float32 [num_actions, C], its window means
+        (`pool_observation`, what the replay buffer stores);
+      and in both `history` float32 [num_actions], `F_t` of Eq. 1 (and `change` with the cue).
+    Output: float32 [..., num_actions] Q-values `Q(S_t, a; Theta)`, and the (empty) network
+    state. A full observation is pooled first, so both forms give the same Q-values.
 
-    Layers: `WindowAveragePooling` -> shared Dense(`projection_units`, relu) per window ->
-    flatten and concatenate with `history` -> Dense(`fc_layer_params`, relu) ->
-    Dense(num_actions).
+    Layers: window means (`pool_memory`, fixed) -> shared Dense(`projection_units`, relu) per
+    window -> flatten and concatenate with `history` -> Dense(`fc_layer_params`, relu) ->
+    Dense(num_actions). The paper's head (Sec. 3.1) has `fc_layer_params=()`.
     """
 
     def __init__(self,
@@ -87,18 +116,21 @@ class AttentionQNetwork(network.Network):
                  action_spec,
                  windows,
                  projection_units=16,
-                 fc_layer_params=(64,),
+                 fc_layer_params=Q_NETWORKS["ours"],
                  name="AttentionQNetwork"):
         """Builds the network.
 
         Args:
-          input_tensor_spec: dict(`memory`=TensorSpec [Hl, Wl, C] float32, `history`=TensorSpec
-            [num_actions] float32), the environment's observation spec.
+          input_tensor_spec: the full observation spec, dict(`memory`=TensorSpec [Hl, Wl, C]
+            float32, `history`=TensorSpec [num_actions] float32[, `change`=TensorSpec
+            [num_actions]]) of `observation_spec`; the network's `input_tensor_spec` is its
+            pooled form (`pooled_spec`).
           action_spec: scalar integer `BoundedTensorSpec` with values 0 .. num_actions - 1.
           windows: `num_actions` tuples `(y0, x0, h, w)`, action `a`'s window in the memory's
             pixels (frame pixels / layer L's stride), inside [0, Hl) x [0, Wl).
           projection_units: width of the shared per-window projection.
-          fc_layer_params: widths of the fully connected layers before the Q-value layer.
+          fc_layer_params: widths of the hidden fully connected layers before the Q-value
+            layer (`Q_NETWORKS`: "ours" (64,), "paper" ()).
           name: the network's name.
 
         Raises:
@@ -106,12 +138,12 @@ class AttentionQNetwork(network.Network):
             counts of windows, history entries and actions that disagree.
         """
         if not isinstance(input_tensor_spec, dict) or set(input_tensor_spec) not in (
-            {"memory", "history"}, {"memory", "history", "change"}):
+            {MEMORY, "history"}, {MEMORY, "history", "change"}):
             raise ValueError(
                 "input_tensor_spec must be dict(memory=TensorSpec([Hl, Wl, C]), "
                 "history=TensorSpec([num_actions])[, change=TensorSpec([num_actions])]), got "
                 f"{input_tensor_spec}.")
-        memory_spec = input_tensor_spec["memory"]
+        memory_spec = input_tensor_spec[MEMORY]
         history_spec = input_tensor_spec["history"]
         if memory_spec.shape.rank != 3 or not memory_spec.shape.is_fully_defined():
             raise ValueError(f"memory spec must be a fully defined [Hl, Wl, C], got {memory_spec}.")
@@ -140,17 +172,19 @@ class AttentionQNetwork(network.Network):
             raise ValueError(f"change spec must be [num_actions={num_actions}], got "
                              f"{input_tensor_spec['change']}.")
 
-        super().__init__(input_tensor_spec=input_tensor_spec, state_spec=(), name=name)
+        super().__init__(input_tensor_spec=pooled_spec(input_tensor_spec, num_actions),
+                         state_spec=(), name=name)
+        self._observation_spec = dict(input_tensor_spec)
         self._windows = windows
+        self._fc_layer_params = tuple(int(units) for units in fc_layer_params)
         self._change_cue = change_cue
-        self._pool = WindowAveragePooling(windows, name="window_pool")
         self._projection = tf_keras.layers.Dense(
             projection_units, activation="relu", name="window_projection")
         self._flatten = tf_keras.layers.Flatten(name="flatten_windows")
         self._concat = tf_keras.layers.Concatenate(axis=-1, name="concat_history")
         self._fc_layers = [
             tf_keras.layers.Dense(units, activation="relu", name=f"fc_{i}")
-            for i, units in enumerate(fc_layer_params)
+            for i, units in enumerate(self._fc_layer_params)
         ]
         self._q_value_layer = tf_keras.layers.Dense(
             num_actions,
@@ -165,13 +199,30 @@ class AttentionQNetwork(network.Network):
         """The windows `(y0, x0, h, w)` in memory pixels, one per action."""
         return list(self._windows)
 
+    @property
+    def observation_spec(self):
+        """The full observation spec (with `memory` [Hl, Wl, C]) the network also reads."""
+        return dict(self._observation_spec)
+
+    @property
+    def fc_layer_params(self):
+        """The hidden layers' widths between the concatenation and the Q-values."""
+        return self._fc_layer_params
+
+    def __call__(self, inputs, *args, **kwargs):
+        """Q-values of a full (`memory`) or pooled (`pooled_memory`) observation; a full one
+        is pooled (`pool_observation`) before the tf-agents spec check and `call`."""
+        if isinstance(inputs, dict) and MEMORY in inputs:
+            inputs = pool_observation(inputs, self._windows)
+        return super().__call__(inputs, *args, **kwargs)
+
     def call(self, observation, step_type=None, network_state=(), training=False):
         del step_type
         outer_rank = nest_utils.get_outer_rank(observation, self.input_tensor_spec)
         batch_squash = network_utils.BatchSquash(outer_rank)
-        memory = batch_squash.flatten(tf.cast(observation["memory"], tf.float32))
+        pooled = batch_squash.flatten(tf.cast(observation[POOLED_MEMORY], tf.float32))
         history = batch_squash.flatten(tf.cast(observation["history"], tf.float32))
-        per_window = self._projection(self._pool(memory), training=training)
+        per_window = self._projection(pooled, training=training)
         inputs = [self._flatten(per_window), history]
         if self._change_cue:
             change = change_feature(batch_squash.flatten(observation["change"]))
@@ -211,28 +262,39 @@ def windows_in_memory(grid, memory_shape):
             for action in range(grid.num_actions)]
 
 
-def observation_spec(memory_shape, num_actions, change_cue=False):
+def observation_spec(memory_shape, num_actions, change_cue=False, pooled=False):
     """The observation spec the `AttentionQNetwork` reads.
 
     Args:
       memory_shape: (Hl, Wl, C) of the chosen cell's memory, without the batch dim.
       num_actions: the number of attention windows.
       change_cue: add the change cue of `patchwork_tf.policy.observation`.
+      pooled: the pooled form (`pooled_spec`), as the replay buffer stores it.
 
     Returns:
       dict(memory=TensorSpec [Hl, Wl, C] float32, history=BoundedTensorSpec [num_actions]
       float32 in [0, 1]) and with the cue change=BoundedTensorSpec [num_actions] float32 in
-      [0, 2] (mean absolute difference of frames in [-1, 1]).
+      [0, 2] (mean absolute difference of frames in [-1, 1]); pooled, `pooled_memory`
+      [num_actions, C] in place of `memory`.
     """
     spec = {
-        "memory": tensor_spec.TensorSpec(tuple(memory_shape), tf.float32, name="memory"),
+        MEMORY: tensor_spec.TensorSpec(tuple(memory_shape), tf.float32, name=MEMORY),
         "history": tensor_spec.BoundedTensorSpec(
             (num_actions,), tf.float32, minimum=0.0, maximum=1.0, name="history"),
     }
     if change_cue:
         spec["change"] = tensor_spec.BoundedTensorSpec(
             (num_actions,), tf.float32, minimum=0.0, maximum=2.0, name="change")
-    return spec
+    return pooled_spec(spec, num_actions) if pooled else spec
+
+
+def pooled_spec(spec, num_actions):
+    """A full observation spec with `memory` [Hl, Wl, C] replaced by `pooled_memory`
+    TensorSpec [num_actions, C] float32, the spec of `pool_observation`'s output."""
+    pooled = {key: value for key, value in spec.items() if key != MEMORY}
+    pooled[POOLED_MEMORY] = tensor_spec.TensorSpec(
+        (num_actions, spec[MEMORY].shape[-1]), tf.float32, name=POOLED_MEMORY)
+    return pooled
 
 
 def window_action_spec(num_actions):
@@ -241,16 +303,29 @@ def window_action_spec(num_actions):
         (), tf.int32, minimum=0, maximum=num_actions - 1, name="window")
 
 
-def for_twin(twin, observed_cell, change_cue=False):
+def for_twin(twin, observed_cell, change_cue=False, variant="ours"):
     """The `AttentionQNetwork` of a Patchwork twin, variables created (not trained).
 
     It reads `observed_cell`'s memory (and the change cue with `change_cue`) and scores the
     windows of the twin's grid. Its variables do not depend on the frame size, so a twin of
     another resolution restores the same checkpoint.
+
+    Args:
+      twin: the Patchwork twin (its `grid` and `view_shape`).
+      observed_cell: layer L of Fig. 3.
+      change_cue: the network also reads the change cue.
+      variant: a key of `Q_NETWORKS`: "paper" (the concatenation of Sec. 3.1 goes straight
+        to the Q-value layer) or "ours" (one hidden layer of 64 ReLU units before it).
+
+    Raises:
+      ValueError: an unknown `variant`.
     """
+    if variant not in Q_NETWORKS:
+        raise ValueError(f"variant must be one of {sorted(Q_NETWORKS)}, got {variant!r}.")
     grid = twin.grid
     spec = observation_spec(twin.view_shape(observed_cell), grid.num_actions, change_cue)
     network = AttentionQNetwork(spec, window_action_spec(grid.num_actions),
-                                windows_in_memory(grid, spec["memory"].shape))
+                                windows_in_memory(grid, spec[MEMORY].shape),
+                                fc_layer_params=Q_NETWORKS[variant])
     network.create_variables()
     return network

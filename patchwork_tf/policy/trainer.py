@@ -1,10 +1,12 @@
 """Stage 2 of the paper's training (Sec. 3.4): the attention network learned by DDQN.
 
 The Patchwork model is fixed; epsilon-greedy collection in the video stream environment fills
-a replay buffer and Double DQN train steps (Eq. 4-5) fit the Q-network. Everything needed to
-resume (agent with its networks, optimizer and train step, the replay buffer) is saved with
-`tf.train.CheckpointManager`; TensorBoard scalars record loss, reward, mean Q and epsilon, and
-a histogram the windows chosen.
+a replay buffer and Double DQN train steps (Eq. 4-5) fit the Q-network. The agent (its
+networks, optimizer and train step) is saved with `tf.train.CheckpointManager`, and the replay
+buffer only when asked (`checkpoint_replay_buffer`): it would make each checkpoint as large as
+the buffer's capacity. A run resumed without it refills the empty buffer with
+`initial_collect_steps` random steps per stream before it trains on. TensorBoard scalars
+record loss, reward, mean Q and epsilon, and a histogram the windows chosen.
 """
 import os
 
@@ -53,11 +55,13 @@ def collect_and_train(root_dir,
                       max_checkpoints=3,
                       use_tf_function=True,
                       extra_trackables=None,
-                      on_train_step=None):
+                      on_train_step=None,
+                      checkpoint_replay_buffer=False):
     """Runs DDQN on the environment until the agent's train step reaches `num_train_steps`.
 
-    Resumes from the newest checkpoint under `root_dir/checkpoints` if there is one (the
-    replay buffer included, so the initial random collection is not repeated).
+    Resumes from the newest checkpoint under `root_dir/checkpoints` if there is one. The
+    replay buffer resumes with it when it was saved there (`checkpoint_replay_buffer`);
+    otherwise it starts empty and the initial random collection runs again.
 
     Args:
       root_dir: folder for `checkpoints/` and `summaries/` (TensorBoard).
@@ -79,6 +83,11 @@ def collect_and_train(root_dir,
         model and its optimizer), restored and saved with the agent.
       on_train_step: callable `(train_step, loss)` run after each train step, e.g. a progress
         bar or stage 3's supervised fine-tuning step.
+      checkpoint_replay_buffer: save (and restore) the replay buffer's contents with the
+        checkpoints. Off, checkpoints hold no buffer, so their size does not grow with
+        `replay_buffer`'s capacity, and a resumed run refills the buffer with
+        `initial_collect_steps` random steps per stream (a buffer saved by an earlier run is
+        left unread).
 
     Returns:
       dict(train_step=int, loss=float of the last train step or None when no step ran).
@@ -88,8 +97,10 @@ def collect_and_train(root_dir,
             f"Need num_train_steps >= 0, sample_batch_size > 0 and collect_steps_per_train_step "
             f"> 0, got {num_train_steps}, {sample_batch_size}, {collect_steps_per_train_step}.")
     train_step = agent.train_step_counter
-    checkpoint = tf.train.Checkpoint(agent=agent, replay_buffer=replay_buffer,
-                                     **(extra_trackables or {}))
+    trackables = dict(agent=agent, **(extra_trackables or {}))
+    if checkpoint_replay_buffer:
+        trackables["replay_buffer"] = replay_buffer
+    checkpoint = tf.train.Checkpoint(**trackables)
     manager = tf.train.CheckpointManager(
         checkpoint, os.path.join(root_dir, "checkpoints"), max_to_keep=max_checkpoints,
         step_counter=train_step, checkpoint_interval=checkpoint_interval)

@@ -34,10 +34,11 @@ def _dataset(clips, batch_size):
     return tf.data.Dataset.from_tensor_slices(stacked).batch(batch_size, drop_remainder=True)
 
 
-def _env(clips, batch_size, cell="pixels", change_cue=False):
+def _env(clips, batch_size, cell="pixels", change_cue=False, pool_memory=False):
     return environment.VideoStreamEnvironment(
         FakeTwin(pw.WindowGrid((_SIZE, _SIZE), 2, 1)), _dataset(clips, batch_size), cell_name=cell,
-        metric_fn=frame_iou, num_actions=len(_WINDOWS), alpha=0.5, change_cue=change_cue)
+        metric_fn=frame_iou, num_actions=len(_WINDOWS), alpha=0.5, change_cue=change_cue,
+        pool_memory=pool_memory)
 
 
 class RewardTest(tf.test.TestCase):
@@ -125,19 +126,48 @@ class EpisodeTest(tf.test.TestCase):
 class SpecTest(tf.test.TestCase):
 
     def test_observation_spec_is_q_network_input_spec(self):
-        env = _env([_clip([_square(1, 1)] * 3)] * 2, batch_size=2, cell="pixels_half")
+        # Full: the network's observation_spec; pooled: its input_tensor_spec.
+        clips = [_clip([_square(1, 1)] * 3)] * 2
+        env = _env(clips, batch_size=2, cell="pixels_half")
+        pooled_env = _env(clips, batch_size=2, cell="pixels_half", pool_memory=True)
         self.assertEqual(env.observation_spec()["memory"].shape, (4, 4, 1))
+        self.assertEqual(pooled_env.observation_spec()["pooled_memory"].shape, (4, 1))
         tf_keras.utils.set_random_seed(0)
         net = q_network.AttentionQNetwork(
             env.observation_spec(), env.action_spec(),
             [(y // 2, x // 2, h // 2, w // 2) for y, x, h, w in _WINDOWS])
-        self.assertEqual(net.input_tensor_spec, env.observation_spec())
-        time_step = env.current_time_step()
-        tf.nest.assert_same_structure(time_step, env.time_step_spec())
-        for value, spec in zip(tf.nest.flatten(time_step), tf.nest.flatten(env.time_step_spec())):
-            self.assertEqual(value.shape[1:], spec.shape)
-            self.assertEqual(value.dtype, spec.dtype)
-        self.assertEqual(net(time_step.observation)[0].shape, (2, 4))
+        self.assertEqual(net.observation_spec, env.observation_spec())
+        self.assertEqual(net.input_tensor_spec, pooled_env.observation_spec())
+        for environ in (env, pooled_env):
+            time_step = environ.current_time_step()
+            tf.nest.assert_same_structure(time_step, environ.time_step_spec())
+            for value, spec in zip(tf.nest.flatten(time_step),
+                                   tf.nest.flatten(environ.time_step_spec())):
+                self.assertEqual(value.shape[1:], spec.shape)
+                self.assertEqual(value.dtype, spec.dtype)
+            self.assertEqual(net(time_step.observation)[0].shape, (2, 4))
+
+    def test_pooled_memory_is_each_windows_mean_of_the_memory(self):
+        # The same clips and actions in both environments; the pooled observation holds the
+        # numpy mean of each 2x2 window (of the 4x4 half-resolution memory) and nothing else.
+        clips = [_clip([_square(1, 1), _square(5, 5), _square(3, 4)])] * 2
+        env = _env(clips, batch_size=2, cell="pixels_half", change_cue=True)
+        pooled_env = _env(clips, batch_size=2, cell="pixels_half", change_cue=True,
+                          pool_memory=True)
+        for actions in (None, [3, 1], [0, 2]):
+            if actions is None:
+                full, pooled = env.current_time_step(), pooled_env.current_time_step()
+            else:
+                full, pooled = env.step(tf.constant(actions)), pooled_env.step(
+                    tf.constant(actions))
+            self.assertEqual(set(pooled.observation), {"pooled_memory", "history", "change"})
+            memory = full.observation["memory"].numpy()
+            want = np.stack([memory[:, y // 2:(y + h) // 2, x // 2:(x + w) // 2].mean(axis=(1, 2))
+                             for y, x, h, w in _WINDOWS], axis=1)
+            self.assertAllClose(pooled.observation["pooled_memory"], want, atol=1e-6)
+            for key in ("history", "change"):
+                self.assertAllEqual(pooled.observation[key], full.observation[key])
+            self.assertAllEqual(pooled.reward, full.reward)
 
     def test_change_cue_observes_where_the_frame_changed(self):
         # The square moves from window 0 to window 3; stream 0 processes window 3, stream 1
@@ -207,6 +237,6 @@ class RealTwinTest(tf.test.TestCase):
         net = q_network.AttentionQNetwork(
             env.observation_spec(), env.action_spec(),
             q_network.windows_in_memory(grid, env.observation_spec()["memory"].shape))
-        self.assertEqual(net.input_tensor_spec, env.observation_spec())
+        self.assertEqual(net.observation_spec, env.observation_spec())
         self.assertEqual(env.observation_spec()["memory"].shape, (4, 4, 192))
         self.assertEqual(net(steps[-1].observation)[0].shape, (2, 4))

@@ -1,4 +1,7 @@
 """Tests for the attention Q-network (Sec. 3.1, Fig. 3)."""
+import tempfile
+import types
+
 import numpy as np
 import tensorflow as tf
 import tf_keras
@@ -6,6 +9,7 @@ from tf_agents.specs import tensor_spec
 
 from patchwork_tf.core.grid import WindowGrid
 from patchwork_tf.policy import q_network
+from tests.policy import reference_q_network
 
 # A 4x4 memory with C=3 and the M=4, N=2 geometry at this resolution: 9 windows of 2x2 at
 # offsets 0, 1, 2.
@@ -30,20 +34,15 @@ def _observation(batch=2, seed=1):
     }
 
 
-class WindowAveragePoolingTest(tf.test.TestCase):
+class PoolMemoryTest(tf.test.TestCase):
 
-    def test_matches_numpy_means(self):
-        memory = np.random.default_rng(0).normal(size=(2, 4, 4, 3)).astype(np.float32)
-        got = q_network.WindowAveragePooling(_WINDOWS)(memory)
-        want = np.stack([memory[:, y:y + h, x:x + w].mean(axis=(1, 2)) for y, x, h, w in _WINDOWS],
-                        axis=1)
-        self.assertAllClose(got, want, atol=1e-6)
-
-    def test_config_round_trip(self):
-        layer = q_network.WindowAveragePooling(_WINDOWS, name="pool")
-        clone = q_network.WindowAveragePooling.from_config(layer.get_config())
-        memory = tf.random.stateless_normal([1, 4, 4, 2], seed=[0, 1])
-        self.assertAllClose(layer(memory), clone(memory))
+    def test_matches_numpy_means_for_any_outer_dims(self):
+        memory = np.random.default_rng(0).normal(size=(2, 3, 4, 4, 3)).astype(np.float32)
+        want = np.stack([memory[..., y:y + h, x:x + w, :].mean(axis=(-3, -2))
+                         for y, x, h, w in _WINDOWS], axis=-2)
+        self.assertEqual(want.shape, (2, 3, 9, 3))
+        self.assertAllClose(q_network.pool_memory(memory, _WINDOWS), want, atol=1e-6)
+        self.assertAllClose(q_network.pool_memory(memory[0, 0], _WINDOWS), want[0, 0], atol=1e-6)
 
 
 class AttentionQNetworkTest(tf.test.TestCase):
@@ -154,3 +153,112 @@ class ChangeCueTest(tf.test.TestCase):
                     change=tensor_spec.TensorSpec((8,), tf.float32))
         with self.assertRaisesRegex(ValueError, "change spec"):
             q_network.AttentionQNetwork(spec, _ACTION_SPEC, _WINDOWS)
+
+
+def _randomize(net, seed=5):
+    """Random values in every weight (the scorer starts at zero), so each layer counts."""
+    rng = np.random.default_rng(seed)
+    for variable in net.variables:
+        variable.assign(rng.normal(scale=0.5, size=variable.shape).astype(np.float32))
+
+
+class PooledObservationTest(tf.test.TestCase):
+    """The pooling runs before the replay buffer: same weights, same Q-values."""
+
+    def _cue_network(self, fc_layer_params=(7,)):
+        tf_keras.utils.set_random_seed(0)
+        spec = q_network.observation_spec((4, 4, 3), 9, change_cue=True)
+        net = q_network.AttentionQNetwork(spec, _ACTION_SPEC, _WINDOWS, projection_units=5,
+                                          fc_layer_params=fc_layer_params)
+        net.create_variables()
+        _randomize(net)
+        return net
+
+    def test_full_and_pooled_observations_give_the_old_q_values(self):
+        net = self._cue_network()
+        rng = np.random.default_rng(4)
+        full = dict(_observation(batch=6, seed=2),
+                    change=tf.constant(rng.uniform(0, 0.05, size=(6, 9)), tf.float32))
+        want = reference_q_network.q_values(net, full)
+        pooled = q_network.pool_observation(full, _WINDOWS)
+        self.assertEqual(set(pooled), {"pooled_memory", "history", "change"})
+        self.assertEqual(pooled["pooled_memory"].shape, (6, 9, 3))
+        self.assertAllClose(net(full)[0], want, rtol=1e-5, atol=1e-5)
+        self.assertAllClose(net(pooled)[0], net(full)[0], rtol=1e-6, atol=1e-6)
+        # Outer dims [2, 3] (a sampled pair of steps) pool alike.
+        paired = tf.nest.map_structure(lambda t: tf.reshape(t, [2, 3] + t.shape[1:]), full)
+        self.assertAllClose(net(q_network.pool_observation(paired, _WINDOWS))[0],
+                            tf.reshape(want, [2, 3, 9]), rtol=1e-5, atol=1e-5)
+        graph_fn = tf.function(lambda o: net(o)[0])
+        self.assertAllClose(graph_fn(full), want, rtol=1e-5, atol=1e-5)
+
+    def test_specs_of_the_two_forms(self):
+        net = self._cue_network()
+        self.assertEqual(net.observation_spec,
+                         q_network.observation_spec((4, 4, 3), 9, change_cue=True))
+        self.assertEqual(net.input_tensor_spec,
+                         q_network.observation_spec((4, 4, 3), 9, change_cue=True, pooled=True))
+        self.assertEqual(net.input_tensor_spec["pooled_memory"].shape, (9, 3))
+        # The target network tf-agents makes by copy() reads both forms too.
+        copy = net.copy()
+        copy.create_variables()
+        for source, target in zip(net.variables, copy.variables):
+            target.assign(source)
+        obs = dict(_observation(), change=tf.zeros([2, 9]))
+        self.assertAllClose(copy(obs)[0], net(q_network.pool_observation(obs, _WINDOWS))[0])
+
+    def test_checkpoint_keys_are_those_of_earlier_runs(self):
+        # Saved by the network before pooling moved out of it (change cue, one hidden layer):
+        # old stage-2/3 checkpoints restore into the new network.
+        old_keys = {
+            "agent/_q_network/_fc_layers/0/bias/.ATTRIBUTES/VARIABLE_VALUE": [7],
+            "agent/_q_network/_fc_layers/0/kernel/.ATTRIBUTES/VARIABLE_VALUE": [63, 7],
+            "agent/_q_network/_projection/bias/.ATTRIBUTES/VARIABLE_VALUE": [5],
+            "agent/_q_network/_projection/kernel/.ATTRIBUTES/VARIABLE_VALUE": [3, 5],
+            "agent/_q_network/_q_value_layer/bias/.ATTRIBUTES/VARIABLE_VALUE": [9],
+            "agent/_q_network/_q_value_layer/kernel/.ATTRIBUTES/VARIABLE_VALUE": [7, 9],
+            "agent/_q_network/_window_scorer/bias/.ATTRIBUTES/VARIABLE_VALUE": [1],
+            "agent/_q_network/_window_scorer/kernel/.ATTRIBUTES/VARIABLE_VALUE": [7, 1],
+        }
+        net = self._cue_network()
+        with tempfile.TemporaryDirectory() as folder:
+            path = tf.train.Checkpoint(agent=tf.train.Checkpoint(_q_network=net)).save(
+                folder + "/ckpt")
+            keys = {name: shape for name, shape in tf.train.list_variables(path)
+                    if name.startswith("agent/")}
+        self.assertEqual(keys, old_keys)
+
+
+class VariantTest(tf.test.TestCase):
+    """The paper's head (Sec. 3.1: one final fully connected layer) and ours (one more)."""
+
+    def _twin(self):
+        # M=4, N=2 on 64 pixels; an 8x8x5 memory at stride 8.
+        return types.SimpleNamespace(grid=WindowGrid((64, 64), 4, 2),
+                                     view_shape=lambda cell: (8, 8, 5))
+
+    def test_paper_head_is_one_dense_layer_on_the_concatenation(self):
+        tf_keras.utils.set_random_seed(0)
+        net = q_network.for_twin(self._twin(), "cell", variant="paper")
+        self.assertEqual(net.fc_layer_params, ())
+        self.assertEqual([v.shape.as_list() for v in net.trainable_variables],
+                         [[5, 16], [16], [9 * 16 + 9, 9], [9]])
+        _randomize(net)
+        rng = np.random.default_rng(0)
+        obs = {"memory": rng.normal(size=(3, 8, 8, 5)).astype(np.float32),
+               "history": rng.uniform(size=(3, 9)).astype(np.float32)}
+        pooled = np.stack([obs["memory"][:, y:y + h, x:x + w].mean(axis=(1, 2))
+                           for y, x, h, w in net.windows], axis=1)
+        features = np.maximum(pooled @ net._projection.kernel.numpy()
+                              + net._projection.bias.numpy(), 0.0)
+        concat = np.concatenate([features.reshape(3, -1), obs["history"]], axis=-1)
+        want = concat @ net._q_value_layer.kernel.numpy() + net._q_value_layer.bias.numpy()
+        self.assertAllClose(net(obs)[0], want, rtol=1e-5, atol=1e-5)
+
+    def test_ours_adds_a_hidden_layer_of_64(self):
+        net = q_network.for_twin(self._twin(), "cell")
+        self.assertEqual(net.fc_layer_params, (64,))
+        self.assertEqual(net._fc_layers[0].kernel.shape, (9 * 16 + 9, 64))
+        self.assertEqual(net._q_value_layer.kernel.shape, (64, 9))
+        with self.assertRaisesRegex(ValueError, "variant must be one of"):
+            q_network.for_twin(self._twin(), "cell", variant="deeper")

@@ -30,29 +30,42 @@ def _clips(seed=0):
     return tf.data.Dataset.from_tensor_slices({"frames": frames, "mask": masks}).repeat()
 
 
-def _setup():
+def _setup(capacity=64):
+    """Environment (observing pooled memories, as stage 2 does), agent, buffer, epsilon."""
     tf_keras.utils.set_random_seed(0)
     env = environment.VideoStreamEnvironment(
-        FakeTwin(pw.WindowGrid((_SIZE, _SIZE), 2, 1)), _clips(), "pixels_half", frame_iou, 4)
+        FakeTwin(pw.WindowGrid((_SIZE, _SIZE), 2, 1)), _clips(), "pixels_half", frame_iou, 4,
+        pool_memory=True)
     net = q_network.AttentionQNetwork(
-        env.observation_spec(), env.action_spec(),
+        q_network.observation_spec((_SIZE // 2, _SIZE // 2, 1), 4), env.action_spec(),
         [(y // 2, x // 2, h // 2, w // 2) for y, x, h, w in _WINDOWS], fc_layer_params=(8,))
     counter = tf.Variable(0, dtype=tf.int64, trainable=False)
     epsilon = agent_lib.epsilon_schedule(counter, 1.0, 0.1, decay_steps=10)
     agent = agent_lib.ddqn_agent(env.time_step_spec(), env.action_spec(), net,
                                  epsilon_greedy=epsilon, target_update_period=2,
                                  train_step_counter=counter)
-    buffer = agent_lib.replay_buffer(agent.collect_data_spec, env.batch_size, max_length=64)
+    buffer = agent_lib.replay_buffer(agent.collect_data_spec, env.batch_size,
+                                     max_length=capacity)
     return env, agent, buffer, epsilon
 
 
-def _run(root, num_train_steps, use_tf_function=False):
-    env, agent, buffer, epsilon = _setup()
+def _run(root, num_train_steps, use_tf_function=False, capacity=64, **kwargs):
+    env, agent, buffer, epsilon = _setup(capacity)
     result = trainer.collect_and_train(
         root, env, agent, buffer, num_train_steps, epsilon_fn=epsilon, initial_collect_steps=6,
         sample_batch_size=4, checkpoint_interval=2, summary_interval=1,
-        use_tf_function=use_tf_function)
+        use_tf_function=use_tf_function, **kwargs)
     return result, agent, buffer
+
+
+def _checkpoint_bytes(root):
+    latest = tf.train.latest_checkpoint(os.path.join(root, "checkpoints"))
+    return sum(os.path.getsize(path) for path in glob.glob(latest + ".*"))
+
+
+def _checkpoint_keys(root):
+    latest = tf.train.latest_checkpoint(os.path.join(root, "checkpoints"))
+    return [name for name, _ in tf.train.list_variables(latest)]
 
 
 def _weights(agent):
@@ -76,20 +89,20 @@ class CollectAndTrainTest(tf.test.TestCase):
 
     def test_resume_continues_from_the_checkpoint(self):
         root = self._temp_dir()
-        first, agent_a, buffer_a = _run(root, 3)
+        first, agent_a, buffer_a = _run(root, 3, checkpoint_replay_buffer=True)
         self.assertEqual(first["train_step"], 3)
         self.assertTrue(np.isfinite(first["loss"]))
         self.assertIn("ckpt-3.index", os.listdir(os.path.join(root, "checkpoints")))
         # A fresh set-up with other random weights restores step 3, weights and buffer, and
         # trains nothing more when asked for 3 steps.
         tf_keras.utils.set_random_seed(7)
-        again, agent_b, buffer_b = _run(root, 3)
+        again, agent_b, buffer_b = _run(root, 3, checkpoint_replay_buffer=True)
         self.assertEqual(again, {"train_step": 3, "loss": None})
         for a, b in zip(_weights(agent_a), _weights(agent_b)):
             self.assertAllEqual(a, b)
         self.assertEqual(int(buffer_b.num_frames()), int(buffer_a.num_frames()))
         # Asked for 5, it continues with steps 4 and 5 and saves them.
-        more, agent_c, _ = _run(root, 5)
+        more, agent_c, _ = _run(root, 5, checkpoint_replay_buffer=True)
         self.assertEqual(more["train_step"], 5)
         self.assertEqual(int(agent_c._optimizer.iterations.numpy()), 5)
         self.assertFalse(all(np.array_equal(a, c)
@@ -97,6 +110,29 @@ class CollectAndTrainTest(tf.test.TestCase):
         self.assertIn("ckpt-5.index", os.listdir(os.path.join(root, "checkpoints")))
         self.assertContainsSubset({"loss", "mean_q", "reward", "epsilon", "actions"},
                                   _summary_tags(root))
+
+    def test_checkpoints_leave_the_buffer_out_unless_asked(self):
+        # Default: no buffer in the checkpoint, whatever its capacity; a resume refills the
+        # empty buffer with the initial random collection (6 steps per stream, 2 streams: the
+        # driver counts 6 non-boundary steps per stream, 7 steps with the boundary).
+        small, large, kept = self._temp_dir(), self._temp_dir(), self._temp_dir()
+        _, agent_a, _ = _run(small, 2, capacity=16)
+        _run(large, 2, capacity=4096)
+        _run(kept, 2, capacity=4096, checkpoint_replay_buffer=True)
+        self.assertFalse(any(k.startswith("replay_buffer/") for k in _checkpoint_keys(small)))
+        self.assertTrue(any(k.startswith("replay_buffer/") for k in _checkpoint_keys(kept)))
+        self.assertEqual(_checkpoint_bytes(small), _checkpoint_bytes(large))
+        # The kept buffer's pooled memories alone: 2 streams x 4096 steps x 4 windows x 4 B.
+        self.assertGreater(_checkpoint_bytes(kept) - _checkpoint_bytes(large), 2 * 4096 * 16)
+        again, agent_b, buffer_b = _run(small, 2, capacity=16)
+        self.assertEqual(again, {"train_step": 2, "loss": None})
+        self.assertEqual(int(buffer_b.num_frames()), 14)
+        for a, b in zip(_weights(agent_a), _weights(agent_b)):
+            self.assertAllEqual(a, b)
+        # A checkpoint that holds a buffer resumes without reading it, too.
+        again, _, buffer_c = _run(kept, 2, capacity=4096)
+        self.assertEqual(again["train_step"], 2)
+        self.assertEqual(int(buffer_c.num_frames()), 14)
 
     @pytest.mark.slow
     def test_compiled_loop_trains(self):
