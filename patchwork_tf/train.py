@@ -60,6 +60,10 @@ flags.DEFINE_string("backbone_weights", "none", "MobileNetV2 weights a new stage
                     "paper's Sec. 4.1; offline, pass their file), none (from scratch) or "
                     "the path of a weights file of the stock MobileNetV2 without its top "
                     "(h5). See README.md for offline machines.")
+flags.DEFINE_enum("detection_loss", "focal", ["focal", "ssd"], "Stage-1 detection loss (also "
+                  "stage 3's): ssd, the paper's detector's (the OD API's "
+                  "ssdlite_mobilenet_v2_coco.config: sigmoid and smooth-L1 with 3:1 hard "
+                  "example mining), or focal.")
 # Patchwork setting and attention (stages 2 and 3).
 flags.DEFINE_integer("m", 4, "Grid slices per side (Sec. 3.1).")
 flags.DEFINE_integer("n", 2, "Slices per window side (Sec. 3.1).")
@@ -214,7 +218,8 @@ def main(argv):
             output_stride=FLAGS.output_stride, num_train_clips=FLAGS.stage1_train_clips,
             seed=FLAGS.seed, data=FLAGS.data, data_dir=FLAGS.data_dir,
             still_data=FLAGS.still_data, still_data_dir=FLAGS.still_data_dir,
-            still_fraction=FLAGS.still_fraction, backbone_weights=FLAGS.backbone_weights)
+            still_fraction=FLAGS.still_fraction, backbone_weights=FLAGS.backbone_weights,
+            detection_loss=FLAGS.detection_loss)
         logging.info("Stage 1 at step %d, losses %s", result["step"], result["losses"])
         if result["out_of_time"]:
             print(f"[stage 1/3] stopped at step {result['step']} of {FLAGS.stage1_steps}: "
