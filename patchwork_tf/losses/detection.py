@@ -176,6 +176,10 @@ def hard_example_mask(cls_losses, matches, decoded_boxes,
     The OD API also drops positives that step 1 does not keep (more than
     `num_hard_examples` anchors, or a near-duplicate box); this does the same.
 
+    Cost: one NMS over the N decoded boxes per image (`tf.map_fn` over the batch). At B = 64
+    and N = 2892 (384 px frames) the "ssd" loss took about 3 s on two shared CPU cores
+    against 70 ms for the focal loss; not yet measured on an accelerator.
+
     Args:
       cls_losses: float32 [B, N] per-anchor classification losses (the mining scores).
       matches: int32 [B, N] from `target_assigner.match`: >= 0 positive,

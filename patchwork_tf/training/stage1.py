@@ -54,7 +54,8 @@ SUMMARY_DIR = "train"
 # background column, so it starts at probability 0.99 and every class at 0.01; the many
 # background anchors then do not swamp the first steps. The "ssd" loss starts every class logit
 # at 0, as the OD API's SSDLite (`class_prediction_bias_init` unset, default 0.0): its miner
-# scores at most 3 negatives per positive, so the background never swamps the loss.
+# scores at most 3 negatives per positive (at least 3 per frame), so the background anchors
+# cannot swamp the loss.
 _FOCAL_PRIOR = 0.01
 
 
