@@ -94,7 +94,7 @@ class LoadedModel:
     num_classes: int = 0
     q_fn: object = None                 # the attention network, observation -> Q-values
     agent_checkpoint: str = None        # ... or the stage-2/3 checkpoint it is restored from
-    # m, n, observed_cell, alpha, change_cue
+    # m, n, observed_cell, alpha, change_cue, q_network
     patchwork: dict = dataclasses.field(default_factory=dict)
     anchor_kwargs: dict = dataclasses.field(default_factory=dict)  # of anchors_for_model
     # Which weights these are (checkpoint paths and times), so that saved evaluation progress
@@ -153,7 +153,8 @@ def load_trained(model_dir, resolution=1.0, with_q_network=True):
         loaded.patchwork = {"m": patchwork.m, "n": patchwork.n,
                             "observed_cell": patchwork.observed_cell,
                             "alpha": patchwork.history_alpha,
-                            "change_cue": patchwork.change_cue}
+                            "change_cue": patchwork.change_cue,
+                            "q_network": patchwork.q_network}
         if with_q_network:
             loaded.agent_checkpoint = checkpoints.agent
     return loaded
@@ -179,13 +180,13 @@ def _build_at_resolution(stage1, config, resolution, stage1_dir):
             "frame size and evaluate it with its own --model_dir.") from e
 
 
-def _restore_q_fn(twin, observed_cell, agent_checkpoint, change_cue):
+def _restore_q_fn(twin, observed_cell, agent_checkpoint, change_cue, variant):
     """The stage-2/3 `AttentionQNetwork` for this twin's grid and memory, restored (a
     resolution variant reads the same checkpoint, `q_network.for_twin`)."""
     from patchwork_tf.policy import q_network as q_network_lib
     from patchwork_tf.training import stage2
 
-    q_net = q_network_lib.for_twin(twin, observed_cell, change_cue)
+    q_net = q_network_lib.for_twin(twin, observed_cell, change_cue, variant)
     stage2.restore_q_network(q_net, agent_checkpoint).assert_existing_objects_matched()
     return lambda observation: q_net(observation)[0]
 
@@ -261,7 +262,8 @@ def build_runner(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False
         q_fn = loaded.q_fn
         if q_fn is None and loaded.agent_checkpoint:
             q_fn = _restore_q_fn(twin, observed_cell, loaded.agent_checkpoint,
-                                 loaded.patchwork.get("change_cue", False))
+                                 loaded.patchwork.get("change_cue", False),
+                                 loaded.patchwork.get("q_network", "ours"))
         if q_fn is None:
             raise ValueError("policy 'dqn' needs a trained attention network: pass a train job's "
                              "--model_dir with a stage2/ or stage3/ checkpoint.")

@@ -2,12 +2,14 @@ r"""The Patchwork training job: stages 1 to 3 (Sec. 3.4), then evaluation and ex
 
   python -m patchwork_tf.train --flagfile=experiments/synthetic_det.flags
   python -m patchwork_tf.train --flagfile=experiments/vid.flags \
-      --data_dir=/path/to/ILSVRC2015 --still_data_dir=/path/to/coco
+      --data_dir=/path/to/ILSVRC2015 --still_data_dir=/path/to/ILSVRC2015,/path/to/coco
 
 `--data` picks the data source (`training.sources`): the embedded synthetic benchmark, or a
 local copy of ImageNet VID (detection) or DAVIS 2016 (segmentation) under `--data_dir`, with
-fake videos of COCO or Pascal VOC still images (`--still_data`, `--still_data_dir`) mixed into
-the training data; a missing or malformed copy is refused with the expected layout.
+fake videos of still images (`--still_data`: a list of coco, voc, imagenet_det; their roots in
+`--still_data_dir`) mixed into the training data; a missing or malformed copy is refused with
+the expected layout. On real data the evaluation follows the official protocol (see
+`patchwork_tf.evaluate`).
 
 Stage 1 trains the single-frame model (`training.stage1`); stage 2 places it in the Patchwork
 setting and trains the attention network by DDQN (`training.stage2`); stage 3 freezes batch
@@ -62,6 +64,10 @@ flags.DEFINE_string("backbone_weights", "none", "MobileNetV2 weights a new stage
                     "paper's Sec. 4.1; offline, pass their file), none (from scratch) or "
                     "the path of a weights file of the stock MobileNetV2 without its top "
                     "(h5). See README.md for offline machines.")
+flags.DEFINE_enum("detection_loss", "focal", ["focal", "ssd"], "Stage-1 detection loss (also "
+                  "stage 3's): ssd, the paper's detector's (the OD API's "
+                  "ssdlite_mobilenet_v2_coco.config: sigmoid and smooth-L1 with 3:1 hard "
+                  "example mining), or focal.")
 # Patchwork setting and attention (stages 2 and 3).
 flags.DEFINE_integer("m", 4, "Grid slices per side (Sec. 3.1).")
 flags.DEFINE_integer("n", 2, "Slices per window side (Sec. 3.1).")
@@ -72,6 +78,12 @@ flags.DEFINE_float("history_alpha", 0.5, "Action-history decay, Eq. 1.")
 flags.DEFINE_bool("change_cue", True, "The attention network also observes how much each "
                   "window changed since it was last processed (ours); --nochange_cue is the "
                   "paper's observation (memory and action history only).")
+flags.DEFINE_enum("q_network", "ours", ["ours", "paper"], "The attention Q-network's head: "
+                  "'paper' maps the observation straight to the Q-values (Sec. 3.1), 'ours' "
+                  "adds a hidden layer.")
+flags.DEFINE_bool("checkpoint_replay_buffer", False, "Keep the replay buffer in stage 2 and 3 "
+                  "checkpoints (exact resumption, checkpoints as large as the buffer); "
+                  "without it a resumed stage refills the buffer with initial collection.")
 flags.DEFINE_float("gamma", 0.9, "DDQN discount, Eq. 5.")
 flags.DEFINE_integer("target_update_period", 100, "Train steps between target updates.")
 flags.DEFINE_float("epsilon_start", 1.0, "Initial collection epsilon.")
@@ -146,6 +158,7 @@ def patchwork_config():
     return stage2.PatchworkConfig(
         m=FLAGS.m, n=FLAGS.n, observed_cell=FLAGS.observed_cell,
         history_alpha=FLAGS.history_alpha, change_cue=FLAGS.change_cue,
+        q_network=FLAGS.q_network,
         num_streams=FLAGS.num_streams,
         clip_length=FLAGS.clip_length, num_train_clips=FLAGS.num_train_clips,
         gamma=FLAGS.gamma, learning_rate=FLAGS.stage2_learning_rate,
@@ -216,7 +229,8 @@ def main(argv):
             output_stride=FLAGS.output_stride, num_train_clips=FLAGS.stage1_train_clips,
             seed=FLAGS.seed, data=FLAGS.data, data_dir=FLAGS.data_dir,
             still_data=FLAGS.still_data, still_data_dir=FLAGS.still_data_dir,
-            still_fraction=FLAGS.still_fraction, backbone_weights=FLAGS.backbone_weights)
+            still_fraction=FLAGS.still_fraction, backbone_weights=FLAGS.backbone_weights,
+            detection_loss=FLAGS.detection_loss)
         logging.info("Stage 1 at step %d, losses %s", result["step"], result["losses"])
         if result["out_of_time"]:
             print(f"[stage 1/3] stopped at step {result['step']} of {FLAGS.stage1_steps}: "
@@ -226,11 +240,13 @@ def main(argv):
     if "2" in FLAGS.stages:
         print(f"[stage 2/3] attention by DDQN, M={FLAGS.m} N={FLAGS.n}, "
               f"{FLAGS.stage2_steps} train steps")
-        result = stage2.train_stage2(model_dir, config)
+        result = stage2.train_stage2(
+            model_dir, config, checkpoint_replay_buffer=FLAGS.checkpoint_replay_buffer)
         logging.info("Stage 2 at train step %d, loss %s", result["train_step"], result["loss"])
     if "3" in FLAGS.stages:
         print(f"[stage 3/3] joint fine-tuning to DDQN step {FLAGS.stage3_steps}")
-        result = stage3.train_stage3(model_dir, config)
+        result = stage3.train_stage3(
+            model_dir, config, checkpoint_replay_buffer=FLAGS.checkpoint_replay_buffer)
         logging.info("Stage 3 at train step %d, DDQN loss %s, task loss %s",
                      result["train_step"], result["loss"], result["finetune_loss"])
     if FLAGS.evaluate:

@@ -16,8 +16,10 @@ custom loop under a `tf.distribute` strategy chosen by name. It writes into `mod
   every skipped batch of a video data set would cost as much as training on it);
 * `train/`: TensorBoard summaries (losses, learning rate).
 
-Losses: detection uses the target assigner (`patchwork_tf.ops.target_assigner`) and the focal
-plus smooth-L1 loss of `patchwork_tf.losses.detection`; segmentation a per-pixel sigmoid
+Losses: detection uses the target assigner (`patchwork_tf.ops.target_assigner`) and a loss of
+`patchwork_tf.losses.detection` chosen by `Stage1Config.detection_loss`: "ssd", the
+hard-example-mined sigmoid plus smooth-L1 loss of the paper's detector (the OD API's
+`ssdlite_mobilenet_v2_coco.config`), or "focal"; segmentation a per-pixel sigmoid
 cross-entropy on the foreground logit (DAVIS 2016 unsupervised, one primary object).
 
 The stage-1 checkpoint is also a checkpoint of the Patchwork model (the twin shares the
@@ -50,7 +52,10 @@ CHECKPOINT_DIR = "checkpoints"
 SUMMARY_DIR = "train"
 # Focal-loss prior (Lin et al. 2017, Sec. 4.1): the sigmoid focal loss also scores the
 # background column, so it starts at probability 0.99 and every class at 0.01; the many
-# background anchors then do not swamp the first steps.
+# background anchors then do not swamp the first steps. The "ssd" loss starts every class logit
+# at 0, as the OD API's SSDLite (`class_prediction_bias_init` unset, default 0.0): its miner
+# scores at most 3 negatives per positive (at least 3 per frame), so the background anchors
+# cannot swamp the loss.
 _FOCAL_PRIOR = 0.01
 
 
@@ -96,6 +101,10 @@ class Stage1Config:
         the stock MobileNetV2 without its top (`models.backbone_weights`). Only the backbone
         layers take them; the head is freshly initialised, and a resumed run restores its
         checkpoint instead.
+      detection_loss: "ssd", the paper's detector's loss (hard-example-mined sigmoid and
+        smooth-L1, `losses.detection.ssd_detection_loss`; class logits start at 0), or "focal"
+        (`losses.detection.detection_loss`; class logits start at the focal prior). The default
+        "focal" is what runs stored before this field trained with, so they load unchanged.
     """
     task: str
     frame_size: Tuple[int, int] = (128, 128)
@@ -121,12 +130,16 @@ class Stage1Config:
     max_objects: Optional[int] = None
     seed: int = 0
     backbone_weights: str = backbone_weights_lib.NONE
+    detection_loss: str = detection_losses.FOCAL
 
     def __post_init__(self):
         if self.task not in stage1_data.TASKS:
             raise ValueError(f"task must be one of {stage1_data.TASKS}, got {self.task!r}.")
         if self.num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {self.num_steps}.")
+        if self.detection_loss not in detection_losses.LOSSES:
+            raise ValueError(f"detection_loss must be one of {detection_losses.LOSSES}, got "
+                             f"{self.detection_loss!r}.")
         object.__setattr__(self, "frame_size", tuple(int(v) for v in self.frame_size))
         source = self.source
         source.check_task(self.task)
@@ -167,7 +180,8 @@ def build_model(config: Stage1Config, num_classes: Optional[int] = None,
 
     Args:
       config: the architecture's fields (task, frame size, alpha, extra layers, anchors'
-        `reduce_boxes_in_lowest_layer`, output stride, dropout, batch-norm momentum).
+        `reduce_boxes_in_lowest_layer`, output stride, dropout, batch-norm momentum) and the
+        detection loss, which fixes the class logits' initial bias.
       num_classes: the detector's classes; None takes `config.num_classes` (its data
         source's). Another value builds the same architecture for another label set, e.g.
         an export of a model trained elsewhere.
@@ -179,11 +193,13 @@ def build_model(config: Stage1Config, num_classes: Optional[int] = None,
     if config.task == "detection":
         num_classes = config.num_classes if num_classes is None else num_classes
         prior_logit = math.log((1.0 - _FOCAL_PRIOR) / _FOCAL_PRIOR)
+        class_bias_init = ([prior_logit] + [-prior_logit] * num_classes
+                           if config.detection_loss == detection_losses.FOCAL else 0.0)
         model = ssdlite.ssdlite_mobilenet_v2(
             input_shape, num_classes=num_classes, alpha=config.alpha,
             num_extra_layers=extra_layers(config), add_background_class=True,
             reduce_boxes_in_lowest_layer=config.reduce_boxes_in_lowest_layer,
-            class_bias_init=[prior_logit] + [-prior_logit] * num_classes,
+            class_bias_init=class_bias_init,
             batch_norm_momentum=config.batch_norm_momentum)
     else:
         model = deeplab.deeplabv3_mobilenet_v2(
@@ -211,19 +227,28 @@ def detection_anchors(model: tf_keras.Model, config: Stage1Config) -> tf.Tensor:
     return anchors_lib.anchors_for_model(model, **anchor_kwargs(config))
 
 
-def detection_loss(model_outputs, labels, anchors) -> Dict[str, tf.Tensor]:
-    """Focal + smooth-L1 loss of SSDLite outputs against padded ground truth.
+def detection_loss(model_outputs, labels, anchors,
+                   loss=detection_losses.FOCAL) -> Dict[str, tf.Tensor]:
+    """The SSD or focal loss of SSDLite outputs against padded ground truth.
 
     Args:
       model_outputs: `{"class_logits": [B, A, C + 1], "box_encodings": [B, A, 4]}`.
       labels: `boxes` float32 [B, K, 4], `classes` int32 [B, K], `valid` bool [B, K].
       anchors: float32 [A, 4].
+      loss: "ssd" (`detection_losses.ssd_detection_loss`, the paper's detector's) or "focal"
+        (`detection_losses.detection_loss`); `Stage1Config.detection_loss`.
 
     Returns:
-      dict of float32 scalars `total`, `classification`, `localization`, `num_positives`.
+      dict of float32 scalars `total`, `classification`, `localization`, `num_positives`,
+      and for "ssd" `num_negatives` (mined).
     """
+    if loss not in detection_losses.LOSSES:
+        raise ValueError(f"loss must be one of {detection_losses.LOSSES}, got {loss!r}.")
     targets = target_assigner.assign_targets(anchors, labels["boxes"], labels["classes"],
                                              labels["valid"])
+    if loss == detection_losses.SSD:
+        return detection_losses.ssd_detection_loss(
+            model_outputs["class_logits"], model_outputs["box_encodings"], targets, anchors)
     return detection_losses.detection_loss(model_outputs["class_logits"],
                                            model_outputs["box_encodings"], targets)
 
@@ -342,7 +367,7 @@ def train_stage1(
         with tf.GradientTape() as tape:
             outputs = model(images, training=True)
             if config.task == "detection":
-                losses = detection_loss(outputs, labels, anchors)
+                losses = detection_loss(outputs, labels, anchors, config.detection_loss)
             else:
                 losses = segmentation_loss(outputs, labels)
             scaled = losses["total"] / num_replicas

@@ -45,6 +45,9 @@ flags.DEFINE_string("backbone_weights", "none", "MobileNetV2 weights a new run s
                     "backbone from: imagenet (the Keras ImageNet weights; offline, pass "
                     "their file), none (from scratch) or the path of a weights file of "
                     "the stock MobileNetV2 without its top (h5).")
+flags.DEFINE_enum("detection_loss", "focal", ["focal", "ssd"], "Detection loss: ssd, the "
+                  "paper's detector's (the OD API's ssdlite_mobilenet_v2_coco.config: sigmoid "
+                  "and smooth-L1 with 3:1 hard example mining), or focal.")
 flags.DEFINE_float("max_seconds", None, "Stop training after this many seconds.")
 flags.DEFINE_integer("checkpoint_every", 200, "Steps between checkpoints.")
 flags.DEFINE_integer("eval_clips", 32, "Validation clips evaluated after training.")
@@ -65,7 +68,7 @@ def main(argv):
             frames_per_clip=FLAGS.frames_per_clip, seed=FLAGS.seed, data=FLAGS.data,
             data_dir=FLAGS.data_dir, still_data=FLAGS.still_data,
             still_data_dir=FLAGS.still_data_dir, still_fraction=FLAGS.still_fraction,
-            backbone_weights=FLAGS.backbone_weights)
+            backbone_weights=FLAGS.backbone_weights, detection_loss=FLAGS.detection_loss)
         logging.info("trained to step %d in %.0f s (%.2f steps/s), last losses %s",
                      result["step"], result["seconds"], result["steps_per_second"],
                      result["losses"])

@@ -198,7 +198,8 @@ def build_patchwork(model_dir, config, write="bands", jit_compile=False):
                                     full_memory_cells=[config.observed_cell])
     task = tasks.Task.for_model(model, stage1_config)
     tf_keras.utils.set_random_seed(config.seed)
-    q_network = q_network_lib.for_twin(twin, config.observed_cell, config.change_cue)
+    q_network = q_network_lib.for_twin(twin, config.observed_cell, config.change_cue,
+                                       config.q_network)
     return Patchwork(model, stage1_config, config, grid, twin, task, q_network)
 
 
@@ -302,17 +303,9 @@ def build_setting(model_dir, config, learning_rate, train_step_offset=0):
       config: the `PatchworkConfig`.
       learning_rate: the Q-network's Adam learning rate.
       train_step_offset: train steps already taken before this stage (for epsilon).
-
-    Raises:
-      ValueError: a Q-network built with another head than `config.q_network`.
     """
     patchwork = build_patchwork(model_dir, config)
     config = patchwork.config  # The observed cell resolved.
-    if patchwork.q_network.fc_layer_params != q_network_lib.Q_NETWORKS[config.q_network]:
-        raise ValueError(
-            f"config.q_network={config.q_network!r}, but the Q-network was built with hidden "
-            f"layers {patchwork.q_network.fc_layer_params}; build_patchwork must pass "
-            "variant=config.q_network to q_network.for_twin.")
     clips = training_clips(patchwork.stage1_config.task, config,
                            patchwork.stage1_config.frame_size, config.num_train_clips,
                            config.clip_length, config.num_streams, config.seed,

@@ -9,6 +9,7 @@ import dataclasses
 
 import tensorflow as tf
 
+from patchwork_tf.losses import detection as detection_losses
 from patchwork_tf.metrics import rewards
 from patchwork_tf.ops import postprocess as postprocess_lib
 from patchwork_tf.training import stage1
@@ -21,16 +22,20 @@ class Task:
     Attributes:
       name: 'detection' or 'segmentation'.
       anchors: float32 `[A, 4]` for detection, None for segmentation.
+      detection_loss: the detection loss, "ssd" or "focal" (`Stage1Config.detection_loss`):
+        stage 3 fine-tunes with the loss stage 1 trained with.
     """
 
     name: str
     anchors: tf.Tensor = None
+    detection_loss: str = detection_losses.FOCAL
 
     @classmethod
     def for_model(cls, model, config):
         """The task of `model`, built by `stage1.build_model(config)`."""
         if config.task == "detection":
-            return cls(config.task, stage1.detection_anchors(model, config))
+            return cls(config.task, stage1.detection_anchors(model, config),
+                       config.detection_loss)
         return cls(config.task)
 
     def predictions(self, outputs):
@@ -45,7 +50,8 @@ class Task:
     def loss(self, outputs, labels):
         """The stage-1 training loss; `labels` hold one frame's ground truth per stream."""
         if self.name == "detection":
-            return stage1.detection_loss(outputs, labels, self.anchors)["total"]
+            return stage1.detection_loss(outputs, labels, self.anchors,
+                                         self.detection_loss)["total"]
         return stage1.segmentation_loss(outputs, labels)["total"]
 
     def metric(self, ground_truth, outputs):

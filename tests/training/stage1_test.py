@@ -171,3 +171,44 @@ def test_resumed_dataset_continues_the_batch_sequence():
                                                                start_step=4).take(3)]
     for a, b in zip(whole[4:], tail):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_the_ssd_loss_trains_with_a_finite_loss_and_is_stored(tmp_path):
+    model_dir = str(tmp_path / "ssd")
+    result = stage1.train_stage1(model_dir, "detection", num_steps=3, detection_loss="ssd",
+                                 verbose=0, **TINY)
+    assert result["step"] == 3
+    assert np.isfinite(result["losses"]["total"]) and result["losses"]["total"] > 0
+    # The synthetic frames hold objects, so 3:1 mining keeps negatives.
+    assert result["losses"]["num_negatives"] >= 3
+    assert stage1.load_config(model_dir).detection_loss == "ssd"
+
+
+def test_class_logits_start_at_the_focal_prior_or_at_zero_for_the_ssd_loss():
+    def class_biases(detection_loss):
+        model = stage1.build_model(stage1.Stage1Config(
+            task="detection", frame_size=(64, 64), detection_loss=detection_loss))
+        return np.concatenate([layer.bias.numpy() for layer in model.layers
+                               if layer.name.endswith("_class")])
+
+    # 5 synthetic classes + background per box spec; the focal prior is p = 0.01 per class.
+    prior = np.log(99.0)
+    np.testing.assert_allclose(class_biases("focal")[:6], [prior] + [-prior] * 5, rtol=1e-6)
+    np.testing.assert_array_equal(class_biases("ssd"), 0.0)
+
+
+def test_a_stored_config_without_detection_loss_loads_as_focal(tmp_path):
+    run_config.store(str(tmp_path), stage1.CONFIG_FILE, stage1.Stage1Config(task="detection"))
+    path = os.path.join(tmp_path, stage1.CONFIG_FILE)
+    with open(path) as f:
+        stored = json.load(f)
+    del stored["detection_loss"]  # a run directory from before the field
+    with open(path, "w") as f:
+        json.dump(stored, f)
+    assert stage1.load_config(str(tmp_path)).detection_loss == "focal"
+
+
+def test_an_unknown_detection_loss_is_refused():
+    with pytest.raises(ValueError, match="detection_loss must be one of"):
+        stage1.Stage1Config(task="detection", detection_loss="softmax")
