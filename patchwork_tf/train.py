@@ -194,8 +194,8 @@ def evaluate_run(model_dir):
     what = (f"{FLAGS.eval_clips} {FLAGS.eval_split} clips" if trained.data == "synthetic" else
             f"{FLAGS.eval_max_videos or 'all'} val videos of {trained.data}, every frame")
     print(f"[evaluate] {', '.join(policies)} on {what}")
+    loaded = evaluate.load_trained(model_dir)
     for policy in policies:
-        loaded = evaluate.load_trained(model_dir, with_q_network=policy == "dqn")
         name = policy if policy == "single_frame" else f"{policy}_m{FLAGS.m}n{FLAGS.n}"
         print(f"[evaluate] {name}")
         result, _ = evaluate.evaluate(

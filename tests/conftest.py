@@ -6,9 +6,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 # The longest modules (every flag file end to end) start first, so that with parallel
-# workers (`pytest -n 2 --dist loadfile`, tools/test.sh) they run beside the others.
-LONGEST_FIRST = ("tests/training/experiments_real_test.py",
-                 "tests/training/experiments_test.py")
+# workers (`pytest -n 3 --dist loadfile`, tools/test.sh) they run beside the others.
+LONGEST_FIRST = ("tests/training/experiments_test.py", "tests/training/experiments_vid_test.py",
+                 "tests/training/experiments_davis_test.py")
 
 
 def pytest_collection_modifyitems(config, items):

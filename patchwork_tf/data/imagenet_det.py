@@ -100,27 +100,15 @@ def list_images(root, split):
     """
     if split not in SPLITS:
         raise ValueError(f"ImageNet DET split must be one of {SPLITS}, got {split!r}.")
-    sets_dir = layout_lib.require(os.path.join(root, "ImageSets", "DET"), "ImageSets/DET",
-                                  LAYOUT)
-    if split == "train":
-        names = sorted(n for n in os.listdir(sets_dir)
-                       if n.startswith("train_") and n.endswith(".txt"))
-        if not names:
-            raise layout_lib.DataLayoutError(
-                f"no ImageSets/DET/train_<c>.txt in {sets_dir!r}. Expected this layout:\n{LAYOUT}")
-    else:
-        names = ["val.txt"]
     labels = collections.defaultdict(set)
-    for name in names:
-        for line in layout_lib.read_lines(os.path.join(sets_dir, name), f"ImageSets/DET/{name}",
-                                          LAYOUT):
-            fields = line.split()
-            if len(fields) != 2 or not fields[1].lstrip("-").isdigit() or (
-                    split == "train" and fields[1] not in ("1", "0", "-1")):
-                raise layout_lib.DataLayoutError(
-                    f"cannot read line {line!r} of ImageSets/DET/{name}. Expected this "
-                    f"layout:\n{LAYOUT}")
-            labels[fields[0].strip("/")].add(fields[1])
+    for name, line in imagenet_vid.image_set_lines(root, "DET", split, LAYOUT):
+        fields = line.split()
+        if len(fields) != 2 or not fields[1].lstrip("-").isdigit() or (
+                split == "train" and fields[1] not in ("1", "0", "-1")):
+            raise layout_lib.DataLayoutError(
+                f"cannot read line {line!r} of ImageSets/DET/{name}. Expected this "
+                f"layout:\n{LAYOUT}")
+        labels[fields[0].strip("/")].add(fields[1])
     if split == "val":
         return list(labels)
     return [image_id for image_id, seen in labels.items() if "1" in seen and "0" not in seen]

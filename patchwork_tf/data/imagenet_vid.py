@@ -58,6 +58,30 @@ LAYOUT = """<root>/  (the ILSVRC2015 folder of ImageNet VID 2015, ILSVRC2015_VID
   ImageSets/VID/val.txt             lines '<video>/<frame> <index>'"""
 
 
+def image_set_lines(root, kind, split, layout):
+    """Yields `(list name, line)` of an ILSVRC image-set folder `ImageSets/<kind>/` ("VID" or
+    "DET"): every `train_<c>.txt` in name order for "train", `val.txt` for "val".
+
+    Raises:
+      layout.DataLayoutError: the folder, or every train list, is missing (naming `layout`).
+    """
+    sets_dir = layout_lib.require(os.path.join(root, "ImageSets", kind), f"ImageSets/{kind}",
+                                  layout)
+    if split == "train":
+        names = sorted(n for n in os.listdir(sets_dir)
+                       if n.startswith("train_") and n.endswith(".txt"))
+        if not names:
+            raise layout_lib.DataLayoutError(
+                f"no ImageSets/{kind}/train_<c>.txt in {sets_dir!r}. Expected this layout:\n"
+                f"{layout}")
+    else:
+        names = ["val.txt"]
+    for name in names:
+        for line in layout_lib.read_lines(os.path.join(sets_dir, name),
+                                          f"ImageSets/{kind}/{name}", layout):
+            yield name, line
+
+
 def list_videos(root, split):
     """Video folders of a split, relative to `Data/VID/<split>`, from `ImageSets/VID`.
 
@@ -69,35 +93,23 @@ def list_videos(root, split):
     """
     if split not in SPLITS:
         raise ValueError(f"ImageNet VID split must be one of {SPLITS}, got {split!r}.")
-    sets_dir = layout_lib.require(os.path.join(root, "ImageSets", "VID"), "ImageSets/VID",
-                                  LAYOUT)
-    if split == "train":
-        names = sorted(n for n in os.listdir(sets_dir)
-                       if n.startswith("train_") and n.endswith(".txt"))
-        if not names:
-            raise layout_lib.DataLayoutError(
-                f"no ImageSets/VID/train_<c>.txt in {sets_dir!r}. Expected this layout:\n{LAYOUT}")
-    else:
-        names = ["val.txt"]
     videos = {}
-    for name in names:
-        for line in layout_lib.read_lines(os.path.join(sets_dir, name), f"ImageSets/VID/{name}",
-                                          LAYOUT):
-            fields = line.split()
-            if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
-                raise layout_lib.DataLayoutError(
-                    f"cannot read line {line!r} of ImageSets/VID/{name}. Expected this "
-                    f"layout:\n{LAYOUT}")
-            parts = fields[0].strip("/").split("/")
-            if parts[0] == split:
-                parts = parts[1:]
-            if split == "val" and parts and parts[-1].isdigit():
-                parts = parts[:-1]
-            if not parts:
-                raise layout_lib.DataLayoutError(
-                    f"cannot read a video from line {line!r} of ImageSets/VID/{name}. Expected "
-                    f"this layout:\n{LAYOUT}")
-            videos.setdefault("/".join(parts), None)
+    for name, line in image_set_lines(root, "VID", split, LAYOUT):
+        fields = line.split()
+        if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
+            raise layout_lib.DataLayoutError(
+                f"cannot read line {line!r} of ImageSets/VID/{name}. Expected this "
+                f"layout:\n{LAYOUT}")
+        parts = fields[0].strip("/").split("/")
+        if parts[0] == split:
+            parts = parts[1:]
+        if split == "val" and parts and parts[-1].isdigit():
+            parts = parts[:-1]
+        if not parts:
+            raise layout_lib.DataLayoutError(
+                f"cannot read a video from line {line!r} of ImageSets/VID/{name}. Expected "
+                f"this layout:\n{LAYOUT}")
+        videos.setdefault("/".join(parts), None)
     return list(videos)
 
 

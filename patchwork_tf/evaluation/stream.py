@@ -275,10 +275,10 @@ def _prepare_frame(frame, frame_size, resize_frames, dtype=tf.float32):
     return clips_lib.preprocess_frames(frames)
 
 
-def _fingerprint(runner, settings):
+def _fingerprint(runner, job_flops, settings):
     """What must match for saved per-video progress to belong to this evaluation."""
     record = {"method": runner.method, "task": runner.task.name, "flip": runner.flip,
-              "frame_size": list(runner.frame_size), "job_flops": float(runner.job_flops()),
+              "frame_size": list(runner.frame_size), "job_flops": float(job_flops),
               "policy": getattr(runner, "policy_name", None), **settings}
     return json.loads(json.dumps(record, sort_keys=True, default=str))
 
@@ -316,10 +316,10 @@ def _write_json_atomically(path, record):
     os.replace(temporary, path)
 
 
-def _stream_video(runner, task, video, interval, resize_frames, start, step_trace, bar):
+def _stream_video(runner, job_mflops, video, interval, resize_frames, start, step_trace, bar):
     """Streams one video through the runner; returns its progress record."""
+    task = runner.task
     metric = task.new_metric()
-    job_mflops = runner.job_flops() / 1e6
     length = video.num_frames
     job_flops, job_ms = np.zeros(length), np.zeros(length)
     call_ms, actions, startup_ms = [], [], 0.0
@@ -389,7 +389,6 @@ def evaluate_stream(runner, clips, interval=1, delay=0, resize_frames=False, nam
     """
     latency.check_schedule(interval, delay)
     check_stream_start(start)
-    task = runner.task
     settings = dict(settings or {})
     settings.update(interval=int(interval), delay=int(delay), flip=runner.flip,
                     stream_start=start, complete=bool(complete))
@@ -398,8 +397,9 @@ def evaluate_stream(runner, clips, interval=1, delay=0, resize_frames=False, nam
     videos = [videos_lib.as_video(item) for item in clips]
     if not videos:
         raise ValueError("clips is empty; give at least one video.")
+    job_flops = runner.job_flops()   # counted once: it traces the step
     if progress_dir:
-        _open_progress(progress_dir, _fingerprint(runner, settings))
+        _open_progress(progress_dir, _fingerprint(runner, job_flops, settings))
     bar = (tf_keras.utils.Progbar(sum(v.num_frames for v in videos), unit_name="frame")
            if show_progress else None)
     records, warmed, step_numbers = [], False, itertools.count()
@@ -426,15 +426,15 @@ def evaluate_stream(runner, clips, interval=1, delay=0, resize_frames=False, nam
                 return (profiling.step_trace(next(step_numbers)) if profile_dir
                         else contextlib.nullcontext())
 
-            record = _stream_video(runner, task, video, interval, resize_frames, start,
-                                   step_trace, bar)
+            record = _stream_video(runner, job_flops / 1e6, video, interval, resize_frames,
+                                   start, step_trace, bar)
             if path:
                 _write_json_atomically(path, record)
             records.append(record)
-    return _result(runner, records, interval, delay, start, name, settings)
+    return _result(runner, job_flops, records, interval, delay, start, name, settings)
 
 
-def _result(runner, records, interval, delay, start, name, settings):
+def _result(runner, job_flops, records, interval, delay, start, name, settings):
     """The `StreamResult` of the per-video records of `evaluate_stream`."""
     task = runner.task
     metric = task.new_metric()
@@ -464,7 +464,7 @@ def _result(runner, records, interval, delay, start, name, settings):
         empirical=empirical,
         call_ms={"median": float(np.median(call_ms)), "p90": float(np.percentile(call_ms, 90)),
                  "max": float(np.max(call_ms)), "calls": int(len(call_ms))},
-        job_mflops=runner.job_flops() / 1e6,
+        job_mflops=job_flops / 1e6,
         startup_mflops=startup_mflops if start == "key_frame" else 0.0,
         num_clips=len(records),
         stream_start=start,

@@ -59,6 +59,18 @@ def _check_rank(x, rank, name, expected):
         raise ValueError(f"{name} must have shape {expected}; got shape {x.shape}.")
 
 
+def _sigmoid_cross_entropy(class_logits, cls_targets):
+    """(logits float32 [B, N, C + 1], one-hot targets [B, N, C + 1], per-column sigmoid
+    cross-entropy [B, N, C + 1]) of class logits and int targets [B, N]."""
+    class_logits = tf.convert_to_tensor(class_logits, tf.float32)
+    cls_targets = tf.convert_to_tensor(cls_targets, tf.int32)
+    _check_rank(class_logits, 3, "class_logits", "[B, N, C + 1]")
+    _check_rank(cls_targets, 2, "cls_targets", "[B, N]")
+    labels = tf.one_hot(cls_targets, tf.shape(class_logits)[-1], dtype=tf.float32)
+    return class_logits, labels, tf.nn.sigmoid_cross_entropy_with_logits(labels=labels,
+                                                                         logits=class_logits)
+
+
 def sigmoid_focal_loss(class_logits, cls_targets, cls_weights, alpha=FOCAL_ALPHA,
                        gamma=FOCAL_GAMMA):
     """Per-anchor sigmoid focal loss, summed over the C + 1 class columns.
@@ -76,12 +88,7 @@ def sigmoid_focal_loss(class_logits, cls_targets, cls_weights, alpha=FOCAL_ALPHA
     Returns:
       float32 [B, N], weighted, not normalized.
     """
-    class_logits = tf.convert_to_tensor(class_logits, tf.float32)
-    cls_targets = tf.convert_to_tensor(cls_targets, tf.int32)
-    _check_rank(class_logits, 3, "class_logits", "[B, N, C + 1]")
-    _check_rank(cls_targets, 2, "cls_targets", "[B, N]")
-    labels = tf.one_hot(cls_targets, tf.shape(class_logits)[-1], dtype=tf.float32)
-    cross_entropy = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=class_logits)
+    class_logits, labels, cross_entropy = _sigmoid_cross_entropy(class_logits, cls_targets)
     probs = tf.sigmoid(class_logits)
     p_t = labels * probs + (1.0 - labels) * (1.0 - probs)
     alpha_t = labels * alpha + (1.0 - labels) * (1.0 - alpha)
@@ -148,12 +155,7 @@ def sigmoid_cross_entropy_loss(class_logits, cls_targets, cls_weights):
     Returns:
       float32 [B, N], weighted, not normalized.
     """
-    class_logits = tf.convert_to_tensor(class_logits, tf.float32)
-    cls_targets = tf.convert_to_tensor(cls_targets, tf.int32)
-    _check_rank(class_logits, 3, "class_logits", "[B, N, C + 1]")
-    _check_rank(cls_targets, 2, "cls_targets", "[B, N]")
-    labels = tf.one_hot(cls_targets, tf.shape(class_logits)[-1], dtype=tf.float32)
-    cross_entropy = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=class_logits)
+    _, _, cross_entropy = _sigmoid_cross_entropy(class_logits, cls_targets)
     return tf.reduce_sum(cross_entropy, axis=-1) * tf.convert_to_tensor(cls_weights, tf.float32)
 
 

@@ -2,6 +2,7 @@
 overridden (steps, frame size, depth multiplier, clip and buffer sizes, video counts), and
 where the data and the outputs live."""
 import os
+import shutil
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXPERIMENTS = os.path.join(REPO, "experiments")
@@ -29,3 +30,41 @@ def train_flag_file(name, model_dir, *overrides):
         flags.FLAGS.unparse_flags()
         os.chdir(cwd)
     return model_dir
+
+
+def write_official_copies(root):
+    """Fixture copies of the official layouts (ImageNet VID with DET in one ILSVRC2015
+    folder, DAVIS 2016, COCO 2017, Pascal VOC 2012) and a local ImageNet weights file, as an
+    offline machine has them: name -> path."""
+    from tests.data import fixtures
+    from tests.models import backbone_files
+    weights = os.path.join(root, "mobilenet_v2_weights_0.35_no_top.h5")
+    backbone_files.write_weights_file(weights)
+    ilsvrc = fixtures.write_vid(os.path.join(root, "ILSVRC2015"))
+    fixtures.write_det(ilsvrc)
+    return {"imagenet_vid": ilsvrc, "davis": fixtures.write_davis(os.path.join(root, "DAVIS")),
+            "coco": fixtures.write_coco(os.path.join(root, "coco")),
+            "voc": fixtures.write_voc(os.path.join(root, "VOC2012")), "weights": weights}
+
+
+def paper_data_flags(name, copies):
+    """--data_dir, --still_data_dir (the flag file's still sources, in its order) and the
+    local backbone weights of a paper flag file (vid*, davis*)."""
+    if name.startswith("vid"):
+        data_dir, stills = copies["imagenet_vid"], [copies["imagenet_vid"], copies["coco"]]
+    else:
+        data_dir, stills = copies["davis"], [copies["coco"], copies["voc"]]
+    return [f"--data_dir={data_dir}", f"--still_data_dir={','.join(stills)}",
+            f"--backbone_weights={copies['weights']}"]
+
+
+def train_paper_pair(name, change_name, tmp_path_factory, copies):
+    """A paper flag file and its `*_change` variant at toy scale. The variant differs from the
+    paper's file after stage 1 only, so it starts from a copy of the paper run's stage 1 (the
+    train job skips a finished stage), as a user comparing the two would."""
+    paper = train_flag_file(name, str(tmp_path_factory.mktemp(name.split(".")[0]) / "run"),
+                            *paper_data_flags(name, copies))
+    change = str(tmp_path_factory.mktemp(change_name.split(".")[0]) / "run")
+    shutil.copytree(os.path.join(paper, "stage1"), os.path.join(change, "stage1"))
+    train_flag_file(change_name, change, *paper_data_flags(change_name, copies))
+    return {name: paper, change_name: change}
