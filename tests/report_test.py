@@ -1,9 +1,5 @@
-"""The report tool on a tiny sweep of untrained models (alpha 0.35, 64 px, one short clip)."""
-import json
-import os
-import subprocess
-import sys
-
+"""The report tool's run specs, tables, protocol and figures (its whole sweep runs on a trained
+run in tests/training/experiments_test.py)."""
 import numpy as np
 import pytest
 from PIL import Image
@@ -72,32 +68,3 @@ def test_a_run_short_of_the_whole_split_says_so():
     assert "from zero memories" in protocol
     rows = results.markdown_table([whole, quick]).splitlines()
     assert rows[2].startswith("| sf |") and rows[3].startswith("| quick (not the whole split) |")
-
-
-@pytest.mark.slow
-def test_tiny_sweep_from_a_flag_file(tmp_path):
-    flagfile = tmp_path / "tiny.flags"
-    flagfile.write_text("\n".join([
-        "--untrained", "--task=segmentation", "--alpha=0.35", "--frame_size=64",
-        "--num_clips=1", "--clip_length=4",
-        "--run=name=sf,tables=policies",
-        "--run=name=sf_half,resolution=0.5",
-        "--run=name=sf_k2_d1,interval=2,delay=1",
-        "--run=name=scan,policy=scanning,m=2,n=1,tables=policies+cells",
-        "--run=name=scan_nocells,policy=scanning,m=2,n=1,cells=false,tables=cells",
-    ]) + "\n")
-    out = tmp_path / "report"
-    subprocess.run([sys.executable, "-m", "patchwork_tf.report", f"--flagfile={flagfile}",
-                    f"--output_dir={out}"], check=True, capture_output=True,
-                   env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-    records = json.loads((out / "results.json").read_text())
-    by_name = {r["name"]: r for r in records}
-    assert list(by_name) == ["sf", "sf_half", "sf_k2_d1", "scan", "scan_nocells"]
-    assert by_name["sf_half"]["settings"]["frame_size"] == [32, 32]
-    assert by_name["sf_k2_d1"]["theoretical"]["maximum"] == pytest.approx(
-        by_name["sf"]["theoretical"]["maximum"] / 2)
-    assert by_name["scan_nocells"]["settings"]["cells"] is False
-    text = (out / "report.md").read_text()
-    assert "| scan_nocells |" in text and "Patchwork Cell?" in text
-    for kind in ("theoretical", "empirical"):
-        Image.open(out / f"latency_{kind}.png").verify()

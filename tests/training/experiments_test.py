@@ -10,8 +10,10 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from tests.training import toy_runs
 
@@ -59,6 +61,36 @@ def test_synthetic_flag_file_runs_every_stage_evaluates_and_exports(synthetic_ru
     check_run(synthetic_runs[name], real=False)
 
 
+# Stage 1's Conv1 and bn_Conv1 in the checkpoints.
+CONV1 = "model/layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE"
+BN1 = "model/layer_with_weights-1/{}/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+@pytest.mark.slow
+def test_stage3_fine_tunes_all_but_batch_norm_and_the_run_uses_its_weights(synthetic_runs,
+                                                                          tmp_path):
+    from patchwork_tf import evaluate
+    from patchwork_tf import visualize
+    model_dir = synthetic_runs["synthetic_det.flags"]
+    before, tuned = (tf.train.load_checkpoint(tf.train.latest_checkpoint(
+        os.path.join(model_dir, stage, "checkpoints"))) for stage in ("stage1", "stage3"))
+    assert not np.array_equal(before.get_tensor(CONV1), tuned.get_tensor(CONV1))
+    for name in ("moving_mean", "moving_variance", "gamma", "beta"):
+        np.testing.assert_array_equal(before.get_tensor(BN1.format(name)),
+                                      tuned.get_tensor(BN1.format(name)))
+    # The evaluation restores the fine-tuned weights and stage 3's Q-network.
+    loaded = evaluate.load_trained(model_dir)
+    np.testing.assert_array_equal(loaded.model.get_layer("Conv1").kernel.numpy(),
+                                  tuned.get_tensor(CONV1))
+    assert loaded.agent_checkpoint == tf.train.latest_checkpoint(
+        os.path.join(model_dir, "stage3", "checkpoints"))
+    # The renderings of the run use its attention network and the cell it reads.
+    paths = visualize.visualize_run(str(tmp_path / "visualize"), model_dir, clip_length=4)
+    with Image.open(paths["gif"]) as gif:
+        assert gif.n_frames == 4
+    assert all(os.path.getsize(paths[key]) > 0 for key in ("fig2", "fig4"))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", REPORT_FLAG_FILES)
 def test_report_flag_file_sweeps_its_runs(synthetic_runs, tmp_path, name):
@@ -74,5 +106,13 @@ def test_report_flag_file_sweeps_its_runs(synthetic_runs, tmp_path, name):
                 if line.startswith("--run=")]
     records = json.loads((out / "results.json").read_text())
     assert [r["name"] for r in records] == runs
+    by_name = {r["name"]: r for r in records}
+    assert by_name["sf_res0.75"]["settings"]["frame_size"] == [96, 96]
+    # K = 4, D = 3: each full pass is spread over four frames.
+    assert by_name["sf_k4_d3"]["theoretical"]["maximum"] == pytest.approx(
+        by_name["sf"]["theoretical"]["maximum"] / 4)
+    assert by_name["dqn_4x2_nocells"]["settings"]["cells"] is False
     text = (out / "report.md").read_text()
-    assert "## Protocol" in text and "Tab. 1" in text and "Tab. 2" in text
+    assert "## Protocol" in text and "Tab. 1" in text and "Patchwork Cell?" in text
+    for kind in ("theoretical", "empirical"):
+        Image.open(out / f"latency_{kind}.png").verify()

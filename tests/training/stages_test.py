@@ -1,4 +1,4 @@
-"""Stages 2 and 3 on a tiny setting: they train, resume, and stage 3 keeps BN frozen."""
+"""Stages 2 and 3 on a tiny setting: stored settings, checkpoints, the unrolled clip loss."""
 import os
 import subprocess
 import sys
@@ -6,11 +6,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
 
-from patchwork_tf import evaluate
-from patchwork_tf import export
-from patchwork_tf import visualize
 from patchwork_tf.training import run_config
 from patchwork_tf.training import stage1
 from patchwork_tf.training import stage2
@@ -38,65 +34,15 @@ def stage1_dir(tmp_path_factory):
     return model_dir
 
 
-def _latest(model_dir, stage):
-    return tf.train.load_checkpoint(tf.train.latest_checkpoint(
-        os.path.join(model_dir, stage, "checkpoints")))
-
-
-CONV1 = "model/layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE"
-BN1 = "model/layer_with_weights-1/{}/.ATTRIBUTES/VARIABLE_VALUE"
-STEP = "agent/_train_step_counter/.ATTRIBUTES/VARIABLE_VALUE"
-
-
-def _folded_conv1(checkpoint):
-    """Conv1's kernel with bn_Conv1 folded in (epsilon 1e-3), from a checkpoint's values."""
-    scale = checkpoint.get_tensor(BN1.format("gamma")) / np.sqrt(
-        checkpoint.get_tensor(BN1.format("moving_variance")) + 1e-3)
-    return checkpoint.get_tensor(CONV1) * scale
-
-
-@pytest.mark.slow
-def test_stage2_resumes_and_stage3_finetunes_all_but_batch_norm(stage1_dir, tmp_path):
-    result = stage2.train_stage2(stage1_dir, _tiny_config(stage2_steps=2, stage3_steps=5),
-                                 verbose=0)
-    assert result["train_step"] == 2 and np.isfinite(result["loss"])
+def test_a_resumed_stage_refuses_other_settings(stage1_dir):
+    # Stage 3's fine-tuning of all but batch norm, the evaluation and export of the fine-tuned
+    # weights run on the synthetic_det.flags run in experiments_test.py; DDQN's resume in
+    # tests/policy/trainer_test.py.
+    stored = stage2.store_config(stage1_dir, _tiny_config())
+    assert stored.observed_cell == "block_13_depthwise"   # named by the SSDLite builder
+    assert stage2.store_config(stage1_dir, _tiny_config(stage2_steps=9, stage3_steps=9))
     with pytest.raises(ValueError, match="other settings"):
-        stage2.train_stage2(stage1_dir, _tiny_config(gamma=0.5), verbose=0)
-    q_weights = {k: _latest(stage1_dir, "stage2").get_tensor(k)
-                 for k in _latest(stage1_dir, "stage2").get_variable_to_shape_map()
-                 if k.startswith("agent/_q_network/") and "kernel" in k}
-    resumed = stage2.train_stage2(stage1_dir, _tiny_config(), verbose=0)
-    assert resumed["train_step"] == 3  # one more step from the checkpoint, not three
-    after = _latest(stage1_dir, "stage2")
-    assert after.get_tensor(STEP) == 3
-    assert any(not np.array_equal(v, after.get_tensor(k)) for k, v in q_weights.items())
-
-    result = stage3.train_stage3(stage1_dir, _tiny_config(), verbose=0)
-    assert result["train_step"] == 5 and np.isfinite(result["finetune_loss"])
-    before, tuned = _latest(stage1_dir, "stage1"), _latest(stage1_dir, "stage3")
-    assert not np.array_equal(before.get_tensor(CONV1), tuned.get_tensor(CONV1))
-    for name in ("moving_mean", "moving_variance", "gamma", "beta"):
-        np.testing.assert_array_equal(before.get_tensor(BN1.format(name)),
-                                      tuned.get_tensor(BN1.format(name)))
-
-    # The evaluation restores the fine-tuned weights and points at stage 3's Q-network.
-    loaded = evaluate.load_trained(stage1_dir)
-    np.testing.assert_array_equal(loaded.model.get_layer("Conv1").kernel.numpy(),
-                                  tuned.get_tensor(CONV1))
-    assert loaded.agent_checkpoint == tf.train.latest_checkpoint(
-        os.path.join(stage1_dir, "stage3", "checkpoints"))
-
-    # The export folds batch norm into the fine-tuned weights, not stage 1's.
-    module = export.export_trained_run(stage1_dir, str(tmp_path / "export"))
-    exported_kernel = module.twin._folded["Conv1"][0].numpy()  # pylint: disable=protected-access
-    np.testing.assert_allclose(exported_kernel, _folded_conv1(tuned), rtol=1e-5, atol=1e-7)
-    assert not np.allclose(exported_kernel, _folded_conv1(before), rtol=1e-5, atol=1e-7)
-
-    # The renderings of the run use its attention network and the cell it reads.
-    paths = visualize.visualize_run(str(tmp_path / "visualize"), stage1_dir, clip_length=4)
-    with Image.open(paths["gif"]) as gif:
-        assert gif.n_frames == 4
-    assert all(os.path.getsize(paths[key]) > 0 for key in ("fig2", "fig4"))
+        stage2.store_config(stage1_dir, _tiny_config(gamma=0.5))
 
 
 def _save_checkpoints(directory, count):

@@ -15,9 +15,16 @@ TOY_SIZES = [
     "--stage3_batch_size=1", "--eval_clips=1", "--eval_max_videos=1"]
 
 
+# Segmenters run at 64 px: their observed cell has stride 16, so M=4 slices of 16 px hold it
+# (the detectors' has stride 32 and needs 128 px).
+SEGMENTATION_FLAG_FILES = ("synthetic_seg.flags", "davis.flags", "davis_change.flags")
+
+
 def train_flag_file(name, model_dir, *overrides):
     """`python -m patchwork_tf.train --flagfile=experiments/<name>` at toy scale, run from the
     repository root (flag files include others by paths relative to it)."""
+    if name in SEGMENTATION_FLAG_FILES:
+        overrides = ("--frame_size=64",) + overrides
     from absl import flags
     from patchwork_tf import train
     cwd = os.getcwd()
