@@ -6,7 +6,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 # The longest modules (every flag file end to end) start first, so that with parallel
-# workers (`pytest -n 2 --dist loadfile`, tools/test.sh) they run beside the others.
+# workers (`-n 2 --dist loadfile` in pytest.ini) they run beside the others.
 LONGEST_FIRST = ("tests/training/experiments_test.py", "tests/training/experiments_vid_test.py",
                  "tests/training/experiments_davis_test.py")
 

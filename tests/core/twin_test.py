@@ -81,6 +81,7 @@ def test_invariant_b_warm_start_every_window_exact(size, m, n, write, fold, jit)
         _assert_close(outputs, expected)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("write", ["window", "bands"])
 def test_invariant_b_from_zeros_after_scan_cycles(write):
     """Stale halos propagate through the layers: here the last window's output is exact
@@ -255,6 +256,7 @@ def test_window_is_fresh_and_context_is_memory():
 @pytest.mark.parametrize("write, jit_compile, fold", [
     ("window", False, False), ("bands", False, False), ("bands", True, False),
     ("bands", True, True)])
+@pytest.mark.slow
 def test_stateful_api_matches_functional_api(write, jit_compile, fold):
     """The stateful step scatters into its variables in place (or, under XLA, updates them
     through aliasing); either way it must follow the functional step exactly."""
@@ -281,6 +283,7 @@ def test_stateful_api_matches_functional_api(write, jit_compile, fold):
     assert float(tf.reduce_max(tf.abs(twin.memory(name)))) == 0.0
 
 
+@pytest.mark.slow
 def test_xla_step_compiles_once_for_every_action():
     """No op of the XLA step may need the action as a compile-time constant (a slice start,
     say): XLA would then compile the step anew for each action. Its HLO must not depend on

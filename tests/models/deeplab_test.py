@@ -116,6 +116,7 @@ def test_bad_arguments_are_refused():
         deeplab.deeplabv3_mobilenet_v2((64, 64, 3), dropout_rate=1.0)
 
 
+@pytest.mark.slow
 def test_a_few_gradient_steps_lower_the_loss_on_a_tiny_batch():
     tf_keras.utils.set_random_seed(0)
     model = deeplab.deeplabv3_mobilenet_v2((64, 64, 3), alpha=0.35, dropout_rate=0.0)

@@ -97,6 +97,7 @@ def test_too_many_extra_layers_are_refused_with_the_limit():
                                      extra_layer_depths=(64,))
 
 
+@pytest.mark.slow
 def test_a_few_gradient_steps_lower_the_loss_on_a_tiny_batch():
     tf_keras.utils.set_random_seed(0)
     model = ssdlite.ssdlite_mobilenet_v2((64, 64, 3), num_classes=3, alpha=0.35,
@@ -119,6 +120,7 @@ def test_a_few_gradient_steps_lower_the_loss_on_a_tiny_batch():
     assert float(loss_fn()) < 0.8 * first
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("m,n", [(1, 1), (2, 1)])
 def test_patchwork_twin_matches_the_model_on_a_static_frame(m, n):
     """DESIGN.md invariants A and B for SSDLite: the converter accepts it and is exact."""
