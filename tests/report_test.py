@@ -68,3 +68,21 @@ def test_a_run_short_of_the_whole_split_says_so():
     assert "from zero memories" in protocol
     rows = results.markdown_table([whole, quick]).splitlines()
     assert rows[2].startswith("| sf |") and rows[3].startswith("| quick (not the whole split) |")
+
+
+@pytest.mark.slow
+def test_a_sweep_on_real_data_follows_the_official_protocol(tmp_path):
+    from tests.data import fixtures
+    root = fixtures.write_davis(str(tmp_path / "DAVIS"), num_sequences=(1, 2),
+                                num_frames=(4, 5))
+    runs = [report.parse_run("name=sf,tables=policies"),
+            report.parse_run("name=scan,policy=scanning,m=2,n=1,tables=policies+cells")]
+    records = report.run_sweep(runs, str(tmp_path / "report"), untrained=True,
+                               task="segmentation", frame_size=64, data="davis", data_dir=root)
+    for record in records:
+        # Every frame of both val sequences, from zero memories, the whole split.
+        assert (record["num_clips"], record["num_frames"]) == (2, 10)
+        assert record["stream_start"] == "zeros" and record["settings"]["complete"] is True
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "- sf, scan: davis, 2 videos, 10 frames (the whole split)" in text
+    assert (tmp_path / "report" / "progress" / "scan" / "evaluation.json").exists()
