@@ -7,12 +7,7 @@ from tests.training import experiments_test
 from tests.training import toy_runs
 
 FLAG_FILES = ("davis.flags", "davis_change.flags")
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    copies = toy_runs.write_official_copies(str(tmp_path_factory.mktemp("official")))
-    return toy_runs.train_paper_pair(*FLAG_FILES, tmp_path_factory, copies)
+runs = toy_runs.paper_pair_fixture(FLAG_FILES)
 
 
 @pytest.mark.slow

@@ -75,3 +75,16 @@ def train_paper_pair(name, change_name, tmp_path_factory, copies):
     shutil.copytree(os.path.join(paper, "stage1"), os.path.join(change, "stage1"))
     train_flag_file(change_name, change, *paper_data_flags(change_name, copies))
     return {name: paper, change_name: change}
+
+
+def paper_pair_fixture(flag_files):
+    """A module fixture: `train_paper_pair` of `flag_files` (a paper file and its `*_change`
+    variant) on fresh official-layout copies, flag file name -> model_dir."""
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def runs(tmp_path_factory):
+        copies = write_official_copies(str(tmp_path_factory.mktemp("official")))
+        return train_paper_pair(*flag_files, tmp_path_factory, copies)
+
+    return runs
