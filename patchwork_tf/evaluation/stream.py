@@ -321,17 +321,19 @@ def _stream_video(runner, job_mflops, video, interval, resize_frames, start, ste
     task = runner.task
     metric = task.new_metric()
     length = video.num_frames
+    if length == 0:
+        raise ValueError(f"video {video.video_id!r} has no frames.")
     job_flops, job_ms = np.zeros(length), np.zeros(length)
     call_ms, actions, startup_ms = [], [], 0.0
     prediction = None
     for t, truth in enumerate(video.frames()):
-        frame = _prepare_frame(truth[videos_lib.FRAME], runner.frame_size, resize_frames,
-                               runner.input_dtype)
-        if t == 0:
-            begin = time.perf_counter()
-            runner.start_stream(frame, start)
-            startup_ms = 1e3 * (time.perf_counter() - begin)
-        if latency.is_key_frame(t, interval):
+        if latency.is_key_frame(t, interval):   # frame 0 is one
+            frame = _prepare_frame(truth[videos_lib.FRAME], runner.frame_size, resize_frames,
+                                   runner.input_dtype)
+            if t == 0:
+                begin = time.perf_counter()
+                runner.start_stream(frame, start)
+                startup_ms = 1e3 * (time.perf_counter() - begin)
             with step_trace():
                 begin = time.perf_counter()
                 prediction = runner(frame)
@@ -343,8 +345,6 @@ def _stream_video(runner, job_mflops, video, interval, resize_frames, start, ste
         task.add_frame(metric, video.video_id, t, truth, prediction)
         if bar is not None:
             bar.add(1)
-    if length == 0:
-        raise ValueError(f"video {video.video_id!r} has no frames.")
     return {"video_id": video.video_id, "frames": length, "metric": metric.state(),
             "job_flops": job_flops.tolist(), "job_ms": job_ms.tolist(), "call_ms": call_ms,
             "actions": actions, "startup_ms": startup_ms}
