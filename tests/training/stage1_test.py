@@ -118,15 +118,17 @@ def test_a_new_run_starts_from_the_backbone_weights_and_a_resume_from_its_checkp
     assert resumed["step"] == 2
 
 
-def test_a_stored_config_without_backbone_weights_loads_as_from_scratch(tmp_path):
+@pytest.mark.parametrize("field,default", [("backbone_weights", "none"),
+                                           ("detection_loss", "focal")])
+def test_a_stored_config_from_before_a_field_loads_with_its_default(tmp_path, field, default):
     run_config.store(str(tmp_path), stage1.CONFIG_FILE, stage1.Stage1Config(task="detection"))
     path = os.path.join(tmp_path, stage1.CONFIG_FILE)
     with open(path) as f:
         stored = json.load(f)
-    del stored["backbone_weights"]  # a run directory from before the field
+    del stored[field]  # a run directory from before the field
     with open(path, "w") as f:
         json.dump(stored, f)
-    assert stage1.load_config(str(tmp_path)).backbone_weights == "none"
+    assert getattr(stage1.load_config(str(tmp_path)), field) == default
 
 
 def test_bad_task_and_strategy_names_are_refused():
@@ -196,17 +198,6 @@ def test_class_logits_start_at_the_focal_prior_or_at_zero_for_the_ssd_loss():
     prior = np.log(99.0)
     np.testing.assert_allclose(class_biases("focal")[:6], [prior] + [-prior] * 5, rtol=1e-6)
     np.testing.assert_array_equal(class_biases("ssd"), 0.0)
-
-
-def test_a_stored_config_without_detection_loss_loads_as_focal(tmp_path):
-    run_config.store(str(tmp_path), stage1.CONFIG_FILE, stage1.Stage1Config(task="detection"))
-    path = os.path.join(tmp_path, stage1.CONFIG_FILE)
-    with open(path) as f:
-        stored = json.load(f)
-    del stored["detection_loss"]  # a run directory from before the field
-    with open(path, "w") as f:
-        json.dump(stored, f)
-    assert stage1.load_config(str(tmp_path)).detection_loss == "focal"
 
 
 def test_an_unknown_detection_loss_is_refused():
