@@ -117,26 +117,21 @@ class SegmentationTask:
     name = "segmentation"
     metric_names = ("J", "F", "J&F")
 
-    def __init__(self, output_size=None, frame_selection=davis.EXCLUDE_FIRST_LAST):
+    def __init__(self, frame_selection=davis.EXCLUDE_FIRST_LAST):
         """
         Args:
-          output_size: (H, W) the masks of `predictions` are resized to; None keeps the
-            model's output size (`add_frame` resizes to each annotation's size).
           frame_selection: the frames of each sequence that are scored
             (`davis.FRAME_SELECTIONS`); the DAVIS 2016 benchmark leaves out the first and last.
         """
-        self.output_size = None if output_size is None else tuple(int(v) for v in output_size)
         self.frame_selection = frame_selection
 
     def predictions(self, outputs, flip=False):
-        """One frame's foreground: `mask` bool [1, H, W] (at `output_size` if set) and its
-        `mask_logits` float32 [1, H, W]."""
+        """One frame's foreground at the model's output size: `mask` bool [1, H, W] and its
+        `mask_logits` float32 [1, H, W] (`add_frame` brings them to the annotation's size)."""
         logits = outputs["mask_logits"]
         if flip:
             _check_flip_batch(logits, "mask_logits")
             logits = (logits[:1] + tf.reverse(logits[1:], axis=[2])) / 2.0
-        if self.output_size and tuple(logits.shape[1:3]) != self.output_size:
-            logits = tf.image.resize(logits, self.output_size, method="bilinear")
         return {"mask": logits[..., 0] > 0.0, "mask_logits": logits[..., 0]}
 
     @staticmethod

@@ -55,9 +55,9 @@ def _left():
     return _gt_mask().astype(bool)
 
 
-def _every_frame(size=(SIZE, SIZE)):
+def _every_frame():
     """The segmentation task scoring every frame, as the hand-worked numbers below do."""
-    return tasks.SegmentationTask(size, frame_selection=davis.ALL_FRAMES)
+    return tasks.SegmentationTask(frame_selection=davis.ALL_FRAMES)
 
 
 def _run(runner, clip, **kwargs):
@@ -226,7 +226,7 @@ def test_detection_flip_merges_mirrored_boxes_back():
 
 
 def test_frames_of_another_size_need_resize_frames():
-    runner = stream.SingleFrameRunner(_segmenter(), _every_frame((16, 16)))
+    runner = stream.SingleFrameRunner(_segmenter(), _every_frame())
     clip = _segmentation_clip()
     clip = {"frames": np.repeat(np.repeat(clip["frames"], 2, 1), 2, 2),
             "mask": np.repeat(np.repeat(clip["mask"], 2, 1), 2, 2), "clip_id": "big"}
