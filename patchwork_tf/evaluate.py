@@ -220,7 +220,7 @@ def check_exported_config(exported, policy, m=None, n=None, cells=True, flip=Fal
 
 
 def build_runner(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False,
-                 observed_cell=None, clip_frame_size=None, fold_batch_norm=True):
+                 observed_cell=None, fold_batch_norm=True):
     """The stream runner of one configuration (see `evaluation.stream`).
 
     `loaded` is a `LoadedModel`, or an `evaluation.exported.ExportedModel` whose own policy
@@ -304,8 +304,7 @@ def evaluate(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False, in
 
     if policy not in METHODS:
         raise ValueError(f"policy must be one of {METHODS}, got {policy!r}.")
-    runner = build_runner(loaded, policy, m, n, cells, flip, observed_cell, clip_frame_size,
-                          fold_batch_norm)
+    runner = build_runner(loaded, policy, m, n, cells, flip, observed_cell, fold_batch_norm)
     videos = sources.DataSource(data, data_dir).evaluation_videos(
         split, loaded.task, num_clips, clip_frame_size, clip_length, max_objects, max_videos)
     settings = dict(settings or {})
