@@ -207,7 +207,8 @@ def _report(rows):
             f"{row['mean_batch_size']:>5.2f} {row['rss_growth_per_stream_bytes'] / 1e6:>13.3f}"
             + ("  (stopped at --timeout_s)" if row["timed_out"] else ""))
     batched, single = rows
-    lines.append(f"batched / one at a time: throughput x{batched['frames_per_s'] / single['frames_per_s']:.2f}"
+    throughput = batched["frames_per_s"] / single["frames_per_s"]
+    lines.append(f"batched / one at a time: throughput x{throughput:.2f}"
                  + (f", p50 latency x{batched['p50_ms'] / single['p50_ms']:.2f}, p99 latency "
                     f"x{batched['p99_ms'] / single['p99_ms']:.2f}"
                     if batched["p50_ms"] and single["p50_ms"] else ""))

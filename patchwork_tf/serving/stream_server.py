@@ -9,10 +9,11 @@ a worker thread that collects the frames of concurrent streams and serves them t
 
 * **Batching.** A batch opens with the oldest waiting frame and takes further frames until it
   holds `max_batch_size`, until no other live stream could add one (each has a frame in it
-  or waiting behind it), or `batch_timeout_ms` after it opened. One batch holds at most one frame per stream (the next frame needs the
-  state the previous one leaves) and frames of one shape (they are stacked); the others wait
-  for the next batch, in their order. The batch's rows of state are stacked, one `step` call
-  advances them all, and each stream's row is sliced back out.
+  or waiting behind it), or `batch_timeout_ms` after it opened. One batch holds at most one
+  frame per stream (the next frame needs the state the previous one leaves) and frames of
+  one shape (they are stacked); the others wait for the next batch, in their order. The
+  batch's rows of state are stacked, one `step` call advances them all, and each stream's
+  row is sliced back out.
 * **Stream start.** A new stream, a stream reset on request, or one whose frame is a scene cut
   starts on that frame as `evaluation.stream` starts a video (`STREAM_STARTS`): "key_frame"
   runs `warm_start` on the frame (a full-frame pass that fills every memory) and then the
