@@ -15,7 +15,8 @@ Requests (HTTP/1.1, keep-alive; one thread per connection):
 
 Errors come back as `{"error": message}`: 400 for a frame the model's input checks (or the
 request's parsing) refuse, with the model's message; 503 with `Retry-After` when the server
-holds `max_streams` streams; 404 for another path; 413 for a body over `MAX_BODY_BYTES`.
+holds `max_streams` streams; 404 for another path; 413 for a body over `MAX_BODY_BYTES`; 500
+with the exception's text for anything else.
 """
 import http.client
 import http.server
@@ -132,6 +133,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send(503, {"error": str(error)}, headers=[("Retry-After", "1")])
         except stream_server_lib.ServerClosedError as error:
             self._send(503, {"error": str(error)})
+        except Exception as error:  # pylint: disable=broad-except
+            # The client gets the message; the server goes on with the next request.
+            self._send(500, {"error": f"{type(error).__name__}: {error}"})
 
     def do_POST(self):  # pylint: disable=invalid-name
         def handle():
@@ -196,7 +200,8 @@ class StreamClient:
     def __init__(self, host, port, timeout=60.0):
         self._connection = http.client.HTTPConnection(host, port, timeout=timeout)
 
-    def _request(self, method, path, body=None, headers=None):
+    def request(self, method, path, body=None, headers=None):
+        """Any request; returns `(status, decoded JSON or None)`."""
         self._connection.request(method, path, body=body, headers=headers or {})
         response = self._connection.getresponse()
         data = response.read()
@@ -214,15 +219,15 @@ class StreamClient:
             body, content_type = encode(frame).numpy(), f"image/{encoding}"
         else:
             raise ValueError(f"encoding must be raw, png or jpeg, got {encoding!r}.")
-        return self._request("POST", f"/v1/streams/{stream_id}/frames?"
+        return self.request("POST", f"/v1/streams/{stream_id}/frames?"
                              f"{urllib.parse.urlencode(query)}", body,
                              {"Content-Type": content_type})
 
     def end_stream(self, stream_id):
-        return self._request("DELETE", f"/v1/streams/{stream_id}")
+        return self.request("DELETE", f"/v1/streams/{stream_id}")
 
     def status(self):
-        return self._request("GET", STATUS_PATH)
+        return self.request("GET", STATUS_PATH)
 
     def close(self):
         self._connection.close()

@@ -44,6 +44,8 @@ def detector(tmp_path_factory):
     export_dir = exportable.export_saved_model(
         module, str(tmp_path_factory.mktemp("stream_server") / "saved_model"),
         task="detection", metadata=export.task_metadata("detection", NUM_CLASSES, post))
+    # The first call of each function instantiates (optimizes) its graph: here, once.
+    _solo(module, np.zeros((1, FRAME, FRAME, 3), np.uint8))
     return module, export_dir
 
 
@@ -103,7 +105,6 @@ def test_stream_starts_are_those_of_evaluation():
     assert set(stream_server_lib.STREAM_STARTS) == set(stream_lib.STREAM_STARTS)
 
 
-@pytest.mark.slow
 def test_concurrent_streams_equal_each_stream_served_alone(module, clips):
     # Streams 0-2 at the model's size, stream 3 at 80 x 96: a shape of its own, batched apart.
     frames = list(clips[:3]) + [np.stack([tf.image.resize(f, (80, 96)).numpy().astype(np.uint8)
@@ -288,10 +289,36 @@ def test_http_round_trip_on_loopback(module, clips):
         assert stats["state_bytes_per_stream"] == _state_bytes(module)
         assert client.end_stream("cam-2") == (204, None)
         assert client.end_stream("cam-2")[0] == 404
-        assert client._request("POST", "/v1/other", b"")[0] == 404
-        status, error = client._request("POST", "/v1/streams/x/frames?height=3&width=3",
+        assert client.request("POST", "/v1/other", b"")[0] == 404
+        status, error = client.request("POST", "/v1/streams/x/frames?height=3&width=3",
                                         b"\0" * 10, {"Content-Type": stream_http.RAW})
         assert status == 400 and "the body has 10" in error["error"]
+    finally:
+        client.close()
+        http_server.shutdown()
+        server.close()
+
+
+def test_other_model_errors_reach_the_caller_and_http_answers_500(module, clips):
+    class Failing:
+        """The module, but its step fails as no input check would."""
+
+        def __init__(self):
+            self.initial_state, self.warm_start = module.initial_state, module.warm_start
+
+        def step(self, frames, state):
+            raise RuntimeError("out of memory, say")
+
+    server = stream_server_lib.StreamServer(Failing())
+    http_server = stream_http.make_http_server(server)
+    stream_http.serve_in_thread(http_server)
+    client = stream_http.StreamClient("127.0.0.1", http_server.server_address[1])
+    try:
+        with pytest.raises(RuntimeError, match="out of memory, say"):
+            server.process("a", clips[0, 0])
+        assert client.send_frame("b", clips[0, 0]) == (
+            500, {"error": "RuntimeError: out of memory, say"})
+        assert server.stream_ids() == []
     finally:
         client.close()
         http_server.shutdown()
