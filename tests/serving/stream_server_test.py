@@ -332,6 +332,8 @@ def test_serve_entry_point_answers_on_loopback(module, saved_model, clips):
          "--port=0", "--max_batch_size=4", "--batch_timeout_ms=2", "--max_streams=4",
          "--idle_timeout_s=60", "--stream_start=key_frame", "--scene_cut_threshold=0"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(600, process.kill)  # a server that never starts fails the test
+    watchdog.start()
     try:
         line = process.stdout.readline()
         match = re.match(r"Serving .* on http://127\.0\.0\.1:(\d+)", line)
@@ -341,6 +343,7 @@ def test_serve_entry_point_answers_on_loopback(module, saved_model, clips):
         status, stats = client.status()
         client.close()
     finally:
+        watchdog.cancel()
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr[-3000:]
