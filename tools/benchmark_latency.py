@@ -37,6 +37,9 @@ flags.DEFINE_integer("steps", 60, "Measured steps per variant (at least 50 for t
 flags.DEFINE_integer("warmup", 10, "Unmeasured steps per variant before measuring.")
 flags.DEFINE_integer("rounds", 6, "Rounds over which the measured steps are interleaved.")
 flags.DEFINE_integer("threads", 1, "intra- and inter-op threads.")
+flags.DEFINE_list("stock_modes", ["graph", "xla"],
+                  "How the stock models are compiled: graph and/or xla (XLA is ~10x slower "
+                  "for the stock MobileNetV2 on the CPU).")
 flags.DEFINE_list("step_modes", ["graph", "xla"],
                   "How the twin's step is compiled: graph and/or xla.")
 flags.DEFINE_list("writes", ["bands"], "Memory write modes of the twin: window and/or bands.")
@@ -54,6 +57,8 @@ def _fail_on_bad_flags():
         parts = spec.split(":")
         if len(parts) != 2 or not all(p.isdigit() for p in parts):
             raise app.UsageError(f"--grids entries must look like M:N (e.g. 4:2), got {spec!r}.")
+    if not FLAGS.stock_modes or not set(FLAGS.stock_modes) <= {"graph", "xla"}:
+        raise app.UsageError(f"--stock_modes takes graph and/or xla, got {FLAGS.stock_modes}.")
     if not set(FLAGS.step_modes) <= {"graph", "xla"} or not set(FLAGS.writes) <= {
             "window", "bands"}:
         raise app.UsageError("--step_modes takes graph, xla; --writes takes window, bands.")
@@ -94,7 +99,8 @@ def main(argv):
             input_shape=(input_size, input_size, 3), alpha=alpha, include_top=False,
             weights=None)
         frames = tf.random.uniform((1, input_size, input_size, 3), -1, 1)
-        for bn, jit in itertools.product(FLAGS.batch_norm, (False, True)):
+        for bn, jit in itertools.product(FLAGS.batch_norm,
+                                         [mode == "xla" for mode in FLAGS.stock_modes]):
             runs = model if bn == "as_is" else folding.fold_batch_norm_model(model)
             fn = tf.function(lambda x, m=runs: m(x, training=False), jit_compile=jit)
             variants[f"stock {input_size} {'xla' if jit else 'graph'} {bn}"] = (
