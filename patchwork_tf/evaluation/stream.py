@@ -17,8 +17,8 @@ How a stream starts (`STREAM_STARTS`), for each video:
 * "key_frame": one full-frame pass on the first frame fills every memory first (as
   `VideoStreamEnvironment` does in training); the default on the synthetic benchmark's
   16-frame clips. The start-up pass is reported apart (`startup_mflops`); the per-frame
-  statistics are over the window steps, and `maximum_with_start` is the maximum when the
-  first frame also pays the start-up pass.
+  statistics are over the window steps, and `maximum_with_start` is the maximum latency
+  when the first frame also pays the start-up pass.
 
 Both take the variants of Sec. 4 that change how a frame is processed: `flip` (the frame and
 its mirror image as a batch of two streams; for Patchwork the mirror stream looks at the
