@@ -710,7 +710,7 @@ def _record(recorder, layer, input_shapes, output_shape, kind):
 
 # The fastest step options measured on the project's CPU machines (one thread, batch 1):
 # XLA with memories updated in place, halo-band writes, batch norm folded into the convs.
-# See WORKSPACE_NOTES.md, "Latency" and "Inference preset".
+# See WORKSPACE_NOTES.md, "Latency" and "Honest empirical latency and the inference preset".
 INFERENCE_OPTIONS = dict(jit_compile=True, write="bands", fold_batch_norm=True)
 # The differentiable twin training unrolls (stage 3): every option off.
 TRAINING_OPTIONS = dict(jit_compile=False, write="window", fold_batch_norm=False)
