@@ -66,6 +66,7 @@ def test_patchwork_runner_steps_with_the_inference_preset(detector, monkeypatch)
                                     context="memory", full_memory_cells=[], inference=False)
 
 
+@pytest.mark.slow
 def test_run_single_threaded_pins_one_thread_in_a_fresh_process():
     """The train job evaluates this way after training, whose thread pools cannot change."""
     assert evaluate.run_single_threaded(evaluate.thread_config) == (1, 1)
