@@ -107,6 +107,39 @@ def _checkpoint_id(*paths):
                      if path and os.path.exists(path + ".index"))
 
 
+def pin_threads(threads=1):
+    """Sets TensorFlow's intra- and inter-op threads of this process (the paper's empirical
+    latency is single-threaded). Must run before TensorFlow runs anything; TensorFlow raises
+    RuntimeError otherwise, and `run_single_threaded` is the way out."""
+    import tensorflow as tf
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def thread_config():
+    """(intra-op, inter-op) threads of this process's TensorFlow (0: TF's default, every
+    core)."""
+    import tensorflow as tf
+    return (tf.config.threading.get_intra_op_parallelism_threads(),
+            tf.config.threading.get_inter_op_parallelism_threads())
+
+
+def run_single_threaded(fn, *args, **kwargs):
+    """`fn(*args, **kwargs)` in a fresh process whose TensorFlow runs on one thread
+    (`pin_threads(1)`); returns its result, re-raises its exception.
+
+    For a process that has run TensorFlow already (the train job evaluating after training),
+    whose thread pools are fixed; `fn`, its arguments and its result must pickle (a module
+    level function, plain values).
+    """
+    import concurrent.futures
+    import multiprocessing
+    with concurrent.futures.ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+            initializer=pin_threads, initargs=(1,)) as pool:
+        return pool.submit(fn, *args, **kwargs).result()
+
+
 def scaled_size(frame_size, resolution):
     """`frame_size` scaled by `resolution`, rounded; refuses frames below 32 pixels."""
     size = tuple(int(round(s * resolution)) for s in frame_size)
@@ -225,9 +258,11 @@ def build_runner(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False
 
     `loaded` is a `LoadedModel`, or an `evaluation.exported.ExportedModel` whose own policy
     and grid the configuration must name (`check_exported_config`); an exported model runs
-    batch norm as it was exported. With `fold_batch_norm` (inference only) the single-frame
-    model and the Patchwork step run each batch norm folded into the conv before it
-    (`core.folding`), so both are counted and timed the same way.
+    batch norm as it was exported. The Patchwork step is the inference preset
+    (`patchwork_model(..., inference=True)`). With `fold_batch_norm` (inference only) the
+    single-frame model and the Patchwork step run each batch norm folded into the conv before
+    it (`core.folding`), so both are counted and timed the same way; without it the step
+    keeps the preset's other options.
     """
     import patchwork_tf as pw
     from patchwork_tf.core import folding
@@ -253,10 +288,13 @@ def build_runner(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False
         # policies ignore the observation, so any grid works for them.
         observed_cell = observed_cell or loaded.patchwork.get("observed_cell")
     grid = pw.WindowGrid(tuple(model.inputs[0].shape[1:3]), m, n)
-    twin = pw.patchwork_model(model, grid, write="bands",
+    # The inference preset (XLA, band writes, folded batch norm); without folding, the
+    # preset's other options.
+    options = (dict(inference=True) if fold_batch_norm else
+               dict(pw.INFERENCE_OPTIONS, fold_batch_norm=False))
+    twin = pw.patchwork_model(model, grid,
                               full_memory_cells=[observed_cell] if observed_cell else [],
-                              context="memory" if cells else "zeros",
-                              fold_batch_norm=fold_batch_norm)
+                              context="memory" if cells else "zeros", **options)
     q_fn = None
     if policy == "dqn":
         q_fn = loaded.q_fn
@@ -308,6 +346,8 @@ def evaluate(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False, in
     videos = sources.DataSource(data, data_dir).evaluation_videos(
         split, loaded.task, num_clips, clip_frame_size, clip_length, max_objects, max_videos)
     settings = dict(settings or {})
+    intra, inter = thread_config()
+    settings.update(threads=intra if intra == inter else [intra, inter])
     settings.update(frame_size=list(runner.frame_size), data=data, fold_batch_norm=(
         loaded.metadata["fold_batch_norm"] if isinstance(loaded, exported.ExportedModel)
         else fold_batch_norm))
@@ -324,6 +364,42 @@ def evaluate(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False, in
         start=stream_start or default_stream_start(data), progress_dir=progress_dir,
         show_progress=show_progress, complete=data == "synthetic" or max_videos is None)
     return result, profiling.op_summary(profile_dir) if profile_dir else None
+
+
+TRAIN_RUN_POLICIES = ("single_frame", "dqn", "scanning", "random")
+
+
+def evaluate_train_run(model_dir, m, n, split, num_clips, clip_length, frame_size,
+                       stream_start=None, max_videos=None):
+    """The train job's evaluation: every policy of `TRAIN_RUN_POLICIES` on the run's own data
+    source (real data: the official protocol), resumable per video under
+    `<model_dir>/eval/<name>_progress`.
+
+    Returns:
+      the `StreamResult.to_json()` records, in the order of `TRAIN_RUN_POLICIES`.
+    """
+    from patchwork_tf.training import stage1
+    from patchwork_tf.training import stage2
+
+    trained = stage1.load_config(os.path.join(model_dir, stage2.STAGE1_DIR))
+    what = (f"{num_clips} {split} clips" if trained.data == "synthetic" else
+            f"{max_videos or 'all'} val videos of {trained.data}, every frame")
+    intra, inter = thread_config()
+    print(f"[evaluate] {', '.join(TRAIN_RUN_POLICIES)} on {what}, TensorFlow on {intra} "
+          f"intra-op and {inter} inter-op thread(s)")
+    loaded = load_trained(model_dir)
+    records = []
+    for policy in TRAIN_RUN_POLICIES:
+        name = policy if policy == "single_frame" else f"{policy}_m{m}n{n}"
+        print(f"[evaluate] {name}")
+        result, _ = evaluate(
+            loaded, policy, m, n, split=split, num_clips=num_clips, clip_length=clip_length,
+            clip_frame_size=(frame_size, frame_size), name=name, data=trained.data,
+            data_dir=trained.data_dir, stream_start=stream_start, max_videos=max_videos,
+            progress_dir=os.path.join(model_dir, "eval", f"{name}_progress"),
+            show_progress=True)
+        records.append(result.to_json())
+    return records
 
 
 def _check_flags(FLAGS):
@@ -368,9 +444,7 @@ def main(argv):
     del argv
     FLAGS = flags.FLAGS
     _check_flags(FLAGS)
-    import tensorflow as tf
-    tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
+    pin_threads(FLAGS.threads)
     from patchwork_tf.evaluation import profiling
     from patchwork_tf.evaluation import results
 
@@ -392,7 +466,7 @@ def main(argv):
         + (["flip"] if FLAGS.flip else []) + ([f"k{FLAGS.interval}"] if FLAGS.interval > 1 else [])
         + ([f"d{FLAGS.delay}"] if FLAGS.delay else []) + ([] if FLAGS.cells else ["nocells"])
         + (["savedmodel"] if FLAGS.saved_model else []))
-    settings.update(resolution=FLAGS.resolution, threads=FLAGS.threads)
+    settings.update(resolution=FLAGS.resolution)
     result, ops = evaluate(
         loaded, policy, m, n, FLAGS.cells, FLAGS.flip, FLAGS.interval, FLAGS.delay,
         FLAGS.observed_cell, FLAGS.split, FLAGS.num_clips, FLAGS.clip_length,

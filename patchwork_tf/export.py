@@ -128,6 +128,10 @@ def export(export_dir, task="backbone", frame_size=384, depth_multiplier=1.0, m=
       fold_batch_norm: the step runs each batch norm folded into the conv before it (an
         inference option of `patchwork_tf.patchwork_model`, on the restored weights).
 
+    The twin is not `patchwork_model(..., inference=True)`: the SavedModel's signatures run
+    as plain graphs, not XLA, and the preset's XLA op choices (depthwise convs as shifted
+    multiply-adds) are slow there; its band writes and folding apply.
+
     Returns:
       The `ExportableModule` that was saved.
     """

@@ -180,33 +180,17 @@ def patchwork_config():
 def evaluate_run(model_dir):
     """Accuracy and latency of the run per policy on its own data source's held-out videos
     (real data: the official protocol), into `<model_dir>/eval` (JSON, Markdown); resumable
-    per video."""
+    per video. Runs in a fresh single-threaded process (`evaluate.run_single_threaded`): the
+    empirical latency is single-threaded, and this process's thread pools, set up for
+    training, cannot change."""
     from patchwork_tf import evaluate
     from patchwork_tf.evaluation import results
-    from patchwork_tf.training import stage1
-    from patchwork_tf.training import stage2
 
-    trained = stage1.load_config(os.path.join(model_dir, stage2.STAGE1_DIR))
-
-    output_dir = os.path.join(model_dir, "eval")
-    records = []
-    policies = ["single_frame", "dqn", "scanning", "random"]
-    what = (f"{FLAGS.eval_clips} {FLAGS.eval_split} clips" if trained.data == "synthetic" else
-            f"{FLAGS.eval_max_videos or 'all'} val videos of {trained.data}, every frame")
-    print(f"[evaluate] {', '.join(policies)} on {what}")
-    loaded = evaluate.load_trained(model_dir)
-    for policy in policies:
-        name = policy if policy == "single_frame" else f"{policy}_m{FLAGS.m}n{FLAGS.n}"
-        print(f"[evaluate] {name}")
-        result, _ = evaluate.evaluate(
-            loaded, policy, FLAGS.m, FLAGS.n, split=FLAGS.eval_split,
-            num_clips=FLAGS.eval_clips, clip_length=FLAGS.clip_length,
-            clip_frame_size=(FLAGS.frame_size, FLAGS.frame_size), name=name,
-            data=trained.data, data_dir=trained.data_dir,
-            stream_start=FLAGS.eval_stream_start, max_videos=FLAGS.eval_max_videos,
-            progress_dir=os.path.join(output_dir, f"{name}_progress"), show_progress=True)
-        records.append(result.to_json())
-    results.write_results(records, output_dir, "summary")
+    records = evaluate.run_single_threaded(
+        evaluate.evaluate_train_run, model_dir, FLAGS.m, FLAGS.n, FLAGS.eval_split,
+        FLAGS.eval_clips, FLAGS.clip_length, FLAGS.frame_size, FLAGS.eval_stream_start,
+        FLAGS.eval_max_videos)
+    results.write_results(records, os.path.join(model_dir, "eval"), "summary")
     print(results.markdown_table(records))
 
 

@@ -53,6 +53,25 @@ def test_patchwork_scanning_is_cheaper_per_frame_and_starts_with_a_full_pass(det
     assert result.settings["grid"] == "2,1" and result.settings["cells"] is True
 
 
+def test_patchwork_runner_steps_with_the_inference_preset(detector, monkeypatch):
+    import patchwork_tf as pw
+    twins = []
+    original = pw.patchwork_model
+    monkeypatch.setattr(pw, "patchwork_model",
+                        lambda *a, **k: twins.append(original(*a, **k)) or twins[-1])
+    evaluate.build_runner(detector, "scanning", m=2, n=1)
+    evaluate.build_runner(detector, "scanning", m=2, n=1, fold_batch_norm=False)
+    assert twins[0].options["inference"] is True
+    assert twins[1].options == dict(pw.INFERENCE_OPTIONS, fold_batch_norm=False,
+                                    context="memory", full_memory_cells=[], inference=False)
+
+
+@pytest.mark.slow
+def test_run_single_threaded_pins_one_thread_in_a_fresh_process():
+    """The train job evaluates this way after training, whose thread pools cannot change."""
+    assert evaluate.run_single_threaded(evaluate.thread_config) == (1, 1)
+
+
 def test_nocells_builds_the_zero_context_twin(detector, monkeypatch):
     import patchwork_tf as pw
     contexts = []

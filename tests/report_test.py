@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 from patchwork_tf import report
+from patchwork_tf.evaluation import plots
 from patchwork_tf.evaluation import results
 
 
@@ -55,6 +56,42 @@ def test_tables_and_figures_from_records(tmp_path):
         red = (image[..., 0] > 180) & (image[..., 1] < 80) & (image[..., 2] < 80)
         blue = (image[..., 2] > 150) & (image[..., 0] < 80)
         assert red.sum() > 20 and blue.sum() > 20   # both kinds of points are drawn
+
+
+def test_tables_and_figures_show_the_worst_frame_types_p95_not_the_sample_maximum(tmp_path):
+    # A single-frame run whose sample maximum is one outlier (9 ms) and a Patchwork run with
+    # a key-frame start; records as `StreamResult.to_json()` writes them.
+    plain = _record("sf", "single_frame", 512.0, 9.0, {"mAP": 0.49})
+    plain["empirical"].update(maximum_p95=3.25, p95=3.25, by_type={
+        "key_frame": {"p50": 3.0, "p95": 3.25, "frames": 256}})
+    plain["call_ms"].update(p95=3.25)
+    step = _record("scan", "patchwork", 130.0, 5.0, {"mAP": 0.41}, policy="scanning",
+                   grid="4,2", cells=True, interval=4, delay=1)
+    step["empirical"].update(maximum_p95=1.5, by_type={
+        "window_step": {"p50": 1.2, "p95": 1.5, "frames": 64},
+        "interval_frame": {"p50": 0.0, "p95": 0.75, "frames": 200}})
+    step["call_ms"].update(p95=1.75)
+    old = _record("old", "single_frame", 512.0, 8.0, {"mAP": 0.5})   # before per-type stats
+    rows = results.markdown_table([plain, step, old]).splitlines()
+    assert "max ms (p95)" in rows[0] and "call p95 ms" in rows[0]
+    assert rows[2].endswith("| 512.0 | 512.0 | 3.25 | 9.00 | 9.00 | 3.25 |")
+    assert rows[3].endswith("| 130.0 | 130.0 | 1.50 | 5.00 | 5.00 | 1.75 |")
+    assert rows[4].endswith("| 512.0 | 512.0 | - | 8.00 | 8.00 | - |")
+    assert results.latency_table([plain, step, old]).splitlines()[2:] == [
+        "| sf | key frame (max) | 256 | 3.00 | 3.25 |",
+        "| scan | window step (max) | 64 | 1.20 | 1.50 |",
+        "| scan | interval frame | 200 | 0.00 | 0.75 |"]
+    # The empirical figure draws each run at its p95 (an old record at its sample maximum,
+    # named so); the theoretical one at the maximum FLOPs.
+    assert plots.maximum_latency(plain, "empirical") == (3.25, "")
+    assert plots.maximum_latency(old, "empirical") == (8.0, " (sample max)")
+    assert plots.maximum_latency(step, "theoretical") == (130.0, "")
+    assert "p95" in plots.LATENCY["empirical"]
+    report.write_report([plain, step, old], str(tmp_path), "p95")
+    text = (tmp_path / "report.md").read_text()
+    assert "| scan | window step (max) | 64 | 1.20 | 1.50 |" in text
+    assert "The maximum latency is the p95 of the worst type." in text
+    assert "| sf | key frame (max) | 256 | 3.00 | 3.25 |" in (tmp_path / "results.md").read_text()
 
 
 def test_a_run_short_of_the_whole_split_says_so():

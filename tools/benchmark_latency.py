@@ -9,13 +9,18 @@ every variant alike), the median and p90 milliseconds per frame of:
     as "stock", the fastest way a user could run it;
   * the Patchwork twin's stateful window step for each `(M, N)` grid, cycling over actions,
     per compile mode (`--step_modes`), write mode (`--writes`) and batch-norm handling
-    (`folded` is the inference option `patchwork_model(..., fold_batch_norm=True)`).
-Prints a table with FLOPs (analytic, `patchwork_tf.core.flops`) and the ratios step / full
-frame and step / ideal window. `--profile_dir` writes a TF profiler trace of the measured
-steps that TensorBoard's profile plugin opens.
+    (`folded` is the inference option `patchwork_model(..., fold_batch_norm=True)`);
+  * and per `--presets`: `default`, the twin `patchwork_model(model, grid)` (the
+    differentiable one training unrolls), and `inference`, `patchwork_model(model, grid,
+    inference=True)`; the ratio inference / default is printed per grid.
+Prints the CPU model and a table with FLOPs (analytic, `patchwork_tf.core.flops`) and the
+ratios step / full frame and step / ideal window. `--profile_dir` writes a TF profiler trace
+of the measured steps that TensorBoard's profile plugin opens.
 
   python tools/benchmark_latency.py --alpha=1.0 --frame_size=384 --grids=2:1,4:2,4:1 \
       --batch_norm=as_is,folded
+  python tools/benchmark_latency.py --alpha=0.35 --frame_size=128 --grids=4:2 \
+      --step_modes=graph --writes=bands --batch_norm=folded --presets=default,inference
 """
 import os
 
@@ -32,12 +37,17 @@ flags.DEFINE_integer("steps", 60, "Measured steps per variant (at least 50 for t
 flags.DEFINE_integer("warmup", 10, "Unmeasured steps per variant before measuring.")
 flags.DEFINE_integer("rounds", 6, "Rounds over which the measured steps are interleaved.")
 flags.DEFINE_integer("threads", 1, "intra- and inter-op threads.")
+flags.DEFINE_list("stock_modes", ["graph", "xla"],
+                  "How the stock models are compiled: graph and/or xla (XLA is ~10x slower "
+                  "for the stock MobileNetV2 on the CPU).")
 flags.DEFINE_list("step_modes", ["graph", "xla"],
                   "How the twin's step is compiled: graph and/or xla.")
 flags.DEFINE_list("writes", ["bands"], "Memory write modes of the twin: window and/or bands.")
 flags.DEFINE_list("batch_norm", ["as_is", "folded"],
                   "How the stock models and the twin's step run batch norm: as_is (the stock "
                   "layers) and/or folded into the convs before them (inference only).")
+flags.DEFINE_list("presets", [], "Twins built by name: default (patchwork_model(model, "
+                  "grid)) and/or inference (patchwork_model(model, grid, inference=True)).")
 flags.DEFINE_string("profile_dir", None, "If set, write a TF profiler trace here.")
 flags.DEFINE_string("json_out", None, "If set, write the results as JSON here.")
 
@@ -47,12 +57,16 @@ def _fail_on_bad_flags():
         parts = spec.split(":")
         if len(parts) != 2 or not all(p.isdigit() for p in parts):
             raise app.UsageError(f"--grids entries must look like M:N (e.g. 4:2), got {spec!r}.")
+    if not FLAGS.stock_modes or not set(FLAGS.stock_modes) <= {"graph", "xla"}:
+        raise app.UsageError(f"--stock_modes takes graph and/or xla, got {FLAGS.stock_modes}.")
     if not set(FLAGS.step_modes) <= {"graph", "xla"} or not set(FLAGS.writes) <= {
             "window", "bands"}:
         raise app.UsageError("--step_modes takes graph, xla; --writes takes window, bands.")
     if not FLAGS.batch_norm or not set(FLAGS.batch_norm) <= {"as_is", "folded"}:
         raise app.UsageError(
             f"--batch_norm takes as_is and/or folded, got {','.join(FLAGS.batch_norm)!r}.")
+    if not set(FLAGS.presets) <= {"default", "inference"}:
+        raise app.UsageError(f"--presets takes default, inference, got {FLAGS.presets}.")
     if FLAGS.steps < 1 or FLAGS.rounds < 1 or FLAGS.steps % FLAGS.rounds:
         raise app.UsageError(
             f"--steps={FLAGS.steps} must be a positive multiple of --rounds={FLAGS.rounds}.")
@@ -85,7 +99,8 @@ def main(argv):
             input_shape=(input_size, input_size, 3), alpha=alpha, include_top=False,
             weights=None)
         frames = tf.random.uniform((1, input_size, input_size, 3), -1, 1)
-        for bn, jit in itertools.product(FLAGS.batch_norm, (False, True)):
+        for bn, jit in itertools.product(FLAGS.batch_norm,
+                                         [mode == "xla" for mode in FLAGS.stock_modes]):
             runs = model if bn == "as_is" else folding.fold_batch_norm_model(model)
             fn = tf.function(lambda x, m=runs: m(x, training=False), jit_compile=jit)
             variants[f"stock {input_size} {'xla' if jit else 'graph'} {bn}"] = (
@@ -98,15 +113,19 @@ def main(argv):
     for spec in FLAGS.grids:
         m, n = (int(v) for v in spec.split(":"))
         grid = pw.WindowGrid((size, size), m, n)
-        for mode, write, bn in itertools.product(FLAGS.step_modes, FLAGS.writes,
-                                                 FLAGS.batch_norm):
-            twin = pw.patchwork_model(model, grid, jit_compile=mode == "xla", write=write,
-                                      fold_batch_norm=bn == "folded")
+        twins = {f"step M={m},N={n} {mode} {write} {bn}": dict(
+            jit_compile=mode == "xla", write=write, fold_batch_norm=bn == "folded")
+            for mode, write, bn in itertools.product(FLAGS.step_modes, FLAGS.writes,
+                                                     FLAGS.batch_norm)}
+        twins.update({f"step M={m},N={n} preset {preset}": dict(inference=preset == "inference")
+                      for preset in FLAGS.presets})
+        for name, options in twins.items():
+            twin = pw.patchwork_model(model, grid, **options)
             twin.reset_states(1)
             twin.warm_start(frames)
             actions = [tf.constant([a], tf.int32) for a in range(grid.num_actions)]
             counter = iter(range(10**9))
-            variants[f"step M={m},N={n} {mode} {write} {bn}"] = (
+            variants[name] = (
                 lambda t=twin, acts=actions, c=counter: t.step(frames, acts[next(c) % len(acts)]),
                 flops.step_flops(twin))
 
@@ -138,6 +157,7 @@ def main(argv):
                    if name.startswith(f"stock {input_size} "))
 
     best_full, best_ideal = fastest_stock(size), fastest_stock(size // 2)
+    print(f"CPU: {_cpu_model()}")
     print(f"MobileNetV2 alpha={alpha} {size}x{size}, batch 1, {FLAGS.threads} thread(s), "
           f"{FLAGS.steps} steps per variant; /full and /ideal divide by the fastest stock "
           "variant of that input size")
@@ -152,10 +172,31 @@ def main(argv):
                          over_ideal=median / best_ideal))
         print(f"{name:40s} {report.mflops:8.1f} {report.overhead_elements / 1e6:14.2f} "
               f"{median:10.2f} {p90:8.2f} {median / best_full:6.3f} {median / best_ideal:7.3f}")
+    preset_ratios = {}
+    for spec in FLAGS.grids if {"default", "inference"} <= set(FLAGS.presets) else []:
+        m, n = spec.split(":")
+        ratio = (stats[f"step M={m},N={n} preset inference"][0]
+                 / stats[f"step M={m},N={n} preset default"][0])
+        preset_ratios[spec] = ratio
+        print(f"M={m},N={n}: inference preset / default twin (median ms) = {ratio:.3f}")
     if FLAGS.json_out:
         with open(FLAGS.json_out, "w") as f:
-            json.dump(dict(alpha=alpha, frame_size=size, threads=FLAGS.threads, rows=rows), f,
+            json.dump(dict(alpha=alpha, frame_size=size, threads=FLAGS.threads,
+                           cpu=_cpu_model(), rows=rows, preset_ratios=preset_ratios), f,
                       indent=2)
+
+
+def _cpu_model():
+    """The CPU's model name (/proc/cpuinfo), or the platform's processor string."""
+    import platform
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":

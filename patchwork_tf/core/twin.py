@@ -540,6 +540,8 @@ class PatchworkModel(tf.Module):
                 env[i] = y
         for i in self._output_ids:
             env[i] = full_of(i)
+            if self.fold_batch_norm:
+                env[i] = tf.raw_ops.PreventGradient(input=env[i], message=_FOLDED_NO_GRADIENT)
         return self._structured_outputs(env), state
 
     def _structured_outputs(self, env):
@@ -668,6 +670,16 @@ class PatchworkModel(tf.Module):
         non-trainable; save them with anything that exports the step."""
         return [variable for pair in self._folded.values() for variable in pair]
 
+    @property
+    def options(self):
+        """The step's options as `patchwork_model` takes them (`inference`: whether they are
+        the inference preset, `INFERENCE_OPTIONS`)."""
+        options = dict(jit_compile=self._jit_compile, write=self._write,
+                       fold_batch_norm=self.fold_batch_norm)
+        return dict(options, context=self._context,
+                    full_memory_cells=sorted(self._full_memory_cells),
+                    inference=options == INFERENCE_OPTIONS)
+
     def memory(self, cell_name):
         """float32 `[B, H_l, W_l, C]`: a cell's memory (stateful API) as a full map."""
         if self._memories is None:
@@ -696,17 +708,37 @@ def _record(recorder, layer, input_shapes, output_shape, kind):
         recorder(layer, input_shapes, tuple(output_shape), kind)
 
 
-def patchwork_model(keras_model, grid, jit_compile=False, write="window",
-                    full_memory_cells=(), context="memory", fold_batch_norm=False):
+# The fastest step options measured on the project's CPU machines (one thread, batch 1):
+# XLA with memories updated in place, halo-band writes, batch norm folded into the convs.
+# See WORKSPACE_NOTES.md, "Latency" and "Honest empirical latency and the inference preset".
+INFERENCE_OPTIONS = dict(jit_compile=True, write="bands", fold_batch_norm=True)
+# The differentiable twin training unrolls (stage 3): every option off.
+TRAINING_OPTIONS = dict(jit_compile=False, write="window", fold_batch_norm=False)
+_FOLDED_NO_GRADIENT = (
+    "the Patchwork step with fold_batch_norm=True (and inference=True, which folds) runs on "
+    "a snapshot of the weights and is not differentiable; build the training twin, "
+    "patchwork_tf.patchwork_model(model, grid), to differentiate.")
+
+
+def patchwork_model(keras_model, grid, jit_compile=None, write=None, full_memory_cells=(),
+                    context="memory", fold_batch_norm=None, inference=False):
     """The Patchwork twin of `keras_model` on `grid`; shares `keras_model`'s weights.
+
+    `patchwork_model(model, grid)` is the differentiable twin training unrolls;
+    `patchwork_model(model, grid, inference=True)` the fastest step measured for inference
+    (`INFERENCE_OPTIONS`: XLA, band writes, batch norm folded), with the same outputs within
+    float rounding. The step options below override the default twin's one by one; with
+    `inference=True` they are the preset's, and a different value is refused (build
+    `patchwork_model(model, grid, ...)` with the options you want instead).
 
     Args:
       keras_model: a tf_keras functional CNN with one image input of the grid's frame size.
       grid: the `WindowGrid` of the action space.
       jit_compile: compile the stateful step with XLA (memories update in place; depthwise
-        convs run as shifted multiply-adds, which XLA fuses).
+        convs run as shifted multiply-adds, which XLA fuses). Default False.
       write: 'window' (the paper's state update; every memory shows the patchwork) or 'bands'
         (only the halo bands other windows read are written: same outputs, less traffic).
+        Default 'window'.
       full_memory_cells: halo cells that write whole windows even with write='bands', e.g.
         the cell whose memory the attention policy observes.
       context: 'memory' (Patchwork Cells) or 'zeros': every window is processed as a plain
@@ -716,9 +748,23 @@ def patchwork_model(keras_model, grid, jit_compile=False, write="window",
         Conv2D / DepthwiseConv2D on windows is folded into that conv's weights for the step
         (one fused conv + bias + activation instead of conv, batch norm, activation). The
         folded weights are a snapshot of `keras_model`'s weights when the twin is built:
-        build a new twin after training; never differentiate through such a step. The warm
-        start runs the stock layers as they are.
+        build a new twin after training. Such a step refuses gradients (LookupError naming
+        the fix). The warm start runs the stock layers as they are. Default False.
+      inference: take `INFERENCE_OPTIONS` for the three options above.
+
+    Raises:
+      ValueError: `inference=True` with an option that contradicts the preset.
     """
-    return PatchworkModel(keras_model, grid, jit_compile=jit_compile, write=write,
-                          full_memory_cells=full_memory_cells, context=context,
-                          fold_batch_norm=fold_batch_norm)
+    options = dict(jit_compile=jit_compile, write=write, fold_batch_norm=fold_batch_norm)
+    defaults = INFERENCE_OPTIONS if inference else TRAINING_OPTIONS
+    if inference:
+        conflicts = {k: v for k, v in options.items()
+                     if v is not None and v != INFERENCE_OPTIONS[k]}
+        if conflicts:
+            raise ValueError(
+                f"inference=True takes the inference preset {INFERENCE_OPTIONS}, but "
+                f"{conflicts} contradicts it; drop those options, or build the twin without "
+                "inference=True and pass every option you want.")
+    options = {k: defaults[k] if v is None else v for k, v in options.items()}
+    return PatchworkModel(keras_model, grid, full_memory_cells=full_memory_cells,
+                          context=context, **options)

@@ -17,8 +17,8 @@ How a stream starts (`STREAM_STARTS`), for each video:
 * "key_frame": one full-frame pass on the first frame fills every memory first (as
   `VideoStreamEnvironment` does in training); the default on the synthetic benchmark's
   16-frame clips. The start-up pass is reported apart (`startup_mflops`); the per-frame
-  statistics are over the window steps, and `maximum_with_start` is the maximum when the
-  first frame also pays the start-up pass.
+  statistics are over the window steps, and `maximum_with_start` is the maximum latency
+  when the first frame also pays the start-up pass.
 
 Both take the variants of Sec. 4 that change how a frame is processed: `flip` (the frame and
 its mirror image as a batch of two streams; for Patchwork the mirror stream looks at the
@@ -31,8 +31,14 @@ for an exported SavedModel that scales it inside (`evaluation.exported.SavedMode
 
 Each call of a runner is one compiled `tf.function` (the twin's step, the task's decoding and
 NMS, the policy) and is timed from the call to the predictions on the host: the empirical
-latency of the job. Threads are the caller's business (`tf.config.threading`, set by the
-entry point before TensorFlow runs anything).
+latency of the job. Every frame of every video is accounted for: the timed calls, the
+interval frames that copy a prediction (no job; their load is their share of a delayed key
+frame's, `latency.frame_loads`), each classified by `latency.frame_types` and summarised per
+type (p50, p95); the maximum latency is the worst type's p95. The untimed warm-up calls and
+the stream starts are left out (a "key_frame" start is counted apart, `maximum_with_start`).
+Threads are the caller's business (`tf.config.threading`, set by the entry point before
+TensorFlow runs anything; the paper's empirical latency is single-threaded,
+`patchwork_tf.evaluate.pin_threads`).
 
 `evaluate_stream` reads videos one frame at a time (`data.videos.Video`), so memory stays flat
 however long a video is, shows a progress bar with an ETA, and with `progress_dir` keeps each
@@ -227,10 +233,14 @@ class PatchworkRunner:
 class StreamResult:
     """Accuracy and latency of one evaluated configuration.
 
-    `theoretical` and `empirical` are per-frame statistics over the window steps (or
-    full-frame passes) of every frame; `maximum_with_start` is their maximum when a video's
-    first frame also pays the start-up pass of a "key_frame" start (equal to the maximum for
-    "zeros"), keyed by unit.
+    `theoretical` and `empirical` are per-frame statistics (`latency.LatencyStats`) over
+    every frame of every video, the window steps (or full-frame passes) and the interval
+    frames, with each type's p50 and p95; their `maximum_p95` (the worst type's p95) is the
+    maximum latency the tables and figures show. `maximum_with_start` is that maximum when
+    each video's first frame also pays the start-up pass of a "key_frame" start (a key frame;
+    equal to `maximum_p95` for "zeros"), keyed by unit. `call_ms` summarises the timed
+    runner calls (one per key frame of the interval, the untimed warm-up calls on the first
+    frame excluded): median, p90, p95, max and their count.
     """
 
     name: str
@@ -443,17 +453,23 @@ def _result(runner, job_flops, records, interval, delay, start, name, settings):
     flops_loads = [latency.frame_loads(r["job_flops"], interval, delay) for r in records]
     ms_loads = [latency.frame_loads(r["job_ms"], interval, delay) for r in records]
     lengths = [r["frames"] for r in records]
+    job_type = "key_frame" if runner.method == "single_frame" else "window_step"
+    types = [latency.frame_types(length, interval, delay, job_type) for length in lengths]
     call_ms = np.concatenate([r["call_ms"] for r in records])
-    theoretical = latency.summarize(flops_loads, lengths, "MFLOPs")
-    empirical = latency.summarize(ms_loads, lengths, "ms")
+    theoretical = latency.summarize(flops_loads, lengths, "MFLOPs", types)
+    empirical = latency.summarize(ms_loads, lengths, "ms", types)
     startup_mflops = runner.startup_flops() / 1e6
-    with_start = {"MFLOPs": theoretical.maximum, "ms": empirical.maximum}
+    with_start = {"MFLOPs": theoretical.maximum_p95, "ms": empirical.maximum_p95}
     if start == "key_frame" and startup_mflops:
+        # Each video's first frame is then a key frame: its step and the start-up pass.
+        start_types = [["key_frame"] + t[1:] for t in types]
         with_start = {
-            "MFLOPs": max(theoretical.maximum,
-                          max(l[0] for l in flops_loads) + startup_mflops),
-            "ms": max(empirical.maximum, max(l[0] + r["startup_ms"]
-                                             for l, r in zip(ms_loads, records)))}
+            "MFLOPs": latency.summarize(
+                [np.concatenate([[l[0] + startup_mflops], l[1:]]) for l in flops_loads],
+                lengths, "MFLOPs", start_types).maximum_p95,
+            "ms": latency.summarize(
+                [np.concatenate([[l[0] + r["startup_ms"]], l[1:]])
+                 for l, r in zip(ms_loads, records)], lengths, "ms", start_types).maximum_p95}
     return StreamResult(
         name=name or runner.method,
         method=runner.method,
@@ -462,8 +478,9 @@ def _result(runner, job_flops, records, interval, delay, start, name, settings):
         accuracy=task.result(metric),
         theoretical=theoretical,
         empirical=empirical,
-        call_ms={"median": float(np.median(call_ms)), "p90": float(np.percentile(call_ms, 90)),
-                 "max": float(np.max(call_ms)), "calls": int(len(call_ms))},
+        call_ms={"median": float(np.median(call_ms)), "p90": latency.percentile(call_ms, 90),
+                 "p95": latency.percentile(call_ms), "max": float(np.max(call_ms)),
+                 "calls": int(len(call_ms))},
         job_mflops=job_flops / 1e6,
         startup_mflops=startup_mflops if start == "key_frame" else 0.0,
         num_clips=len(records),

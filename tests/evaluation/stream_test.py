@@ -299,3 +299,46 @@ def test_key_frame_start_counts_the_full_pass_in_the_maximum_with_start():
     assert (started.stream_start, zeros.stream_start) == ("key_frame", "zeros")
     # From zero memories the first windows see no context; the warm start fills it.
     assert started.accuracy["J"] >= zeros.accuracy["J"]
+
+
+def _video_records(progress_dir):
+    import glob
+    import json
+    records = []
+    for path in sorted(glob.glob(f"{progress_dir}/video_*.json")):
+        with open(path) as f:
+            records.append(json.load(f))
+    return records
+
+
+def test_per_frame_type_latency_from_the_timed_frames(tmp_path):
+    # Single frame, K = 2, D = 1 on 4 frames: jobs at frames 0 and 2, each split over its own
+    # frame and the next.
+    runner = stream.SingleFrameRunner(_segmenter(), _every_frame())
+    result = _run(runner, _segmentation_clip(), interval=2, delay=1,
+                  progress_dir=str(tmp_path / "sf"))
+    (record,) = _video_records(tmp_path / "sf")
+    c0, c2 = record["job_ms"][0], record["job_ms"][2]
+    # Loads of frames 0..3 and the spill: c0/2, c0/2, c2/2, c2/2, 0; key frames 0 and 2.
+    key, interval_frames = [c0 / 2, c2 / 2], [c0 / 2, c2 / 2, 0.0]
+    by_type = result.empirical.by_type
+    assert set(by_type) == {"key_frame", "interval_frame"}
+    assert by_type["key_frame"]["frames"] == 2 and by_type["interval_frame"]["frames"] == 3
+    assert by_type["key_frame"]["p95"] == pytest.approx(np.percentile(key, 95))
+    assert by_type["interval_frame"]["p95"] == pytest.approx(np.percentile(interval_frames, 95))
+    assert by_type["key_frame"]["p50"] == pytest.approx(np.median(key))
+    assert result.empirical.maximum_p95 == pytest.approx(np.percentile(key, 95))
+    assert result.call_ms["p95"] == pytest.approx(np.percentile([c0, c2], 95))
+    assert result.theoretical.by_type["key_frame"]["p95"] * 1e6 == pytest.approx(CONV_FLOPS / 2)
+    # Patchwork from a key frame: window steps on every frame; the start-up pass makes each
+    # video's first frame a key frame of `maximum_with_start`.
+    runner = stream.PatchworkRunner(_twin(), _every_frame(), policy="scanning")
+    started = _run(runner, _segmentation_clip(), start="key_frame",
+                   progress_dir=str(tmp_path / "pw"))
+    (record,) = _video_records(tmp_path / "pw")
+    steps = record["job_ms"]
+    assert set(started.empirical.by_type) == {"window_step"}
+    assert started.empirical.by_type["window_step"]["p95"] == pytest.approx(
+        np.percentile(steps, 95))
+    assert started.maximum_with_start["ms"] == pytest.approx(
+        max(steps[0] + record["startup_ms"], np.percentile(steps[1:], 95)))

@@ -45,6 +45,8 @@ def check_run(model_dir, real):
         assert record["settings"]["complete"] is (not real)   # --eval_max_videos=1
         # Every frame of the evaluated video (real: 6 frames at their original size).
         assert record["num_frames"] == (6 if real else 4)
+        # Timed on one thread, in a process of its own (training's thread pools are fixed).
+        assert record["settings"]["threads"] == 1
     assert tf.saved_model.contains_saved_model(os.path.join(model_dir, "export"))
 
 
