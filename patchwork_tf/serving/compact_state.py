@@ -100,14 +100,15 @@ class StateCodec:
         return spec
 
     def initial_state(self, batch_size):
-        """The compact form of `twin.initial_state(batch_size)` without building full maps:
-        the stored points lie inside the frame, where an initial memory is zero."""
+        """The compact form of `twin.initial_state(batch_size)` without building the compact
+        cells' full maps: their points lie inside the frame, where an initial memory is zero."""
         spec = self.spec()
         state = {cell: tf.zeros(tf.concat([tf.reshape(batch_size, [1]),
                                            spec[cell].shape[1:].as_list()], 0), spec[cell].dtype)
                  for cell in self.compact_cells}
-        initial_full = self._twin.initial_state(batch_size)
-        state.update({cell: initial_full[cell] for cell in self.full_cells})
+        for cell in self.full_cells:
+            kept = self._twin.halo_cells.get(cell) or self._twin.global_cells[cell]
+            state[cell] = kept.initial_memory(batch_size, self._twin.memory_shape(cell)[-1])
         return {cell: state[cell] for cell in spec}
 
     def pack(self, memories):
