@@ -8,13 +8,24 @@ the post-processing callable.
 
 State is explicit, so a server can batch any number of streams into one call (the batch
 dimension of every signature is None) and keep each stream's state wherever it likes. The
-state is a flat dict of tensors, one row per stream:
+state is a flat dict of tensors, one row per stream (every tensor batched along dim 0); by
+default (`compact_state=True`) it holds only what later steps read
+(`serving.compact_state`):
 
 | key                    | dtype   | shape                | meaning                                   |
 |------------------------|---------|----------------------|-------------------------------------------|
-| `memory_<cell>`        | float32 | [B, H_l, W_l, C_l]   | a Patchwork Cell's memory (Sec. 3.2), as  |
+| `halo_<cell>`          | float32 | [B, P_l, C_l]        | a halo cell's memory at the P_l pixels    |
+|                        |         |                      | some window's halo reads (inside the      |
+|                        |         |                      | frame; `compact_state.halo_points` gives  |
+|                        |         |                      | their (y, x) in the padded memory, raster |
+|                        |         |                      | order): every halo cell but the policy's  |
+| `memory_<cell>`        | float32 | [B, H_l, W_l, C_l]   | a whole memory, as                        |
 |                        |         |                      | `PatchworkModel.initial_state` holds it   |
-|                        |         |                      | (halo cells keep their padding border)    |
+|                        |         |                      | (halo cells keep their padding border):   |
+|                        |         |                      | the policy's observed cell and the global |
+|                        |         |                      | cells (the full-frame outputs are         |
+|                        |         |                      | assembled in them); with                  |
+|                        |         |                      | `compact_state=False`, every cell         |
 | `action_history`       | float32 | [B, num_actions]     | `F_t` of Eq. 1                            |
 | `change_thumbnail`     | float32 | [B, H/s, W/s, 3]     | with the change cue: the pooled frame as  |
 |                        |         |                      | each window last saw it                   |
@@ -53,8 +64,9 @@ Signatures (`export_saved_model` saves all of them):
 * `warm_start(frames)`: a key frame: one full-frame pass that fills every memory; the history
   restarts at zero and `action` is -1 (no window). Same outputs as `step`.
 * `stream_step(frame)`, `stream_warm_start(frame)`, `stream_reset()`: a single stream whose
-  state lives in variables inside the module; `frame` is uint8 `[H, W, 3]` of any H, W. They
-  return the predictions (batch dimension 1), `action` and `next_action`.
+  state lives in variables inside the module, whole memories (the cells update them in place,
+  the fastest step); `frame` is uint8 `[H, W, 3]` of any H, W. They return the predictions
+  (batch dimension 1), `action` and `next_action`.
 * `metadata()`: a scalar string, the JSON record of `patchwork_tf.serving.metadata` (task,
   grid, policy, FLOPs per step and per full frame), added by `export_saved_model`.
 
@@ -90,9 +102,11 @@ from patchwork_tf.core import twin as twin_lib
 from patchwork_tf.data import clips as clips_lib
 from patchwork_tf.data import pipeline
 from patchwork_tf.policy import observation as observation_lib
+from patchwork_tf.serving import compact_state as compact_state_lib
 from patchwork_tf.serving import metadata as metadata_lib
 
 MEMORY_PREFIX = "memory_"
+HALO_PREFIX = "halo_"
 ACTION_HISTORY = "action_history"
 # The state keys of the attention observation's state (`policy.observation`).
 _OBSERVER_KEYS = {observation_lib.HISTORY: ACTION_HISTORY,
@@ -123,12 +137,14 @@ class ExportableModule(tf.Module):
     Attributes:
       frame_size: `(H, W)` of the frames the signatures take.
       num_actions: the number of attention windows of the twin's grid.
-      state_keys: the keys of the flat state dict, in a fixed order.
+      state_keys: the keys of the flat state dict of the explicit-state signatures, in a
+        fixed order.
+      compact_state: whether that state stores halo cells compactly (`halo_<cell>`).
     """
 
     def __init__(self, twin, postprocess=None, policy=None, policy_cell=None, alpha=0.5,
                  scan_order=None, preprocess=clips_lib.preprocess_frames,
-                 change_cue=False, name="patchwork_serving"):
+                 change_cue=False, compact_state=True, name="patchwork_serving"):
         """Builds the module and traces nothing yet.
 
         Args:
@@ -150,6 +166,9 @@ class ExportableModule(tf.Module):
             of `range(num_actions)`; None is row-major.
           preprocess: maps uint8 frames `[B, H, W, 3]` to the twin's float32 input.
           change_cue: the policy observes the change cue (as it was trained).
+          compact_state: the explicit state keeps of each halo cell but the policy's only
+            the pixels later steps read (`serving.compact_state`); False keeps whole
+            memories. Outputs are the same either way.
           name: the module's name.
 
         Raises:
@@ -201,15 +220,24 @@ class ExportableModule(tf.Module):
         self._scan_order = order.astype(np.int32)
         self._scan_position = np.argsort(order).astype(np.int32)
 
-        self.state_keys = [MEMORY_PREFIX + cell for cell in self.cells] + [
-            _OBSERVER_KEYS[key] for key in self._observer.state_spec()] + [NEXT_ACTION]
+        self.compact_state = bool(compact_state)
+        self._codec = compact_state_lib.StateCodec(
+            twin, full_cells=[policy_cell] if policy is not None else []) if compact_state \
+            else None
+        observer_keys = [_OBSERVER_KEYS[key] for key in self._observer.state_spec()]
+        self.state_keys = [self._memory_key(cell) for cell in self.cells] + observer_keys + [
+            NEXT_ACTION]
+        # The single stream's variables keep whole memories.
+        self._full_keys = [MEMORY_PREFIX + cell for cell in self.cells] + observer_keys + [
+            NEXT_ACTION]
         # One eager evaluation builds any lazily created policy variables outside the
         # tf.functions and fixes the prediction names.
-        initial = self._initial_state(1)
+        initial = self._initial_full(1)
         outputs, _ = twin.warm_start_fn(
             self._preprocess(tf.zeros((1,) + self.frame_size + (self.channels,), tf.uint8)))
         self.prediction_keys = sorted(self._predictions(outputs, tf.constant(self.frame_size)))
-        clash = set(self.prediction_keys) & (set(self.state_keys) | {ACTION})
+        clash = set(self.prediction_keys) & (set(self.state_keys) | set(self._full_keys)
+                                             | {ACTION})
         if clash:
             raise ValueError(
                 f"Prediction names {sorted(clash)} clash with the state's keys; rename them in "
@@ -258,11 +286,12 @@ class ExportableModule(tf.Module):
         return self._scan_order.tolist()
 
     def state_spec(self, batch_size=None):
-        """`tf.TensorSpec`s of the state dict, named by their keys."""
-        memories = self.twin.state_spec(batch_size)
+        """`tf.TensorSpec`s of the explicit state dict, named by their keys."""
+        memories = (self._codec.spec(batch_size) if self._codec is not None
+                    else self.twin.state_spec(batch_size))
         spec = {
-            MEMORY_PREFIX + cell: tf.TensorSpec(
-                memories[cell].shape, memories[cell].dtype, name=MEMORY_PREFIX + cell)
+            self._memory_key(cell): tf.TensorSpec(
+                memories[cell].shape, memories[cell].dtype, name=self._memory_key(cell))
             for cell in self.cells
         }
         for key, observer_spec in self._observer.state_spec(batch_size).items():
@@ -271,7 +300,39 @@ class ExportableModule(tf.Module):
         spec[NEXT_ACTION] = tf.TensorSpec([batch_size], tf.int32, name=NEXT_ACTION)
         return spec
 
+    def state_bytes(self):
+        """Bytes of one stream's explicit state (`state_spec`)."""
+        return compact_state_lib.state_bytes(self.state_spec())
+
     # ------------------------------------------------------------------ pieces
+    def _memory_key(self, cell):
+        """The explicit state's key of a cell's memory: `halo_<cell>` stored compactly."""
+        if self._codec is not None and cell in self._codec.compact_cells:
+            return HALO_PREFIX + cell
+        return MEMORY_PREFIX + cell
+
+    def _to_signature(self, result):
+        """A result with whole memories (`memory_<cell>`) in the explicit state's layout."""
+        if self._codec is None:
+            return result
+        compact = self._codec.compact_cells
+        packed = self._codec.pack({cell: result[MEMORY_PREFIX + cell] for cell in compact})
+        result = {key: value for key, value in result.items()
+                  if key not in {MEMORY_PREFIX + cell for cell in compact}}
+        result.update({HALO_PREFIX + cell: packed[cell] for cell in compact})
+        return result
+
+    def _from_signature(self, state):
+        """A checked explicit state with whole memories (`memory_<cell>`) for the step."""
+        if self._codec is None:
+            return state
+        compact = self._codec.compact_cells
+        memories = self._codec.unpack({cell: state[HALO_PREFIX + cell] for cell in compact})
+        state = {key: value for key, value in state.items()
+                 if key not in {HALO_PREFIX + cell for cell in compact}}
+        state.update({MEMORY_PREFIX + cell: memories[cell] for cell in compact})
+        return state
+
     def _checked_frames(self, frames, signature):
         """`frames` uint8 `[B, H, W, C]` checked at run time, returned with its static rank and
         channels set.
@@ -374,8 +435,8 @@ class ExportableModule(tf.Module):
                                  self._choose(actions, memories, observer_state)))
         return result
 
-    def _pack(self, memories, observer_state, next_action):
-        state = {MEMORY_PREFIX + cell: memories[cell] for cell in self.cells}
+    def _pack(self, memories, observer_state, next_action, key=lambda cell: MEMORY_PREFIX + cell):
+        state = {key(cell): memories[cell] for cell in self.cells}
         state.update({_OBSERVER_KEYS[key]: value for key, value in observer_state.items()})
         state[NEXT_ACTION] = next_action
         return state
@@ -384,12 +445,25 @@ class ExportableModule(tf.Module):
         return {key: state[name] for key, name in _OBSERVER_KEYS.items() if name in state}
 
     # ------------------------------------------------------------------ explicit state
-    def _initial_state(self, batch_size):
+    def _initial_full(self, batch_size):
+        """The initial state with whole memories (`memory_<cell>`)."""
         memories = self.twin.initial_state(batch_size)
         observer_state = self._observer.initial_state(batch_size)
         no_action = tf.fill(tf.reshape(batch_size, [1]), -1)
         return self._pack(memories, observer_state,
                           self._choose(no_action, memories, observer_state))
+
+    def _initial_state(self, batch_size):
+        """The initial state in the explicit state's layout, compact memories built as such
+        (no whole map of a compact cell is made)."""
+        if self._codec is None:
+            return self._initial_full(batch_size)
+        memories = self._codec.initial_state(batch_size)
+        observer_state = self._observer.initial_state(batch_size)
+        no_action = tf.fill(tf.reshape(batch_size, [1]), -1)
+        # The policy reads its observed cell only, which the codec keeps whole.
+        return self._pack(memories, observer_state,
+                          self._choose(no_action, memories, observer_state), self._memory_key)
 
     def _checked_initial_state(self, batch_size):
         shape = tf.shape(batch_size)
@@ -402,7 +476,8 @@ class ExportableModule(tf.Module):
 
     def _step(self, frames, state):
         frames = self._checked_frames(frames, "step")
-        return self._advance(frames, self._checked_state(state, tf.shape(frames)[0]))
+        state = self._checked_state(state, tf.shape(frames)[0])
+        return self._to_signature(self._advance(frames, self._from_signature(state)))
 
     def _advance(self, frames, state):
         """One step from `state` on checked uint8 frames of any size; memories given as
@@ -416,7 +491,7 @@ class ExportableModule(tf.Module):
         return self._result(outputs, tf.shape(frames)[1:3], actions, memories, observer_state)
 
     def _signature_warm_start(self, frames):
-        return self._warm_start(self._checked_frames(frames, "warm_start"))
+        return self._to_signature(self._warm_start(self._checked_frames(frames, "warm_start")))
 
     def _warm_start(self, frames):
         """A key frame on checked uint8 frames of any size."""
@@ -428,7 +503,7 @@ class ExportableModule(tf.Module):
 
     # ------------------------------------------------------------------ one stateful stream
     def _stream_outputs(self, result):
-        for key in self.state_keys:
+        for key in self._full_keys:
             if result[key] is not self.stream_state[key]:
                 self.stream_state[key].assign(result[key])
         return {key: result[key] for key in self.prediction_keys + [ACTION, NEXT_ACTION]}
@@ -446,8 +521,8 @@ class ExportableModule(tf.Module):
             self._warm_start(self._checked_frame(frame, "stream_warm_start")))
 
     def _stream_reset(self):
-        initial = self._initial_state(1)
-        for key in self.state_keys:
+        initial = self._initial_full(1)
+        for key in self._full_keys:
             self.stream_state[key].assign(initial[key])
         return {NEXT_ACTION: initial[NEXT_ACTION]}
 

@@ -8,8 +8,9 @@ time; `export_saved_model` stores the record as a JSON string returned by the Sa
 
   json.loads(tf.saved_model.load(export_dir).metadata().numpy())
 
-The record (`VERSION` 3; version 2 took frames of `frame_size` only and named predictions
-`boxes`, `scores`, 0-based int `classes`, `mask`, `probability`):
+The record (`VERSION` 4; version 3 kept every cell's whole memory in the explicit state;
+version 2 took frames of `frame_size` only and named predictions `boxes`, `scores`, 0-based
+int `classes`, `mask`, `probability`):
 
 | key              | meaning                                                               |
 |------------------|-----------------------------------------------------------------------|
@@ -24,6 +25,10 @@ The record (`VERSION` 3; version 2 took frames of `frame_size` only and named pr
 | `history_alpha`  | alpha of the action history, Eq. 1                                    |
 | `change_cue`     | whether the policy observes the change cue (`policy.observation`)     |
 | `fold_batch_norm`| whether the step runs batch norm folded into the convs before it      |
+| `state`          | the explicit state of `initial_state` / `step` / `warm_start`:        |
+|                  | `layout` 'compact' (halo cells as `halo_<cell>`, only the pixels      |
+|                  | later steps read, `serving.compact_state`) or 'full' (whole memories),|
+|                  | `bytes_per_stream` its size for one stream                            |
 | `flops`          | `step`: one window step of the twin (`core.flops.step_flops`);        |
 |                  | `full_frame`: the stock model's pass, what `warm_start` runs          |
 |                  | (`core.flops.model_flops`); `policy`: one Q-network call (TF profiler |
@@ -37,10 +42,10 @@ import json
 from patchwork_tf.core import flops as flops_lib
 from patchwork_tf.evaluation import policies
 
-VERSION = 3
+VERSION = 4
 REQUIRED_KEYS = ("version", "task", "frame_size", "predictions", "m", "n", "num_actions",
                  "policy", "policy_cell", "scan_order", "history_alpha", "change_cue",
-                 "fold_batch_norm", "flops")
+                 "fold_batch_norm", "state", "flops")
 FLOPS_KEYS = ("step", "full_frame", "policy")
 
 
@@ -85,6 +90,8 @@ def describe(module, task=None, extra=None):
         "history_alpha": float(module.alpha),
         "change_cue": bool(module.change_cue),
         "fold_batch_norm": twin.fold_batch_norm,
+        "state": {"layout": "compact" if module.compact_state else "full",
+                  "bytes_per_stream": int(module.state_bytes())},
         "flops": {
             "step": int(flops_lib.step_flops(twin).flops),
             "full_frame": int(flops_lib.model_flops(twin.keras_model).flops),

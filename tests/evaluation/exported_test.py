@@ -23,7 +23,8 @@ def _record(**changes):
               "predictions": ["segmentation_mask", "segmentation_probability"], "m": 2,
               "n": 1, "num_actions": 4, "policy": "scanning", "policy_cell": None,
               "scan_order": [0, 1, 2, 3], "history_alpha": 0.5, "change_cue": False,
-              "fold_batch_norm": True, "flops": {"step": 300, "full_frame": 1000, "policy": 20}}
+              "fold_batch_norm": True, "state": {"layout": "compact", "bytes_per_stream": 1000},
+              "flops": {"step": 300, "full_frame": 1000, "policy": 20}}
     record.update(changes)
     return record
 

@@ -16,6 +16,7 @@ from patchwork_tf.core import flops
 from patchwork_tf.data import clips as clips_lib
 from patchwork_tf.data import pipeline
 from patchwork_tf.data import synthetic
+from patchwork_tf.serving import compact_state
 from patchwork_tf.serving import exportable
 from tests.core import small_models
 
@@ -267,13 +268,32 @@ def test_saved_model_runs_without_patchwork_and_matches_twin(twin, with_policy, 
             "warm_start return it; got shape] [1 5]") in errors["state_shape"], errors
 
 
-def test_step_outputs_and_signature_specs(twin, module):
+@pytest.mark.parametrize("compact", [True, False])
+def test_state_specs_of_both_layouts(twin, module, compact):
+    if not compact:
+        module = exportable.ExportableModule(twin, compact_state=False)
     spec = module.state_spec()
     assert list(spec) == module.state_keys
     assert spec["next_action"].shape.as_list() == [None]
     assert spec["action_history"].shape.as_list() == [None, 4]
     for cell, memory_spec in twin.state_spec().items():
-        assert spec["memory_" + cell].shape.as_list() == memory_spec.shape.as_list()
+        if compact and cell in twin.halo_cells:
+            points = compact_state.halo_points(twin.halo_cells[cell])
+            assert spec["halo_" + cell].shape.as_list() == [None, len(points),
+                                                            memory_spec.shape[-1]]
+        else:
+            assert spec["memory_" + cell].shape.as_list() == memory_spec.shape.as_list()
+    # Every state tensor is batched along dim 0, what a server batching streams relies on.
+    initial = module.initial_state(tf.constant(3))
+    assert set(initial) == set(spec)
+    for key, value in initial.items():
+        assert spec[key].shape[0] is None and value.shape[0] == 3, key
+        assert value.shape[1:] == spec[key].shape[1:], key
+    assert module.state_bytes() == sum(
+        int(np.prod(s.shape[1:])) * s.dtype.size for s in spec.values())
+
+
+def test_step_outputs(module):
     frames = tf.constant(_frames()[0])
     result = module.step(frames, module.initial_state(tf.constant(STREAMS)))
     assert set(result) == set(module.state_keys) | {"predictions", "action"}
@@ -396,12 +416,18 @@ _WRONG_INPUTS = {
     "step/channels": (_step(_zeros((2, 48, 80, 1))), _frames_message("step", "2 48 80 1")),
     "step/dtype": (_step(_zeros((2, 64, 64, 3), tf.float32)), _DTYPE),
     "step/batch": (_step(_zeros((3, 48, 80, 3))), re.escape(
-        "step: frames hold a batch of] [3] [but state memory_expanded_conv_depthwise holds] [2] "
+        "step: frames hold a batch of] [3] [but state halo_expanded_conv_depthwise holds] [2] "
         "[streams; give one frame per stream of the state (initial_state(batch_size=B))]")),
+    # block_6_depthwise: a 9 x 9 memory (8 x 8 map, padded after); halos of the 4 x 4
+    # windows read row 4 and column 4 of the map: 15 pixels.
     "step/state_shape": (
-        _step(_zeros((2, 48, 80, 3)), memory_block_6_depthwise=lambda t: t[:, 1:]),
-        re.escape("step: state memory_block_6_depthwise must be float32 [B, 9, 9, 96] as "
-                  "initial_state, step and warm_start return it; got shape] [2 8 9 96]")),
+        _step(_zeros((2, 48, 80, 3)), halo_block_6_depthwise=lambda t: t[:, 1:]),
+        re.escape("step: state halo_block_6_depthwise must be float32 [B, 15, 96] as "
+                  "initial_state, step and warm_start return it; got shape] [2 14 96]")),
+    "step/global_state_shape": (
+        _step(_zeros((2, 48, 80, 3)), memory_out_relu_global=lambda t: t[:, 1:]),
+        re.escape("step: state memory_out_relu_global must be float32 [B, 2, 2, 1280] as "
+                  "initial_state, step and warm_start return it; got shape] [2 1 2 1280]")),
     "step/state_rank": (_step(_zeros((2, 48, 80, 3)), next_action=lambda t: t[:, None]),
                         re.escape("step: state next_action must be int32 [B] as initial_state, "
                                   "step and warm_start return it; got shape] [2 1]")),

@@ -18,6 +18,7 @@ def _record():
                             "num_detections"],
             "m": 2, "n": 1, "num_actions": 4, "policy": "dqn", "policy_cell": "block_6_depthwise",
             "scan_order": None, "history_alpha": 0.5, "change_cue": False, "fold_batch_norm": True,
+            "state": {"layout": "compact", "bytes_per_stream": 1000},
             "flops": {"step": 3, "full_frame": 9, "policy": 1}, "num_classes": 5}
 
 
@@ -32,6 +33,8 @@ def test_a_complete_record_reads_back_as_written():
     (lambda r: (r.update(version=2), r.pop("predictions")),
      r"version 2 and lacks \['predictions'\]"),
     (lambda r: r["flops"].pop("full_frame"), r"lacks \['flops.full_frame'\]"),
+    # A version 3 export: whole memories in the explicit state, not recorded.
+    (lambda r: (r.update(version=3), r.pop("state")), r"version 3 and lacks \['state'\]"),
 ])
 def test_another_version_or_missing_keys_ask_for_a_reexport(change, message):
     record = _record()
