@@ -1,4 +1,4 @@
-r"""Exports a Patchwork model as a SavedModel for serving (DESIGN.md section 9).
+r"""Exports a Patchwork model as a SavedModel for serving (docs/design.md section 9).
 
   python -m patchwork_tf.export --export_dir=/tmp/patchwork_ssdlite \
       --task=detection --frame_size=128 --depth_multiplier=0.35 --m=4 --n=2 \

@@ -1,10 +1,10 @@
-"""The synthetic video benchmark: patchwork_tf's embedded default data (DESIGN.md section 7).
+"""The synthetic video benchmark: patchwork_tf's embedded default data (docs/design.md section 10).
 
 Clips are generated with numpy from an integer seed (`np.random.default_rng(seed)`), so the same
 seed gives the same clip byte for byte and nothing is ever downloaded. A clip shows shapes of
 `len(CLASS_NAMES)` classes, told apart by outline (colour, size and rotation are jittered), on a
 static textured background. The statistics are chosen so that attention matters (paper Sec. 1,
-DESIGN.md section 7): most objects are static, one or two move, and only for part of the clip;
+docs/design.md section 10): most objects are static, one or two move, and only for part of the clip;
 moving objects enter and leave the frame and pass in front of or behind others; a minority of
 clips has a slow camera pan, during which the whole frame changes.
 

@@ -1,4 +1,4 @@
-"""The Patchwork twin as a servable module with explicit state (DESIGN.md section 9).
+"""The Patchwork twin as a servable module with explicit state (docs/design.md section 9).
 
 `ExportableModule` wraps a `PatchworkModel` (the twin), an optional post-processing callable
 (detection decoding + NMS, mask upsampling, ...; identity if none) and an optional attention

@@ -2,7 +2,7 @@
 
 They are what `ExportableModule(twin, postprocess=...)` takes, called as
 `postprocess(outputs, image_size)`: the module itself stays task-agnostic. Each runs on the
-full-frame outputs (the last global op, DESIGN.md section 4), so the prediction is always for
+full-frame outputs (the last global op, docs/design.md section 2), so the prediction is always for
 the whole frame, and answers for the frame as it entered the SavedModel (`image_size`, before
 the module resized it to the model's size).
 

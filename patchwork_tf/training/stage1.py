@@ -23,7 +23,7 @@ hard-example-mined sigmoid plus smooth-L1 loss of the paper's detector (the OD A
 cross-entropy on the foreground logit (DAVIS 2016 unsupervised, one primary object).
 
 The stage-1 checkpoint is also a checkpoint of the Patchwork model (the twin shares the
-single-frame model's weights, DESIGN.md section 3).
+single-frame model's weights, docs/design.md section 4).
 """
 import dataclasses
 import math
