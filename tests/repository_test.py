@@ -35,3 +35,17 @@ def test_cited_docs_files_exist():
                       for m in _DOCS_PATH.findall(text)
                       if "<" not in m and not os.path.exists(os.path.join(ROOT, m))})
     assert not missing, "Cited files missing from the repository:\n" + "\n".join(missing)
+
+
+def test_readme_tour_names_every_folder_and_entry_point_of_the_package():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    tour = readme[readme.index("## Tour"):]
+    tour = tour[:tour.index("\n## ", 1)]
+    package = os.path.join(ROOT, "patchwork_tf")
+    names = [f"{name}/" for name in sorted(os.listdir(package))
+             if os.path.isfile(os.path.join(package, name, "__init__.py"))]
+    names += [name for name in sorted(os.listdir(package))
+              if name.endswith(".py") and name != "__init__.py"]
+    missing = [name for name in names if f"{name}`" not in tour]
+    assert not missing, f"README's tour does not name {missing}; add a row for each."

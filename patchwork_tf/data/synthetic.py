@@ -29,10 +29,11 @@ import tensorflow as tf
 from matplotlib import path as mpath
 from PIL import Image
 
+from patchwork_tf import tasks
 from patchwork_tf.data import clips as clips_lib
 
 CLASS_NAMES = ("circle", "square", "triangle", "cross", "star")
-TASKS = ("detection", "segmentation")
+TASKS = tasks.TASKS
 SPLITS = ("train", "validation", "test")
 CLIPS_PER_SPLIT = 10**8
 _SPLIT_INDEX = {split: i for i, split in enumerate(SPLITS)}
@@ -240,7 +241,7 @@ def _objects(rng, task, config):
     height, width = config.frame_size
     side = min(height, width)
     objects = []
-    if task == "detection":
+    if not tasks.get(task).uses_mask:
         count = int(rng.integers(1, config.max_objects + 1))
         moving = int(rng.integers(1, min(config.max_moving, count) + 1))
         for i in range(count):
@@ -347,7 +348,7 @@ def synthetic_clip(seed, task="detection", config=SyntheticConfig(), clip_id=Non
     classes[:len(objects)] = [obj.class_id for obj in objects]
     track_ids = np.full(slots, -1, np.int32)
     track_ids[:len(objects)] = np.arange(len(objects))
-    if task == "segmentation":
+    if tasks.get(task).uses_mask:   # the primary object in slot 0
         mask = (owner == 0).astype(np.uint8)
     else:
         mask = (owner >= 0).astype(np.uint8)
