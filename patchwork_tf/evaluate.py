@@ -96,7 +96,7 @@ class LoadedModel:
     agent_checkpoint: str = None        # ... or the stage-2/3 checkpoint it is restored from
     # m, n, observed_cell, alpha, change_cue, q_network
     patchwork: dict = dataclasses.field(default_factory=dict)
-    anchor_kwargs: dict = dataclasses.field(default_factory=dict)  # of anchors_for_model
+    config: object = None               # the model's `stage1.Stage1Config` (architecture)
     # Which weights these are (checkpoint paths and times), so that saved evaluation progress
     # of other weights is never taken for this model's.
     checkpoints: str = None
@@ -157,9 +157,7 @@ def untrained_model(task, alpha, frame_size, num_classes=5, seed=0):
     config = stage1.Stage1Config(task, frame_size=frame_size, alpha=alpha)
     tf_keras.utils.set_random_seed(seed)
     model = stage1.build_model(config, num_classes=num_classes)
-    if task == "detection":
-        return LoadedModel(model, task, num_classes, anchor_kwargs=stage1.anchor_kwargs(config))
-    return LoadedModel(model, task)
+    return LoadedModel(model, task, num_classes, config=config)
 
 
 def load_trained(model_dir, resolution=1.0, with_q_network=True):
@@ -177,8 +175,7 @@ def load_trained(model_dir, resolution=1.0, with_q_network=True):
     config = stage1.load_config(checkpoints.stage1_dir)
     model = _build_at_resolution(stage1, config, resolution, checkpoints.stage1_dir)
     checkpoints.restore_model(model)
-    loaded = LoadedModel(model, config.task, config.num_classes,
-                         anchor_kwargs=stage1.anchor_kwargs(config),
+    loaded = LoadedModel(model, config.task, config.num_classes, config=config,
                          checkpoints=_checkpoint_id(checkpoints.model, with_q_network and
                                                     checkpoints.agent))
     if os.path.exists(os.path.join(model_dir, stage2.CONFIG_FILE)):
@@ -200,8 +197,9 @@ def _build_at_resolution(stage1, config, resolution, stage1_dir):
     SSDLite the number of extra layers is fixed to the trained model's, and a frame too small
     to hold them is refused (that resolution needs its own trained model).
     """
-    if config.task == "detection":
-        config = dataclasses.replace(config, num_extra_layers=stage1.extra_layers(config))
+    from patchwork_tf import tasks
+
+    config = tasks.get(config.task).fixed_layers(config)
     trained_size = tuple(config.frame_size)
     config = dataclasses.replace(config, frame_size=scaled_size(trained_size, resolution))
     try:
@@ -268,18 +266,13 @@ def build_runner(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False
     from patchwork_tf.core import folding
     from patchwork_tf.evaluation import exported
     from patchwork_tf.evaluation import stream
-    from patchwork_tf.evaluation import tasks
-    from patchwork_tf.models import anchors as anchors_lib
+    from patchwork_tf import tasks
 
     if isinstance(loaded, exported.ExportedModel):
         check_exported_config(loaded, policy, m, n, cells, flip, observed_cell)
         return exported.SavedModelRunner(loaded)
     model = loaded.model
-    if loaded.task == "detection":
-        task = tasks.DetectionTask(anchors_lib.anchors_for_model(model, **loaded.anchor_kwargs),
-                                   loaded.num_classes)
-    else:
-        task = tasks.SegmentationTask()
+    task = tasks.get(loaded.task).for_model(model, loaded.config)
     if policy == "single_frame":
         return stream.SingleFrameRunner(
             folding.fold_batch_norm_model(model) if fold_batch_norm else model, task, flip=flip)

@@ -1,4 +1,4 @@
-r"""Exports a Patchwork model as a SavedModel for serving (DESIGN.md section 9).
+r"""Exports a Patchwork model as a SavedModel for serving (docs/design.md section 9).
 
   python -m patchwork_tf.export --export_dir=/tmp/patchwork_ssdlite \
       --task=detection --frame_size=128 --depth_multiplier=0.35 --m=4 --n=2 \
@@ -11,8 +11,8 @@ TensorFlow alone. Frames go in as uint8 RGB `[B, H, W, 3]` of any H, W (resized 
 `--frame_size` as training resizes them); inputs of another rank, channel count, dtype or
 batch than the state's are refused with a message naming what was given.
 
-Tasks and their predictions (`patchwork_tf.serving.task_postprocess`; the TF Object Detection
-API's names for detection):
+Tasks and their predictions (`patchwork_tf.tasks`, the same predictions evaluation scores; the
+TF Object Detection API's names for detection):
 * `backbone`: stock MobileNetV2 features (at the model's size) under `predictions`, no
   post-processing;
 * `detection`: SSDLite (`patchwork_tf.models.ssdlite`) with box decoding and NMS inside:
@@ -37,15 +37,17 @@ import tf_keras
 import patchwork_tf as pw
 from patchwork_tf.data import synthetic
 from patchwork_tf.serving import exportable
-from patchwork_tf.serving import task_postprocess
+from patchwork_tf import tasks
 from patchwork_tf.training import stage1
 
-TASKS = ("backbone", "detection", "segmentation")
+BACKBONE = "backbone"
+TASKS = (BACKBONE,) + tasks.TASKS
 
 
 def build_model(task, frame_size, depth_multiplier, num_classes=len(synthetic.CLASS_NAMES),
                 num_extra_layers=None, max_detections=100, score_threshold=1e-8):
-    """The single-frame tf_keras model of `task` and its post-processing callable (or None).
+    """The single-frame tf_keras model of `task` and its post-processing: the task object
+    (`patchwork_tf.tasks`, called as `task(outputs, image_size)`), or None for the backbone.
 
     Detection and segmentation models are the stage-1 architecture (`stage1.build_model`
     with the `Stage1Config` defaults for the rest), so stage-1 checkpoints restore into them
@@ -57,12 +59,12 @@ def build_model(task, frame_size, depth_multiplier, num_classes=len(synthetic.CL
       depth_multiplier: MobileNetV2's alpha.
       num_classes: detection classes without background.
       num_extra_layers: SSDLite's extra layers; None takes as many as the frame allows, up
-        to 4 (`stage1.extra_layers`).
+        to 4 (`tasks.detection.extra_layers`).
       max_detections, score_threshold: of the detection NMS.
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
-    if task == "backbone":
+    if task not in tasks.TASKS:  # the bare backbone
         return tf_keras.applications.MobileNetV2(
             input_shape=(frame_size, frame_size, 3), alpha=depth_multiplier,
             include_top=False, weights=None), None
@@ -73,13 +75,12 @@ def build_model(task, frame_size, depth_multiplier, num_classes=len(synthetic.CL
 
 
 def stage1_postprocess(model, config, max_detections=100, score_threshold=1e-8):
-    """The post-processing callable of a model built by `stage1.build_model(config)`:
-    detection decoding with stage 1's anchors and NMS, or the segmentation mask."""
-    if config.task == "segmentation":
-        return task_postprocess.segmentation_postprocess
-    return task_postprocess.DetectionPostprocess(
-        model, max_detections=max_detections, score_threshold=score_threshold,
-        anchor_kwargs=stage1.anchor_kwargs(config))
+    """The task object of a model built by `stage1.build_model(config)`, the serving
+    post-processing: detection decoding with stage 1's anchors and NMS (`max_detections`,
+    `score_threshold`), or the segmentation mask."""
+    task = tasks.get(config.task)
+    nms = dict(max_detections=max_detections, score_threshold=score_threshold)
+    return task.for_model(model, config, **{k: v for k, v in nms.items() if k in task.settings})
 
 
 def restore_model(model, checkpoint):
@@ -144,17 +145,8 @@ def export(export_dir, task="backbone", frame_size=384, depth_multiplier=1.0, m=
     module = exportable.ExportableModule(twin, postprocess=postprocess, scan_order=scan_order,
                                          alpha=history_decay)
     exportable.export_saved_model(module, export_dir, task=task,
-                                  metadata=task_metadata(task, num_classes, postprocess))
+                                  metadata=postprocess.export_metadata() if postprocess else {})
     return module
-
-
-def task_metadata(task, num_classes, postprocess):
-    """What scoring the served predictions needs beyond the module: classes and NMS."""
-    if task != "detection":
-        return {}
-    return {"num_classes": int(num_classes), "max_detections": postprocess.max_detections,
-            "score_threshold": postprocess.score_threshold,
-            "iou_threshold": postprocess.iou_threshold}
 
 
 def export_trained_run(model_dir, export_dir, write="bands", fold_batch_norm=True):
@@ -182,9 +174,8 @@ def export_trained_run(model_dir, export_dir, write="bands", fold_batch_norm=Tru
         alpha=patchwork.config.history_alpha,
         change_cue=has_policy and patchwork.config.change_cue)
     task = patchwork.stage1_config.task
-    exportable.export_saved_model(
-        module, export_dir, task=task,
-        metadata=task_metadata(task, patchwork.stage1_config.num_classes, postprocess))
+    exportable.export_saved_model(module, export_dir, task=task,
+                                  metadata=postprocess.export_metadata())
     return module
 
 

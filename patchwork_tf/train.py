@@ -73,7 +73,7 @@ flags.DEFINE_integer("m", 4, "Grid slices per side (Sec. 3.1).")
 flags.DEFINE_integer("n", 2, "Slices per window side (Sec. 3.1).")
 flags.DEFINE_string("observed_cell", None,
                     "The cell (layer L, Fig. 3) whose memory the attention network reads; "
-                    "default: the one the model's builder names (stage1.observed_cell).")
+                    "default: the one the model's builder names (tasks.Task.observed_cell).")
 flags.DEFINE_float("history_alpha", 0.5, "Action-history decay, Eq. 1.")
 flags.DEFINE_bool("change_cue", True, "The attention network also observes how much each "
                   "window changed since it was last processed (ours); --nochange_cue is the "

@@ -18,6 +18,7 @@ from absl import logging
 
 import patchwork_tf as pw
 from patchwork_tf import export as export_lib
+from patchwork_tf import tasks
 from patchwork_tf.data import synthetic
 from patchwork_tf.visualization import animation
 from patchwork_tf.visualization import figures
@@ -48,7 +49,8 @@ def visualize(output_dir, task="detection", frame_size=128, depth_multiplier=0.3
     if checkpoint:
         export_lib.restore_model(model, checkpoint)
     twin = pw.patchwork_model(model, pw.WindowGrid((frame_size, frame_size), m, n))
-    clip_task = "segmentation" if task == "segmentation" else "detection"
+    # The backbone alone runs on the detection flavour of the benchmark.
+    clip_task = task if task in tasks.TASKS else tasks.DetectionTask.name
     return _render(output_dir, twin, postprocess, clip_task, policy, cell, split, clip_index,
                    clip_length, score_threshold, method, seed)
 

@@ -142,7 +142,6 @@ class _Config:
 def _fake_stage1():
     from patchwork_tf.models import deeplab
     from patchwork_tf.models import ssdlite
-    from patchwork_tf.training import stage1
 
     def build_model(config):
         shape = tuple(config.frame_size) + (3,)
@@ -150,7 +149,7 @@ def _fake_stage1():
             return ssdlite.ssdlite_mobilenet_v2(shape, num_classes=2, alpha=0.35,
                                                 num_extra_layers=config.num_extra_layers)
         return deeplab.deeplabv3_mobilenet_v2(shape, alpha=0.35)
-    return types.SimpleNamespace(build_model=build_model, extra_layers=stage1.extra_layers)
+    return types.SimpleNamespace(build_model=build_model)
 
 
 def test_resolution_rebuild_keeps_the_trained_layers_or_refuses():
@@ -178,23 +177,22 @@ def exported_detector(detector, tmp_path_factory):
     `export_trained_run` exports a train run, and the same model and network in process."""
     import patchwork_tf as pw
     import tf_keras
-    from patchwork_tf import export
+    from patchwork_tf import tasks
     from patchwork_tf.policy import q_network
     from patchwork_tf.serving import exportable
-    from patchwork_tf.serving import task_postprocess
 
     grid = pw.WindowGrid((64, 64), 2, 1)
     twin = pw.patchwork_model(detector.model, grid, write="bands", full_memory_cells=[CELL],
                               fold_batch_norm=True)
     tf_keras.utils.set_random_seed(1)
     network = q_network.for_twin(twin, CELL)
-    postprocess = task_postprocess.DetectionPostprocess(detector.model)
+    postprocess = tasks.DetectionTask.for_model(detector.model, detector.config)
     module = exportable.ExportableModule(twin, postprocess=postprocess, policy=network,
                                          policy_cell=CELL, alpha=0.5)
     path = str(tmp_path_factory.mktemp("export") / "saved_model")
     exportable.export_saved_model(
         module, path, task="detection",
-        metadata=export.task_metadata("detection", detector.num_classes, postprocess))
+        metadata=postprocess.export_metadata())
     in_process = dataclasses.replace(
         detector, q_fn=lambda observation: network(observation)[0],
         patchwork={"m": 2, "n": 1, "observed_cell": CELL, "alpha": 0.5})
@@ -212,8 +210,9 @@ def _clips_labelled_by(runner, num_clips=2, length=4):
         detections = [runner(frames[t:t + 1]) for t in range(length)]
         clips.append({
             "frames": np.asarray(clip["frames"]), "clip_id": clip["clip_id"],
-            "boxes": np.stack([d["boxes"][0, :2] for d in detections]),
-            "classes": np.stack([d["classes"][0, :2] for d in detections]),
+            "boxes": np.stack([d["detection_boxes"][0, :2] for d in detections]),
+            "classes": np.stack([d["detection_classes"][0, :2] for d in detections]).astype(
+                np.int32) - 1,
             "valid": np.ones((length, 2), bool)})
     return clips
 
@@ -239,9 +238,12 @@ def test_saved_model_runner_matches_the_model_in_process(exported_detector, monk
     assert len(predictions["saved_model"]) == len(predictions["in_process"]) == 8
     for served, reference in zip(predictions["saved_model"], predictions["in_process"]):
         np.testing.assert_array_equal(served["num_detections"], reference["num_detections"])
-        np.testing.assert_array_equal(served["classes"], reference["classes"])
-        np.testing.assert_allclose(served["scores"], reference["scores"], atol=1e-5)
-        np.testing.assert_allclose(served["boxes"], reference["boxes"], atol=1e-5)
+        np.testing.assert_array_equal(served["detection_classes"],
+                                      reference["detection_classes"])
+        np.testing.assert_allclose(served["detection_scores"], reference["detection_scores"],
+                                   atol=1e-5)
+        np.testing.assert_allclose(served["detection_boxes"], reference["detection_boxes"],
+                                   atol=1e-5)
     assert expected.accuracy["mAP"] > 0.0
     assert got.accuracy["mAP"] == pytest.approx(expected.accuracy["mAP"], abs=1e-9)
     assert got.job_mflops == pytest.approx(expected.job_mflops, rel=1e-9)

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 import patchwork_tf as pw
 from patchwork_tf import export
+from patchwork_tf import tasks
 from patchwork_tf.data import clips as clips_lib
 from patchwork_tf.data import pipeline
 from patchwork_tf.data import synthetic
@@ -108,4 +109,5 @@ def test_build_model_restores_a_stage1_checkpoint_with_stage1_anchors(task, tmp_
     for got, expected in zip(model.weights, trained.weights):
         np.testing.assert_array_equal(got.numpy(), expected.numpy())
     if task == "detection":
-        np.testing.assert_array_equal(post.anchors, stage1.detection_anchors(trained, config))
+        np.testing.assert_array_equal(
+            post.anchors, tasks.DetectionTask.for_model(trained, config).anchors)

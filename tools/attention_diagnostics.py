@@ -54,7 +54,7 @@ def main(argv):
         _SPLIT.value, stage1_config.task, _NUM_CLIPS.value, stage1_config.frame_size,
         _CLIP_LENGTH.value or config.clip_length)
     records = attention_diagnostics.counterfactual_records(
-        patchwork.twin, patchwork.observer, config.observed_cell, patchwork.task.metric,
+        patchwork.twin, patchwork.observer, config.observed_cell, patchwork.task.reward_metric,
         clips, follow=_FOLLOW.value, q_fn=lambda obs: patchwork.q_network(obs)[0],
         batch_size=_BATCH_SIZE.value)
     summary = attention_diagnostics.summarize(records)

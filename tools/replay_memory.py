@@ -16,7 +16,7 @@ DDQN train steps of `--sample_batch_size` transitions, a checkpoint at the end) 
 the buffer's bytes (its variables), the checkpoint's bytes, the resident memory just before
 the buffer is made (VmRSS) and the process's peak (VmHWM, /proc/self/status). The memory's
 shape is that of the flag file's model (`--task`, `--frame_size`, `--alpha`, the observed cell
-of `stage1.observed_cell` or `--observed_cell`), built untrained in this process; the
+of `tasks.Task.observed_cell` or `--observed_cell`), built untrained in this process; the
 environment is a stand-in that streams random memories of that shape (the twin and the data
 are left out, so the numbers are those of the agent, buffer and loop). A storage whose buffer
 would not fit in `--memory_limit_gb` (default: 3/4 of MemAvailable) is not run; its buffer's
@@ -73,6 +73,7 @@ def _available_bytes():
 
 def model_memory_shape(config):
     """`(cell, (Hl, Wl, C))`: the observed cell of the flags' model and its memory's shape."""
+    from patchwork_tf import tasks
     from patchwork_tf.core import grid as grid_lib
     from patchwork_tf.core import twin as twin_lib
     from patchwork_tf.training import stage1
@@ -81,7 +82,7 @@ def model_memory_shape(config):
     stage1_config = stage1.Stage1Config(
         FLAGS.task, frame_size=(FLAGS.frame_size, FLAGS.frame_size), alpha=FLAGS.alpha,
         output_stride=FLAGS.output_stride)
-    cell = config.observed_cell or stage1.observed_cell(stage1_config)
+    cell = config.observed_cell or tasks.get(stage1_config.task).observed_cell
     grid = grid_lib.WindowGrid(stage1_config.frame_size, config.m, config.n)
     twin = twin_lib.patchwork_model(stage1.build_model(stage1_config), grid,
                                     full_memory_cells=[cell])

@@ -29,7 +29,7 @@ from patchwork_tf import export as export_lib
 from patchwork_tf.policy import q_network
 from patchwork_tf.serving import compact_state
 from patchwork_tf.serving import exportable
-from patchwork_tf.training import stage1
+from patchwork_tf import tasks
 
 _TASK = flags.DEFINE_enum("task", "detection", export_lib.TASKS, "The exported model.")
 _FRAME_SIZE = flags.DEFINE_integer("frame_size", 384, "Height = width in pixels.")
@@ -69,7 +69,7 @@ def build_modules(task, frame_size, alpha, m, n, write, policy, change_cue):
         if task == "backbone":
             raise ValueError("--policy=dqn needs --task=detection or segmentation (the task "
                              "names the observed cell); use --policy=scanning.")
-        observed = stage1.observed_cell(stage1.Stage1Config(task))
+        observed = tasks.get(task).observed_cell
     twin = pw.patchwork_model(model, grid, write=write, fold_batch_norm=True,
                               full_memory_cells=[observed] if observed else [])
     network = q_network.for_twin(twin, observed, change_cue) if observed else None

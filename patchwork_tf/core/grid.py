@@ -29,7 +29,7 @@ class WindowGrid:
 
     `H` and `W` must be divisible by `M`, so every window has integer pixel coordinates.
     Whether a window also falls on whole feature cells of a layer of stride `s` is
-    `is_aligned(s)`; the Patchwork converter uses it to decide where windows stop (DESIGN.md
+    `is_aligned(s)`; the Patchwork converter uses it to decide where windows stop (docs/design.md
     section 1).
     """
 

@@ -137,7 +137,7 @@ def _depthwise_as_shifts(inputs, kernel, strides, dilations):
     """VALID depthwise conv as a sum of `kh * kw` shifted, strided slices times the kernel.
 
     XLA fuses this into one loop; its native depthwise conv is about 12x slower on CPU
-    (DESIGN.md section 10). `kernel` is `[kh, kw, C, multiplier]`.
+    (docs/design.md section 3). `kernel` is `[kh, kw, C, multiplier]`.
     """
     kh, kw, channels, multiplier = kernel.shape
     if multiplier != 1:

@@ -1,4 +1,4 @@
-"""From a tf_keras functional CNN to its Patchwork twin (Sec. 3.2, DESIGN.md section 3).
+"""From a tf_keras functional CNN to its Patchwork twin (Sec. 3.2, docs/design.md section 4).
 
 `patchwork_model(keras_model, grid)` walks the stock functional graph and decides, per layer,
 how it runs when only one window of the frame is processed:

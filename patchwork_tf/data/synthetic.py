@@ -1,10 +1,10 @@
-"""The synthetic video benchmark: patchwork_tf's embedded default data (DESIGN.md section 7).
+"""The synthetic video benchmark: patchwork_tf's embedded default data (docs/design.md section 10).
 
 Clips are generated with numpy from an integer seed (`np.random.default_rng(seed)`), so the same
 seed gives the same clip byte for byte and nothing is ever downloaded. A clip shows shapes of
 `len(CLASS_NAMES)` classes, told apart by outline (colour, size and rotation are jittered), on a
 static textured background. The statistics are chosen so that attention matters (paper Sec. 1,
-DESIGN.md section 7): most objects are static, one or two move, and only for part of the clip;
+docs/design.md section 10): most objects are static, one or two move, and only for part of the clip;
 moving objects enter and leave the frame and pass in front of or behind others; a minority of
 clips has a slow camera pan, during which the whole frame changes.
 
@@ -29,10 +29,11 @@ import tensorflow as tf
 from matplotlib import path as mpath
 from PIL import Image
 
+from patchwork_tf import tasks
 from patchwork_tf.data import clips as clips_lib
 
 CLASS_NAMES = ("circle", "square", "triangle", "cross", "star")
-TASKS = ("detection", "segmentation")
+TASKS = tasks.TASKS
 SPLITS = ("train", "validation", "test")
 CLIPS_PER_SPLIT = 10**8
 _SPLIT_INDEX = {split: i for i, split in enumerate(SPLITS)}
@@ -240,7 +241,7 @@ def _objects(rng, task, config):
     height, width = config.frame_size
     side = min(height, width)
     objects = []
-    if task == "detection":
+    if not tasks.get(task).uses_mask:
         count = int(rng.integers(1, config.max_objects + 1))
         moving = int(rng.integers(1, min(config.max_moving, count) + 1))
         for i in range(count):
@@ -347,7 +348,7 @@ def synthetic_clip(seed, task="detection", config=SyntheticConfig(), clip_id=Non
     classes[:len(objects)] = [obj.class_id for obj in objects]
     track_ids = np.full(slots, -1, np.int32)
     track_ids[:len(objects)] = np.arange(len(objects))
-    if task == "segmentation":
+    if tasks.get(task).uses_mask:   # the primary object in slot 0
         mask = (owner == 0).astype(np.uint8)
     else:
         mask = (owner >= 0).astype(np.uint8)

@@ -1,4 +1,4 @@
-"""The synthetic video benchmark as a TensorFlow Datasets builder (DESIGN.md section 7).
+"""The synthetic video benchmark as a TensorFlow Datasets builder (docs/design.md section 10).
 
 `SyntheticVideo` (registered as `patchwork_synthetic_video`) writes the clips of
 `patchwork_tf.data.synthetic` to TFRecords and reads them back the TFDS way. Nothing is

@@ -64,7 +64,7 @@ def counterfactual_records(twin, observer, observed_cell, metric_fn, clips: Iter
       twin: a `PatchworkModel` whose `observed_cell` writes whole windows (`full_memory_cells`).
       observer: the `policy.observation.AttentionObservation` of the Q-network's input.
       observed_cell: the cell whose memory the observation reads.
-      metric_fn: `f(gt, outputs) -> float32 [B]` (`training.tasks.Task.metric`), `gt` the dict
+      metric_fn: `f(gt, outputs) -> float32 [B]` (`tasks.Task.reward_metric`), `gt` the dict
         of one frame's ground-truth fields, each [B, ...].
       clips: numpy clip dicts, `frames` uint8 [T, H, W, 3] and per-frame ground truth [T, ...]
         (non-numeric fields such as ids are ignored); every clip of the same T.

@@ -21,27 +21,16 @@ its frame size inside as training resizes frames, and answers for the frame as g
 size, which the task scales to the annotation. Variants that change the model (flip,
 resolution, no cells) need the checkpoint.
 
-The served predictions (the TF Object Detection API's names, `serving.task_postprocess`) are
-mapped back to the project's: `detection_boxes`, `detection_scores` -> `boxes`, `scores`;
-`detection_classes` (float32, 1-based) -> `classes` int32 0-based; `num_detections` (float32)
--> int32; `segmentation_mask` (uint8) -> `mask` bool.
+The served predictions are the task's predictions (`patchwork_tf.tasks`, one key set in
+training, evaluation and serving), so the task scores them as they come.
 """
 import dataclasses
 
-import numpy as np
 import tensorflow as tf
 
+from patchwork_tf import tasks
 from patchwork_tf.evaluation import stream
-from patchwork_tf.evaluation import tasks
 from patchwork_tf.serving import metadata as metadata_lib
-
-# Per task, the served prediction each of the project's comes from.
-PREDICTION_KEYS = {
-    "detection": {"boxes": "detection_boxes", "scores": "detection_scores",
-                  "classes": "detection_classes", "num_detections": "num_detections"},
-    "segmentation": {"mask": "segmentation_mask"},
-}
-LABEL_ID_OFFSET = 1  # served class ids are 1-based (the OD API's), the project's 0-based
 
 
 @dataclasses.dataclass
@@ -79,10 +68,10 @@ def load(export_dir):
             "python -m patchwork_tf.export.")
     module = tf.saved_model.load(export_dir)
     record = metadata_lib.read(module, export_dir)
-    if record["task"] not in PREDICTION_KEYS:
+    if record["task"] not in tasks.TASKS:
         raise ValueError(
             f"{export_dir} is a {record['task']!r} export, which has no accuracy metric; export "
-            f"the task model ({' or '.join(PREDICTION_KEYS)}) to evaluate it.")
+            f"the task model ({' or '.join(tasks.TASKS)}) to evaluate it.")
     return ExportedModel(module, record, export_dir)
 
 
@@ -109,11 +98,7 @@ class SavedModelRunner:
         self.frame_size = tuple(int(v) for v in record["frame_size"])
         self.policy_name = record["policy"]
         self.observed_cell = record["policy_cell"]
-        if exported.task == "detection":
-            self.task = tasks.DetectionTask(None, record["num_classes"])
-        else:
-            self.task = tasks.SegmentationTask()
-        self._keys = PREDICTION_KEYS[exported.task]
+        self.task = tasks.get(exported.task).from_metadata(record)
         self._module = exported.module
         self.last_action = None
 
@@ -139,16 +124,9 @@ class SavedModelRunner:
     def __call__(self, frame):
         """Predictions for one uint8 frame [1, H, W, 3] of any H, W; advances the policy.
 
-        Returns host numpy in the project's format. Detection: `boxes` float32 [1, D, 4]
-        normalized to the frame, `scores` float32 [1, D], `classes` int32 [1, D] (0-based),
-        `num_detections` int32 [1]; segmentation: `mask` bool [1, H, W] at the frame's size.
+        Returns the task's predictions (`task.prediction_keys`) as host numpy, at the frame's
+        size.
         """
         outputs = self._module.stream_step(frame[0])
         self.last_action = int(outputs["action"].numpy()[0])
-        predictions = {key: outputs[served].numpy() for key, served in self._keys.items()}
-        if "classes" in predictions:
-            predictions["classes"] = (predictions["classes"] - LABEL_ID_OFFSET).astype(np.int32)
-            predictions["num_detections"] = predictions["num_detections"].astype(np.int32)
-        if "mask" in predictions:
-            predictions["mask"] = predictions["mask"].astype(bool)
-        return predictions
+        return {key: outputs[key].numpy() for key in self.task.prediction_keys}

@@ -97,3 +97,9 @@ def clip_to_window(boxes, window=(0.0, 0.0, 1.0, 1.0)):
         tf.clip_by_value(xmax, wxmin, wxmax),
     ], axis=-1)
 
+
+
+def flip_left_right(boxes):
+    """Mirrors normalized `(ymin, xmin, ymax, xmax)` boxes `[..., 4]` about `x = 1/2`."""
+    ymin, xmin, ymax, xmax = tf.unstack(boxes, axis=-1)
+    return tf.stack([ymin, 1.0 - xmax, ymax, 1.0 - xmin], axis=-1)

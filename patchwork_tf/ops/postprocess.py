@@ -1,6 +1,6 @@
 """SSD post-processing: decode box codes, sigmoid scores, per-class NMS.
 
-The last global op of the detection head (DESIGN.md Sec. 4): it always runs on the full-frame
+The last global op of the detection head (docs/design.md section 2): it always runs on the full-frame
 predictions, so the output is a detection of the whole frame. Scores are sigmoids, matching
 the focal loss in `patchwork_tf.losses.detection`; column 0 (background) is dropped.
 """

@@ -1,1 +1,1 @@
-"""Serving: the Patchwork twin as an explicit-state SavedModel module (DESIGN.md section 9)."""
+"""Serving: the Patchwork twin as an explicit-state SavedModel module (docs/design.md section 9)."""

@@ -1,4 +1,4 @@
-"""The Patchwork twin as a servable module with explicit state (DESIGN.md section 9).
+"""The Patchwork twin as a servable module with explicit state (docs/design.md section 9).
 
 `ExportableModule` wraps a `PatchworkModel` (the twin), an optional post-processing callable
 (detection decoding + NMS, mask upsampling, ...; identity if none) and an optional attention
@@ -39,7 +39,7 @@ to uint8; a frame of the twin's size passes as it is) and scales them to the twi
 range (by default MobileNetV2's [-1, 1], `patchwork_tf.data.clips.preprocess_frames`). The
 post-processing callable gets the input's `(H, W)`, so predictions come back for the frame as
 it was given: detection boxes stay normalized to it (the stretch keeps normalized
-coordinates), segmentation masks are resized to its H x W (`serving.task_postprocess`).
+coordinates), segmentation masks are resized to its H x W (`patchwork_tf.tasks`).
 
 Every input is checked inside the signature, where a message can name what was given and
 what is expected: a loaded SavedModel's signatures do not check shapes themselves, and shapes
@@ -79,8 +79,9 @@ the next action is the greedy argmax. A tf-agents `Network` (which returns `(q_v
 network_state)`) may be passed as it is. Without a policy the module scans the windows in a
 fixed order (the Scanning baseline of Tab. 1).
 
-The task models' predictions (`export.py` with `serving.task_postprocess`) follow the TF
-Object Detection API's exported models for detection, and name segmentation likewise:
+The task models' predictions (`export.py` with the task objects of `patchwork_tf.tasks`)
+follow the TF Object Detection API's exported models for detection, and name segmentation
+likewise:
 
 | key                        | dtype   | shape        | meaning                                    |
 |----------------------------|---------|--------------|--------------------------------------------|

@@ -1,9 +1,9 @@
 """Single-frame evaluation of stage-1 models on clips of their data source (Sec. 4.1, 4.2).
 
-Detection: SSDLite outputs -> `patchwork_tf.ops.postprocess` (decode, sigmoid scores,
-combined NMS) -> VID mAP@0.5 (`patchwork_tf.metrics.vid_map.VidMap`). Segmentation: the
-foreground probability thresholded at 0.5 -> DAVIS J and F per clip, averaged over clips
-(`patchwork_tf.metrics.davis.DavisJF`). Every frame of every clip is evaluated.
+The task object (`patchwork_tf.tasks`) turns the model's outputs into its predictions and
+scores them: detection by VID mAP@0.5 (`metrics.vid_map.VidMap`), segmentation by DAVIS J
+and F per clip, averaged over clips (`metrics.davis.DavisJF`, every frame scored). Every frame
+of every clip is evaluated.
 """
 from typing import Any, Dict
 
@@ -11,68 +11,49 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from patchwork_tf import tasks
 from patchwork_tf.data import clips as clips_lib
-from patchwork_tf.metrics import davis
-from patchwork_tf.metrics import vid_map
-from patchwork_tf.ops import postprocess
+from patchwork_tf.data import videos
 from patchwork_tf.training import stage1
 from patchwork_tf.training import stage1_data
 
 
-def evaluate_detector(model: tf_keras.Model, anchors: tf.Tensor, frames: Dict[str, np.ndarray],
-                      num_classes: int, batch_size: int = 32) -> Dict[str, Any]:
-    """VID mAP@0.5 of an SSDLite model on frames.
+def evaluate_frames(task: tasks.Task, model: tf_keras.Model, frames: Dict[str, np.ndarray],
+                    frames_per_clip: int, batch_size: int = 32) -> Dict[str, Any]:
+    """The task's metric of a single-frame model on frames, clip by clip.
 
     Args:
-      model: from `ssdlite_mobilenet_v2` with a background column.
-      anchors: float32 [A, 4], the model's anchors (`anchors.anchors_for_model`).
-      frames: dict from `stage1_data.synthetic_frames` (uses frames, boxes, classes, valid).
-      num_classes: object classes C.
-      batch_size: frames per forward pass.
-
-    Returns:
-      `{"mAP": float, "ap": float64 [C]}` as `VidMap.result`.
-    """
-    height, width = frames["frames"].shape[1:3]
-
-    @tf.function
-    def detect(images):
-        outputs = model(images, training=False)
-        return postprocess.postprocess(outputs["box_encodings"], outputs["class_logits"], anchors)
-
-    metric = vid_map.VidMap(num_classes)
-    for images, labels in stage1_data.evaluation_dataset(frames, batch_size):
-        metric.add_batch((height, width), labels["boxes"], labels["classes"], labels["valid"],
-                         detect(images))
-    return metric.result()
-
-
-def evaluate_segmenter(model: tf_keras.Model, frames: Dict[str, np.ndarray],
-                       frames_per_clip: int, batch_size: int = 32) -> Dict[str, Any]:
-    """DAVIS J and F of a segmenter on frames, clip by clip.
-
-    Args:
-      model: from `deeplabv3_mobilenet_v2`.
-      frames: dict from `stage1_data.synthetic_frames` (uses frames and mask); frame `i`
-        belongs to clip `i // frames_per_clip`.
+      task: the model's task object (`tasks.get(name).for_model(model, config)`).
+      model: the tf_keras model, float32 frames in [-1, 1] -> raw outputs.
+      frames: dict from `concatenate_frames` or `stage1_data.synthetic_frames` (frames,
+        boxes, classes, valid, and mask for segmentation); frame `i` belongs to clip
+        `i // frames_per_clip`.
       frames_per_clip: frames of each clip in `frames`.
       batch_size: frames per forward pass.
 
     Returns:
-      `DavisJF.result()`: `{"J", "F", "J&F", "per_sequence"}`.
+      The metric's `result()`: detection `{"mAP", "ap" [C]}`; segmentation `{"J", "F",
+      "J&F", "per_sequence"}`.
     """
 
     @tf.function
-    def segment(images):
-        return model(images, training=False)["mask_logits"][..., 0] > 0.0
+    def predict(images):
+        return task.predictions(model(images, training=False))
 
-    predictions = np.concatenate([segment(images).numpy() for images, _ in
-                                  stage1_data.evaluation_dataset(frames, batch_size)])
-    # The frames are a few spread out of each clip, not a sequence: every one is scored.
-    metric = davis.DavisJF(frame_selection=davis.ALL_FRAMES)
-    for start in range(0, len(predictions), frames_per_clip):
-        metric.add(start // frames_per_clip, predictions[start:start + frames_per_clip],
-                   frames["mask"][start:start + frames_per_clip])
+    metric = task.new_metric()
+    index = 0
+    for images, _ in stage1_data.evaluation_dataset(frames, batch_size):
+        predictions = {k: v.numpy() for k, v in predict(images).items()}
+        for row in range(images.shape[0]):
+            valid = frames[clips_lib.VALID][index]
+            truth = {videos.FRAME: frames[clips_lib.FRAMES][index],
+                     clips_lib.BOXES: frames[clips_lib.BOXES][index][valid],
+                     clips_lib.CLASSES: frames[clips_lib.CLASSES][index][valid]}
+            if clips_lib.MASK in frames:
+                truth[clips_lib.MASK] = frames[clips_lib.MASK][index]
+            task.add_frame(metric, index // frames_per_clip, index % frames_per_clip, truth,
+                           {k: v[row:row + 1] for k, v in predictions.items()})
+            index += 1
     return metric.result()
 
 
@@ -124,11 +105,8 @@ def evaluate_stage1(model_dir: str, split: str = "validation", num_clips: int = 
     clips = list(config.source.evaluation_clips(split, config.task, num_clips,
                                                 config.frame_size, clip_length,
                                                 config.max_objects))
-    frames = concatenate_frames(clips)
-    if config.task == "detection":
-        result = evaluate_detector(model, stage1.detection_anchors(model, config), frames,
-                                   config.num_classes, batch_size)
-    else:
-        result = evaluate_segmenter(model, frames, clip_length, batch_size)
-        result.pop("per_sequence")
+    # The frames are a few spread out of each clip, not a sequence: every one is scored.
+    task = tasks.get(config.task).for_model(model, config).scoring_every_frame()
+    result = evaluate_frames(task, model, concatenate_frames(clips), clip_length, batch_size)
+    result.pop("per_sequence", None)
     return {"task": config.task, "step": step, **result}

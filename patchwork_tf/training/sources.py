@@ -48,6 +48,7 @@ from typing import Iterator, List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from patchwork_tf import tasks
 from patchwork_tf.data import clips as clips_lib
 from patchwork_tf.data import coco
 from patchwork_tf.data import davis
@@ -70,14 +71,15 @@ VOC = "voc"
 IMAGENET_DET = "imagenet_det"
 # The entries of `still_data` ("none" alone, or a comma-separated list of the others).
 STILL_SOURCES = (NO_STILLS, COCO, VOC, IMAGENET_DET)
-_STILL_TASKS = {COCO: ("detection", "segmentation"), VOC: ("detection", "segmentation"),
-                IMAGENET_DET: ("detection",)}
+_DETECTION, _SEGMENTATION = tasks.DetectionTask.name, tasks.SegmentationTask.name
+_STILL_TASKS = {COCO: (_DETECTION, _SEGMENTATION), VOC: (_DETECTION, _SEGMENTATION),
+                IMAGENET_DET: (_DETECTION,)}
 RESIZE_METHOD = "stretch"
 # Stage 1 cuts real videos into segments of the synthetic clips' length.
 SEGMENT_LENGTH = 16
 # Ground truth the environment keeps per frame; instance masks are not needed by any reward.
 _CLIP_FIELDS = ("frames", "boxes", "classes", "valid", "mask")
-_TASKS = {SYNTHETIC: synthetic.TASKS, IMAGENET_VID: ("detection",), DAVIS: ("segmentation",)}
+_TASKS = {SYNTHETIC: synthetic.TASKS, IMAGENET_VID: (_DETECTION,), DAVIS: (_SEGMENTATION,)}
 _CLASS_NAMES = {SYNTHETIC: synthetic.CLASS_NAMES, IMAGENET_VID: imagenet_vid.CLASS_NAMES,
                 DAVIS: davis.CLASS_NAMES}
 # Object slots per frame. ImageNet VID frames and still images (mapped to the VID classes) hold
@@ -263,7 +265,7 @@ class DataSource:
             layout_lib.require(os.path.join(root, f"{split}2017"), "COCO image folder",
                                coco.LAYOUT)
         elif still == VOC:
-            lists = "Segmentation" if task == "segmentation" else "Main"
+            lists = "Segmentation" if tasks.get(task).uses_mask else "Main"
             layout_lib.require(
                 os.path.join(root, "ImageSets", lists, f"{STILL_SPLITS[VOC]}.txt"),
                 f"ImageSets/{lists}/{STILL_SPLITS[VOC]}.txt", pascal_voc.LAYOUT)
@@ -352,7 +354,7 @@ class DataSource:
     def _still_records(self, task, still, root):
         """The still records of one still source with labels in the source's classes
         (`_map_still_record`); records without an object are skipped."""
-        with_masks = task == "segmentation"
+        with_masks = tasks.get(task).uses_mask
         if still == COCO:
             stills = coco.CocoStills.from_root(root, STILL_SPLITS[COCO])
             records, to_vid = stills.records(with_masks), _vid_classes_by_name(stills.class_names)
@@ -378,7 +380,7 @@ class DataSource:
             (detection).
           task: "detection" (ImageNet VID) or "segmentation" (DAVIS: one foreground object).
         """
-        if task == "segmentation":
+        if tasks.get(task).uses_mask:
             union = record["instance_masks"].max(axis=0, initial=0)
             rows, cols = np.nonzero(union)
             if not len(rows):
@@ -419,7 +421,7 @@ class DataSource:
 
         return pipeline.fake_video_dataset(
             round_robin, seed, num_frames, frame_size,
-            with_instance_masks=task == "segmentation")
+            with_instance_masks=tasks.get(task).uses_mask)
 
     # What the stages read.
 
@@ -470,7 +472,7 @@ class DataSource:
                               for key, value in clip.items()})
         else:
             fake = real.take(0)
-        keys = pipeline.FRAME_KEYS + ((clips_lib.MASK,) if task == "segmentation" else ())
+        keys = pipeline.FRAME_KEYS + ((clips_lib.MASK,) if tasks.get(task).uses_mask else ())
         frames = pipeline.stage1_frames(real, fake, self._fake_fraction, frame_size,
                                         max_objects, seed, keys, RESIZE_METHOD)
         frames = frames.map(lambda frame: {clips_lib.FRAMES if key == "image" else key: value
@@ -504,7 +506,7 @@ class DataSource:
             dataset = dataset.map(lambda clip: {k: clip[k] for k in _CLIP_FIELDS}).cache()
             return dataset.shuffle(num_clips, seed=seed).repeat().batch(
                 batch_size, drop_remainder=True).prefetch(2)
-        fields = _CLIP_FIELDS if task == "segmentation" else _CLIP_FIELDS[:-1]
+        fields = _CLIP_FIELDS if tasks.get(task).uses_mask else _CLIP_FIELDS[:-1]
         videos = self._videos("train")
         if not any(self._frame_count("train", v) >= clip_length for v in videos):
             raise layout_lib.DataLayoutError(

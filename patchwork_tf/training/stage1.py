@@ -23,7 +23,8 @@ hard-example-mined sigmoid plus smooth-L1 loss of the paper's detector (the OD A
 cross-entropy on the foreground logit (DAVIS 2016 unsupervised, one primary object).
 
 The stage-1 checkpoint is also a checkpoint of the Patchwork model (the twin shares the
-single-frame model's weights, DESIGN.md section 3).
+single-frame model's weights, docs/design.md section 4). The task object
+(`patchwork_tf.tasks`) builds the model and owns its loss.
 """
 import dataclasses
 import math
@@ -34,29 +35,18 @@ from typing import Any, Dict, Optional, Tuple
 import tensorflow as tf
 import tf_keras
 
+from patchwork_tf import tasks
 from patchwork_tf.losses import detection as detection_losses
-from patchwork_tf.models import anchors as anchors_lib
 from patchwork_tf.models import backbone_weights as backbone_weights_lib
-from patchwork_tf.models import deeplab
-from patchwork_tf.models import ssdlite
-from patchwork_tf.ops import target_assigner
 from patchwork_tf.training import distribute
 from patchwork_tf.training import run_config
 from patchwork_tf.training import sources
-from patchwork_tf.training import stage1_data
 
 CONFIG_FILE = "stage1_config.json"
 # Config fields that may change when a run resumes: a data copy may move.
 DATA_PATHS = ("data_dir", "still_data_dir")
 CHECKPOINT_DIR = "checkpoints"
 SUMMARY_DIR = "train"
-# Focal-loss prior (Lin et al. 2017, Sec. 4.1): the sigmoid focal loss also scores the
-# background column, so it starts at probability 0.99 and every class at 0.01; the many
-# background anchors then do not swamp the first steps. The "ssd" loss starts every class logit
-# at 0, as the OD API's SSDLite (`class_prediction_bias_init` unset, default 0.0): its miner
-# scores at most 3 negatives per positive (at least 3 per frame), so the background anchors
-# cannot swamp the loss.
-_FOCAL_PRIOR = 0.01
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,8 +123,7 @@ class Stage1Config:
     detection_loss: str = detection_losses.FOCAL
 
     def __post_init__(self):
-        if self.task not in stage1_data.TASKS:
-            raise ValueError(f"task must be one of {stage1_data.TASKS}, got {self.task!r}.")
+        tasks.get(self.task)
         if self.num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {self.num_steps}.")
         if self.detection_loss not in detection_losses.LOSSES:
@@ -159,14 +148,6 @@ class Stage1Config:
                                   self.still_fraction)
 
 
-def extra_layers(config: Stage1Config) -> int:
-    """SSDLite's extra layers in the model of `config`: `config.num_extra_layers`, or as many
-    as its frame allows, up to 4."""
-    if config.num_extra_layers is not None:
-        return config.num_extra_layers
-    return min(4, ssdlite.max_extra_layers(config.frame_size + (3,)))
-
-
 def pretrained_backbone(config: Stage1Config) -> Optional[tf_keras.Model]:
     """The stock MobileNetV2 holding `config.backbone_weights` (downloaded or read now), for
     `build_model`; None for "none". See `backbone_weights.stock_backbone` for the errors."""
@@ -189,84 +170,7 @@ def build_model(config: Stage1Config, num_classes: Optional[int] = None,
         model's backbone layers take, by layer name; None leaves every layer freshly
         initialised. The head's layers stay freshly initialised either way.
     """
-    input_shape = config.frame_size + (3,)
-    if config.task == "detection":
-        num_classes = config.num_classes if num_classes is None else num_classes
-        prior_logit = math.log((1.0 - _FOCAL_PRIOR) / _FOCAL_PRIOR)
-        class_bias_init = ([prior_logit] + [-prior_logit] * num_classes
-                           if config.detection_loss == detection_losses.FOCAL else 0.0)
-        model = ssdlite.ssdlite_mobilenet_v2(
-            input_shape, num_classes=num_classes, alpha=config.alpha,
-            num_extra_layers=extra_layers(config), add_background_class=True,
-            reduce_boxes_in_lowest_layer=config.reduce_boxes_in_lowest_layer,
-            class_bias_init=class_bias_init,
-            batch_norm_momentum=config.batch_norm_momentum)
-    else:
-        model = deeplab.deeplabv3_mobilenet_v2(
-            input_shape, alpha=config.alpha, output_stride=config.output_stride,
-            dropout_rate=config.dropout_rate, batch_norm_momentum=config.batch_norm_momentum)
-    if pretrained is not None:
-        backbone_weights_lib.copy_weights(pretrained, model)
-    return model
-
-
-def observed_cell(config: Stage1Config) -> str:
-    """The cell (layer L, Fig. 3) whose memory the attention network reads in the model of
-    `config`, as its builder names it (`ssdlite.OBSERVED_CELL`, `deeplab.OBSERVED_CELL`)."""
-    return ssdlite.OBSERVED_CELL if config.task == "detection" else deeplab.OBSERVED_CELL
-
-
-def anchor_kwargs(config: Stage1Config) -> Dict[str, Any]:
-    """The `anchors.anchors_for_model` arguments of a model built by `build_model(config)`."""
-    return dict(min_scale=config.anchor_min_scale, max_scale=config.anchor_max_scale,
-                reduce_boxes_in_lowest_layer=config.reduce_boxes_in_lowest_layer)
-
-
-def detection_anchors(model: tf_keras.Model, config: Stage1Config) -> tf.Tensor:
-    """The anchors of a detection model built by `build_model(config)`, float32 [A, 4]."""
-    return anchors_lib.anchors_for_model(model, **anchor_kwargs(config))
-
-
-def detection_loss(model_outputs, labels, anchors,
-                   loss=detection_losses.FOCAL) -> Dict[str, tf.Tensor]:
-    """The SSD or focal loss of SSDLite outputs against padded ground truth.
-
-    Args:
-      model_outputs: `{"class_logits": [B, A, C + 1], "box_encodings": [B, A, 4]}`.
-      labels: `boxes` float32 [B, K, 4], `classes` int32 [B, K], `valid` bool [B, K].
-      anchors: float32 [A, 4].
-      loss: "ssd" (`detection_losses.ssd_detection_loss`, the paper's detector's) or "focal"
-        (`detection_losses.detection_loss`); `Stage1Config.detection_loss`.
-
-    Returns:
-      dict of float32 scalars `total`, `classification`, `localization`, `num_positives`,
-      and for "ssd" `num_negatives` (mined).
-    """
-    if loss not in detection_losses.LOSSES:
-        raise ValueError(f"loss must be one of {detection_losses.LOSSES}, got {loss!r}.")
-    targets = target_assigner.assign_targets(anchors, labels["boxes"], labels["classes"],
-                                             labels["valid"])
-    if loss == detection_losses.SSD:
-        return detection_losses.ssd_detection_loss(
-            model_outputs["class_logits"], model_outputs["box_encodings"], targets, anchors)
-    return detection_losses.detection_loss(model_outputs["class_logits"],
-                                           model_outputs["box_encodings"], targets)
-
-
-def segmentation_loss(model_outputs, labels) -> Dict[str, tf.Tensor]:
-    """Mean per-pixel sigmoid cross-entropy of the foreground logit.
-
-    Args:
-      model_outputs: `{"mask_logits": float32 [B, H, W, 1]}`.
-      labels: `mask` uint8 [B, H, W], 1 on the primary object.
-
-    Returns:
-      dict with the float32 scalar `total`.
-    """
-    logits = model_outputs["mask_logits"]
-    mask = tf.cast(labels["mask"], tf.float32)[..., None]
-    return {"total": tf.reduce_mean(
-        tf.nn.sigmoid_cross_entropy_with_logits(labels=mask, logits=logits))}
+    return tasks.get(config.task).build_model(config, num_classes, pretrained)
 
 
 def load_config(model_dir: str) -> Stage1Config:
@@ -360,16 +264,13 @@ def train_stage1(
         frames_per_clip=config.frames_per_clip, max_objects=config.max_objects,
         num_train_clips=config.num_train_clips)
     iterator = iter(strategy_obj.experimental_distribute_dataset(dataset))
-    anchors = detection_anchors(model, config) if config.task == "detection" else None
+    task = tasks.get(config.task).for_model(model, config)
     num_replicas = strategy_obj.num_replicas_in_sync
 
     def replica_step(images, labels):
         with tf.GradientTape() as tape:
             outputs = model(images, training=True)
-            if config.task == "detection":
-                losses = detection_loss(outputs, labels, anchors, config.detection_loss)
-            else:
-                losses = segmentation_loss(outputs, labels)
+            losses = task.loss(outputs, labels)
             scaled = losses["total"] / num_replicas
         gradients = tape.gradient(scaled, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))

@@ -24,6 +24,7 @@ from typing import Optional
 import tensorflow as tf
 import tf_keras
 
+from patchwork_tf import tasks
 from patchwork_tf.core import grid as grid_lib
 from patchwork_tf.core import twin as twin_lib
 from patchwork_tf.policy import agent as agent_lib
@@ -34,7 +35,6 @@ from patchwork_tf.policy import trainer
 from patchwork_tf.training import run_config
 from patchwork_tf.training import sources
 from patchwork_tf.training import stage1
-from patchwork_tf.training import tasks
 
 CONFIG_FILE = "patchwork_config.json"
 STAGE1_DIR = "stage1"
@@ -47,7 +47,7 @@ class PatchworkConfig:
     Attributes:
       m, n: the window grid (Sec. 3.1).
       observed_cell: the cell (layer L, Fig. 3) whose memory the Q-network reads; None takes
-        the one the stage-1 model's builder names (`stage1.observed_cell`).
+        the one the stage-1 model's builder names (`tasks.Task.observed_cell`).
       history_alpha: decay of the action history, Eq. 1.
       change_cue: the Q-network also observes how much each window changed since it was
         last processed (`policy.observation`); False is the paper's observation.
@@ -132,10 +132,10 @@ _EXTENSIBLE_FIELDS = ("stage2_steps", "stage3_steps") + stage1.DATA_PATHS
 
 def with_observed_cell(config, stage1_config):
     """`config` with an `observed_cell` of None replaced by the stage-1 model's
-    (`stage1.observed_cell`)."""
+    (`tasks.Task.observed_cell`)."""
     if config.observed_cell is not None:
         return config
-    return dataclasses.replace(config, observed_cell=stage1.observed_cell(stage1_config))
+    return dataclasses.replace(config, observed_cell=tasks.get(stage1_config.task).observed_cell)
 
 
 def store_config(model_dir, config):
@@ -196,7 +196,7 @@ def build_patchwork(model_dir, config, write="bands", jit_compile=False):
     grid = grid_lib.WindowGrid(stage1_config.frame_size, config.m, config.n)
     twin = twin_lib.patchwork_model(model, grid, jit_compile=jit_compile, write=write,
                                     full_memory_cells=[config.observed_cell])
-    task = tasks.Task.for_model(model, stage1_config)
+    task = tasks.get(stage1_config.task).for_model(model, stage1_config)
     tf_keras.utils.set_random_seed(config.seed)
     q_network = q_network_lib.for_twin(twin, config.observed_cell, config.change_cue,
                                        config.q_network)
@@ -311,7 +311,7 @@ def build_setting(model_dir, config, learning_rate, train_step_offset=0):
                            config.clip_length, config.num_streams, config.seed,
                            patchwork.stage1_config.max_objects)
     env = environment_lib.VideoStreamEnvironment(
-        patchwork.twin, clips, config.observed_cell, patchwork.task.metric,
+        patchwork.twin, clips, config.observed_cell, patchwork.task.reward_metric,
         patchwork.grid.num_actions, alpha=config.history_alpha, change_cue=config.change_cue,
         pool_memory=True)
     train_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")

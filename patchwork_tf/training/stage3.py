@@ -43,7 +43,7 @@ def unrolled_clip_loss(setting, clip):
         actions = tf.argmax(q_values, axis=-1, output_type=tf.int32)
         outputs, state = twin.step_fn(frames[:, t], actions, state)
         labels = {k: v[:, t] for k, v in clip.items() if k != "frames"}
-        losses.append(task.loss(outputs, labels))
+        losses.append(task.loss(outputs, labels)["total"])
         observer_state = observer.advance(observer_state, frames[:, t], actions)
     return tf.add_n(losses) / len(losses)
 

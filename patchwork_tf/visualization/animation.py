@@ -9,6 +9,8 @@ from matplotlib import colors as mpl_colors
 from PIL import Image
 from PIL import ImageDraw
 
+from patchwork_tf.tasks import detection
+from patchwork_tf.tasks import segmentation
 from patchwork_tf.visualization import figures
 from patchwork_tf.visualization import memory as memory_lib
 
@@ -26,13 +28,13 @@ def annotated_frame(rollout, t, class_names=None, score_threshold=0.5, scale=2):
     frame = rollout.frames[t].astype(np.float32)
     height, width = frame.shape[:2]
     predictions = rollout.predictions[t]
-    if "mask" in predictions:
+    if segmentation.MASK in predictions:
         mask = figures.foreground_mask(predictions, (height, width))
         frame[mask] = 0.55 * frame[mask] + 0.45 * MASK_RGB
     image = Image.fromarray(frame.astype(np.uint8)).resize(
         (width * scale, height * scale), Image.Resampling.NEAREST)
     draw = ImageDraw.Draw(image)
-    if "boxes" in predictions:
+    if detection.BOXES in predictions:
         for box, class_id, score in figures.detections(predictions, score_threshold):
             ymin, xmin, ymax, xmax = box * np.array([height, width, height, width]) * scale
             color = _rgb(figures.CLASS_COLORS[class_id % len(figures.CLASS_COLORS)])

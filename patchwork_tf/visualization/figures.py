@@ -9,6 +9,8 @@ import numpy as np
 from matplotlib import figure as mpl_figure
 from matplotlib import patches
 
+from patchwork_tf.tasks import detection
+from patchwork_tf.tasks import segmentation
 from patchwork_tf.visualization import memory as memory_lib
 
 WINDOW_COLOR = "red"
@@ -46,24 +48,30 @@ CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"
 
 
 def detections(predictions, score_threshold):
-    """`(box, class_id, score)` of the detections scoring at least `score_threshold`.
+    """`(box, class_id, score)` of the detections scoring at least `score_threshold`, with
+    0-based class ids.
 
-    `predictions` holds `boxes` `[D, 4]` normalized `(ymin, xmin, ymax, xmax)`, `scores`
-    `[D]`, `classes` `[D]` and optionally `num_detections` (rows past it are padding).
+    `predictions` holds one frame's detections as `tasks.DetectionTask` names them:
+    `detection_boxes` `[D, 4]` normalized `(ymin, xmin, ymax, xmax)`, `detection_scores`
+    `[D]`, `detection_classes` `[D]` (1-based) and optionally `num_detections` (rows past it
+    are padding).
     """
-    count = int(predictions.get("num_detections", len(predictions["scores"])))
-    return [(predictions["boxes"][i], int(predictions["classes"][i]),
-             float(predictions["scores"][i]))
-            for i in range(count) if predictions["scores"][i] >= score_threshold]
+    scores = predictions[detection.SCORES]
+    count = int(predictions.get(detection.NUM_DETECTIONS, len(scores)))
+    return [(predictions[detection.BOXES][i],
+             int(predictions[detection.CLASSES][i]) - detection.LABEL_ID_OFFSET,
+             float(scores[i]))
+            for i in range(count) if scores[i] >= score_threshold]
 
 
 def foreground_mask(predictions, frame_size):
-    """bool `[H, W]` from `predictions['mask']` (`[H, W]` or `[H, W, 1]`, bool or 0/1)."""
-    mask = np.asarray(predictions["mask"])
+    """bool `[H, W]` from one frame's `segmentation_mask` (`[H, W]` or `[H, W, 1]`, bool or
+    0/1)."""
+    mask = np.asarray(predictions[segmentation.MASK])
     if mask.ndim == 3 and mask.shape[-1] == 1:
         mask = mask[..., 0]
     if mask.shape != tuple(frame_size):
-        raise ValueError(f"predictions['mask'] must be [{frame_size[0]}, {frame_size[1]}] (the "
+        raise ValueError(f"predictions['{segmentation.MASK}'] must be [{frame_size[0]}, {frame_size[1]}] (the "
                          f"frame), got shape {mask.shape}; upsample it in the postprocess.")
     return mask.astype(bool)
 
@@ -108,8 +116,9 @@ def figure4(rollout, path, class_names=None, steps=None, score_threshold=0.5, co
             dpi=100):
     """Fig. 4: predictions and the attention window over (by default) ten consecutive frames.
 
-    Detections (`boxes`, `scores`, `classes` in the predictions) are drawn as boxes labelled
-    with the class name and score; a foreground `mask` as a green overlay. Predictions with
+    Detections (`detection_boxes`, `detection_scores`, `detection_classes` in the
+    predictions) are drawn as boxes labelled with the class name and score; a foreground
+    `segmentation_mask` as a green overlay. Predictions with
     neither (a bare backbone) leave only the windows drawn.
 
     Args:
@@ -137,11 +146,11 @@ def figure4(rollout, path, class_names=None, steps=None, score_threshold=0.5, co
         t = steps[index]
         predictions = rollout.predictions[t]
         _image_axis(ax, rollout.frames[t], f"frame {t}")
-        if "mask" in predictions:
+        if segmentation.MASK in predictions:
             overlay = np.zeros((height, width, 4), np.float32)
             overlay[foreground_mask(predictions, (height, width))] = MASK_COLOR + (0.45,)
             ax.imshow(overlay, interpolation="nearest")
-        if "boxes" in predictions:
+        if detection.BOXES in predictions:
             for box, class_id, score in detections(predictions, score_threshold):
                 ymin, xmin, ymax, xmax = box * np.array([height, width, height, width])
                 color = CLASS_COLORS[class_id % len(CLASS_COLORS)]

@@ -69,7 +69,7 @@ def rollout(twin, frames, policy="scanning", cell_name=None, postprocess=None, a
         `(q_values, state)` as a tf-agents `Network` returns); it reads `cell_name`.
       cell_name: the cell whose memory is recorded (and that a callable policy reads).
       postprocess: optional callable from the twin's outputs to a dict of tensors, e.g.
-        detection decoding + NMS.
+        a task object (`patchwork_tf.tasks`), whose predictions the figures draw.
       alpha: the action history's decay (Eq. 1).
       seed: the random policy's seed.
       warm_start: start from a key frame instead of zero memories (Fig. 4, the GIF).

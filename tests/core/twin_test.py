@@ -1,4 +1,4 @@
-"""The Patchwork twin against the stock Keras model (DESIGN.md invariants A and B)."""
+"""The Patchwork twin against the stock Keras model (invariants A and B, docs/design.md section 4)."""
 import numpy as np
 import pytest
 import tensorflow as tf

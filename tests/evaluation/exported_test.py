@@ -104,11 +104,12 @@ def test_frames_of_another_size_are_resized_and_scored_at_their_own_size(stand_i
     clip = _clip()
     clip = {"frames": np.repeat(np.repeat(clip["frames"], 2, 1), 2, 2),
             "mask": np.repeat(np.repeat(clip["mask"], 2, 1), 2, 2), "clip_id": "big"}
-    # Fed as it is, the frame's mask comes back at the frame's 8x8 as a bool mask.
+    # Fed as it is, the frame's mask comes back at the frame's 8x8, as served.
     runner.start_stream(clip["frames"][:1], "key_frame")
     prediction = runner(clip["frames"][:1])
-    assert sorted(prediction) == ["mask"] and prediction["mask"].dtype == bool
-    np.testing.assert_array_equal(prediction["mask"][0], clip["mask"][0])
+    assert sorted(prediction) == ["segmentation_mask", "segmentation_probability"]
+    assert prediction["segmentation_mask"].dtype == np.uint8
+    np.testing.assert_array_equal(prediction["segmentation_mask"][0], clip["mask"][0])
     # Halved outside as training resizes (bilinear: the red half stays 255), the 4x4 mask
     # scaled back to the 8x8 annotation is the annotation.
     result = stream.evaluate_stream(runner, [clip], resize_frames=True, warmup_calls=1)
@@ -116,18 +117,24 @@ def test_frames_of_another_size_are_resized_and_scored_at_their_own_size(stand_i
     assert result.num_frames == 3
 
 
-def test_served_detections_map_back_to_0_based_classes(tmp_path):
+def test_served_detections_are_scored_as_they_come(tmp_path):
     record = _record(task="detection", num_classes=3,
                      predictions=["detection_boxes", "detection_classes", "detection_scores",
                                   "num_detections"])
     runner = exported.SavedModelRunner(exported.load(_save(tmp_path, record, _detection)))
     prediction = runner(np.zeros((1, 480, 640, 3), np.uint8))
-    assert sorted(prediction) == ["boxes", "classes", "num_detections", "scores"]
-    np.testing.assert_array_equal(prediction["classes"], [[1, 0]])
-    np.testing.assert_array_equal(prediction["num_detections"], [1])
-    assert prediction["classes"].dtype == prediction["num_detections"].dtype == np.int32
-    np.testing.assert_allclose(prediction["boxes"][0, 0], [0.25, 0.0, 0.75, 0.5])
-    np.testing.assert_allclose(prediction["scores"], [[0.9, 0.0]])
+    # The served predictions are the task's: the same names, 1-based float32 classes.
+    assert sorted(prediction) == sorted(runner.task.prediction_keys)
+    np.testing.assert_array_equal(prediction["detection_classes"], [[2.0, 1.0]])
+    np.testing.assert_array_equal(prediction["num_detections"], [1.0])
+    np.testing.assert_allclose(prediction["detection_boxes"][0, 0], [0.25, 0.0, 0.75, 0.5])
+    # The detection of class 2 (1-based) is the data's class 1 at (0.25, 0, 0.75, 0.5).
+    metric = runner.task.new_metric()
+    truth = {"frame": np.zeros((480, 640, 3), np.uint8),
+             "boxes": np.array([[0.25, 0.0, 0.75, 0.5]], np.float32),
+             "classes": np.array([1], np.int32)}
+    runner.task.add_frame(metric, "v", 0, truth, prediction)
+    assert runner.task.result(metric)["mAP"] == pytest.approx(1.0)
 
 
 def test_export_without_metadata_asks_for_a_reexport(tmp_path):

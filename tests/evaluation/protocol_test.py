@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from patchwork_tf import evaluate
+from patchwork_tf import tasks
 from patchwork_tf.data import davis
 from patchwork_tf.data import imagenet_vid
-from patchwork_tf.evaluation import tasks
 from patchwork_tf.metrics import vid_map
 from tests.data import fixtures
 
@@ -39,7 +39,7 @@ def test_every_frame_of_every_val_video_is_scored_once(copies, monkeypatch, data
     on_disk = _frames_on_disk(data, copies[data])
     assert len(on_disk) == VAL_VIDEOS
     scored, sizes = [], set()
-    runner_task = {"detection": tasks.DetectionTask, "segmentation": tasks.SegmentationTask}[task]
+    runner_task = tasks.get(task)
     add_frame = runner_task.add_frame
 
     def spy(self, metric, video_id, index, truth, prediction):

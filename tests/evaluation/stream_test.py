@@ -11,11 +11,12 @@ import tensorflow as tf
 import tf_keras
 
 import patchwork_tf as pw
+from patchwork_tf import tasks
 from patchwork_tf.data import videos as videos_lib
 from patchwork_tf.evaluation import stream
-from patchwork_tf.evaluation import tasks
 from patchwork_tf.metrics import davis
 from patchwork_tf.ops import box_coder
+from patchwork_tf.ops import box_ops
 
 SIZE = 8
 CONV_FLOPS = 2 * SIZE * SIZE * 3 + SIZE * SIZE   # 1x1 conv 3 -> 1 with bias: 448
@@ -218,11 +219,11 @@ def test_detection_flip_merges_mirrored_boxes_back():
     got = task.predictions({"box_encodings": tf.constant(codes),
                             "class_logits": tf.constant(logits)}, flip=True)
     mirrored = box_coder.decode(tf.constant(codes[1, 1:]), tf.constant(anchors[1:]))
-    expected = tasks.flip_boxes_left_right(tf.clip_by_value(mirrored, 0.0, 1.0)).numpy()
+    expected = box_ops.flip_left_right(tf.clip_by_value(mirrored, 0.0, 1.0)).numpy()
     expected_boxes = np.concatenate([anchors[:1], expected])
     assert int(got["num_detections"][0]) == 2
-    np.testing.assert_allclose(got["boxes"][0, :2], expected_boxes, atol=1e-6)
-    np.testing.assert_allclose(got["scores"][0, :2], 1 / (1 + np.exp([-3.0, -2.0])), rtol=1e-6)
+    np.testing.assert_allclose(got["detection_boxes"][0, :2], expected_boxes, atol=1e-6)
+    np.testing.assert_allclose(got["detection_scores"][0, :2], 1 / (1 + np.exp([-3.0, -2.0])), rtol=1e-6)
 
 
 def test_frames_of_another_size_need_resize_frames():

@@ -140,8 +140,8 @@ def test_a_few_gradient_steps_lower_the_loss_on_a_tiny_batch():
     (64, 4, 2, 8, "bands"),
 ])
 def test_patchwork_twin_matches_the_model_on_a_static_frame(size, m, n, output_stride, write):
-    """DESIGN.md invariants A (M = N = 1, from zero memories) and B (every window after a
-    warm start) for the atrous segmenter: its dilated depthwise convs get halo cells with
+    """Invariants A (M = N = 1, from zero memories) and B (every window after a warm start;
+    docs/design.md section 4) for the atrous segmenter: its dilated depthwise convs get halo cells with
     halos of `dilation` cells (wider than the window at OS8, M = 4) and the twin is exact."""
     tf_keras.utils.set_random_seed(0)
     model = small_models.calibrate_batch_norm(deeplab.deeplabv3_mobilenet_v2(

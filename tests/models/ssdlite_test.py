@@ -123,7 +123,7 @@ def test_a_few_gradient_steps_lower_the_loss_on_a_tiny_batch():
 @pytest.mark.slow
 @pytest.mark.parametrize("m,n", [(1, 1), (2, 1)])
 def test_patchwork_twin_matches_the_model_on_a_static_frame(m, n):
-    """DESIGN.md invariants A and B for SSDLite: the converter accepts it and is exact."""
+    """Invariants A and B (docs/design.md section 4) for SSDLite: the converter accepts it and is exact."""
     tf_keras.utils.set_random_seed(0)
     model = ssdlite.ssdlite_mobilenet_v2((128, 128, 3), num_classes=3, alpha=0.35,
                                          num_extra_layers=2)

@@ -8,7 +8,7 @@ import patchwork_tf as pw
 from patchwork_tf import export
 from patchwork_tf.serving import compact_state
 from patchwork_tf.serving import exportable
-from patchwork_tf.training import stage1
+from patchwork_tf import tasks
 from tests.core import small_models
 
 L = tf_keras.layers
@@ -115,7 +115,7 @@ def test_compact_state_streams_equal_whole_memory_streams(task, size, m, n, with
     model, postprocess = export.build_model(task, size, 0.35)
     model = small_models.calibrate_batch_norm(model)
     grid = pw.WindowGrid((size, size), m, n)
-    observed = stage1.observed_cell(stage1.Stage1Config(task))
+    observed = tasks.get(task).observed_cell
     twin = pw.patchwork_model(model, grid, write="bands",
                               full_memory_cells=[observed] if with_policy else [])
     kwargs = dict(postprocess=postprocess)

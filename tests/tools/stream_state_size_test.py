@@ -10,7 +10,7 @@ import pytest
 import patchwork_tf as pw
 from patchwork_tf import export
 from patchwork_tf.policy import observation
-from patchwork_tf.training import stage1
+from patchwork_tf import tasks
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SIZE, M, N = 64, 2, 1
@@ -21,7 +21,7 @@ def _expected_bytes():
     halo cell but the observed one keeps the in-frame pixels of its step's ring tables."""
     model, _ = export.build_model("detection", SIZE, 0.35)
     grid = pw.WindowGrid((SIZE, SIZE), M, N)
-    observed = stage1.observed_cell(stage1.Stage1Config("detection"))
+    observed = tasks.get("detection").observed_cell
     twin = pw.patchwork_model(model, grid, write="bands", full_memory_cells=[observed])
     observer = observation.AttentionObservation(grid, change_cue=True)
     other = sum(int(np.prod(s.shape[1:])) * 4 for s in observer.state_spec().values()) + 4

@@ -2,6 +2,7 @@
 import pytest
 import tf_keras
 
+from patchwork_tf import tasks
 from patchwork_tf.training import evaluation
 from patchwork_tf.training import stage1
 from patchwork_tf.training import stage1_data
@@ -18,8 +19,9 @@ def _all_foreground_segmenter(frame_size):
 def test_segmenter_j_of_an_all_foreground_prediction():
     frames = stage1_data.synthetic_frames("validation", "segmentation", 3, (64, 64),
                                           frames_per_clip=4)
-    result = evaluation.evaluate_segmenter(_all_foreground_segmenter((64, 64)), frames,
-                                           frames_per_clip=4, batch_size=5)
+    task = tasks.SegmentationTask().scoring_every_frame()
+    result = evaluation.evaluate_frames(task, _all_foreground_segmenter((64, 64)), frames,
+                                        frames_per_clip=4, batch_size=5)
     # Predicting every pixel, J of a frame is the foreground's share of the frame.
     share = frames["mask"].reshape(3, 4, -1).mean(axis=2)
     assert result["J"] == pytest.approx(share.mean(axis=1).mean(), rel=1e-6)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from patchwork_tf import tasks
 from patchwork_tf.training import distribute
 from patchwork_tf.training import run_config
 from patchwork_tf.training import stage1
@@ -24,10 +25,8 @@ def _fixed_batch(task):
 
 def _loss(model, config, images, labels):
     outputs = model(images, training=True)
-    if config.task == "detection":
-        anchors = stage1.detection_anchors(model, config)
-        return float(stage1.detection_loss(outputs, labels, anchors)["total"])
-    return float(stage1.segmentation_loss(outputs, labels)["total"])
+    task = tasks.get(config.task).for_model(model, config)
+    return float(task.loss(outputs, labels)["total"])
 
 
 @pytest.mark.slow

@@ -35,7 +35,7 @@ def test_mask_is_blended_green_inside_and_frame_untouched_outside(twin, frames):
     result = rollout_lib.rollout(twin, frames[:1], "scanning")
     mask = np.zeros((64, 64), bool)
     mask[40:60, 5:25] = True  # away from window 0 (rows and cols 0..31)
-    result.predictions[0] = {"mask": mask}
+    result.predictions[0] = {"segmentation_mask": mask}
     drawn = animation.annotated_frame(result, 0, scale=1).astype(float)
     frame = frames[0].astype(float)
     expected = 0.55 * frame + 0.45 * np.array([0, 255, 0])

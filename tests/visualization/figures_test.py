@@ -15,16 +15,17 @@ def fake_detections(outputs):
     """Two detections per frame, the second below the default drawing threshold."""
     batch = tf.shape(outputs)[0]
     return {
-        "boxes": tf.tile([[[0.1, 0.1, 0.5, 0.6], [0.5, 0.5, 0.9, 0.9]]], [batch, 1, 1]),
-        "scores": tf.tile([[0.9, 0.3]], [batch, 1]),
-        "classes": tf.tile([[1, 2]], [batch, 1]),
-        "num_detections": tf.fill([batch], 2),
+        "detection_boxes": tf.tile([[[0.1, 0.1, 0.5, 0.6], [0.5, 0.5, 0.9, 0.9]]],
+                                   [batch, 1, 1]),
+        "detection_scores": tf.tile([[0.9, 0.3]], [batch, 1]),
+        "detection_classes": tf.tile([[2.0, 3.0]], [batch, 1]),
+        "num_detections": tf.fill([batch], 2.0),
     }
 
 
 def fake_mask(outputs):
     mean = tf.image.resize(tf.reduce_mean(outputs, -1, keepdims=True), (64, 64), "nearest")
-    return {"mask": mean > tf.reduce_mean(mean)}
+    return {"segmentation_mask": tf.cast(mean > tf.reduce_mean(mean), tf.uint8)}
 
 
 def _red_pixels(path):
@@ -55,9 +56,10 @@ def test_figure4_draws_detections_and_masks(twin, frames, tmp_path):
 
 
 def test_detections_respect_count_and_threshold():
-    predictions = {"boxes": np.arange(12, dtype=np.float32).reshape(3, 4) / 12,
-                   "scores": np.array([0.9, 0.4, 0.8]), "classes": np.array([2, 1, 0]),
-                   "num_detections": np.array(2)}
+    predictions = {"detection_boxes": np.arange(12, dtype=np.float32).reshape(3, 4) / 12,
+                   "detection_scores": np.array([0.9, 0.4, 0.8]),
+                   "detection_classes": np.array([3.0, 2.0, 1.0]),  # 1-based
+                   "num_detections": np.array(2.0)}
     found = figures.detections(predictions, 0.5)
     assert [(c, s) for _, c, s in found] == [(2, 0.9)]
     assert len(figures.detections(predictions, 0.3)) == 2
@@ -70,4 +72,4 @@ def test_bad_requests_are_refused(twin, frames, tmp_path):
     with pytest.raises(ValueError, match="steps must be indices"):
         figures.figure4(result, str(tmp_path / "x.png"), steps=[0, 5])
     with pytest.raises(ValueError, match=r"mask'\] must be \[64, 64\]"):
-        figures.foreground_mask({"mask": np.zeros((16, 16))}, (64, 64))
+        figures.foreground_mask({"segmentation_mask": np.zeros((16, 16))}, (64, 64))
