@@ -317,6 +317,8 @@ def evaluate(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False, in
         settings["checkpoints"] = loaded.checkpoints
     if policy != "single_frame":
         settings.update(grid=f"{m},{n}", cells=bool(cells), observed_cell=runner.observed_cell)
+    if policy == "dqn" and "change_cue" in getattr(loaded, "patchwork", {}):
+        settings["change_cue"] = bool(loaded.patchwork["change_cue"])
     resize = data != "synthetic" or tuple(runner.frame_size) != tuple(clip_frame_size)
     result = stream.evaluate_stream(
         runner, videos, interval=interval, delay=delay, resize_frames=resize, name=name,
