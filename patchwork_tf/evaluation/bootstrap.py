@@ -25,8 +25,6 @@ import numpy as np
 NUM_RESAMPLES = 1000
 CONFIDENCE = 0.95
 SEED = 0
-# Resamples evaluated together: [chunk, detections] arrays of one class.
-_CHUNK = 32
 
 
 def settings(num_resamples=NUM_RESAMPLES, confidence=CONFIDENCE, seed=SEED):
@@ -60,48 +58,59 @@ def percentile_interval(values, confidence=CONFIDENCE):
 
 
 class _PooledMap:
-    """VID mAP of weighted videos, from their `VidMap` states."""
+    """VID mAP of weighted videos, from their `VidMap` states.
+
+    Per class, the detections of all videos are ranked once (a stable sort in evaluation
+    order, as `VidMap.result`). AP is the sum over true positives j of their recall step times
+    the precision envelope at j, and the envelope at a true positive is the largest precision
+    at it or at a later true positive (a false positive's precision is below that of the
+    detection before it). So only the weighted counts of true and false positives at each true
+    positive matter: with `tp_upto[v, j]` (`fp_before[v, j]`) the true (false) positives of
+    video v ranked up to j, they are `counts @ tp_upto` and `counts @ fp_before` ([V, T]
+    tables), one matrix product for all resamples.
+    """
 
     names = ("mAP",)
 
     def __init__(self, states):
         self._classes = []
-        num_classes = int(states[0]["num_classes"])
-        for c in range(num_classes):
+        num_videos = len(states)
+        for c in range(int(states[0]["num_classes"])):
             scores = [np.asarray(s["scores"][c], np.float64) for s in states]
-            video = np.repeat(np.arange(len(states)), [len(x) for x in scores])
-            scores = np.concatenate(scores)
+            video = np.repeat(np.arange(num_videos), [len(x) for x in scores])
             true_positive = np.concatenate(
-                [np.asarray(s["true_positive"][c], np.float64) for s in states])
-            # A stable sort of the detections in evaluation order, as `VidMap.result`.
-            order = np.argsort(-scores, kind="stable")
+                [np.asarray(s["true_positive"][c], bool) for s in states])
+            order = np.argsort(-np.concatenate(scores), kind="stable")
+            video, true_positive = video[order], true_positive[order]
+            ranks = np.arange(len(video))
+            hits = ranks[true_positive]
+            tp_upto = np.zeros((num_videos, len(hits)))
+            fp_before = np.zeros((num_videos, len(hits)))
+            # Ranks grouped by video (ascending within a video), one slice per video.
+            grouped = np.lexsort((ranks, video))
+            bounds = np.searchsorted(video[grouped], np.arange(num_videos + 1))
+            for v in range(num_videos):
+                mine = grouped[bounds[v]:bounds[v + 1]]
+                hit = true_positive[mine]
+                tp_upto[v] = np.searchsorted(mine[hit], hits, side="right")
+                fp_before[v] = np.searchsorted(mine[~hit], hits)
             num_gt = np.array([s["num_gt"][c] for s in states], np.float64)
-            self._classes.append((video[order], true_positive[order], num_gt))
+            self._classes.append((video[hits], tp_upto, fp_before, num_gt))
 
     def __call__(self, counts):
         """counts [R, V] -> {"mAP": [R]}."""
         counts = np.asarray(counts, np.float64)
         ap = np.full((counts.shape[0], len(self._classes)), np.nan)
-        for c, (video, true_positive, num_gt) in enumerate(self._classes):
+        for c, (hit_video, tp_upto, fp_before, num_gt) in enumerate(self._classes):
             gt = counts @ num_gt
             has_gt = gt > 0
             if not has_gt.any():
                 continue
-            if video.size == 0:
-                ap[has_gt, c] = 0.0
-                continue
-            for start in range(0, counts.shape[0], _CHUNK):
-                rows = slice(start, start + _CHUNK)
-                weight = counts[rows][:, video]
-                tp = np.cumsum(weight * true_positive, axis=1)
-                fp = np.cumsum(weight * (1.0 - true_positive), axis=1)
-                precision = tp / np.maximum(tp + fp, 1e-12)
-                # The precision envelope (`vid_map.average_precision`) times each recall step.
-                envelope = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
-                recall_steps = weight * true_positive
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    ap[rows, c] = (np.sum(recall_steps * envelope, axis=1)
-                                   / np.where(has_gt[rows], gt[rows], np.nan))
+            tp, fp = counts @ tp_upto, counts @ fp_before      # [R, T]
+            precision = tp / np.maximum(tp + fp, 1e-12)
+            envelope = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
+            found = np.sum(counts[:, hit_video] * envelope, axis=1)
+            ap[has_gt, c] = found[has_gt] / gt[has_gt]
         valid = ~np.isnan(ap)
         mean = np.where(valid.any(axis=1),
                         np.sum(np.where(valid, ap, 0.0), axis=1) / np.maximum(valid.sum(1), 1),
@@ -149,13 +158,22 @@ def pooled_metric(states):
                      f"{sorted({k for s in states for k in (s if isinstance(s, dict) else {})})}.")
 
 
+def resampled(states, num_resamples=NUM_RESAMPLES, seed=SEED):
+    """The metric on each resample of the videos: {metric name: float [num_resamples]}.
+
+    Resamples depend only on the number of videos, `num_resamples` and `seed`, so two methods
+    evaluated on the same videos get the same ones: their arrays' difference is the paired
+    difference's resampled distribution."""
+    pooled = pooled_metric(states)
+    counts = counts_of(resample_indices(len(states), num_resamples, seed), len(states))
+    return pooled(counts)
+
+
 def interval(states, num_resamples=NUM_RESAMPLES, confidence=CONFIDENCE, seed=SEED):
     """Percentile intervals over videos: {metric name: [lo, hi]} (as fractions, like the
     metric) from per-video metric states."""
-    pooled = pooled_metric(states)
-    counts = counts_of(resample_indices(len(states), num_resamples, seed), len(states))
     return {name: percentile_interval(values, confidence)
-            for name, values in pooled(counts).items()}
+            for name, values in resampled(states, num_resamples, seed).items()}
 
 
 def paired_difference(states_a, states_b, num_resamples=NUM_RESAMPLES, confidence=CONFIDENCE,

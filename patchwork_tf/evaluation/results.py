@@ -54,13 +54,21 @@ def paired(result_a, result_b):
     Raises:
       ValueError: the results are not over the same videos in the same order.
     """
-    if result_a.video_ids != result_b.video_ids or not result_a.video_states:
+    if result_a.video_ids != result_b.video_ids or not (
+            result_a.video_states and result_b.video_states):
         raise ValueError(
             f"{result_a.name!r} and {result_b.name!r} were not evaluated on the same videos "
             f"({len(result_a.video_ids)} and {len(result_b.video_ids)} videos, per-video "
             "states kept: "
             f"{bool(result_a.video_states) and bool(result_b.video_states)}); a paired "
             "difference needs both methods on the same videos, evaluated in one process.")
+    if result_a.bootstrap == result_b.bootstrap and result_a.resampled and result_b.resampled:
+        # The same videos and resampling settings: the same resamples, already evaluated.
+        return {name: {"difference": float(result_a.accuracy[name] - result_b.accuracy[name]),
+                       "interval": bootstrap.percentile_interval(
+                           result_a.resampled[name] - result_b.resampled[name],
+                           result_a.bootstrap["confidence"])}
+                for name in result_a.resampled if name in result_b.resampled}
     return bootstrap.paired_difference(result_a.video_states, result_b.video_states)
 
 

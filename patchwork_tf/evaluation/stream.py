@@ -235,8 +235,9 @@ class StreamResult:
 
     `accuracy_interval` holds the 95 % bootstrap interval over videos of each accuracy,
     `{metric: [lo, hi]}` (`evaluation.bootstrap`, its settings in `bootstrap`); `video_ids`
-    the evaluated videos in order, and `video_states` their metric states (kept in memory for
-    paired differences with another method on the same videos, not written by `to_json`).
+    the evaluated videos in order. Kept in memory for paired differences with another method
+    on the same videos, not written by `to_json`: `video_states`, the videos' metric states,
+    and `resampled`, each accuracy on every bootstrap resample `{metric: float [R]}`.
     """
 
     name: str
@@ -258,10 +259,11 @@ class StreamResult:
     bootstrap: dict = dataclasses.field(default_factory=dict)
     video_ids: list = dataclasses.field(default_factory=list)
     video_states: list = dataclasses.field(default_factory=list, repr=False)
+    resampled: dict = dataclasses.field(default_factory=dict, repr=False)
 
     def to_json(self):
         record = dataclasses.asdict(self)
-        del record["video_states"]
+        del record["video_states"], record["resampled"]
         record["theoretical"] = self.theoretical.to_json()
         record["empirical"] = self.empirical.to_json()
         return record
@@ -452,6 +454,7 @@ def _result(runner, job_flops, records, interval, delay, start, name, settings):
     states = [record["metric"] for record in records]
     for state in states:
         metric.merge_state(state)
+    resampled = bootstrap.resampled(states)
     flops_loads = [latency.frame_loads(r["job_flops"], interval, delay) for r in records]
     ms_loads = [latency.frame_loads(r["job_ms"], interval, delay) for r in records]
     lengths = [r["frames"] for r in records]
@@ -483,8 +486,10 @@ def _result(runner, job_flops, records, interval, delay, start, name, settings):
         num_frames=int(sum(lengths)),
         maximum_with_start=with_start,
         actions=[a for r in records for a in r["actions"]],
-        accuracy_interval=bootstrap.interval(states),
+        accuracy_interval={name: bootstrap.percentile_interval(values)
+                           for name, values in resampled.items()},
         bootstrap=bootstrap.settings(),
         video_ids=[r["video_id"] for r in records],
         video_states=states,
+        resampled=resampled,
     )

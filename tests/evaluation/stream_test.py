@@ -333,6 +333,10 @@ def test_results_carry_the_interval_over_videos_and_pair_on_the_same_videos():
     assert difference["difference"] == pytest.approx(
         single.accuracy["J"] - patchwork.accuracy["J"])
     assert difference["interval"][0] <= difference["difference"] <= difference["interval"][1]
+    # The results' own resamples give what resampling their states again gives.
+    again = bootstrap.paired_difference(single.video_states, patchwork.video_states)["J"]
+    assert difference["difference"] == pytest.approx(again["difference"], abs=1e-12)
+    np.testing.assert_allclose(difference["interval"], again["interval"], atol=1e-12)
     assert results.paired(single, single)["J"] == {"difference": 0.0, "interval": [0.0, 0.0]}
     fewer = stream.evaluate_stream(stream.SingleFrameRunner(_segmenter(), _every_frame()),
                                    videos[:3], warmup_calls=1)
