@@ -28,7 +28,8 @@ from zero memories (`--stream_start`), scored in the original pixels. A progress
 the ETA; every finished video is kept in `<output_dir>/<name>_progress/`, so a stopped
 evaluation run again continues where it stopped (delete that folder to start over).
 
-Writes `<output_dir>/<name>.json` and `.md`; with `--profile_dir`, a TF profiler trace of the
+Writes `<output_dir>/<name>.json` and `.md`: accuracy with its 95 % bootstrap interval over
+videos (`accuracy_interval`, `evaluation.bootstrap`), latency, the evaluated `video_ids`; with `--profile_dir`, a TF profiler trace of the
 measured frames (TensorBoard: `tensorboard --logdir <profile_dir>`, Profile tab) and
 `<output_dir>/<name>_ops.md`, the ops ranked by self-time. Runs TensorFlow on one thread
 (intra- and inter-op), as the paper's empirical latency.

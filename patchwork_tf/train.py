@@ -22,8 +22,8 @@ skipped. `--seeds=0,1,2` also trains stages 2 and 3 with each seed on the same s
 `<model_dir>/seeds/seed_S`, whose `stage1` links to the run's), evaluates each and writes
 `<model_dir>/seeds/summary.json` and `.md`: every method's accuracy per seed with its
 interval over videos, the mean and spread over seeds, and the paired differences per seed
-(`experiments/synthetic_det_seeds.flags`). Flags map onto the library's plain arguments; flag files in `experiments/` hold the
-settings of each experiment.
+(`experiments/synthetic_det_seeds.flags`). Flags map onto the library's plain arguments; flag
+files in `experiments/` hold the settings of each experiment.
 """
 import os
 import sys

@@ -1,8 +1,9 @@
 """Every flag file in experiments/ runs end to end: the file itself, with only its sizes shrunk.
 
 This module runs the synthetic benchmark's flag files (stages 1 to 3, evaluation, export), the
-seeds file on the detection run (one more seed), and the report's over the synthetic run; experiments_vid_test.py and experiments_davis_test.py run
-the paper's, on fixture copies of the official layouts.
+seeds file on the detection run (one more seed), and the report's over the synthetic run;
+experiments_vid_test.py and experiments_davis_test.py run the paper's, on fixture copies of the
+official layouts.
 """
 import glob
 import json
