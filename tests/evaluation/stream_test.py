@@ -326,15 +326,19 @@ def test_results_carry_the_interval_over_videos_and_pair_on_the_same_videos():
     assert "video_states" not in record and record["accuracy_interval"]["J"] == list(want)
     assert record["bootstrap"]["resamples"] == bootstrap.NUM_RESAMPLES
 
-    patchwork = stream.evaluate_stream(
-        stream.PatchworkRunner(_twin(), _every_frame(), policy="scanning"), videos,
-        warmup_calls=1, start="zeros")
-    difference = results.paired(single, patchwork)["J"]
+    # Another method on the same videos: foreground where red is dark.
+    inverted = _segmenter()
+    inverted.get_layer("logits").set_weights([np.array([-1.0, 0.0, 0.0]).reshape(1, 1, 3, 1),
+                                              np.zeros(1)])
+    other = stream.evaluate_stream(stream.SingleFrameRunner(inverted, _every_frame()), videos,
+                                   warmup_calls=1)
+    assert other.accuracy["J"] != single.accuracy["J"]
+    difference = results.paired(single, other)["J"]
     assert difference["difference"] == pytest.approx(
-        single.accuracy["J"] - patchwork.accuracy["J"])
+        single.accuracy["J"] - other.accuracy["J"])
     assert difference["interval"][0] <= difference["difference"] <= difference["interval"][1]
     # The results' own resamples give what resampling their states again gives.
-    again = bootstrap.paired_difference(single.video_states, patchwork.video_states)["J"]
+    again = bootstrap.paired_difference(single.video_states, other.video_states)["J"]
     assert difference["difference"] == pytest.approx(again["difference"], abs=1e-12)
     np.testing.assert_allclose(difference["interval"], again["interval"], atol=1e-12)
     assert results.paired(single, single)["J"] == {"difference": 0.0, "interval": [0.0, 0.0]}
