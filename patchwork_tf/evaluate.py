@@ -28,7 +28,8 @@ from zero memories (`--stream_start`), scored in the original pixels. A progress
 the ETA; every finished video is kept in `<output_dir>/<name>_progress/`, so a stopped
 evaluation run again continues where it stopped (delete that folder to start over).
 
-Writes `<output_dir>/<name>.json` and `.md`; with `--profile_dir`, a TF profiler trace of the
+Writes `<output_dir>/<name>.json` and `.md`: accuracy with its 95 % bootstrap interval over
+videos (`accuracy_interval`, `evaluation.bootstrap`), latency, the evaluated `video_ids`; with `--profile_dir`, a TF profiler trace of the
 measured frames (TensorBoard: `tensorboard --logdir <profile_dir>`, Profile tab) and
 `<output_dir>/<name>_ops.md`, the ops ranked by self-time. Runs TensorFlow on one thread
 (intra- and inter-op), as the paper's empirical latency.
@@ -350,6 +351,8 @@ def evaluate(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False, in
         settings["checkpoints"] = loaded.checkpoints
     if policy != "single_frame":
         settings.update(grid=f"{m},{n}", cells=bool(cells), observed_cell=runner.observed_cell)
+    if policy == "dqn" and "change_cue" in getattr(loaded, "patchwork", {}):
+        settings["change_cue"] = bool(loaded.patchwork["change_cue"])
     resize = data != "synthetic" or tuple(runner.frame_size) != tuple(clip_frame_size)
     result = stream.evaluate_stream(
         runner, videos, interval=interval, delay=delay, resize_frames=resize, name=name,
@@ -369,8 +372,11 @@ def evaluate_train_run(model_dir, m, n, split, num_clips, clip_length, frame_siz
     `<model_dir>/eval/<name>_progress`.
 
     Returns:
-      the `StreamResult.to_json()` records, in the order of `TRAIN_RUN_POLICIES`.
+      the `StreamResult.to_json()` records, in the order of `TRAIN_RUN_POLICIES`, with the
+      paired differences (`results.add_paired`) of DQN against the single-frame model and the
+      rules, and of the rules against the single-frame model.
     """
+    from patchwork_tf.evaluation import results
     from patchwork_tf.training import stage1
     from patchwork_tf.training import stage2
 
@@ -381,7 +387,7 @@ def evaluate_train_run(model_dir, m, n, split, num_clips, clip_length, frame_siz
     print(f"[evaluate] {', '.join(TRAIN_RUN_POLICIES)} on {what}, TensorFlow on {intra} "
           f"intra-op and {inter} inter-op thread(s)")
     loaded = load_trained(model_dir)
-    records = []
+    records, evaluated = [], {}
     for policy in TRAIN_RUN_POLICIES:
         name = policy if policy == "single_frame" else f"{policy}_m{m}n{n}"
         print(f"[evaluate] {name}")
@@ -392,6 +398,10 @@ def evaluate_train_run(model_dir, m, n, split, num_clips, clip_length, frame_siz
             progress_dir=os.path.join(model_dir, "eval", f"{name}_progress"),
             show_progress=True)
         records.append(result.to_json())
+        evaluated[name] = result
+    single, dqn, scanning, random = (r["name"] for r in records)
+    results.add_paired(records, evaluated, [(dqn, single), (dqn, scanning), (dqn, random),
+                                            (scanning, single), (random, single)])
     return records
 
 

@@ -14,6 +14,14 @@ Each `--run` is one configuration, written as comma-separated `key=value` pairs:
   alpha       with --untrained: this run's depth multiplier
   tables      '+'-separated tables the run belongs to: policies (Tab. 1), cells (Tab. 2)
 
+Accuracies carry their 95 % bootstrap interval over videos (`evaluation.bootstrap`). Paired
+differences on the same videos are computed for every Tab. 1 row against the single-frame
+model, for every Tab. 2 row without cells against the same policy with cells, and for each
+`--compare=A:B` (A - B; `report_runs.flags` compares DQN with the rules and with the
+single-frame model of the same maximum cost). When `<model_dir>/seeds/summary.json` exists
+(`python -m patchwork_tf.train --flagfile=experiments/synthetic_det_seeds.flags`), the report
+adds its table: each method's accuracy per training seed, mean and spread.
+
   python -m patchwork_tf.report --flagfile=experiments/report_runs.flags \
       --model_dir=runs/vid --frame_size=384 --data=imagenet_vid \
       --data_dir=/path/to/ILSVRC2015 --output_dir=docs/results/vid
@@ -41,6 +49,8 @@ TABLES = ("policies", "cells")
 
 def _define_flags():
     flags.DEFINE_multi_string("run", [], "One configuration of the sweep (see the module doc).")
+    flags.DEFINE_multi_string("compare", [], "A:B, two run names: the report gives A - B with "
+                              "its paired 95 % bootstrap interval over the same videos.")
     flags.DEFINE_string("model_dir", None, "Default model (train job output) of the runs.")
     flags.DEFINE_bool("untrained", False, "Freshly initialised models (latency only).")
     flags.DEFINE_enum("task", "detection", ["detection", "segmentation"], "Task of --untrained.")
@@ -88,10 +98,34 @@ def parse_run(spec):
     return run
 
 
+def parse_compare(spec, names):
+    """`'dqn:scan'` -> ('dqn', 'scan'); both must be names of runs."""
+    a, sep, b = spec.partition(":")
+    if not sep or a not in names or b not in names or a == b:
+        raise ValueError(f"--compare={spec!r} must be A:B with two different run names of "
+                         f"{sorted(names)}.")
+    return a, b
+
+
+def comparisons(records, compare=()):
+    """The (A, B) pairs a report compares: every Tab. 1 row with the single-frame model, Tab. 2
+    rows without cells with the same policy with cells, then `compare`."""
+    from patchwork_tf.evaluation import results
+
+    policy_rows = [r for r in records if "policies" in r.get("tables", [])]
+    baseline = results.single_frame_baseline(policy_rows)
+    pairs = [(r["name"], baseline) for r in policy_rows if baseline and r["name"] != baseline]
+    pairs += results.cells_pairs([r for r in records if "cells" in r.get("tables", [])])
+    return list(dict.fromkeys(pairs + [tuple(pair) for pair in compare]))
+
+
 def run_sweep(runs, output_dir, model_dir=None, untrained=False, task="detection", alpha=0.35,
               frame_size=128, split="validation", num_clips=16, clip_length=16, title=None,
-              data="synthetic", data_dir=None, max_videos=None, stream_start=None):
+              data="synthetic", data_dir=None, max_videos=None, stream_start=None, compare=()):
     """Evaluates every run (dicts from `parse_run`) and writes the report.
+
+    `compare` lists (A, B) run names whose paired difference A - B the report gives, beside
+    those of `comparisons`.
 
     Real data (`data` "imagenet_vid" or "davis") is evaluated by the official protocol of
     `evaluate.evaluate`; each run keeps its progress per video under
@@ -101,12 +135,14 @@ def run_sweep(runs, output_dir, model_dir=None, untrained=False, task="detection
       the list of result records (`StreamResult.to_json()` plus `tables`).
     """
     from patchwork_tf import evaluate
+    from patchwork_tf.evaluation import results
 
     names = [r["name"] for r in runs]
     if len(set(names)) != len(names) or not runs:
         raise ValueError(f"Runs need distinct names and there must be at least one; got {names}.")
+    compare = [parse_compare(":".join(pair), names) for pair in compare]
     models = {}
-    records = []
+    records, evaluated = [], {}
     for run in runs:
         resolution = run.get("resolution", 1.0)
         policy = run.get("policy", "single_frame")
@@ -138,12 +174,28 @@ def run_sweep(runs, output_dir, model_dir=None, untrained=False, task="detection
         record = result.to_json()
         record["tables"] = [t for t in run.get("tables", "").split("+") if t]
         records.append(record)
-    write_report(records, output_dir, title)
+        evaluated[run["name"]] = result
+    results.add_paired(records, evaluated, comparisons(records, compare))
+    seeds = None
+    if model_dir and not untrained:
+        seeds = load_seeds_summary(model_dir)
+    write_report(records, output_dir, title, seeds)
     return records
 
 
-def write_report(records, output_dir, title=None):
-    """Writes results.json/md, the two figures and report.md from result records."""
+def load_seeds_summary(model_dir):
+    """The seeds summary of a train job (`train --seeds`), or None when it has none."""
+    import json
+    path = os.path.join(model_dir, "seeds", "summary.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_report(records, output_dir, title=None, seeds=None):
+    """Writes results.json/md, the two figures and report.md from result records (and the
+    seeds table of a `train --seeds` summary)."""
     from patchwork_tf.evaluation import plots
     from patchwork_tf.evaluation import results
 
@@ -154,7 +206,8 @@ def write_report(records, output_dir, title=None):
         path = os.path.join(output_dir, f"latency_{kind}.png")
         plots.latency_accuracy_figure(records, kind, path, f"{title}: {kind} maximum latency")
         figures[kind] = os.path.basename(path)
-    sections = [f"# {title}\n", results.protocol_text(records), "## All runs\n",
+    sections = [f"# {title}\n", results.protocol_text(records),
+                "## Reading the intervals\n", results.interval_text(records), "## All runs\n",
                 results.markdown_table(records), "## Empirical latency per frame type\n",
                 results.LATENCY_NOTE, results.latency_table(records)]
     policy_rows = [r for r in records if "policies" in r.get("tables", [])]
@@ -164,6 +217,11 @@ def write_report(records, output_dir, title=None):
     if cell_rows:
         sections += ["## With and without Patchwork Cells (Tab. 2)\n",
                      results.cells_table(cell_rows)]
+    if any(r.get("paired") for r in records):
+        sections += ["## Paired differences (same videos)\n", results.paired_table(records)]
+    if seeds:
+        sections += ["## Training seeds (stages 2 and 3 on one stage-1 model)\n",
+                     results.seeds_table(seeds)]
     sections += ["## Maximum latency vs accuracy (Fig. 5 to 8, left)\n",
                  f"![theoretical]({figures['theoretical']})\n",
                  f"![empirical]({figures['empirical']})\n"]
@@ -180,6 +238,7 @@ def main(argv):
         raise app.UsageError("Give --model_dir or --untrained, not both.")
     try:
         runs = [parse_run(spec) for spec in FLAGS.run]
+        compare = [parse_compare(spec, [r["name"] for r in runs]) for spec in FLAGS.compare]
     except ValueError as e:
         raise app.UsageError(str(e))
     if not runs:
@@ -188,7 +247,7 @@ def main(argv):
     evaluate.pin_threads(FLAGS.threads)
     run_sweep(runs, FLAGS.output_dir, FLAGS.model_dir, FLAGS.untrained, FLAGS.task, FLAGS.alpha,
               FLAGS.frame_size, FLAGS.split, FLAGS.num_clips, FLAGS.clip_length, FLAGS.title,
-              FLAGS.data, FLAGS.data_dir, FLAGS.max_videos, FLAGS.stream_start)
+              FLAGS.data, FLAGS.data_dir, FLAGS.max_videos, FLAGS.stream_start, compare)
     print(f"Report written to {os.path.join(FLAGS.output_dir, 'report.md')}")
 
 

@@ -17,8 +17,13 @@ norm and fine-tunes the main network on unrolled clips jointly with DDQN (`train
 Then the run is exported as a SavedModel with the greedy attention policy inside
 (`<model_dir>/export`, see `patchwork_tf.export`).
 Every stage checkpoints under `--model_dir` and resumes when run again; a finished stage is
-skipped. Flags map onto the library's plain arguments; flag files in `experiments/` hold the
-settings of each experiment.
+skipped. `--seeds=0,1,2` also trains stages 2 and 3 with each seed on the same stage-1 model
+(the run's own `--seed` is `--model_dir` itself, another seed S goes to
+`<model_dir>/seeds/seed_S`, whose `stage1` links to the run's), evaluates each and writes
+`<model_dir>/seeds/summary.json` and `.md`: every method's accuracy per seed with its
+interval over videos, the mean and spread over seeds, and the paired differences per seed
+(`experiments/synthetic_det_seeds.flags`). Flags map onto the library's plain arguments; flag
+files in `experiments/` hold the settings of each experiment.
 """
 import os
 import sys
@@ -107,6 +112,9 @@ flags.DEFINE_integer("stage3_finetune_every", 4, "DDQN steps between fine-tuning
 flags.DEFINE_integer("stage3_clip_length", 6, "Frames of the unrolled fine-tuning clips.")
 flags.DEFINE_integer("stage3_batch_size", 4, "Clips per fine-tuning step.")
 flags.DEFINE_integer("seed", 0, "Seed of initialisation and data order.")
+flags.DEFINE_list("seeds", [], "Also train stages 2 and 3 (those of --stages) with each of "
+                  "these seeds on the run's stage-1 model, evaluate each and summarise mean "
+                  "and spread in <model_dir>/seeds/summary.md (see the module doc).")
 flags.DEFINE_bool("evaluate", True, "Evaluate the run on --eval_split: the single-frame model "
                   "and the Patchwork twin with the dqn, scanning and random policies.")
 flags.DEFINE_enum("eval_split", "test", ["validation", "test"], "Split evaluated (the real "
@@ -148,6 +156,12 @@ def _check_flags():
     unknown = set(FLAGS.stages) - {"1", "2", "3"}
     if unknown:
         raise app.UsageError(f"--stages takes 1, 2, 3; got {sorted(unknown)}.")
+    try:
+        seeds = [int(seed) for seed in FLAGS.seeds]
+    except ValueError:
+        raise app.UsageError(f"--seeds takes integers, e.g. 0,1,2; got {FLAGS.seeds}.") from None
+    if len(set(seeds)) != len(seeds):
+        raise app.UsageError(f"--seeds has repeated seeds: {FLAGS.seeds}.")
     if FLAGS.frame_size % FLAGS.m:
         raise app.UsageError(
             f"--frame_size={FLAGS.frame_size} is not divisible by --m={FLAGS.m}.")
@@ -179,10 +193,15 @@ def patchwork_config():
 
 def evaluate_run(model_dir):
     """Accuracy and latency of the run per policy on its own data source's held-out videos
-    (real data: the official protocol), into `<model_dir>/eval` (JSON, Markdown); resumable
-    per video. Runs in a fresh single-threaded process (`evaluate.run_single_threaded`): the
-    empirical latency is single-threaded, and this process's thread pools, set up for
-    training, cannot change."""
+    (real data: the official protocol), into `<model_dir>/eval` (JSON, Markdown), with the
+    paired differences of DQN against the single-frame model and the rules and of the rules
+    against the single-frame model; resumable per video. Runs in a fresh single-threaded
+    process (`evaluate.run_single_threaded`): the empirical latency is single-threaded, and
+    this process's thread pools, set up for training, cannot change.
+
+    Returns:
+      the records (`StreamResult.to_json()` with `paired`).
+    """
     from patchwork_tf import evaluate
     from patchwork_tf.evaluation import results
 
@@ -192,6 +211,76 @@ def evaluate_run(model_dir):
         FLAGS.eval_max_videos)
     results.write_results(records, os.path.join(model_dir, "eval"), "summary")
     print(results.markdown_table(records))
+    print(results.paired_table(records))
+    return records
+
+
+def seed_dir(model_dir, seed):
+    """Where stages 2 and 3 of `seed` go: the run itself for its own --seed, else
+    `<model_dir>/seeds/seed_<seed>` with `stage1` linked to the run's (created)."""
+    from patchwork_tf.training import stage2
+    if seed == FLAGS.seed:
+        return model_dir
+    directory = os.path.join(model_dir, "seeds", f"seed_{seed}")
+    link = os.path.join(directory, stage2.STAGE1_DIR)
+    if not os.path.lexists(link):
+        os.makedirs(directory, exist_ok=True)
+        os.symlink(os.path.join(os.pardir, os.pardir, stage2.STAGE1_DIR), link)
+    return directory
+
+
+def train_attention(model_dir, config):
+    """Stages 2 and 3 (those of --stages) of `config` in `model_dir`."""
+    from patchwork_tf.training import stage2
+    from patchwork_tf.training import stage3
+
+    if "2" in FLAGS.stages:
+        print(f"[stage 2/3] attention by DDQN, M={FLAGS.m} N={FLAGS.n}, "
+              f"{FLAGS.stage2_steps} train steps, seed {config.seed}")
+        result = stage2.train_stage2(
+            model_dir, config, checkpoint_replay_buffer=FLAGS.checkpoint_replay_buffer)
+        logging.info("Stage 2 at train step %d, loss %s", result["train_step"], result["loss"])
+    if "3" in FLAGS.stages:
+        print(f"[stage 3/3] joint fine-tuning to DDQN step {FLAGS.stage3_steps}, "
+              f"seed {config.seed}")
+        result = stage3.train_stage3(
+            model_dir, config, checkpoint_replay_buffer=FLAGS.checkpoint_replay_buffer)
+        logging.info("Stage 3 at train step %d, DDQN loss %s, task loss %s",
+                     result["train_step"], result["loss"], result["finetune_loss"])
+
+
+def run_seeds(model_dir, seeds, main_records):
+    """Stages 2 and 3 and the evaluation of every seed, then `<model_dir>/seeds/summary.*`.
+
+    `main_records` are the run's own evaluation when it has just been made (else read back
+    from `<model_dir>/eval/summary.json`)."""
+    import dataclasses
+    import json
+    from patchwork_tf.evaluation import results
+
+    records = {}
+    for seed in seeds:
+        directory = seed_dir(model_dir, seed)
+        if directory == model_dir and main_records is not None:
+            records[seed] = main_records
+            continue
+        if directory != model_dir:
+            print(f"[seeds] seed {seed} -> {directory}")
+            train_attention(directory, dataclasses.replace(patchwork_config(), seed=seed))
+        if FLAGS.evaluate:
+            records[seed] = evaluate_run(directory)
+        else:
+            with open(os.path.join(directory, "eval", "summary.json")) as f:
+                records[seed] = json.load(f)
+    summary = results.seeds_summary(records)
+    summary["model_dirs"] = {str(seed): seed_dir(model_dir, seed) for seed in seeds}
+    output_dir = os.path.join(model_dir, "seeds")
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    with open(os.path.join(output_dir, "summary.md"), "w") as f:
+        f.write(results.seeds_table(summary))
+    print(results.seeds_table(summary))
 
 
 def main(argv):
@@ -199,7 +288,6 @@ def main(argv):
     _check_flags()
     from patchwork_tf.training import stage1
     from patchwork_tf.training import stage2
-    from patchwork_tf.training import stage3
 
     model_dir = FLAGS.model_dir
     if "1" in FLAGS.stages:
@@ -220,26 +308,15 @@ def main(argv):
             print(f"[stage 1/3] stopped at step {result['step']} of {FLAGS.stage1_steps}: "
                   f"--stage1_max_seconds={FLAGS.stage1_max_seconds:g} reached; the later "
                   "stages start from this checkpoint.")
-    config = patchwork_config()
-    if "2" in FLAGS.stages:
-        print(f"[stage 2/3] attention by DDQN, M={FLAGS.m} N={FLAGS.n}, "
-              f"{FLAGS.stage2_steps} train steps")
-        result = stage2.train_stage2(
-            model_dir, config, checkpoint_replay_buffer=FLAGS.checkpoint_replay_buffer)
-        logging.info("Stage 2 at train step %d, loss %s", result["train_step"], result["loss"])
-    if "3" in FLAGS.stages:
-        print(f"[stage 3/3] joint fine-tuning to DDQN step {FLAGS.stage3_steps}")
-        result = stage3.train_stage3(
-            model_dir, config, checkpoint_replay_buffer=FLAGS.checkpoint_replay_buffer)
-        logging.info("Stage 3 at train step %d, DDQN loss %s, task loss %s",
-                     result["train_step"], result["loss"], result["finetune_loss"])
-    if FLAGS.evaluate:
-        evaluate_run(model_dir)
+    train_attention(model_dir, patchwork_config())
+    records = evaluate_run(model_dir) if FLAGS.evaluate else None
     if FLAGS.export:
         from patchwork_tf import export
         export_dir = os.path.join(model_dir, "export")
         print(f"[export] SavedModel with the attention policy -> {export_dir}")
         export.export_trained_run(model_dir, export_dir)
+    if FLAGS.seeds:
+        run_seeds(model_dir, [int(seed) for seed in FLAGS.seeds], records)
 
 
 if __name__ == "__main__":

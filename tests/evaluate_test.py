@@ -114,6 +114,9 @@ def test_command_line_writes_json_markdown_and_profile(tmp_path):
     record, = json.loads((out / f"{name}.json").read_text())
     assert record["settings"]["interval"] == 2 and record["settings"]["delay"] == 1
     assert record["settings"]["threads"] == 1
+    # J, F and J&F with their interval over the one video (zero width).
+    assert {k: v[0] == v[1] for k, v in record["accuracy_interval"].items()} == {
+        "J": True, "F": True, "J&F": True}
     # K = 2, D = 1: each step is spread over two frames, so maximum = average = step / 2.
     assert record["theoretical"]["maximum"] == pytest.approx(record["job_mflops"] / 2)
     assert record["theoretical"]["average"] == pytest.approx(record["job_mflops"] / 2)

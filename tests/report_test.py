@@ -41,14 +41,17 @@ def test_tables_and_figures_from_records(tmp_path):
         _record("dqn_nocells", "patchwork", 543.0, 30.0, {"mAP": 0.432}, policy="dqn",
                 grid="4,2", cells=False),
     ]
+    # Records written before intervals existed still make every table, "n/a" for intervals.
     report.write_report(records, str(tmp_path), "tiny")
     policies = results.policy_table(records).splitlines()
-    assert policies[2] == "| - | - | Single-frame | 512.0 | 49.3 |"
-    assert policies[3] == "| 4 | 2 | DQN | 543.0 | 54.3 |"
+    assert policies[2] == "| - | - | Single-frame | 512.0 | 49.3 [n/a] | - |"
+    assert policies[3] == "| 4 | 2 | DQN | 543.0 | 54.3 [n/a] | n/a |"
     cells = results.cells_table(records[1:]).splitlines()
-    assert cells[2:] == ["| DQN | 4,2 | yes | 54.3 |", "| DQN | 4,2 | no | 43.2 |"]
+    assert cells[2:] == ["| DQN | 4,2 | yes | 54.3 [n/a] | - |",
+                         "| DQN | 4,2 | no | 43.2 [n/a] | n/a |"]
     text = (tmp_path / "report.md").read_text()
     assert "## Attention policies (Tab. 1)" in text and "## With and without" in text
+    assert "Accuracy intervals: n/a" in text and "## Paired differences" not in text
     assert "- sf, dqn, dqn_nocells: synthetic," in text
     for kind in ("theoretical", "empirical"):
         image = np.asarray(Image.open(tmp_path / f"latency_{kind}.png").convert("RGB"))
@@ -92,6 +95,104 @@ def test_tables_and_figures_show_the_worst_frame_types_p95_not_the_sample_maximu
     assert "| scan | window step (max) | 64 | 1.20 | 1.50 |" in text
     assert "The maximum latency is the p95 of the worst type." in text
     assert "| sf | key frame (max) | 256 | 3.00 | 3.25 |" in (tmp_path / "results.md").read_text()
+
+
+def _with_intervals(record, bounds, paired=None, **settings):
+    record = dict(record, accuracy_interval={"mAP": bounds},
+                  bootstrap={"unit": "video", "resamples": 1000, "confidence": 0.95, "seed": 0,
+                             "method": "percentile"})
+    record["settings"] = dict(record["settings"], **settings)
+    if paired:
+        record["paired"] = paired
+    return record
+
+
+def test_tables_show_intervals_and_paired_differences(tmp_path):
+    sf = _with_intervals(_record("sf", "single_frame", 48.9, 9.0, {"mAP": 0.915}),
+                         [0.897, 0.931], resolution=1.0)
+    sf_k4 = _with_intervals(_record("sf_k4_d3", "single_frame", 12.2, 2.3, {"mAP": 0.838}),
+                            [0.80, 0.87], interval=4, delay=3)
+    dqn = _with_intervals(
+        _record("dqn", "patchwork", 12.6, 3.0, {"mAP": 0.842}), [0.81, 0.871],
+        {"sf": {"mAP": {"difference": -0.073, "interval": [-0.091, -0.052]}},
+         "scan": {"mAP": {"difference": 0.109, "interval": [0.071, 0.15]}}},
+        policy="dqn", grid="4,2", cells=True, change_cue=True)
+    paper = _with_intervals(_record("dqn_paper", "patchwork", 12.6, 3.0, {"mAP": 0.80}),
+                            [0.76, 0.84], policy="dqn", grid="4,2", cells=True,
+                            change_cue=False)
+    scan_nocells = _with_intervals(
+        _record("scan_nocells", "patchwork", 12.5, 3.0, {"mAP": 0.605}), [0.55, 0.66],
+        {"scan": {"mAP": {"difference": -0.128, "interval": [-0.17, -0.09]}}},
+        policy="scanning", grid="4,2", cells=False)
+    scan = _with_intervals(_record("scan", "patchwork", 12.5, 3.0, {"mAP": 0.733}),
+                           [0.69, 0.77], policy="scanning", grid="4,2", cells=True)
+    records = [sf_k4, sf, dqn, paper, scan, scan_nocells]
+    assert results.single_frame_baseline(records) == "sf"
+    assert results.cells_pairs(records) == [("scan_nocells", "scan")]
+    for r, tables in zip(records, (["policies"], ["policies"], ["policies", "cells"],
+                                   ["policies"], ["policies", "cells"], ["cells"])):
+        r["tables"] = tables
+    assert report.comparisons(records, [("dqn", "sf_k4_d3")]) == [
+        ("sf_k4_d3", "sf"), ("dqn", "sf"), ("dqn_paper", "sf"), ("scan", "sf"),
+        ("scan_nocells", "scan"), ("dqn", "sf_k4_d3")]
+    policies = results.policy_table(records[:4]).splitlines()
+    assert policies[0] == ("| M | N | Policy | MFLOPs | mAP % [95 %] | mAP vs single-frame, "
+                           "points [95 %] |")
+    assert policies[3] == "| - | - | Single-frame | 48.9 | 91.5 [89.7, 93.1] | - |"
+    assert policies[4] == ("| 4 | 2 | DQN (ours: change cue) | 12.6 | 84.2 [81.0, 87.1] | "
+                           "-7.3 [-9.1, -5.2] |")
+    # The paper's variant beside ours, its difference not computed in these records.
+    assert policies[5] == ("| 4 | 2 | DQN (paper: no change cue) | 12.6 | 80.0 [76.0, 84.0] | "
+                           "n/a |")
+    cells = results.cells_table([scan, scan_nocells]).splitlines()
+    assert cells[2:] == ["| Scanning | 4,2 | yes | 73.3 [69.0, 77.0] | - |",
+                         "| Scanning | 4,2 | no | 60.5 [55.0, 66.0] | -12.8 [-17.0, -9.0] |"]
+    assert results.paired_table(records).splitlines()[2:] == [
+        "| dqn | sf | -7.3 [-9.1, -5.2] |", "| dqn | scan | +10.9 [+7.1, +15.0] |",
+        "| scan_nocells | scan | -12.8 [-17.0, -9.0] |"]
+    report.write_report(records, str(tmp_path), "tiny")
+    text = (tmp_path / "report.md").read_text()
+    assert "95 % bootstrap confidence interval over videos" in text
+    assert "1000 resamples" in text and "## Paired differences (same videos)" in text
+
+
+def test_seeds_summary_mean_and_spread():
+    def records(dqn, scan, sf):
+        return [dict(_record("single_frame", "single_frame", 1, 1, {"mAP": sf}),
+                     accuracy_interval={"mAP": [sf - 0.02, sf + 0.02]}, num_clips=64),
+                dict(_record("dqn_m4n2", "patchwork", 1, 1, {"mAP": dqn}),
+                     accuracy_interval={"mAP": [dqn - 0.03, dqn + 0.03]},
+                     paired={"scanning_m4n2": {"mAP": {"difference": dqn - scan,
+                                                       "interval": [0.1, 0.2]}}}),
+                dict(_record("scanning_m4n2", "patchwork", 1, 1, {"mAP": scan}))]
+
+    dqn, scan = [0.842, 0.892, 0.886], [0.733, 0.730, 0.729]
+    summary = report.load_seeds_summary("/nonexistent")
+    assert summary is None
+    summary = results.seeds_summary({s: records(d, c, 0.915) for s, d, c in
+                                     zip((0, 1, 2), dqn, scan)})
+    entry = summary["accuracy"]["dqn_m4n2"]["mAP"]
+    assert entry["per_seed"] == dqn
+    assert entry["mean"] == pytest.approx(np.mean(dqn))
+    assert entry["std"] == pytest.approx(np.std(dqn, ddof=1))
+    assert (entry["min"], entry["max"]) == (0.842, 0.892)
+    difference = summary["paired"]["dqn_m4n2 - scanning_m4n2"]["mAP"]
+    assert difference["mean"] == pytest.approx(np.mean(np.subtract(dqn, scan)))
+    table = results.seeds_table(summary)
+    assert "| method | metric | seed 0 [95 %] | seed 1 [95 %] | seed 2 [95 %] | mean | std" in table
+    assert ("| dqn_m4n2 | mAP | 84.2 [81.2, 87.2] | 89.2 [86.2, 92.2] | 88.6 [85.6, 91.6] | "
+            "87.3 | 2.7 | 84.2 to 89.2 |") in table
+    assert "| scanning_m4n2 | mAP | 73.3 [n/a] |" in table
+    assert "| dqn_m4n2 - scanning_m4n2 | mAP | +10.9 [+10.0, +20.0] |" in table
+    with pytest.raises(ValueError, match="evaluate every seed the same way"):
+        results.seeds_summary({0: records(0.8, 0.7, 0.9), 1: records(0.8, 0.7, 0.9)[:2]})
+
+
+def test_compare_names_runs():
+    assert report.parse_compare("dqn:scan", ["dqn", "scan"]) == ("dqn", "scan")
+    for bad in ("dqn", "dqn:dqn", "dqn:nothing"):
+        with pytest.raises(ValueError, match="two different run names"):
+            report.parse_compare(bad, ["dqn", "scan"])
 
 
 def test_a_run_short_of_the_whole_split_says_so():

@@ -62,6 +62,7 @@ from patchwork_tf.core import flops as flops_lib
 from patchwork_tf.data import clips as clips_lib
 from patchwork_tf.data import pipeline
 from patchwork_tf.data import videos as videos_lib
+from patchwork_tf.evaluation import bootstrap
 from patchwork_tf.evaluation import latency
 from patchwork_tf.evaluation import policies
 from patchwork_tf.evaluation import profiling
@@ -241,6 +242,12 @@ class StreamResult:
     equal to `maximum_p95` for "zeros"), keyed by unit. `call_ms` summarises the timed
     runner calls (one per key frame of the interval, the untimed warm-up calls on the first
     frame excluded): median, p90, p95, max and their count.
+
+    `accuracy_interval` holds the 95 % bootstrap interval over videos of each accuracy,
+    `{metric: [lo, hi]}` (`evaluation.bootstrap`, its settings in `bootstrap`); `video_ids`
+    the evaluated videos in order. Kept in memory for paired differences with another method
+    on the same videos, not written by `to_json`: `video_states`, the videos' metric states,
+    and `resampled`, each accuracy on every bootstrap resample `{metric: float [R]}`.
     """
 
     name: str
@@ -258,9 +265,15 @@ class StreamResult:
     num_frames: int = 0
     maximum_with_start: dict = dataclasses.field(default_factory=dict)
     actions: list = dataclasses.field(default_factory=list)
+    accuracy_interval: dict = dataclasses.field(default_factory=dict)
+    bootstrap: dict = dataclasses.field(default_factory=dict)
+    video_ids: list = dataclasses.field(default_factory=list)
+    video_states: list = dataclasses.field(default_factory=list, repr=False)
+    resampled: dict = dataclasses.field(default_factory=dict, repr=False)
 
     def to_json(self):
         record = dataclasses.asdict(self)
+        del record["video_states"], record["resampled"]
         record["theoretical"] = self.theoretical.to_json()
         record["empirical"] = self.empirical.to_json()
         return record
@@ -448,8 +461,10 @@ def _result(runner, job_flops, records, interval, delay, start, name, settings):
     """The `StreamResult` of the per-video records of `evaluate_stream`."""
     task = runner.task
     metric = task.new_metric()
-    for record in records:
-        metric.merge_state(record["metric"])
+    states = [record["metric"] for record in records]
+    for state in states:
+        metric.merge_state(state)
+    resampled = bootstrap.resampled(states)
     flops_loads = [latency.frame_loads(r["job_flops"], interval, delay) for r in records]
     ms_loads = [latency.frame_loads(r["job_ms"], interval, delay) for r in records]
     lengths = [r["frames"] for r in records]
@@ -488,4 +503,10 @@ def _result(runner, job_flops, records, interval, delay, start, name, settings):
         num_frames=int(sum(lengths)),
         maximum_with_start=with_start,
         actions=[a for r in records for a in r["actions"]],
+        accuracy_interval={name: bootstrap.percentile_interval(values)
+                           for name, values in resampled.items()},
+        bootstrap=bootstrap.settings(),
+        video_ids=[r["video_id"] for r in records],
+        video_states=states,
+        resampled=resampled,
     )

@@ -5,6 +5,8 @@ foreground where red >= 128. Detection: one anchor per pixel, box codes 0 and a 
 of 8 x red, so a bright pixel is a detection of its own pixel box scored sigmoid(8 x red).
 Accuracy, FLOPs and the key-frame schedule are then worked out by hand.
 """
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -13,6 +15,8 @@ import tf_keras
 import patchwork_tf as pw
 from patchwork_tf import tasks
 from patchwork_tf.data import videos as videos_lib
+from patchwork_tf.evaluation import bootstrap
+from patchwork_tf.evaluation import results
 from patchwork_tf.evaluation import stream
 from patchwork_tf.metrics import davis
 from patchwork_tf.ops import box_coder
@@ -343,3 +347,46 @@ def test_per_frame_type_latency_from_the_timed_frames(tmp_path):
         np.percentile(steps, 95))
     assert started.maximum_with_start["ms"] == pytest.approx(
         max(steps[0] + record["startup_ms"], np.percentile(steps[1:], 95)))
+
+
+def test_results_carry_the_interval_over_videos_and_pair_on_the_same_videos():
+    base = _segmentation_clip()
+
+    def video(name, frames):
+        return videos_lib.Video(name, len(frames), lambda t: {
+            "frame": base["frames"][frames[t]], "mask": base["mask"][frames[t]]})
+
+    # J per frame of the clip: 1, 0, 1, 0.5; per video (all frames scored): 1, 0, 0.5, 0.5.
+    videos = [video("a", [0]), video("b", [1]), video("c", [3]), video("d", [0, 1])]
+    single = stream.evaluate_stream(stream.SingleFrameRunner(_segmenter(), _every_frame()),
+                                    videos, warmup_calls=1)
+    per_video = np.array([1.0, 0.0, 0.5, 0.5])
+    assert single.accuracy["J"] == pytest.approx(per_video.mean())
+    indices = bootstrap.resample_indices(4)
+    want = np.percentile(per_video[indices].mean(axis=1), [2.5, 97.5])
+    np.testing.assert_allclose(single.accuracy_interval["J"], want, atol=1e-12)
+    assert single.video_ids == ["a", "b", "c", "d"]
+    record = json.loads(json.dumps(single.to_json()))
+    assert "video_states" not in record and record["accuracy_interval"]["J"] == list(want)
+    assert record["bootstrap"]["resamples"] == bootstrap.NUM_RESAMPLES
+
+    # Another method on the same videos: foreground where red is dark.
+    inverted = _segmenter()
+    inverted.get_layer("logits").set_weights([np.array([-1.0, 0.0, 0.0]).reshape(1, 1, 3, 1),
+                                              np.zeros(1)])
+    other = stream.evaluate_stream(stream.SingleFrameRunner(inverted, _every_frame()), videos,
+                                   warmup_calls=1)
+    assert other.accuracy["J"] != single.accuracy["J"]
+    difference = results.paired(single, other)["J"]
+    assert difference["difference"] == pytest.approx(
+        single.accuracy["J"] - other.accuracy["J"])
+    assert difference["interval"][0] <= difference["difference"] <= difference["interval"][1]
+    # The results' own resamples give what resampling their states again gives.
+    again = bootstrap.paired_difference(single.video_states, other.video_states)["J"]
+    assert difference["difference"] == pytest.approx(again["difference"], abs=1e-12)
+    np.testing.assert_allclose(difference["interval"], again["interval"], atol=1e-12)
+    assert results.paired(single, single)["J"] == {"difference": 0.0, "interval": [0.0, 0.0]}
+    fewer = stream.evaluate_stream(stream.SingleFrameRunner(_segmenter(), _every_frame()),
+                                   videos[:3], warmup_calls=1)
+    with pytest.raises(ValueError, match="same videos"):
+        results.paired(single, fewer)

@@ -1,8 +1,9 @@
 """Every flag file in experiments/ runs end to end: the file itself, with only its sizes shrunk.
 
-This module runs the synthetic benchmark's flag files (stages 1 to 3, evaluation, export) and
-the report's over the synthetic run; experiments_vid_test.py and experiments_davis_test.py run
-the paper's, on fixture copies of the official layouts.
+This module runs the synthetic benchmark's flag files (stages 1 to 3, evaluation, export), the
+seeds file on the detection run (one more seed), and the report's over the synthetic run;
+experiments_vid_test.py and experiments_davis_test.py run the paper's, on fixture copies of the
+official layouts.
 """
 import glob
 import json
@@ -18,6 +19,8 @@ from PIL import Image
 from tests.training import toy_runs
 
 SYNTHETIC_FLAG_FILES = ("synthetic_det.flags", "synthetic_seg.flags")
+# Stages 2 and 3 over seeds, run on synthetic_det.flags's run.
+SEEDS_FLAG_FILES = ("synthetic_det_seeds.flags",)
 REAL_FLAG_FILES = ("vid.flags", "vid_change.flags", "davis.flags", "davis_change.flags")
 REPORT_FLAG_FILES = ("report_synthetic.flags",)
 # The report's runs, which report_synthetic.flags includes.
@@ -28,8 +31,8 @@ EVALUATED = ["single_frame", "dqn_m4n2", "scanning_m4n2", "random_m4n2"]
 def test_every_flag_file_is_run_by_a_test():
     names = sorted(os.path.basename(p) for p in glob.glob(os.path.join(toy_runs.EXPERIMENTS,
                                                                        "*.flags")))
-    assert names == sorted(SYNTHETIC_FLAG_FILES + REAL_FLAG_FILES + REPORT_FLAG_FILES
-                           + INCLUDED_FLAG_FILES)
+    assert names == sorted(SYNTHETIC_FLAG_FILES + SEEDS_FLAG_FILES + REAL_FLAG_FILES
+                           + REPORT_FLAG_FILES + INCLUDED_FLAG_FILES)
 
 
 def check_run(model_dir, real):
@@ -47,6 +50,9 @@ def check_run(model_dir, real):
         assert record["num_frames"] == (6 if real else 4)
         # Timed on one thread, in a process of its own (training's thread pools are fixed).
         assert record["settings"]["threads"] == 1
+        assert set(record["accuracy_interval"]) == set(record["accuracy"])
+    # DQN against the single-frame model and the rules, on the same videos.
+    assert set(records[1]["paired"]) == {"single_frame", "scanning_m4n2", "random_m4n2"}
     assert tf.saved_model.contains_saved_model(os.path.join(model_dir, "export"))
 
 
@@ -61,6 +67,34 @@ def synthetic_runs(tmp_path_factory):
 @pytest.mark.parametrize("name", SYNTHETIC_FLAG_FILES)
 def test_synthetic_flag_file_runs_every_stage_evaluates_and_exports(synthetic_runs, name):
     check_run(synthetic_runs[name], real=False)
+
+
+@pytest.fixture(scope="module")
+def seeds_run(synthetic_runs):
+    """The seeds flag file on the detection run with one more seed than the run's own (the
+    file's three would add minutes of toy training): seed 0 is the run, seed 1 trains."""
+    model_dir = synthetic_runs["synthetic_det.flags"]
+    toy_runs.train_flag_file(SEEDS_FLAG_FILES[0], model_dir, "--seeds=0,1")
+    return model_dir
+
+
+@pytest.mark.slow
+def test_seeds_flag_file_trains_each_seed_on_the_same_stage1_and_summarises(seeds_run):
+    seed1 = os.path.join(seeds_run, "seeds", "seed_1")
+    assert os.path.realpath(os.path.join(seed1, "stage1")) == os.path.realpath(
+        os.path.join(seeds_run, "stage1"))
+    assert json.load(open(os.path.join(seed1, "patchwork_config.json")))["seed"] == 1
+    for run in (seeds_run, seed1):
+        assert tf.train.latest_checkpoint(os.path.join(run, "stage3", "checkpoints"))
+    summary = json.loads(open(os.path.join(seeds_run, "seeds", "summary.json")).read())
+    assert summary["seeds"] == [0, 1]
+    own = {r["name"]: r for r in json.load(open(os.path.join(seeds_run, "eval",
+                                                            "summary.json")))}
+    dqn = summary["accuracy"]["dqn_m4n2"]["mAP"]
+    assert dqn["per_seed"][0] == own["dqn_m4n2"]["accuracy"]["mAP"]
+    assert dqn["mean"] == pytest.approx(np.mean(dqn["per_seed"]))
+    assert "dqn_m4n2 - scanning_m4n2" in summary["paired"]
+    assert "| dqn_m4n2 | mAP |" in open(os.path.join(seeds_run, "seeds", "summary.md")).read()
 
 
 # Stage 1's Conv1 and bn_Conv1 in the checkpoints.
@@ -95,7 +129,7 @@ def test_stage3_fine_tunes_all_but_batch_norm_and_the_run_uses_its_weights(synth
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", REPORT_FLAG_FILES)
-def test_report_flag_file_sweeps_its_runs(synthetic_runs, tmp_path, name):
+def test_report_flag_file_sweeps_its_runs(synthetic_runs, seeds_run, tmp_path, name):
     out = tmp_path / "report"
     subprocess.run(
         [sys.executable, "-m", "patchwork_tf.report", f"--flagfile=experiments/{name}",
@@ -114,7 +148,15 @@ def test_report_flag_file_sweeps_its_runs(synthetic_runs, tmp_path, name):
     assert by_name["sf_k4_d3"]["theoretical"]["maximum"] == pytest.approx(
         by_name["sf"]["theoretical"]["maximum"] / 4)
     assert by_name["dqn_4x2_nocells"]["settings"]["cells"] is False
+    # Tab. 1 rows against the single-frame model, Tab. 2 without cells against with cells,
+    # and the flag file's --compare pairs.
+    assert set(by_name["dqn_4x2"]["paired"]) == {"sf", "scan_4x2", "random_4x2", "change_4x2",
+                                                 "sf_k4_d3"}
+    assert set(by_name["scan_2x1_nocells"]["paired"]) == {"scan_2x1"}
+    assert all(set(r["accuracy_interval"]) == {"mAP"} for r in records)
     text = (out / "report.md").read_text()
     assert "## Protocol" in text and "Tab. 1" in text and "Patchwork Cell?" in text
+    assert "## Paired differences (same videos)" in text
+    assert "## Training seeds" in text and "| dqn_m4n2 | mAP |" in text
     for kind in ("theoretical", "empirical"):
         Image.open(out / f"latency_{kind}.png").verify()
