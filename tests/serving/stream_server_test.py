@@ -43,7 +43,7 @@ def detector(tmp_path_factory):
     module = exportable.ExportableModule(twin, postprocess=post, scan_order=[3, 1, 2, 0])
     export_dir = exportable.export_saved_model(
         module, str(tmp_path_factory.mktemp("stream_server") / "saved_model"),
-        task="detection", metadata=export.task_metadata("detection", NUM_CLASSES, post))
+        task="detection", metadata=post.export_metadata())
     # The first call of each function instantiates (optimizes) its graph: here, once.
     _solo(module, np.zeros((1, FRAME, FRAME, 3), np.uint8))
     return module, export_dir
