@@ -86,6 +86,10 @@ flags.DEFINE_bool("change_cue", True, "The attention network also observes how m
 flags.DEFINE_enum("q_network", "ours", ["ours", "paper"], "The attention Q-network's head: "
                   "'paper' maps the observation straight to the Q-values (Sec. 3.1), 'ours' "
                   "adds a hidden layer.")
+flags.DEFINE_enum("reward", "clipped", ["clipped", "difference"], "The attention's reward: "
+                  "'clipped' is Eq. 2, max(0, f(p_t) - f(p_t-1)); 'difference' (ours) drops the "
+                  "clipping, so frames where no window beats the kept prediction still rank "
+                  "the windows.")
 flags.DEFINE_bool("checkpoint_replay_buffer", False, "Keep the replay buffer in stage 2 and 3 "
                   "checkpoints (exact resumption, checkpoints as large as the buffer); "
                   "without it a resumed stage refills the buffer with initial collection.")
@@ -172,7 +176,7 @@ def patchwork_config():
     return stage2.PatchworkConfig(
         m=FLAGS.m, n=FLAGS.n, observed_cell=FLAGS.observed_cell,
         history_alpha=FLAGS.history_alpha, change_cue=FLAGS.change_cue,
-        q_network=FLAGS.q_network,
+        q_network=FLAGS.q_network, reward=FLAGS.reward,
         num_streams=FLAGS.num_streams,
         clip_length=FLAGS.clip_length, num_train_clips=FLAGS.num_train_clips,
         gamma=FLAGS.gamma, learning_rate=FLAGS.stage2_learning_rate,

@@ -98,10 +98,25 @@ def segmentation_overlap(gt_masks, predicted_masks):
     return tf.where(union > 0, inter / tf.maximum(union, 1.0), 1.0)
 
 
-def improvement_reward(f_current, f_previous):
-    """Eq. 2: R_t = max(0, f(gt_t, p_t) - f(gt_t, p_{t-1})), float32 [B]."""
-    return tf.maximum(tf.convert_to_tensor(f_current, tf.float32) -
-                      tf.convert_to_tensor(f_previous, tf.float32), 0.0)
+CLIPPED = "clipped"
+DIFFERENCE = "difference"
+REWARDS = (CLIPPED, DIFFERENCE)
+
+
+def improvement_reward(f_current, f_previous, kind=CLIPPED):
+    """Eq. 2, float32 [B]: "clipped" (the paper) R_t = max(0, f(gt_t, p_t) - f(gt_t, p_{t-1}));
+    "difference" (ours) the same without the clipping at 0.
+
+    The baseline f(gt_t, p_{t-1}) does not depend on the window chosen for frame t, so both
+    rank the windows of a frame alike; the clipping gives every window 0 on frames where no
+    window beats the kept prediction, which on the synthetic benchmark is most frames
+    (`evaluation.attention_diagnostics`), so "difference" keeps a learning signal there.
+    """
+    if kind not in REWARDS:
+        raise ValueError(f"reward must be one of {REWARDS}, got {kind!r}.")
+    gain = (tf.convert_to_tensor(f_current, tf.float32) -
+            tf.convert_to_tensor(f_previous, tf.float32))
+    return tf.maximum(gain, 0.0) if kind == CLIPPED else gain
 
 
 def detection_reward(gt_boxes, gt_valid, detections, previous_detections,

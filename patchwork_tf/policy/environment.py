@@ -10,7 +10,8 @@ on the next frame `t`; the new time step carries
   the memory's window means, in place of `memory` (what a replay buffer should store: the
   Q-network reads nothing else of the memory),
 * reward `R_t = max(0, f(gt_t, p_t) - f(gt_t, p_{t-1}))` (Eq. 2): what the fresh window added
-  to the task metric `f` over keeping the previous prediction,
+  to the task metric `f` over keeping the previous prediction (`reward="difference"`: without
+  the clipping at 0, `rewards.improvement_reward`),
 * step type LAST at the clip's last frame. The clip's end is a cut of an endless stream, not a
   terminal state, so the discount stays 1 there (a truncation); tf-agents' DQN loss masks
   the LAST -> FIRST transition that spans two clips.
@@ -44,7 +45,7 @@ class VideoStreamEnvironment(tf_environment.TFEnvironment):
 
     def __init__(self, twin, clips, cell_name, metric_fn, num_actions, alpha=0.5,
                  preprocess_fn=clips_lib.preprocess_frames, change_cue=False,
-                 pool_memory=False):
+                 pool_memory=False, reward=rewards.CLIPPED):
         """Builds the environment and starts the first clip.
 
         Args:
@@ -67,6 +68,7 @@ class VideoStreamEnvironment(tf_environment.TFEnvironment):
           change_cue: add the change cue to the observation (`policy.observation`).
           pool_memory: observe the memory's window means `pooled_memory` [B, num_actions, C]
             instead of the memory [B, Hl, Wl, C] (`q_network.pool_observation`).
+          reward: `rewards.REWARDS`: "clipped" (Eq. 2) or "difference" (ours, unclipped).
 
         Raises:
           ValueError: a clip spec without the required shapes, an unknown cell, or a metric that
@@ -139,6 +141,9 @@ class VideoStreamEnvironment(tf_environment.TFEnvironment):
             key: tf.Variable(tf.zeros([batch_size] + spec.shape[1:]), trainable=False, name=key)
             for key, spec in self._observer.state_spec().items()}
         self._reward = tf.Variable(tf.zeros([batch_size]), trainable=False, name="reward")
+        if reward not in rewards.REWARDS:
+            raise ValueError(f"reward must be one of {rewards.REWARDS}, got {reward!r}.")
+        self._reward_kind = reward
 
         observation_spec = self._observer.spec(memory.shape[1:])
         super().__init__(ts.time_step_spec(observation_spec),
@@ -199,7 +204,8 @@ class VideoStreamEnvironment(tf_environment.TFEnvironment):
         gt = self._ground_truth(index)
         previous = tf.nest.map_structure(lambda v: v.value(), self._predictions)
         self._reward.assign(rewards.improvement_reward(
-            self._metric_fn(gt, predictions), self._metric_fn(gt, previous)))
+            self._metric_fn(gt, predictions), self._metric_fn(gt, previous),
+            self._reward_kind))
         tf.nest.map_structure(lambda v, t: v.assign(t), self._predictions, predictions)
         self._assign_observer_state(self._observer.advance(
             {key: v.value() for key, v in self._observer_state.items()}, frames, action))

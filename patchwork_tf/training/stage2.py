@@ -27,6 +27,7 @@ import tf_keras
 from patchwork_tf import tasks
 from patchwork_tf.core import grid as grid_lib
 from patchwork_tf.core import twin as twin_lib
+from patchwork_tf.metrics import rewards
 from patchwork_tf.policy import agent as agent_lib
 from patchwork_tf.policy import environment as environment_lib
 from patchwork_tf.policy import observation as observation_lib
@@ -59,6 +60,8 @@ class PatchworkConfig:
       num_train_clips: synthetic training clips (cycled; real sources read every video).
       data, data_dir, still_data, still_data_dir, still_fraction: the data source of the
         training clips (`sources.DataSource`); `data` must be the stage-1 model's.
+      reward: `rewards.REWARDS`: "clipped" is Eq. 2; "difference" (ours) drops its clipping
+        at 0, so frames where no window beats the kept prediction still rank the windows.
       gamma: discount of Eq. 5.
       learning_rate: Adam learning rate of the Q-network in stage 2.
       target_update_period: train steps between target-network updates (Eq. 5's Theta').
@@ -85,6 +88,7 @@ class PatchworkConfig:
     num_streams: int = 8
     clip_length: int = 16
     num_train_clips: int = 256
+    reward: str = rewards.CLIPPED
     gamma: float = 0.9
     learning_rate: float = 1e-3
     target_update_period: int = 100
@@ -110,6 +114,8 @@ class PatchworkConfig:
 
     def __post_init__(self):
         _ = self.source  # Refuses bad data fields where they enter.
+        if self.reward not in rewards.REWARDS:
+            raise ValueError(f"reward must be one of {rewards.REWARDS}, got {self.reward!r}.")
         if self.q_network not in q_network_lib.Q_NETWORKS:
             raise ValueError(f"q_network must be one of {sorted(q_network_lib.Q_NETWORKS)}, "
                              f"got {self.q_network!r}.")
@@ -313,7 +319,7 @@ def build_setting(model_dir, config, learning_rate, train_step_offset=0):
     env = environment_lib.VideoStreamEnvironment(
         patchwork.twin, clips, config.observed_cell, patchwork.task.reward_metric,
         patchwork.grid.num_actions, alpha=config.history_alpha, change_cue=config.change_cue,
-        pool_memory=True)
+        pool_memory=True, reward=config.reward)
     train_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")
     epsilon = agent_lib.epsilon_schedule(
         train_step, config.epsilon_start, config.epsilon_end, config.epsilon_decay_steps,

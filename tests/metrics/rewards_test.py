@@ -101,6 +101,13 @@ class DetectionOverlapTest(tf.test.TestCase):
         # Frame 0 improved from 0.5 to 1; frame 1 got worse, which earns 0, not -0.5.
         self.assertAllClose(rewards.detection_reward(gt, valid, good, worse), [0.5, 0.0])
 
+    def test_the_difference_reward_is_the_unclipped_gain(self):
+        self.assertAllClose(rewards.improvement_reward([1.0, 0.5], [0.5, 1.0], "difference"),
+                            [0.5, -0.5])
+        self.assertAllClose(rewards.improvement_reward([1.0, 0.5], [0.5, 1.0]), [0.5, 0.0])
+        with pytest.raises(ValueError, match="reward must be one of"):
+            rewards.improvement_reward([1.0], [0.5], "squared")
+
 
 class SegmentationRewardTest(tf.test.TestCase):
 

@@ -34,11 +34,12 @@ def _dataset(clips, batch_size):
     return tf.data.Dataset.from_tensor_slices(stacked).batch(batch_size, drop_remainder=True)
 
 
-def _env(clips, batch_size, cell="pixels", change_cue=False, pool_memory=False):
+def _env(clips, batch_size, cell="pixels", change_cue=False, pool_memory=False,
+         reward="clipped"):
     return environment.VideoStreamEnvironment(
         FakeTwin(pw.WindowGrid((_SIZE, _SIZE), 2, 1)), _dataset(clips, batch_size), cell_name=cell,
         metric_fn=frame_iou, num_actions=len(_WINDOWS), alpha=0.5, change_cue=change_cue,
-        pool_memory=pool_memory)
+        pool_memory=pool_memory, reward=reward)
 
 
 class RewardTest(tf.test.TestCase):
@@ -70,6 +71,15 @@ class RewardTest(tf.test.TestCase):
         self.assertAllClose(frame_iou({"mask": tf.constant(masks[1:] * 2)},
                                       {"mask_logits": env._twin.memory("pixels")[..., 0]}),
                             [0.5, 1.0])
+
+    def test_the_difference_reward_keeps_the_loss(self):
+        # The case above without Eq. 2's clipping: the false positive costs 1 - 0.5.
+        masks = [_square(1, 1), _square(1, 1)]
+        shown = [_square(1, 1), _square(1, 1) + _square(5, 5)]
+        env = _env([_clip(masks, shown)] * 2, batch_size=2, reward="difference")
+        self.assertAllClose(env.step(tf.constant([3, 0])).reward, [-0.5, 0.0])
+        with pytest.raises(ValueError, match="reward must be one of"):
+            _env([_clip(masks, shown)] * 2, batch_size=2, reward="squared")
 
 
 class EpisodeTest(tf.test.TestCase):
