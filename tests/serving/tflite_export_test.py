@@ -13,6 +13,7 @@ import tf_keras
 
 import patchwork_tf as pw
 from patchwork_tf import export
+from patchwork_tf.core import cells
 from patchwork_tf.data import clips as clips_lib
 from patchwork_tf.serving import exportable
 from patchwork_tf.serving import tflite_export
@@ -66,6 +67,29 @@ def test_class_offset_nms_keeps_what_combined_nms_keeps(seed):
         np.testing.assert_allclose(got[0], want.nmsed_boxes[0], atol=1e-6)
         np.testing.assert_allclose(got[1], want.nmsed_scores[0], atol=1e-7)
         np.testing.assert_array_equal(got[2], want.nmsed_classes[0])
+
+
+def test_slice_windows_writes_and_crops_what_the_scatter_does():
+    rng = np.random.default_rng(0)
+    memory = tf.constant(rng.normal(size=(1, 11, 9, 3)), tf.float32)
+    window = tf.constant(rng.normal(size=(1, 4, 3, 3)), tf.float32)
+    offsets = tf.constant([[5, 6]])
+
+    def write_and_crop(memory, window, offsets):
+        written = cells.write_window(memory, window, offsets)
+        return written, cells.crop_window(written, offsets - 1, (6, 4))
+
+    want = tf.function(write_and_crop)(memory, window, offsets)
+    with cells.slice_windows():
+        got = tf.function(write_and_crop).get_concrete_function(memory, window, offsets)
+        kinds = {op.type for op in got.graph.get_operations()}
+    assert {"XlaDynamicUpdateSlice", "Slice"} <= kinds and "TensorScatterUpdate" not in kinds
+    expected = memory.numpy().copy()
+    expected[0, 5:9, 6:9] = window.numpy()[0]
+    for value, reference in zip(got(memory, window, offsets), want):
+        np.testing.assert_array_equal(value, reference)
+    np.testing.assert_array_equal(want[0], expected)
+    np.testing.assert_array_equal(want[1], expected[:, 4:10, 5:9])
 
 
 def test_tflite_export_refuses_band_writes(tmp_path):
