@@ -204,8 +204,8 @@ def cpu_model():
 
 def _frame_call_variants(alpha, size, grid_spec, work_dir):
     """`{(side, runtime): (call, reset)}`: one whole frame call of uint8 frame [1, H, W, 3]
-    -> numpy detections per `call(frame)`; `reset(frame)` starts a stream (key frame)."""
-    import numpy as np
+    -> numpy detections per `call(frame)`; `reset(frame)` starts a stream (key frame).
+    Also returns the model, its batch-norm-folded clone and the grid."""
     import tensorflow as tf
 
     import patchwork_tf as pw
@@ -266,7 +266,8 @@ def _frame_call_variants(alpha, size, grid_spec, work_dir):
             call = lambda f, fn=step: numpy(fn(f))
         else:
             call = lambda f, module=module: numpy(module.stream_step(f[0]))
-        variants[("Patchwork", runtime)] = (call, lambda f, module=module: module.stream_warm_start(f[0]))
+        variants[("Patchwork", runtime)] = (
+            call, lambda f, module=module: module.stream_warm_start(f[0]))
     if "tflite" in FLAGS.runtimes:
         lite = tflite_export.lite_postprocess(post)
         module = module_for("window", False, lite)
@@ -287,7 +288,7 @@ def _frame_call_variants(alpha, size, grid_spec, work_dir):
         variants[("single frame", "tflite")] = (_lite_single(files["single"]), lambda f: None)
         variants[("Patchwork", "tflite")] = _lite_stream(files["warm"], files["step"],
                                                          module.state_keys)
-    return variants, model, grid
+    return variants, model, folded, grid
 
 
 def _lite_single(interpreter):
@@ -308,10 +309,12 @@ def _lite_stream(warm, step, state_keys):
     state inputs after each invoke (one copy per state tensor, no Python conversion)."""
     import numpy as np
 
-    runner_in = step._get_full_signature_list()["step"]["inputs"]  # pylint: disable=protected-access
-    runner_out = step._get_full_signature_list()["step"]["outputs"]  # pylint: disable=protected-access
-    warm_out = warm._get_full_signature_list()["warm_start"]["outputs"]  # pylint: disable=protected-access
-    warm_in = warm._get_full_signature_list()["warm_start"]["inputs"]  # pylint: disable=protected-access
+    # Tensor indices by name; the public signature runner would copy every tensor in Python.
+    step_signature = step._get_full_signature_list()["step"]  # pylint: disable=protected-access
+    warm_signature = warm._get_full_signature_list()[  # pylint: disable=protected-access
+        "warm_start"]
+    runner_in, runner_out = step_signature["inputs"], step_signature["outputs"]
+    warm_in, warm_out = warm_signature["inputs"], warm_signature["outputs"]
     pairs = [(runner_out[key], runner_in[key]) for key in state_keys]
     predictions = [index for key, index in runner_out.items() if key not in state_keys]
 
@@ -341,6 +344,7 @@ def frame_call_main():
 
     tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
     tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
+    import patchwork_tf as pw
     from patchwork_tf.core import flops
 
     rng = np.random.default_rng(0)
@@ -352,8 +356,8 @@ def frame_call_main():
     with tempfile.TemporaryDirectory() as work_dir:
         for spec in FLAGS.frame_call_configs:
             alpha, size = float(spec.split(":")[0]), int(spec.split(":")[1])
-            variants, model, grid = _frame_call_variants(alpha, size, FLAGS.frame_call_grid,
-                                                         work_dir)
+            variants, model, folded, grid = _frame_call_variants(
+                alpha, size, FLAGS.frame_call_grid, work_dir)
             frames = rng.integers(0, 256, (8, 1, size, size, 3), np.uint8)
             for call, reset in variants.values():
                 reset(frames[0])
@@ -374,8 +378,9 @@ def frame_call_main():
                       f"{1e3 * float(np.percentile(t, 90)):8.2f}")
             best = {side: min((ms, runtime) for (s, runtime), ms in medians.items() if s == side)
                     for side in ("single frame", "Patchwork")}
-            twin = __import__("patchwork_tf").patchwork_model(model, grid, fold_batch_norm=True)
-            flops_ratio = flops.step_flops(twin).flops / flops.model_flops(model).flops
+            # The networks both sides run: the folded step against the folded model.
+            twin = pw.patchwork_model(model, grid, fold_batch_norm=True)
+            flops_ratio = flops.step_flops(twin).flops / flops.model_flops(folded).flops
             ratio = best["Patchwork"][0] / best["single frame"][0]
             summary.append((spec, best, ratio, flops_ratio))
             rows.append(dict(alpha=alpha, frame_size=size, medians_ms={

@@ -17,9 +17,10 @@ at the model's frame size:
 Frames must have the model's frame size (resize before; the SavedModel resizes inside).
 The twin must write whole windows (`write="window"`): TFLite lowers a tensor scatter to
 `SCATTER_ND`, which adds up repeated indices, and band writes repeat some (their per-action
-tables are padded to one length); window indices never repeat. Windows are written and cropped by `DYNAMIC_UPDATE_SLICE` and
-`SLICE` (`core.cells.slice_windows`), which copy only the window. `metadata.json` beside the
-files holds the record of `serving.metadata` (task, grid, policy, FLOPs).
+tables are padded to one length); window indices never repeat. Windows are written and
+cropped by `DYNAMIC_UPDATE_SLICE` and `SLICE` (`core.cells.slice_windows`), which copy only
+the window. `metadata.json` beside the files holds the record of `serving.metadata` (task,
+grid, policy, FLOPs).
 
 Every op is a TFLite builtin (no Flex delegate, which the pip TensorFlow's interpreter lacks):
 the one TF op that is not, `CombinedNonMaxSuppression`, is replaced by `class_offset_nms`, a
@@ -128,7 +129,8 @@ def lite_postprocess(postprocess):
     return postprocess
 
 
-def single_frame_function(model, postprocess, frame_size, preprocess=clips_lib.preprocess_frames):
+def single_frame_function(model, postprocess, frame_size,
+                          preprocess=clips_lib.preprocess_frames):
     """The single-frame call as a `tf.function` of uint8 frames `[1, H, W, 3]` -> predictions.
 
     Predictions are named as in `serving.exportable` (`predictions` without post-processing).

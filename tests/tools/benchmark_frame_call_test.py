@@ -34,6 +34,6 @@ def test_frame_call_mode_at_toy_scale(tmp_path):
         assert times[best["runtime"]] == best["median_ms"]
     assert row["ratio"] == pytest.approx(
         row["best"]["Patchwork"]["median_ms"] / row["best"]["single frame"]["median_ms"])
-    # M=2, N=1: a window is a quarter of the frame, the net a little more (halos, heads).
-    assert 0.25 <= row["flops_ratio"] < 0.6
+    # M=2, N=1: a window is a quarter of the frame; halos and the full-frame heads add.
+    assert 0.25 < row["flops_ratio"] < 0.6
     assert f"{row['ratio']:6.3f}" in process.stdout
