@@ -5,6 +5,9 @@ r"""Exports a Patchwork model as a SavedModel for serving (docs/design.md sectio
       --checkpoint=/tmp/stage1_det/checkpoints
   python -m patchwork_tf.export --model_dir=runs/synthetic_det --export_dir=/tmp/det_export
 
+  python -m patchwork_tf.export --format=tflite --export_dir=/tmp/patchwork_tflite \
+      --task=detection --frame_size=128 --depth_multiplier=0.35 --m=4 --n=2
+
 The SavedModel holds the signatures of `patchwork_tf.serving.exportable` (`initial_state`,
 `step`, `warm_start`, `stream_step`, `stream_warm_start`, `stream_reset`) and loads with
 TensorFlow alone. Frames go in as uint8 RGB `[B, H, W, 3]` of any H, W (resized inside to
@@ -20,6 +23,12 @@ TF Object Detection API's names for detection):
   `detection_classes` (float32, 1-based), `num_detections` (float32);
 * `segmentation`: DeepLabv3-lite (`patchwork_tf.models.deeplab`): `segmentation_probability`
   float32 and `segmentation_mask` uint8, `[B, H, W]` at the input frame's size.
+
+`--format=tflite` writes TensorFlow Lite files instead (`patchwork_tf.serving.tflite_export`):
+`single_frame.tflite` (model, head and post-processing) and `patchwork.tflite` (signatures
+`warm_start` and `step`, the state as explicit inputs and outputs), batch 1, frames uint8 at
+`--frame_size`, builtin ops only (runs under the TFLite interpreter with XNNPACK), plus
+`metadata.json`. It needs `--write=window`.
 
 The model is built with random weights and then restores `--checkpoint`: a
 `tf.train.Checkpoint(model=...)` as stage 1 writes it (a prefix, or a directory whose latest
@@ -38,10 +47,12 @@ import patchwork_tf as pw
 from patchwork_tf.data import synthetic
 from patchwork_tf.serving import exportable
 from patchwork_tf import tasks
+from patchwork_tf.serving import tflite_export
 from patchwork_tf.training import stage1
 
 BACKBONE = "backbone"
 TASKS = (BACKBONE,) + tasks.TASKS
+FORMATS = ("saved_model", "tflite")
 
 
 def build_model(task, frame_size, depth_multiplier, num_classes=len(synthetic.CLASS_NAMES),
@@ -109,7 +120,7 @@ def restore_model(model, checkpoint):
 def export(export_dir, task="backbone", frame_size=384, depth_multiplier=1.0, m=4, n=2,
            num_classes=len(synthetic.CLASS_NAMES), num_extra_layers=None, max_detections=100,
            score_threshold=1e-8, checkpoint=None, scan_order=None, history_decay=0.5,
-           write="window", fold_batch_norm=True):
+           write="window", fold_batch_norm=True, export_format="saved_model"):
     """Builds the twin of a task model, wraps it for serving and saves it.
 
     Args:
@@ -128,6 +139,8 @@ def export(export_dir, task="backbone", frame_size=384, depth_multiplier=1.0, m=
       write: the twin's memory writes, 'window' or 'bands' (see `patchwork_tf.patchwork_model`).
       fold_batch_norm: the step runs each batch norm folded into the conv before it (an
         inference option of `patchwork_tf.patchwork_model`, on the restored weights).
+      export_format: one of `FORMATS`: a SavedModel, or the TFLite files of
+        `serving.tflite_export` (needs `write='window'`).
 
     The twin is not `patchwork_model(..., inference=True)`: the SavedModel's signatures run
     as plain graphs, not XLA, and the preset's XLA op choices (depthwise convs as shifted
@@ -136,20 +149,47 @@ def export(export_dir, task="backbone", frame_size=384, depth_multiplier=1.0, m=
     Returns:
       The `ExportableModule` that was saved.
     """
+    _check_format(export_format, write)
     model, postprocess = build_model(task, frame_size, depth_multiplier, num_classes,
                                      num_extra_layers, max_detections, score_threshold)
     if checkpoint:
         restore_model(model, checkpoint)
     grid = pw.WindowGrid((frame_size, frame_size), m, n)
     twin = pw.patchwork_model(model, grid, write=write, fold_batch_norm=fold_batch_norm)
-    module = exportable.ExportableModule(twin, postprocess=postprocess, scan_order=scan_order,
-                                         alpha=history_decay)
-    exportable.export_saved_model(module, export_dir, task=task,
-                                  metadata=postprocess.export_metadata() if postprocess else {})
+    module = exportable.ExportableModule(twin, postprocess=_postprocess_for(export_format,
+                                                                           postprocess),
+                                         scan_order=scan_order, alpha=history_decay)
+    _save(module, model, postprocess, export_dir, task,
+          postprocess.export_metadata() if postprocess else {}, export_format)
     return module
 
 
-def export_trained_run(model_dir, export_dir, write="bands", fold_batch_norm=True):
+def _check_format(export_format, write):
+    if export_format not in FORMATS:
+        raise ValueError(f"export_format must be one of {FORMATS}, got {export_format!r}.")
+    if export_format == "tflite" and write != "window":
+        raise ValueError(
+            f"The TFLite export needs whole-window memory writes; got write={write!r}. Pass "
+            "--write=window (TFLite's SCATTER_ND adds up the repeated indices of band writes).")
+
+
+def _postprocess_for(export_format, postprocess):
+    """The post-processing the exported graph runs: TFLite gets its builtin-op NMS."""
+    if export_format == "tflite":
+        return tflite_export.lite_postprocess(postprocess)
+    return postprocess
+
+
+def _save(module, model, postprocess, export_dir, task, metadata, export_format):
+    if export_format == "tflite":
+        tflite_export.export_tflite(module, model, postprocess, export_dir, task=task,
+                                    metadata=metadata)
+    else:
+        exportable.export_saved_model(module, export_dir, task=task, metadata=metadata)
+
+
+def export_trained_run(model_dir, export_dir, write="bands", fold_batch_norm=True,
+                       export_format="saved_model"):
     """Exports a `python -m patchwork_tf.train` run: its newest weights and its trained
     attention Q-network (greedy), or the scanning order when only stage 1 exists.
 
@@ -159,6 +199,7 @@ def export_trained_run(model_dir, export_dir, write="bands", fold_batch_norm=Tru
     Returns:
       The `ExportableModule` that was saved.
     """
+    _check_format(export_format, write)
     from patchwork_tf.training import stage2  # pylint: disable=g-import-not-at-top
 
     patchwork = stage2.load_patchwork(model_dir, write=write)
@@ -168,19 +209,23 @@ def export_trained_run(model_dir, export_dir, write="bands", fold_batch_norm=Tru
         patchwork.model, patchwork.grid, write=write, fold_batch_norm=fold_batch_norm,
         full_memory_cells=[patchwork.config.observed_cell] if has_policy else [])
     module = exportable.ExportableModule(
-        twin, postprocess=postprocess,
+        twin, postprocess=_postprocess_for(export_format, postprocess),
         policy=patchwork.q_network if has_policy else None,
         policy_cell=patchwork.config.observed_cell if has_policy else None,
         alpha=patchwork.config.history_alpha,
         change_cue=has_policy and patchwork.config.change_cue)
     task = patchwork.stage1_config.task
-    exportable.export_saved_model(module, export_dir, task=task,
-                                  metadata=postprocess.export_metadata())
+    _save(module, patchwork.model, postprocess, export_dir, task,
+          postprocess.export_metadata(), export_format)
     return module
 
 
 def define_flags():
-    flags.DEFINE_string("export_dir", None, "Where to write the SavedModel.", required=True)
+    flags.DEFINE_string("export_dir", None, "Where to write the SavedModel or TFLite files.",
+                        required=True)
+    flags.DEFINE_enum("format", "saved_model", FORMATS,
+                      "saved_model, or tflite: single_frame.tflite and patchwork.tflite "
+                      "(batch 1, builtin ops; needs --write=window).")
     flags.DEFINE_string("model_dir", None,
                         "A `patchwork_tf.train` run to export with its trained attention "
                         "policy; the model flags below are then read from the run.")
@@ -214,7 +259,7 @@ def main(argv):
     scan_order = [int(a) for a in f.scan_order] if f.scan_order else None
     if f.model_dir:
         module = export_trained_run(f.model_dir, f.export_dir, write=f.write,
-                                    fold_batch_norm=f.fold_batch_norm)
+                                    fold_batch_norm=f.fold_batch_norm, export_format=f.format)
         logging.info("Exported the run %s (%d windows, predictions %s) to %s.", f.model_dir,
                      module.num_actions, list(module.prediction_keys), f.export_dir)
         return
@@ -224,7 +269,7 @@ def main(argv):
                     max_detections=f.max_detections, score_threshold=f.score_threshold,
                     checkpoint=f.checkpoint, scan_order=scan_order,
                     history_decay=f.history_decay, write=f.write,
-                    fold_batch_norm=f.fold_batch_norm)
+                    fold_batch_norm=f.fold_batch_norm, export_format=f.format)
     logging.info("Exported %s (%d windows, predictions %s) to %s.", f.task,
                  module.num_actions, list(module.prediction_keys), f.export_dir)
 

@@ -491,6 +491,16 @@ class ExportableModule(tf.Module):
         observer_state = self._observer.advance(self._observer_state(state), inputs, actions)
         return self._result(outputs, tf.shape(frames)[1:3], actions, memories, observer_state)
 
+    def frame_call(self, frames, state):
+        """The whole frame call without the signatures' run-time checks, for compilers that
+        need static shapes and no assertions (`serving.tflite_export`): `step` on uint8
+        frames `[B, H, W, C]` and a state of `state_spec(B)`; same outputs."""
+        return self._advance(frames, state)
+
+    def frame_call_warm_start(self, frames):
+        """`warm_start` without run-time checks; see `frame_call`."""
+        return self._warm_start(frames)
+
     def _signature_warm_start(self, frames):
         return self._to_signature(self._warm_start(self._checked_frames(frames, "warm_start")))
 

@@ -1,0 +1,248 @@
+"""TensorFlow Lite export of the whole frame call: the single-frame model and the Patchwork step.
+
+What mobile and CPU deployments of MobileNet SSD run is a `.tflite` flatbuffer under the TFLite
+interpreter with its default XNNPACK delegate. This module converts, for one stream (batch 1)
+at the model's frame size:
+
+* **the single-frame call** (`single_frame.tflite`, signature `serving_default`): uint8 RGB
+  frame `[1, H, W, 3]` -> the task's predictions (model, head and post-processing);
+* **the Patchwork frame call** (`patchwork.tflite`, signatures `warm_start` and `step`): the
+  state of `serving.exportable` (every cell's memory, the action history, the change cue's
+  thumbnail memory and values, `next_action`) as **explicit inputs and outputs**, each named by
+  its state key. `warm_start(frames)` is a key frame and returns the state; `step(frames,
+  **state)` processes window `next_action` and returns the predictions, `action` (the window
+  it processed) and the new state, with the policy's next window under `next_action`. A
+  caller feeds each state output back as the input of the same name (`run_stream`).
+
+Frames must have the model's frame size (resize before; the SavedModel resizes inside).
+The twin must write whole windows (`write="window"`): TFLite lowers a tensor scatter to
+`SCATTER_ND`, which adds up repeated indices, and band writes repeat some (their per-action
+tables are padded to one length); window indices never repeat. Windows are written and
+cropped by `DYNAMIC_UPDATE_SLICE` and `SLICE` (`core.cells.slice_windows`), which copy only
+the window. `metadata.json` beside the files holds the record of `serving.metadata` (task,
+grid, policy, FLOPs).
+
+Every op is a TFLite builtin (no Flex delegate, which the pip TensorFlow's interpreter lacks):
+the one TF op that is not, `CombinedNonMaxSuppression`, is replaced by `class_offset_nms`, a
+single-class NMS (`NON_MAX_SUPPRESSION_V5`) over every (anchor, class) pair with the boxes of
+class `c` shifted by `c` times the boxes' extent, so boxes of different classes never overlap:
+greedy NMS in score order then keeps exactly what per-class NMS followed by the top-D merge
+keeps (tested against the SavedModel's predictions).
+"""
+import json
+import os
+import tempfile
+
+import tensorflow as tf
+
+from patchwork_tf.core import cells as cells_lib
+from patchwork_tf.data import clips as clips_lib
+from patchwork_tf.ops import box_coder
+from patchwork_tf.tasks import detection
+from patchwork_tf.serving import exportable
+from patchwork_tf.serving import metadata as metadata_lib
+
+SINGLE_FRAME_FILE = "single_frame.tflite"
+PATCHWORK_FILE = "patchwork.tflite"
+METADATA_FILE = "metadata.json"
+FRAMES = "frames"
+
+
+def class_offset_nms(boxes, scores, max_detections, iou_threshold, score_threshold):
+    """Per-class NMS of one frame with TFLite builtin ops.
+
+    Args:
+      boxes: float32 [N, 4] decoded boxes `(ymin, xmin, ymax, xmax)`, not clipped.
+      scores: float32 [N, C] per-class scores.
+      max_detections: D, detections kept.
+      iou_threshold: same-class overlap above which the lower-scored box goes.
+      score_threshold: scores at or below it are dropped.
+
+    Returns:
+      `(boxes [D, 4] clipped to [0, 1], scores [D], classes int32 [D] 0-based,
+      num_detections int32 scalar)`, descending by score, zero padding; what
+      `tf.image.combined_non_max_suppression(..., max_output_size_per_class=D,
+      max_total_size=D, pad_per_class=False, clip_boxes=True)` returns for one frame.
+    """
+    num_anchors, num_classes = scores.shape
+    extent = tf.reduce_max(boxes) - tf.reduce_min(boxes) + 1.0
+    offsets = tf.range(num_classes, dtype=tf.float32) * extent
+    shifted = tf.reshape(boxes[:, None, :] + offsets[None, :, None],
+                         [num_anchors * num_classes, 4])
+    selected, selected_scores, valid = tf.raw_ops.NonMaxSuppressionV5(
+        boxes=shifted, scores=tf.reshape(scores, [-1]), max_output_size=max_detections,
+        iou_threshold=iou_threshold, score_threshold=score_threshold, soft_nms_sigma=0.0,
+        pad_to_max_output_size=True)
+    keep = tf.range(max_detections) < valid
+    anchor = selected // num_classes
+    classes = tf.where(keep, selected - anchor * num_classes, 0)
+    selected_boxes = tf.clip_by_value(tf.gather(boxes, anchor), 0.0, 1.0)
+    selected_boxes = tf.where(keep[:, None], selected_boxes, 0.0)
+    return (selected_boxes, tf.where(keep, selected_scores, 0.0), classes, valid)
+
+
+class LiteDetectionPostprocess(tf.Module):
+    """`tasks.DetectionTask`'s post-processing with `class_offset_nms` in place of
+    `CombinedNonMaxSuppression`: the same predictions from TFLite builtin ops.
+
+    The batch must be static (each frame runs its own NMS).
+    """
+
+    def __init__(self, postprocess, name="lite_detection_postprocess"):
+        """Args:
+          postprocess: the `tasks.DetectionTask` to mirror (anchors, D,
+            thresholds).
+        """
+        super().__init__(name=name)
+        if not isinstance(postprocess, detection.DetectionTask):
+            raise TypeError(f"postprocess must be a DetectionTask, got "
+                            f"{type(postprocess).__name__}.")
+        self.anchors = postprocess.anchors
+        self.max_detections = postprocess.max_detections
+        self.score_threshold = postprocess.score_threshold
+        self.iou_threshold = postprocess.iou_threshold
+
+    def __call__(self, outputs, image_size=None):
+        del image_size
+        boxes = box_coder.decode(outputs["box_encodings"], self.anchors)
+        scores = tf.sigmoid(outputs["class_logits"][..., 1:])
+        if boxes.shape[0] is None:
+            raise ValueError("LiteDetectionPostprocess needs a static batch; export with "
+                             "input shapes of batch 1.")
+        per_frame = [class_offset_nms(b, s, self.max_detections, self.iou_threshold,
+                                      self.score_threshold)
+                     for b, s in zip(tf.unstack(boxes), tf.unstack(scores))]
+        nmsed_boxes, nmsed_scores, classes, valid = (tf.stack(v) for v in zip(*per_frame))
+        return {
+            detection.BOXES: nmsed_boxes,
+            detection.SCORES: nmsed_scores,
+            detection.CLASSES: tf.cast(classes, tf.float32) + detection.LABEL_ID_OFFSET,
+            detection.NUM_DETECTIONS: tf.cast(valid, tf.float32),
+        }
+
+
+def lite_postprocess(postprocess):
+    """The builtin-op equivalent of a post-processing callable (None stays None)."""
+    if isinstance(postprocess, detection.DetectionTask):
+        return LiteDetectionPostprocess(postprocess)
+    return postprocess
+
+
+def single_frame_function(model, postprocess, frame_size,
+                          preprocess=clips_lib.preprocess_frames):
+    """The single-frame call as a `tf.function` of uint8 frames `[1, H, W, 3]` -> predictions.
+
+    Predictions are named as in `serving.exportable` (`predictions` without post-processing).
+    """
+    frame_size = tuple(frame_size)
+
+    def call(frames):
+        outputs = model(preprocess(frames), training=False)
+        if postprocess is not None:
+            outputs = postprocess(outputs, tf.constant(frame_size))
+        return outputs if isinstance(outputs, dict) else {exportable.PREDICTIONS: outputs}
+
+    return tf.function(call, input_signature=[
+        tf.TensorSpec((1,) + frame_size + (3,), tf.uint8, name=FRAMES)])
+
+
+def patchwork_functions(module):
+    """The Patchwork frame call of an `ExportableModule` as two `tf.function`s of batch 1:
+
+    `warm_start(frames)` -> predictions, `action` and the state; `step(frames, state)` ->
+    the same after window `state['next_action']`. Shapes are static (`module.state_spec(1)`),
+    so the converter sees every tensor's size.
+    """
+    spec = module.state_spec(1)
+    frames_spec = tf.TensorSpec((1,) + module.frame_size + (module.channels,), tf.uint8,
+                                name=FRAMES)
+    state_specs = {key: tf.TensorSpec(spec[key].shape, spec[key].dtype, name=key)
+                   for key in module.state_keys}
+    warm_start = tf.function(module.frame_call_warm_start, input_signature=[frames_spec])
+    step = tf.function(module.frame_call, input_signature=[frames_spec, state_specs])
+    return {"warm_start": warm_start, "step": step}
+
+
+def convert(functions, variables, work_dir):
+    """TFLite flatbuffer bytes of `{signature key: tf.function with an input_signature}`,
+    builtin ops only, float32.
+
+    Args:
+      functions: the signatures.
+      variables: the variables the functions read (frozen into constants).
+      work_dir: a directory for the intermediate SavedModel the converter reads.
+    """
+    holder = tf.Module()
+    holder.variables_ = list(variables)
+    for key, function in functions.items():
+        setattr(holder, key, function)
+    saved = os.path.join(work_dir, "saved_model_for_tflite")
+    with cells_lib.slice_windows():  # DYNAMIC_UPDATE_SLICE and SLICE for window memories
+        tf.saved_model.save(holder, saved, signatures=functions)
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=list(functions))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    return converter.convert()
+
+
+def export_tflite(module, model, postprocess, export_dir, task=None, metadata=None):
+    """Writes `SINGLE_FRAME_FILE`, `PATCHWORK_FILE` and `METADATA_FILE` into `export_dir`.
+
+    Args:
+      module: an `ExportableModule` of `model`'s twin whose post-processing is
+        `lite_postprocess(postprocess)` (builtin ops only); its twin must write whole windows.
+      model: the single-frame tf_keras model.
+      postprocess: the task's post-processing callable (or None), as the SavedModel runs it.
+      export_dir: created if missing.
+      task, metadata: recorded as `serving.metadata.describe` records them.
+
+    Returns:
+      dict of the written paths by file name.
+
+    Raises:
+      ValueError: a twin with band writes.
+    """
+    if not isinstance(module, exportable.ExportableModule):
+        raise TypeError(f"module must be an ExportableModule, got {type(module).__name__}.")
+    band_cells = sorted(name for name, cell in module.twin.halo_cells.items()
+                        if cell.write != "window")
+    if band_cells:
+        raise ValueError(
+            f"The TFLite export needs a twin with whole-window writes; cells {band_cells} write "
+            "bands, whose padded index tables TFLite's SCATTER_ND would add up. Build the twin "
+            "with write='window' (export --write=window).")
+    os.makedirs(export_dir, exist_ok=True)
+    lite = lite_postprocess(postprocess)
+    single = single_frame_function(model, lite, module.frame_size)
+    paths = {}
+    with tempfile.TemporaryDirectory() as work_dir:
+        for name, functions, variables in (
+                (SINGLE_FRAME_FILE, {"serving_default": single}, model.variables),
+                (PATCHWORK_FILE, patchwork_functions(module),
+                 module.model_variables + module.policy_variables)):
+            paths[name] = os.path.join(export_dir, name)
+            with open(paths[name], "wb") as f:
+                f.write(convert(functions, variables, os.path.join(work_dir, name)))
+    paths[METADATA_FILE] = os.path.join(export_dir, METADATA_FILE)
+    with open(paths[METADATA_FILE], "w") as f:
+        json.dump(metadata_lib.describe(module, task, metadata), f, indent=2)
+    return paths
+
+
+def run_stream(interpreter, frames):
+    """Runs a `PATCHWORK_FILE` interpreter over one stream: a key frame, then steps.
+
+    Args:
+      interpreter: a `tf.lite.Interpreter` of `PATCHWORK_FILE`.
+      frames: uint8 `[T, H, W, 3]` at the model's frame size.
+
+    Returns:
+      list of T output dicts (numpy), the first `warm_start`'s, the rest `step`'s.
+    """
+    warm_start = interpreter.get_signature_runner("warm_start")
+    step = interpreter.get_signature_runner("step")
+    state_keys = interpreter.get_signature_list()["step"]["inputs"]
+    state_keys = [key for key in state_keys if key != FRAMES]
+    results = [warm_start(frames=frames[:1])]
+    for frame in frames[1:]:
+        results.append(step(frames=frame[None], **{key: results[-1][key] for key in state_keys}))
+    return results
