@@ -40,6 +40,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
+from machine import cpu_model  # noqa: E402  (tools/machine.py)
+
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("mode", "step", ("step", "frame_call"),
                   "step: the twin's window step against the stock backbone; frame_call: the "
@@ -214,20 +216,6 @@ def main(argv):
             json.dump(dict(alpha=alpha, frame_size=size, threads=FLAGS.threads,
                            cpu=cpu_model(), rows=rows, preset_ratios=preset_ratios), f,
                       indent=2)
-
-
-def cpu_model():
-    """The CPU's model name from /proc/cpuinfo (or the platform's processor string)."""
-    import platform
-
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _frame_call_variants(alpha, size, grid_spec, work_dir):

@@ -20,6 +20,8 @@ import time
 from absl import app
 from absl import flags
 
+from machine import cpu_model  # tools/machine.py
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A train job or stage-1 directory.")
 flags.DEFINE_enum("split", "test", ["validation", "test"], "Synthetic split.")
@@ -31,18 +33,6 @@ flags.DEFINE_integer("frame_size", 128, "Frame size of the clips.")
 flags.DEFINE_float("target", 1.5, "Wanted half-width of the interval, in points.")
 flags.DEFINE_integer("threads", 1, "TensorFlow intra- and inter-op threads.")
 flags.mark_flag_as_required("model_dir")
-
-
-def cpu_model():
-    """The CPU's model name (/proc/cpuinfo) and the number of cores."""
-    import os
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next(line.split(":", 1)[1].strip() for line in f
-                        if line.startswith("model name"))
-    except (OSError, StopIteration):
-        name = "unknown CPU"
-    return f"{name}, {os.cpu_count()} cores"
 
 
 def main(argv):

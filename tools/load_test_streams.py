@@ -35,6 +35,8 @@ import time
 
 from absl import app
 from absl import flags
+
+from machine import cpu_model  # tools/machine.py
 import numpy as np
 
 FLAGS = flags.FLAGS
@@ -57,20 +59,6 @@ _MODE = flags.DEFINE_enum("mode", None, list(MODES),
                           "Measure this mode alone, in this process (as the tool runs itself "
                           "per mode).")
 _OUTPUT_JSON = flags.DEFINE_string("output_json", None, "Also write the results here as JSON.")
-
-
-def cpu_model():
-    """The CPU's model name (/proc/cpuinfo) and the number of CPUs this process may use."""
-    name = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{name}, {len(os.sched_getaffinity(0))} CPUs"
 
 
 def _frames(frame_size, num_streams, num_frames):

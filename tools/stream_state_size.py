@@ -21,6 +21,8 @@ import time
 
 from absl import app
 from absl import flags
+
+from machine import cpu_model  # tools/machine.py
 import numpy as np
 import tensorflow as tf
 
@@ -46,18 +48,6 @@ _STREAMS = flags.DEFINE_integer("streams", 1, "Streams per timed step.")
 _OUTPUT_JSON = flags.DEFINE_string("output_json", None, "Also write the results here.")
 
 MB, MIB = 1e6, 2.0**20
-
-
-def cpu_model():
-    """The CPU's model name from /proc/cpuinfo, or 'unknown'."""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def build_modules(task, frame_size, alpha, m, n, write, policy, change_cue):
