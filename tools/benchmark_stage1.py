@@ -16,13 +16,13 @@ Per backend it measures, on the model and data of `experiments/synthetic_det.fla
 MobileNetV2 at `--frame_size`, `--alpha`, `--batch_size` frames of the synthetic benchmark):
 milliseconds per batch of the stage-1 input pipeline alone (`stage1_data.training_dataset`:
 shuffle, flip, scale to [-1, 1], batch), per train step on one cached batch (forward, target
-assignment, loss, backward, Adam), and per train step reading the pipeline (`stage1.train_step`,
-what `train_stage1` runs). It also prints each backend's loss and gradient norm of the first
-step from the same initial weights and batch, and the relative difference of the gradients
-(all variables) to the first backend's: numerical parity of the backends. With batch
-statistics (training) float32 round-off differs by a few per cent, amplified by the batch
-norms of the 2 x 2 and 1 x 1 extra-layer maps (16 values per channel); with the moving
-statistics (inference batch norm) the gradients agree closely.
+assignment, loss, backward, Adam), and per train step reading the pipeline
+(`stage1.make_train_step`, what `train_stage1` runs). It also prints each backend's loss and
+gradient norm of the first step from the same initial weights and batch, and the relative
+difference of the gradients (all variables) to the first backend's: numerical parity of the
+backends. With batch statistics (training) float32 round-off differs by a few per cent,
+amplified by the batch norms of the 2 x 2 and 1 x 1 extra-layer maps (16 values per channel
+at batch 16); with the moving statistics (inference batch norm) the gradients agree closely.
 
   PYTHONPATH=. python tools/benchmark_stage1.py --backends=eigen,onednn_avx2,onednn
 """

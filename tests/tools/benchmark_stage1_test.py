@@ -20,6 +20,7 @@ def _python(code, **env):
     return process.stdout.split()
 
 
+@pytest.mark.slow
 def test_patchwork_tf_turns_onednn_on_unless_the_user_opts_out():
     code = ("import patchwork_tf\nfrom tensorflow.python.util import _pywrap_util_port\n"
             "print(_pywrap_util_port.IsMklEnabled())")
