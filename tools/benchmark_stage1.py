@@ -3,13 +3,14 @@
 TensorFlow turns its oneDNN kernels on by default only on CPUs with AVX512-VNNI, AVX512-BF16,
 AVX-VNNI or AMX (`IsMklEnabled` in tensorflow/core/util/util.cc); elsewhere (e.g. AMD Zen 1
 to 3, Intel before Cascade Lake) stage 1 runs on TF's own Eigen kernels unless
-`TF_ENABLE_ONEDNN_OPTS=1` is set, which `patchwork_tf` now does by default. The backend is
+`TF_ENABLE_ONEDNN_OPTS=1` is set. The backend is
 fixed when TensorFlow loads, so each backend runs in its own worker process; the workers
 alternate round by round (so machine load hits every backend alike) and the medians are
 compared. Backends (`--backends`):
 
-* `eigen`: `TF_ENABLE_ONEDNN_OPTS=0`, what a CPU without those features ran before;
-* `onednn_avx2`: oneDNN capped at AVX2 (`ONEDNN_MAX_CPU_ISA=AVX2`), what such a CPU runs now;
+* `eigen`: `TF_ENABLE_ONEDNN_OPTS=0`, what a CPU without those features runs by default;
+* `onednn_avx2`: oneDNN capped at AVX2 (`ONEDNN_MAX_CPU_ISA=AVX2`), what an AVX2 CPU (e.g. a
+  Zen 1) would run with `TF_ENABLE_ONEDNN_OPTS=1`;
 * `onednn`: oneDNN with every ISA this CPU has.
 
 Per backend it measures, on the model and data of `experiments/synthetic_det.flags` (SSDLite

@@ -1,5 +1,5 @@
-"""tools/benchmark_stage1.py at toy scale, the parity of the CPU kernel backends it compares,
-and the oneDNN default that `patchwork_tf` sets."""
+"""tools/benchmark_stage1.py at toy scale and the parity of the CPU kernel backends it
+compares."""
 import json
 import os
 import subprocess
@@ -8,24 +8,6 @@ import sys
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _python(code, **env):
-    """Runs `code` in a fresh interpreter (TensorFlow reads its backend once, at import)."""
-    environment = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
-    environment.update(PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2", **env)
-    process = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
-                             text=True, timeout=600, env=environment)
-    assert process.returncode == 0, process.stderr[-3000:]
-    return process.stdout.split()
-
-
-@pytest.mark.slow
-def test_patchwork_tf_turns_onednn_on_unless_the_user_opts_out():
-    code = ("import patchwork_tf\nfrom tensorflow.python.util import _pywrap_util_port\n"
-            "print(_pywrap_util_port.IsMklEnabled())")
-    assert _python(code) == ["True"]
-    assert _python(code, TF_ENABLE_ONEDNN_OPTS="0") == ["False"]
 
 
 @pytest.mark.slow
