@@ -47,6 +47,8 @@ CONFIG_FILE = "stage1_config.json"
 DATA_PATHS = ("data_dir", "still_data_dir")
 CHECKPOINT_DIR = "checkpoints"
 SUMMARY_DIR = "train"
+# The key of the learning rate in the outputs of `make_train_step`.
+LEARNING_RATE = "learning_rate"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,6 +201,47 @@ def learning_rate_schedule(config: Stage1Config):
         warmup_target=config.learning_rate, warmup_steps=warmup)
 
 
+def make_replica_step(model: tf_keras.Model, optimizer: tf_keras.optimizers.Optimizer,
+                      task, num_replicas: int):
+    """The per-replica training step `(images, labels) -> losses` of `train_stage1`.
+
+    One Adam step on `task.loss` (a `tasks.Task` built for `model`), scaled by
+    `1 / num_replicas` so that replicas' gradients sum to the global batch's. Returns the dict
+    of the task's scalar losses, each divided by `num_replicas` (summed over replicas they are
+    the batch's).
+    """
+    def replica_step(images, labels):
+        with tf.GradientTape() as tape:
+            outputs = model(images, training=True)
+            losses = task.loss(outputs, labels)
+            scaled = losses["total"] / num_replicas
+        gradients = tape.gradient(scaled, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return {k: v / num_replicas for k, v in losses.items()}
+
+    return replica_step
+
+
+def make_train_step(strategy: tf.distribute.Strategy, optimizer: tf_keras.optimizers.Optimizer,
+                    replica_step):
+    """The `tf.function` `iterator -> losses` of `train_stage1`: one batch of the distributed
+    iterator through `replica_step` (`make_replica_step`) on every replica. Returns the
+    losses summed over replicas and, under `LEARNING_RATE`, the learning rate of the step's
+    update (read in the graph, so the loop runs no eager op per step)."""
+    @tf.function
+    def train_step(iterator):
+        images, labels = next(iterator)
+        per_replica = strategy.run(replica_step, args=(images, labels))
+        out = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+               for k, v in per_replica.items()}
+        # With a schedule, `apply_gradients` stores the rate it used in the variable that
+        # `optimizer.learning_rate` reads.
+        out[LEARNING_RATE] = tf.identity(optimizer.learning_rate)
+        return out
+
+    return train_step
+
+
 def train_stage1(
     model_dir: str,
     task: str,
@@ -265,23 +308,9 @@ def train_stage1(
         num_train_clips=config.num_train_clips)
     iterator = iter(strategy_obj.experimental_distribute_dataset(dataset))
     task = tasks.get(config.task).for_model(model, config)
-    num_replicas = strategy_obj.num_replicas_in_sync
-
-    def replica_step(images, labels):
-        with tf.GradientTape() as tape:
-            outputs = model(images, training=True)
-            losses = task.loss(outputs, labels)
-            scaled = losses["total"] / num_replicas
-        gradients = tape.gradient(scaled, model.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-        return {k: v / num_replicas for k, v in losses.items()}
-
-    @tf.function
-    def train_step(iterator):
-        images, labels = next(iterator)
-        per_replica = strategy_obj.run(replica_step, args=(images, labels))
-        return {k: strategy_obj.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
-                for k, v in per_replica.items()}
+    replica_step = make_replica_step(model, optimizer, task,
+                                     strategy_obj.num_replicas_in_sync)
+    train_step = make_train_step(strategy_obj, optimizer, replica_step)
 
     writer = (tf.summary.create_file_writer(os.path.join(model_dir, SUMMARY_DIR)) if chief
               else tf.summary.create_noop_writer())
@@ -292,12 +321,12 @@ def train_stage1(
     with writer.as_default():
         while step < end_step:
             losses = train_step(iterator)
-            step = int(optimizer.iterations.numpy())
+            step += 1
             loss = float(losses["total"])
             if not math.isfinite(loss):
                 raise FloatingPointError(f"stage-1 loss became {loss} at step {step}; lower "
                                          f"learning_rate (now {config.learning_rate}).")
-            learning_rate = float(schedule(step - 1))
+            learning_rate = float(losses.pop(LEARNING_RATE))
             if step % summary_every == 0 or step == end_step:
                 for name, value in losses.items():
                     tf.summary.scalar(f"loss/{name}", value, step=step)

@@ -41,12 +41,20 @@ def test_short_training_lowers_the_loss_and_writes_summaries(tmp_path, task):
     after = _loss(last["model"], last["config"], images, labels)
     assert after < 0.7 * before, (before, after)
 
-    tags = set()
+    tags, learning_rates = set(), {}
     for path in glob.glob(os.path.join(model_dir, stage1.SUMMARY_DIR, "events.*")):
         for record in tf.data.TFRecordDataset(path):
             event = tf.compat.v1.Event.FromString(record.numpy())
             tags.update(value.tag for value in event.summary.value)
+            learning_rates.update({event.step: float(tf.make_ndarray(value.tensor))
+                                   for value in event.summary.value
+                                   if value.tag == "learning_rate"})
     assert {"loss/total", "learning_rate"} <= tags
+    # The train step reads the rate in the graph; it is the schedule's at the step's update.
+    schedule = stage1.learning_rate_schedule(last["config"])
+    assert sorted(learning_rates) == [1, 10, 20, 30, 40]
+    for step, value in learning_rates.items():
+        assert value == pytest.approx(float(schedule(step - 1)), rel=1e-6), step
 
 
 @pytest.mark.slow
