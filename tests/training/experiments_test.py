@@ -128,6 +128,22 @@ def test_stage3_fine_tunes_all_but_batch_norm_and_the_run_uses_its_weights(synth
 
 
 @pytest.mark.slow
+def test_attention_diagnostics_tool_on_the_trained_run(synthetic_runs, tmp_path):
+    output = tmp_path / "diagnostics.json"
+    process = subprocess.run(
+        [sys.executable, "tools/attention_diagnostics.py",
+         f"--model_dir={synthetic_runs['synthetic_det.flags']}", "--num_clips=2",
+         "--clip_length=3", "--batch_size=2", f"--output_json={output}"],
+        cwd=toy_runs.REPO, capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, PYTHONPATH=toy_runs.REPO))
+    assert process.returncode == 0, process.stderr[-3000:]
+    summary = json.loads(output.read_text())
+    assert summary["frames"] == 2 * 2 and summary["regret"]["oracle"] == 0.0
+    assert summary["agreement"]["followed=dqn"] == 1.0
+    assert "frames where every window earns 0" in process.stdout
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", REPORT_FLAG_FILES)
 def test_report_flag_file_sweeps_its_runs(synthetic_runs, seeds_run, tmp_path, name):
     out = tmp_path / "report"
