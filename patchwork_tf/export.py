@@ -158,7 +158,8 @@ def export(export_dir, task="backbone", frame_size=384, depth_multiplier=1.0, m=
     twin = pw.patchwork_model(model, grid, write=write, fold_batch_norm=fold_batch_norm)
     module = exportable.ExportableModule(twin, postprocess=_postprocess_for(export_format,
                                                                            postprocess),
-                                         scan_order=scan_order, alpha=history_decay)
+                                         scan_order=scan_order, alpha=history_decay,
+                                         compact_state=_compact_state(export_format))
     _save(module, model, postprocess, export_dir, task,
           postprocess.export_metadata() if postprocess else {}, export_format)
     return module
@@ -171,6 +172,12 @@ def _check_format(export_format, write):
         raise ValueError(
             f"The TFLite export needs whole-window memory writes; got write={write!r}. Pass "
             "--write=window (TFLite's SCATTER_ND adds up the repeated indices of band writes).")
+
+
+def _compact_state(export_format):
+    """The SavedModel's explicit state is compact (`serving.compact_state`); the TFLite
+    file's is whole memories, as its export was built and measured."""
+    return export_format != "tflite"
 
 
 def _postprocess_for(export_format, postprocess):
@@ -213,7 +220,8 @@ def export_trained_run(model_dir, export_dir, write="bands", fold_batch_norm=Tru
         policy=patchwork.q_network if has_policy else None,
         policy_cell=patchwork.config.observed_cell if has_policy else None,
         alpha=patchwork.config.history_alpha,
-        change_cue=has_policy and patchwork.config.change_cue)
+        change_cue=has_policy and patchwork.config.change_cue,
+        compact_state=_compact_state(export_format))
     task = patchwork.stage1_config.task
     _save(module, patchwork.model, postprocess, export_dir, task,
           postprocess.export_metadata(), export_format)

@@ -254,7 +254,8 @@ def _frame_call_variants(alpha, size, grid_spec, work_dir):
         if policy is None:
             policy = q_network.for_twin(twin, cell, change_cue=True)
         return exportable.ExportableModule(twin, postprocess=postprocess, policy=policy,
-                                           policy_cell=cell, change_cue=True)
+                                           policy_cell=cell, change_cue=True,
+                                           compact_state=False)
 
     for runtime in FLAGS.runtimes:
         if runtime == "tflite":

@@ -495,11 +495,11 @@ class ExportableModule(tf.Module):
         """The whole frame call without the signatures' run-time checks, for compilers that
         need static shapes and no assertions (`serving.tflite_export`): `step` on uint8
         frames `[B, H, W, C]` and a state of `state_spec(B)`; same outputs."""
-        return self._advance(frames, state)
+        return self._to_signature(self._advance(frames, self._from_signature(state)))
 
     def frame_call_warm_start(self, frames):
         """`warm_start` without run-time checks; see `frame_call`."""
-        return self._warm_start(frames)
+        return self._to_signature(self._warm_start(frames))
 
     def _signature_warm_start(self, frames):
         return self._to_signature(self._warm_start(self._checked_frames(frames, "warm_start")))

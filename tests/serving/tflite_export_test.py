@@ -164,7 +164,8 @@ def test_tflite_step_with_policy_and_change_cue_matches_the_module(tmp_path):
     twin = pw.patchwork_model(model, pw.WindowGrid((SIZE, SIZE), 2, 1), fold_batch_norm=True,
                               full_memory_cells=[cell])
     policy = _MovingQ(twin.view_shape(cell)[-1], 4)
-    kwargs = dict(policy=policy, policy_cell=cell, alpha=0.5, change_cue=True)
+    kwargs = dict(policy=policy, policy_cell=cell, alpha=0.5, change_cue=True,
+                  compact_state=False)
     module = exportable.ExportableModule(twin, postprocess=post, **kwargs)
     lite_module = exportable.ExportableModule(
         twin, postprocess=tflite_export.lite_postprocess(post), **kwargs)
