@@ -233,24 +233,39 @@ def seed_dir(model_dir, seed):
     return directory
 
 
+def finished_step(model_dir, stage):
+    """The train step of the newest checkpoint of `stage` ("stage2", "stage3") in
+    `model_dir` (checkpoints are numbered by it), or None."""
+    import tensorflow as tf
+    latest = tf.train.latest_checkpoint(os.path.join(model_dir, stage, "checkpoints"))
+    return None if latest is None else int(latest.rsplit("-", 1)[1])
+
+
 def train_attention(model_dir, config):
-    """Stages 2 and 3 (those of --stages) of `config` in `model_dir`."""
+    """Stages 2 and 3 (those of --stages) of `config` in `model_dir`. The settings are checked
+    against a stored run first; a stage whose newest checkpoint has reached its step count is
+    then skipped (a resume would only rebuild it)."""
     from patchwork_tf.training import stage2
     from patchwork_tf.training import stage3
 
-    if "2" in FLAGS.stages:
-        print(f"[stage 2/3] attention by DDQN, M={FLAGS.m} N={FLAGS.n}, "
-              f"{FLAGS.stage2_steps} train steps, seed {config.seed}")
-        result = stage2.train_stage2(
-            model_dir, config, checkpoint_replay_buffer=FLAGS.checkpoint_replay_buffer)
-        logging.info("Stage 2 at train step %d, loss %s", result["train_step"], result["loss"])
-    if "3" in FLAGS.stages:
-        print(f"[stage 3/3] joint fine-tuning to DDQN step {FLAGS.stage3_steps}, "
-              f"seed {config.seed}")
-        result = stage3.train_stage3(
-            model_dir, config, checkpoint_replay_buffer=FLAGS.checkpoint_replay_buffer)
-        logging.info("Stage 3 at train step %d, DDQN loss %s, task loss %s",
-                     result["train_step"], result["loss"], result["finetune_loss"])
+    wanted = [(stage, steps, train) for stage, steps, train in (
+        ("2", FLAGS.stage2_steps, stage2.train_stage2),
+        ("3", FLAGS.stage3_steps, stage3.train_stage3)) if stage in FLAGS.stages]
+    if wanted:
+        stage2.store_config(model_dir, config)
+    for stage, steps, train in wanted:
+        done = finished_step(model_dir, f"stage{stage}")
+        if done is not None and done >= steps:
+            print(f"[stage {stage}/3] already at train step {done} of {steps}: skipped")
+            continue
+        print(f"[stage {stage}/3] " + (
+            f"attention by DDQN, M={FLAGS.m} N={FLAGS.n}, {steps} train steps"
+            if stage == "2" else f"joint fine-tuning to DDQN step {steps}")
+            + f", seed {config.seed}")
+        result = train(model_dir, config,
+                       checkpoint_replay_buffer=FLAGS.checkpoint_replay_buffer)
+        logging.info("Stage %s at train step %d, loss %s", stage, result["train_step"],
+                     result["loss"])
 
 
 def run_seeds(model_dir, seeds, main_records):

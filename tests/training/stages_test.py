@@ -91,3 +91,14 @@ def test_vid_flags_without_data_name_the_layout(tmp_path):
     assert result.returncode != 0
     assert "ImageSets/VID not found" in result.stderr
     assert "Annotations/VID/{train,val}" in result.stderr  # the expected layout
+
+
+def test_finished_step_reads_the_newest_checkpoint_number(tmp_path):
+    from patchwork_tf import train
+    assert train.finished_step(str(tmp_path), "stage2") is None
+    manager = tf.train.CheckpointManager(
+        tf.train.Checkpoint(step=tf.Variable(1)), str(tmp_path / "stage2" / "checkpoints"),
+        max_to_keep=2)
+    manager.save(checkpoint_number=3)
+    manager.save(checkpoint_number=12)
+    assert train.finished_step(str(tmp_path), "stage2") == 12
