@@ -72,6 +72,7 @@ def test_run_single_threaded_pins_one_thread_in_a_fresh_process():
     assert evaluate.run_single_threaded(evaluate.thread_config) == (1, 1)
 
 
+@pytest.mark.slow
 def test_nocells_builds_the_zero_context_twin(detector, monkeypatch):
     import patchwork_tf as pw
     contexts = []

@@ -80,6 +80,7 @@ def test_resumed_run_equals_an_uninterrupted_run(tmp_path):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+@pytest.mark.slow
 def test_a_time_limit_stops_and_saves_and_a_rerun_finishes(tmp_path):
     model_dir = str(tmp_path / "timed")
     settings = dict(num_steps=3, checkpoint_every=100, verbose=0, **TINY)
@@ -103,6 +104,7 @@ def test_a_model_dir_with_other_settings_is_refused(tmp_path):
         stage1.load_config(str(tmp_path / "missing"))
 
 
+@pytest.mark.slow
 def test_a_new_run_starts_from_the_backbone_weights_and_a_resume_from_its_checkpoint(tmp_path):
     path = tmp_path / "backbone.h5"
     file_weights = backbone_files.write_weights_file(path, alpha=0.35)
