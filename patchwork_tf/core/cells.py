@@ -444,6 +444,14 @@ class HaloCell(tf_keras.layers.Layer):
             return self._ring_scatter_crop(window, actions, memory)
         return self._ring_concat_crop(window, actions, memory)
 
+    def build(self, input_shape):
+        """Builds the stock layer, if it is not yet (a cell from `from_config`), for the
+        window's channels."""
+        if not self.op_layer.built:
+            channels = tf.TensorShape(input_shape[0])[-1]
+            self.op_layer.build(tf.TensorShape((None,) + self.input_size + (channels,)))
+        super().build(input_shape)
+
     def call(self, inputs, folded=None):
         """`inputs = (window, actions, memory)`; `folded`: see `spatial_ops.run_valid`."""
         window, actions, memory = inputs
