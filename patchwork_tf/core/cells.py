@@ -19,6 +19,7 @@ is the exact input of the VALID op, and the frame border needs no special case.
 """
 import contextlib
 import dataclasses
+import enum
 
 import numpy as np
 import tensorflow as tf
@@ -27,6 +28,32 @@ import tf_keras
 
 from patchwork_tf.core import grid as grid_lib
 from patchwork_tf.core import spatial_ops
+
+
+class Write(enum.StrEnum):
+    """How a halo cell updates its memory (`HaloCell`'s `write`)."""
+
+    WINDOW = "window"  # the whole window (the paper's state update)
+    BANDS = "bands"    # only the halo bands other windows read
+
+
+class Context(enum.StrEnum):
+    """What a halo cell's window sees around it (`HaloCell`'s `context`)."""
+
+    MEMORY = "memory"  # the cell's memory: the Patchwork Cell
+    ZEROS = "zeros"    # zero padding, a plain crop: the ablation of Tab. 2
+
+
+def option(kind, value, name):
+    """`value` (a member of the enum `kind` or its string value) as a `kind` member, or a
+    ValueError naming the option `name` and the accepted values."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(
+            f"{name} must be one of {[member.value for member in kind]} (or "
+            f"{kind.__name__}.{'/'.join(member.name for member in kind)}), got {value!r}."
+        ) from None
 
 
 def window_indices(offsets, size):
@@ -167,6 +194,7 @@ def _as_windows(windows):
         for w in windows)
 
 
+@tf_keras.saving.register_keras_serializable(package="patchwork_tf")
 class HaloCell(tf_keras.layers.Layer):
     """Patchwork Cell in front of a spatial op with context (Sec. 3.2, Fig. 1b).
 
@@ -199,15 +227,12 @@ class HaloCell(tf_keras.layers.Layer):
     def __init__(self, op_layer, input_size, windows, zero_padding=None, write="window",
                  context="memory", depthwise_as_shifts=False, ring_assembly="concat", **kwargs):
         super().__init__(**kwargs)
-        if write not in ("window", "bands"):
-            raise ValueError(f"write must be 'window' or 'bands', got {write!r}.")
+        write = option(Write, write, "write")
         if ring_assembly not in ("concat", "scatter"):
             raise ValueError(
                 f"ring_assembly must be 'concat' or 'scatter', got {ring_assembly!r}.")
         self.ring_assembly = ring_assembly
-        if context not in ("memory", "zeros"):
-            raise ValueError(f"context must be 'memory' or 'zeros', got {context!r}.")
-        self.context = context
+        self.context = option(Context, context, "context")
         self.op_layer = op_layer
         self.input_size = tuple(int(v) for v in input_size)
         self.windows = _as_windows(windows)
@@ -225,13 +250,13 @@ class HaloCell(tf_keras.layers.Layer):
         self.read_after = tuple(
             k - s - p0 for k, s, (p0, _) in zip(
                 self.geometry.kernel, self.geometry.stride, self.geometry.pad))
-        self.write = write if min(self.read_after) >= 0 else "window"
+        self.write = write if min(self.read_after) >= 0 else Write.WINDOW
         self._averages_in_frame_only = (
             isinstance(op_layer, tf_keras.layers.AveragePooling2D)
             and op_layer.padding.lower() == "same"
         )
-        self._band_tables = self._bands() if self.write == "bands" else None
-        if self.write == "bands":
+        self._band_tables = self._bands() if self.write == Write.BANDS else None
+        if self.write == Write.BANDS:
             corners = np.array([(w.y0 + top, w.x0 + left) for w in self.windows], np.int32)
             local = np.concatenate(
                 [np.zeros(self._band_tables.shape[:2] + (1,), np.int32), self._band_tables],
@@ -262,6 +287,19 @@ class HaloCell(tf_keras.layers.Layer):
             return np.zeros((len(tables), 0, 2), np.int32)
         return np.array([t + [t[0]] * (longest - len(t)) if t else [(0, 0)] * longest
                          for t in tables], np.int32)
+
+    def traffic(self, window_shape):
+        """Memory elements one stream's step moves, `(written, cropped)`, for a window of
+        shape `[B, h, w, C]`: the window (or its halo bands, `write` 'bands') written into
+        the memory, and the window-plus-halo crop read back (with 'bands', the ring read
+        from the memory plus the fresh window)."""
+        channels = int(window_shape[-1])
+        rows, cols = self.geometry.crop_size(tuple(window_shape[1:3]))
+        if self.write == Write.WINDOW:
+            written = int(window_shape[1]) * int(window_shape[2]) * channels
+        else:
+            written = self._band_tables.shape[1] * channels
+        return written, rows * cols * channels
 
     def _ring_points(self):
         """The ring around the window in the crop as points: int32 `[P, 3]` `(0, y, x)` in
@@ -349,7 +387,7 @@ class HaloCell(tf_keras.layers.Layer):
         valid_count = None
         if self._averages_in_frame_only:
             counts = self._in_frame_counts()
-            valid_count = tf.constant(counts[:1]) if self.context == "zeros" else tf.gather(
+            valid_count = tf.constant(counts[:1]) if self.context == Context.ZEROS else tf.gather(
                 tf.constant(counts), actions)
         return spatial_ops.run_valid(self.op_layer, crop, valid_count, self.depthwise_as_shifts,
                                      folded)
@@ -360,10 +398,10 @@ class HaloCell(tf_keras.layers.Layer):
         (top, _), (left, _) = self.geometry.pad
         (kh, kw), (sh, sw) = self.geometry.kernel, self.geometry.stride
         rows, cols = self.geometry.output_size(self.window_size)
-        extent = self.window_size if self.context == "zeros" else self.input_size
+        extent = self.window_size if self.context == Context.ZEROS else self.input_size
         counts = []
         for win in self.windows:
-            y0, x0 = (0, 0) if self.context == "zeros" else (win.y0, win.x0)
+            y0, x0 = (0, 0) if self.context == Context.ZEROS else (win.y0, win.x0)
             first_y = y0 - top + sh * np.arange(rows)
             first_x = x0 - left + sw * np.arange(cols)
             in_y = np.clip(first_y + kh, 0, extent[0]) - np.clip(first_y, 0, extent[0])
@@ -406,15 +444,23 @@ class HaloCell(tf_keras.layers.Layer):
             return self._ring_scatter_crop(window, actions, memory)
         return self._ring_concat_crop(window, actions, memory)
 
+    def build(self, input_shape):
+        """Builds the stock layer, if it is not yet (a cell from `from_config`), for the
+        window's channels."""
+        if not self.op_layer.built:
+            channels = tf.TensorShape(input_shape[0])[-1]
+            self.op_layer.build(tf.TensorShape((None,) + self.input_size + (channels,)))
+        super().build(input_shape)
+
     def call(self, inputs, folded=None):
         """`inputs = (window, actions, memory)`; `folded`: see `spatial_ops.run_valid`."""
         window, actions, memory = inputs
         (top, _), (left, _) = self.geometry.pad
-        if self.context == "zeros":
+        if self.context == Context.ZEROS:
             if memory is not None:
                 memory = write_window(memory, window, self._corners(actions, top, left))
             return self.run_on_crop(self.zero_context_crop(window), actions, folded), memory
-        if self.write == "window":
+        if self.write == Write.WINDOW:
             memory = write_window(memory, window, self._corners(actions, top, left))
             crop = crop_window(memory, self._corners(actions),
                                self.geometry.crop_size(window.shape[1:3]))
@@ -434,8 +480,8 @@ class HaloCell(tf_keras.layers.Layer):
             input_size=self.input_size,
             windows=[tuple(dataclasses.astuple(w)) for w in self.windows],
             zero_padding=self.zero_padding,
-            write=self.write,
-            context=self.context,
+            write=self.write.value,
+            context=self.context.value,
             depthwise_as_shifts=self.depthwise_as_shifts,
             ring_assembly=self.ring_assembly,
         )
@@ -448,6 +494,7 @@ class HaloCell(tf_keras.layers.Layer):
         return cls(**config)
 
 
+@tf_keras.saving.register_keras_serializable(package="patchwork_tf")
 class GlobalCell(tf_keras.layers.Layer):
     """Patchwork Cell in front of a global op (Sec. 3.2): assembles the full frame.
 

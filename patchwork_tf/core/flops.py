@@ -18,6 +18,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from patchwork_tf.core import keras_graph
+
 L = tf_keras.layers
 
 
@@ -44,7 +46,7 @@ def layer_flops(layer, input_shapes, output_shape):
         return 2 * out * int(layer.kernel.shape[0]) + (out if layer.use_bias else 0)
     if isinstance(layer, (L.BatchNormalization, L.Normalization)):
         return 2 * out
-    if type(layer).__name__ == "TFOpLambda":  # an elementwise op (twin.ELEMENTWISE_TF_OPS)
+    if type(layer).__name__ == "TFOpLambda":  # an elementwise op (plan.ELEMENTWISE_TF_OPS)
         return out
     if isinstance(layer, (L.ReLU, L.Activation, L.LeakyReLU, L.PReLU, L.ELU, L.Softmax,
                           L.Rescaling)):
@@ -92,13 +94,8 @@ def _report(records):
 
 def model_flops(keras_model):
     """FLOPs of one full-frame pass of a tf_keras functional model, batch 1."""
-    records = []
-    for layer in keras_model.layers:
-        for node in layer._inbound_nodes:
-            if node.is_input:
-                continue
-            records.append((layer, [t.shape for t in node.keras_inputs],
-                            tf.nest.flatten(node.outputs)[0].shape, "op"))
+    records = [(node.layer, [t.shape for t in node.inputs], node.outputs[0].shape, "op")
+               for node in keras_graph.ordered_nodes(keras_model)]
     return _report(records)
 
 

@@ -9,6 +9,7 @@ import collections
 
 import tf_keras
 
+from patchwork_tf.core import keras_graph
 from patchwork_tf.core import spatial_ops
 
 L = tf_keras.layers
@@ -17,22 +18,20 @@ L = tf_keras.layers
 def foldable_batch_norms(keras_model):
     """`{batch norm name: conv layer}` for each BatchNormalization over the last axis whose
     input is the only use of a linear `Conv2D` / `DepthwiseConv2D`'s output."""
-    uses = collections.Counter(id(t) for t in keras_model.outputs)
-    for layer in keras_model.layers:
-        for node in layer._inbound_nodes:
-            uses.update(id(t) for t in node.keras_inputs)
+    nodes = keras_graph.ordered_nodes(keras_model)
+    uses = collections.Counter(keras_graph.tensor_id(t) for t in keras_model.outputs)
+    for node in nodes:
+        uses.update(node.input_ids)
     pairs = {}
-    for layer in keras_model.layers:
+    for node in nodes:
+        layer = node.layer
         if not (isinstance(layer, L.BatchNormalization) and list(layer.axis) in ([3], [-1])
-                and len(layer._inbound_nodes) == 1):
+                and keras_graph.single_call(layer) and len(node.inputs) == 1):
             continue
-        source = layer._inbound_nodes[0].keras_inputs
-        if len(source) != 1:
-            continue
-        conv = source[0]._keras_history.layer
+        conv = keras_graph.producer(node.inputs[0])
         if (type(conv) in (L.Conv2D, L.DepthwiseConv2D)
                 and conv.activation is tf_keras.activations.linear
-                and len(conv._inbound_nodes) == 1 and uses[id(source[0])] == 1):
+                and keras_graph.single_call(conv) and uses[node.input_ids[0]] == 1):
             pairs[layer.name] = conv
     return pairs
 

@@ -190,3 +190,68 @@ def test_crop_from_map_equals_the_crop_of_the_padded_map(name):
         actions = tf.constant([action, len(windows) - 1 - action])
         np.testing.assert_array_equal(cell.crop_from_map(full_map, actions),
                                       cell.crop_from(cell.pad_full_map(full_map), actions))
+
+
+@pytest.mark.parametrize("cell_type", [cells.HaloCell, cells.GlobalCell])
+def test_cells_are_registered_keras_serializable(cell_type):
+    assert tf_keras.saving.get_registered_name(cell_type) == f"patchwork_tf>{cell_type.__name__}"
+    windows = [Window(0, 0, 4, 4), Window(4, 4, 4, 4)]
+    cell = (cells.HaloCell(L.MaxPooling2D(3, strides=2, padding="same"), (8, 8), windows,
+                           write=cells.Write.BANDS, context="zeros", name="c")
+            if cell_type is cells.HaloCell else cells.GlobalCell((8, 8), windows, name="c"))
+    # No custom_objects: the registration alone finds the class.
+    clone = tf_keras.saving.deserialize_keras_object(
+        tf_keras.saving.serialize_keras_object(cell))
+    assert type(clone) is cell_type and clone.get_config() == cell.get_config()
+
+
+def test_model_with_cells_saves_and_loads_with_the_same_outputs(tmp_path):
+    """A functional model of a halo cell (the stock conv's weights inside) and a global cell,
+    saved as .keras and loaded without custom_objects, gives the same outputs and memories."""
+    windows = [Window(y, x, 4, 4) for y in (0, 4) for x in (0, 4)]
+    window, actions = L.Input((4, 4, 3), batch_size=2), L.Input((), 2, dtype=tf.int32)
+    memory, full_map = L.Input((10, 10, 3), batch_size=2), L.Input((8, 8, 3), batch_size=2)
+    halo = cells.HaloCell(L.Conv2D(5, 3, padding="same"), (8, 8), windows, write="bands",
+                          name="halo")
+    outputs, new_memory = halo((window, actions, memory))
+    assembled = cells.GlobalCell((8, 8), windows, name="assemble")((window, actions, full_map))
+    model = tf_keras.Model([window, actions, memory, full_map],
+                           [outputs, new_memory, assembled])
+    rng = np.random.default_rng(0)
+    inputs = [rng.normal(size=(2, 4, 4, 3)).astype(np.float32), np.array([1, 2], np.int32),
+              rng.normal(size=(2, 10, 10, 3)).astype(np.float32),
+              rng.normal(size=(2, 8, 8, 3)).astype(np.float32)]
+    model.save(tmp_path / "cells.keras")
+    loaded = tf_keras.models.load_model(tmp_path / "cells.keras")
+    assert isinstance(loaded.get_layer("halo"), cells.HaloCell)
+    np.testing.assert_array_equal(loaded.get_layer("halo").op_layer.kernel, halo.op_layer.kernel)
+    for got, want in zip(loaded(inputs), model(inputs)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_option_strings_and_enums_are_the_same_and_bad_values_are_named():
+    layer = L.Conv2D(2, 3, padding="same")
+    windows = [Window(0, 0, 4, 4), Window(0, 4, 4, 4)]
+    by_string = cells.HaloCell(layer, (4, 8), windows, write="bands", context="zeros")
+    by_enum = cells.HaloCell(layer, (4, 8), windows, write=cells.Write.BANDS,
+                             context=cells.Context.ZEROS)
+    assert by_string.write is by_enum.write is cells.Write.BANDS
+    assert by_string.context is by_enum.context is cells.Context.ZEROS
+    assert by_string.get_config()["write"] == "bands"  # plain strings in the config
+    with pytest.raises(ValueError, match=r"write must be one of \['window', 'bands'\].*'band'"):
+        cells.HaloCell(layer, (4, 8), windows, write="band")
+    with pytest.raises(ValueError, match=r"context must be one of \['memory', 'zeros'\]"):
+        cells.HaloCell(layer, (4, 8), windows, context=None)
+
+
+def test_traffic_hand_worked():
+    """3x3 conv on a 16 x 16 map, 8 x 8 windows at 0, 4, 8, 4 channels: a window write moves
+    8 * 8 * 4 elements and the crop (8 + 2)^2 * 4; band writes move the rows and columns
+    other halos read (see test_band_writes_cover_every_halo_read_hand_worked): the window
+    at (4, 4) has 2 such rows and columns, 8 * 8 - 6 * 6 = 28 pixels, the most of any."""
+    windows = [Window(y, x, 8, 8) for y in (0, 4, 8) for x in (0, 4, 8)]
+    layer = L.Conv2D(1, 3, padding="same")
+    window_cell = cells.HaloCell(layer, (16, 16), windows)
+    assert window_cell.traffic((1, 8, 8, 4)) == (8 * 8 * 4, 10 * 10 * 4)
+    band_cell = cells.HaloCell(layer, (16, 16), windows, write="bands")
+    assert band_cell.traffic((1, 8, 8, 4)) == (28 * 4, 10 * 10 * 4)
