@@ -83,9 +83,10 @@ flags.DEFINE_float("history_alpha", 0.5, "Action-history decay, Eq. 1.")
 flags.DEFINE_bool("change_cue", True, "The attention network also observes how much each "
                   "window changed since it was last processed (ours); --nochange_cue is the "
                   "paper's observation (memory and action history only).")
-flags.DEFINE_enum("q_network", "ours", ["ours", "paper"], "The attention Q-network's head: "
-                  "'paper' maps the observation straight to the Q-values (Sec. 3.1), 'ours' "
-                  "adds a hidden layer.")
+flags.DEFINE_enum("q_network", "ours", ["ours", "paper", "window"], "The attention "
+                  "Q-network's head: 'paper' maps the observation straight to the Q-values "
+                  "(Sec. 3.1), 'ours' adds a hidden layer, 'window' (ours) scores each window "
+                  "from its own features alone.")
 flags.DEFINE_enum("reward", "clipped", ["clipped", "difference"], "The attention's reward: "
                   "'clipped' is Eq. 2, max(0, f(p_t) - f(p_t-1)); 'difference' (ours) drops the "
                   "clipping, so frames where no window beats the kept prediction still rank "

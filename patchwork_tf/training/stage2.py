@@ -55,7 +55,8 @@ class PatchworkConfig:
         last processed (`policy.observation`); False is the paper's observation.
       q_network: the Q-network's head (`q_network.Q_NETWORKS`): "ours" adds a hidden layer of
         64 ReLU units between the concatenation of window features and history and the
-        Q-value layer; "paper" has the final fully connected layer alone (Sec. 3.1, Fig. 3).
+        Q-value layer; "paper" has the final fully connected layer alone (Sec. 3.1, Fig. 3);
+        "window" (ours) scores each window from its own features, no layer across windows.
       num_streams: clips streamed side by side (the environment's batch).
       clip_length: frames per training clip.
       num_train_clips: synthetic training clips (cycled; real sources read every video).
