@@ -83,9 +83,10 @@ flags.DEFINE_float("history_alpha", 0.5, "Action-history decay, Eq. 1.")
 flags.DEFINE_bool("change_cue", True, "The attention network also observes how much each "
                   "window changed since it was last processed (ours); --nochange_cue is the "
                   "paper's observation (memory and action history only).")
-flags.DEFINE_enum("q_network", "ours", ["ours", "paper"], "The attention Q-network's head: "
-                  "'paper' maps the observation straight to the Q-values (Sec. 3.1), 'ours' "
-                  "adds a hidden layer.")
+flags.DEFINE_enum("q_network", "ours", ["ours", "paper", "window"], "The attention "
+                  "Q-network's head: 'paper' maps the observation straight to the Q-values "
+                  "(Sec. 3.1), 'ours' adds a hidden layer, 'window' (ours) scores each window "
+                  "from its own features alone.")
 flags.DEFINE_enum("reward", "clipped", ["clipped", "difference"], "The attention's reward: "
                   "'clipped' is Eq. 2, max(0, f(p_t) - f(p_t-1)); 'difference' (ours) drops the "
                   "clipping, so frames where no window beats the kept prediction still rank "
@@ -106,6 +107,9 @@ flags.DEFINE_integer("replay_capacity", 1000, "Replay buffer steps per stream.")
 flags.DEFINE_integer("sample_batch_size", 64, "Transitions per DDQN train step.")
 flags.DEFINE_integer("initial_collect_steps", 32, "Random-policy steps per stream before "
                      "DDQN training.")
+flags.DEFINE_integer("imitation_steps", 0, "Ours: gradient steps of learning from the change "
+                     "rule's demonstrations (DQfD's large-margin loss) before stage 2's DDQN; 0 "
+                     "is the paper's DDQN alone.")
 flags.DEFINE_integer("stage2_steps", 600, "DDQN train steps of stage 2.")
 flags.DEFINE_float("stage2_learning_rate", 1e-3, "Q-network learning rate in stage 2.")
 flags.DEFINE_integer("stage3_steps", 900, "DDQN train step at which stage 3 ends "
@@ -185,7 +189,7 @@ def patchwork_config():
         epsilon_decay_steps=FLAGS.epsilon_decay_steps,
         replay_capacity=FLAGS.replay_capacity, sample_batch_size=FLAGS.sample_batch_size,
         initial_collect_steps=FLAGS.initial_collect_steps,
-        stage2_steps=FLAGS.stage2_steps, stage3_steps=FLAGS.stage3_steps,
+        imitation_steps=FLAGS.imitation_steps, stage2_steps=FLAGS.stage2_steps, stage3_steps=FLAGS.stage3_steps,
         stage3_learning_rate=FLAGS.stage3_learning_rate,
         stage3_q_learning_rate=FLAGS.stage3_q_learning_rate,
         stage3_finetune_every=FLAGS.stage3_finetune_every,

@@ -143,7 +143,8 @@ def _setting(config, memory_shape, storage):
     network = q_network.AttentionQNetwork(
         q_network.observation_spec(memory_shape, grid.num_actions, config.change_cue),
         env.action_spec(), q_network.windows_in_memory(grid, memory_shape),
-        fc_layer_params=q_network.Q_NETWORKS[config.q_network])
+        fc_layer_params=q_network.Q_NETWORKS[config.q_network],
+        per_window=config.q_network in q_network.PER_WINDOW)
     agent = agent_lib.ddqn_agent(
         env.time_step_spec(), env.action_spec(), network, learning_rate=config.learning_rate,
         gamma=config.gamma, target_update_period=config.target_update_period)

@@ -12,7 +12,9 @@ it with `F_t` and applies "a final fully-connected layer" for the Q-values. `Q_N
 the two heads on the concatenation: "paper", that one Q-value layer alone, and "ours", which adds
 one hidden fully connected layer of 64 ReLU units before it (our default since the first
 runs). The mapping of the memory to the vector (window pooling and the shared projection) is
-ours in both, as the paper does not specify it.
+ours in both, as the paper does not specify it. "window" (ours) has no layer that mixes
+windows: each window's Q-value is a small network of its own features alone (its projected
+memory, change and history), the same network for every window.
 
 The window pooling is fixed (no parameters), so it can run before the replay buffer:
 `pool_observation` replaces the memory [Hl, Wl, C] by the per-window means `pooled_memory`
@@ -41,8 +43,10 @@ from tf_agents.utils import nest_utils
 MEMORY = "memory"
 POOLED_MEMORY = "pooled_memory"
 
-# The heads on the concatenation of window features and history: hidden layer widths.
-Q_NETWORKS = {"ours": (64,), "paper": ()}
+# The heads: hidden layer widths, on the concatenation of window features and history, or for
+# the per-window variants (`PER_WINDOW`) on each window's own features.
+Q_NETWORKS = {"ours": (64,), "paper": (), "window": (16,)}
+PER_WINDOW = ("window",)
 
 CHANGE_FLOOR = 1e-3  # Mean absolute change (frames in [-1, 1]) the log scale starts at.
 
@@ -117,6 +121,7 @@ class AttentionQNetwork(network.Network):
                  windows,
                  projection_units=16,
                  fc_layer_params=Q_NETWORKS["ours"],
+                 per_window=False,
                  name="AttentionQNetwork"):
         """Builds the network.
 
@@ -131,6 +136,9 @@ class AttentionQNetwork(network.Network):
           projection_units: width of the shared per-window projection.
           fc_layer_params: widths of the hidden fully connected layers before the Q-value
             layer (`Q_NETWORKS`: "ours" (64,), "paper" ()).
+          per_window: score each window from its own features alone: `Q(S_t, a)` =
+            Dense(1)(Dense(`fc_layer_params`, relu)([projected memory of a, history_a[,
+            log change_a]])), one network shared by all windows and no layer across windows.
           name: the network's name.
 
         Raises:
@@ -178,6 +186,7 @@ class AttentionQNetwork(network.Network):
         self._windows = windows
         self._fc_layer_params = tuple(int(units) for units in fc_layer_params)
         self._change_cue = change_cue
+        self._per_window = bool(per_window)
         self._projection = tf_keras.layers.Dense(
             projection_units, activation="relu", name="window_projection")
         self._flatten = tf_keras.layers.Flatten(name="flatten_windows")
@@ -193,6 +202,11 @@ class AttentionQNetwork(network.Network):
             name="q_values")
         self._window_scorer = tf_keras.layers.Dense(
             1, kernel_initializer="zeros", name="window_scorer") if change_cue else None
+        if self._per_window:
+            self._q_value_layer = tf_keras.layers.Dense(
+                1, kernel_initializer=tf_keras.initializers.RandomUniform(-0.03, 0.03),
+                bias_initializer=tf_keras.initializers.Constant(-0.2), name="window_q_value")
+            self._window_scorer = None
 
     @property
     def windows(self):
@@ -223,6 +237,10 @@ class AttentionQNetwork(network.Network):
         pooled = batch_squash.flatten(tf.cast(observation[POOLED_MEMORY], tf.float32))
         history = batch_squash.flatten(tf.cast(observation["history"], tf.float32))
         per_window = self._projection(pooled, training=training)
+        if self._per_window:
+            return batch_squash.unflatten(self._score_windows(
+                per_window, history, batch_squash.flatten(observation["change"])
+                if self._change_cue else None, training)), network_state
         inputs = [self._flatten(per_window), history]
         if self._change_cue:
             change = change_feature(batch_squash.flatten(observation["change"]))
@@ -235,6 +253,16 @@ class AttentionQNetwork(network.Network):
             window_inputs = tf.concat([per_window, change[..., None], history[..., None]], axis=-1)
             q_values += tf.squeeze(self._window_scorer(window_inputs, training=training), -1)
         return batch_squash.unflatten(q_values), network_state
+
+    def _score_windows(self, per_window, history, change, training):
+        """float32 [B, num_actions]: each window's Q-value from its own features alone."""
+        features = [per_window, history[..., None]]
+        if change is not None:
+            features.append(change_feature(change)[..., None])
+        features = tf.concat(features, axis=-1)
+        for layer in self._fc_layers:
+            features = layer(features, training=training)
+        return tf.squeeze(self._q_value_layer(features, training=training), -1)
 
 
 def windows_in_memory(grid, memory_shape):
@@ -315,7 +343,8 @@ def for_twin(twin, observed_cell, change_cue=False, variant="ours"):
       observed_cell: layer L of Fig. 3.
       change_cue: the network also reads the change cue.
       variant: a key of `Q_NETWORKS`: "paper" (the concatenation of Sec. 3.1 goes straight
-        to the Q-value layer) or "ours" (one hidden layer of 64 ReLU units before it).
+        to the Q-value layer), "ours" (one hidden layer of 64 ReLU units before it) or
+        "window" (each window scored from its own features, `per_window`).
 
     Raises:
       ValueError: an unknown `variant`.
@@ -326,6 +355,7 @@ def for_twin(twin, observed_cell, change_cue=False, variant="ours"):
     spec = observation_spec(twin.view_shape(observed_cell), grid.num_actions, change_cue)
     network = AttentionQNetwork(spec, window_action_spec(grid.num_actions),
                                 windows_in_memory(grid, spec[MEMORY].shape),
-                                fc_layer_params=Q_NETWORKS[variant])
+                                fc_layer_params=Q_NETWORKS[variant],
+                                per_window=variant in PER_WINDOW)
     network.create_variables()
     return network

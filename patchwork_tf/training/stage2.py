@@ -30,6 +30,7 @@ from patchwork_tf.core import twin as twin_lib
 from patchwork_tf.metrics import rewards
 from patchwork_tf.policy import agent as agent_lib
 from patchwork_tf.policy import environment as environment_lib
+from patchwork_tf.policy import imitation
 from patchwork_tf.policy import observation as observation_lib
 from patchwork_tf.policy import q_network as q_network_lib
 from patchwork_tf.policy import trainer
@@ -54,7 +55,8 @@ class PatchworkConfig:
         last processed (`policy.observation`); False is the paper's observation.
       q_network: the Q-network's head (`q_network.Q_NETWORKS`): "ours" adds a hidden layer of
         64 ReLU units between the concatenation of window features and history and the
-        Q-value layer; "paper" has the final fully connected layer alone (Sec. 3.1, Fig. 3).
+        Q-value layer; "paper" has the final fully connected layer alone (Sec. 3.1, Fig. 3);
+        "window" (ours) scores each window from its own features, no layer across windows.
       num_streams: clips streamed side by side (the environment's batch).
       clip_length: frames per training clip.
       num_train_clips: synthetic training clips (cycled; real sources read every video).
@@ -69,6 +71,9 @@ class PatchworkConfig:
       replay_capacity: replay buffer steps per stream.
       sample_batch_size: transitions per DDQN train step.
       initial_collect_steps: random-policy steps per stream before training.
+      imitation_steps: gradient steps of learning from the change rule's demonstrations
+        (`policy.imitation`, DQfD's large-margin loss plus TD) before stage 2's DDQN; 0 (the
+        paper's setting) learns by DDQN alone. Needs `change_cue`.
       stage2_steps: DDQN train steps of stage 2.
       stage3_steps: DDQN train steps of stage 3 (absolute count, continuing stage 2's).
       stage3_learning_rate: learning rate of the fine-tuned main network in stage 3.
@@ -98,6 +103,7 @@ class PatchworkConfig:
     replay_capacity: int = 1000
     sample_batch_size: int = 64
     initial_collect_steps: int = 32
+    imitation_steps: int = 0
     stage2_steps: int = 600
     stage3_steps: int = 900
     stage3_learning_rate: float = 1e-4
@@ -119,6 +125,10 @@ class PatchworkConfig:
         if self.q_network not in q_network_lib.Q_NETWORKS:
             raise ValueError(f"q_network must be one of {sorted(q_network_lib.Q_NETWORKS)}, "
                              f"got {self.q_network!r}.")
+        if self.imitation_steps < 0 or (self.imitation_steps and not self.change_cue):
+            raise ValueError(
+                f"imitation_steps ({self.imitation_steps}) must be >= 0, and > 0 only with the "
+                "change cue the demonstrating rule reads (change_cue=True).")
         if self.stage3_steps < self.stage2_steps:
             raise ValueError(
                 f"stage3_steps ({self.stage3_steps}) counts on from stage 2's "
@@ -353,8 +363,12 @@ def train_stage2(model_dir, config, verbose=1, **trainer_kwargs):
     config = store_config(model_dir, config)
     setting = build_setting(model_dir, config, config.learning_rate)
     setting.model.trainable = False
+    root_dir = os.path.join(model_dir, "stage2")
+    if not tf.train.latest_checkpoint(os.path.join(root_dir, "checkpoints")):
+        imitation.warm_start(setting.env, setting.agent, config.imitation_steps,
+                             sample_batch_size=config.sample_batch_size)
     return trainer.collect_and_train(
-        os.path.join(model_dir, "stage2"), setting.env, setting.agent, setting.replay_buffer,
+        root_dir, setting.env, setting.agent, setting.replay_buffer,
         config.stage2_steps, epsilon_fn=setting.epsilon,
         initial_collect_steps=config.initial_collect_steps,
         sample_batch_size=config.sample_batch_size,

@@ -262,3 +262,27 @@ class VariantTest(tf.test.TestCase):
         self.assertEqual(net._q_value_layer.kernel.shape, (64, 9))
         with self.assertRaisesRegex(ValueError, "variant must be one of"):
             q_network.for_twin(self._twin(), "cell", variant="deeper")
+
+    def test_window_head_scores_each_window_from_its_own_features(self):
+        tf_keras.utils.set_random_seed(0)
+        net = q_network.for_twin(self._twin(), "cell", change_cue=True, variant="window")
+        self.assertEqual([v.shape.as_list() for v in net.trainable_variables],
+                         [[5, 16], [16], [16 + 2, 16], [16], [16, 1], [1]])
+        _randomize(net)
+        rng = np.random.default_rng(0)
+        obs = {"pooled_memory": rng.normal(size=(3, 9, 5)).astype(np.float32),
+               "history": rng.uniform(size=(3, 9)).astype(np.float32),
+               "change": rng.uniform(0, 0.05, size=(3, 9)).astype(np.float32)}
+        projection, hidden, out = net._projection, net._fc_layers[0], net._q_value_layer
+        features = np.maximum(obs["pooled_memory"] @ projection.kernel.numpy()
+                              + projection.bias.numpy(), 0.0)
+        features = np.concatenate([features, obs["history"][..., None],
+                                   np.log1p(obs["change"] / 1e-3)[..., None]], -1)
+        features = np.maximum(features @ hidden.kernel.numpy() + hidden.bias.numpy(), 0.0)
+        want = (features @ out.kernel.numpy() + out.bias.numpy())[..., 0]
+        q_values = net(obs)[0]
+        self.assertAllClose(q_values, want, rtol=1e-5, atol=1e-5)
+        # No layer across windows: permuting the windows' features permutes the Q-values.
+        order = rng.permutation(9)
+        permuted = {key: value[:, order] for key, value in obs.items()}
+        self.assertAllClose(net(permuted)[0], tf.gather(q_values, order, axis=1), atol=1e-5)

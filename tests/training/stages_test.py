@@ -102,3 +102,25 @@ def test_finished_step_reads_the_newest_checkpoint_number(tmp_path):
     manager.save(checkpoint_number=3)
     manager.save(checkpoint_number=12)
     assert train.finished_step(str(tmp_path), "stage2") == 12
+
+
+@pytest.mark.slow  # A tiny stage 2 with imitation: 50 s here under load ~10.
+def test_stage2_learns_from_the_rule_first(stage1_dir, tmp_path, monkeypatch):
+    from patchwork_tf.policy import imitation
+    model_dir = str(tmp_path)
+    os.symlink(os.path.join(stage1_dir, stage2.STAGE1_DIR),
+               os.path.join(model_dir, stage2.STAGE1_DIR))
+    calls = []
+    real = imitation.warm_start
+
+    def spy(env, agent, num_steps, **kwargs):
+        calls.append(num_steps)
+        return real(env, agent, num_steps, steps_per_stream=4, **kwargs)
+    monkeypatch.setattr(imitation, "warm_start", spy)
+    config = _tiny_config(imitation_steps=2)
+    assert stage2.train_stage2(model_dir, config, verbose=0)["train_step"] == 3
+    assert stage2.load_config(model_dir).imitation_steps == 2
+    assert calls == [2]
+    # A resume must keep the setting.
+    with pytest.raises(ValueError, match="imitation_steps"):
+        stage2.store_config(model_dir, _tiny_config())
