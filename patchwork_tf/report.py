@@ -128,13 +128,14 @@ def run_sweep(runs, output_dir, model_dir=None, untrained=False, task="detection
     those of `comparisons`.
 
     Real data (`data` "imagenet_vid" or "davis") is evaluated by the official protocol of
-    `evaluate.evaluate`; each run keeps its progress per video under
+    `evaluation.api.evaluate`; each run keeps its progress per video under
     `<output_dir>/progress/<name>`, so a stopped sweep run again continues where it stopped.
 
     Returns:
       the list of result records (`StreamResult.to_json()` plus `tables`).
     """
-    from patchwork_tf import evaluate
+    from patchwork_tf import runs
+    from patchwork_tf.evaluation import api
     from patchwork_tf.evaluation import results
 
     names = [r["name"] for r in runs]
@@ -149,8 +150,8 @@ def run_sweep(runs, output_dir, model_dir=None, untrained=False, task="detection
         if untrained:
             key = ("untrained", run.get("alpha", alpha), resolution)
             if key not in models:
-                size = evaluate.scaled_size((frame_size, frame_size), resolution)
-                models[key] = evaluate.untrained_model(task, key[1], size)
+                size = runs.scaled_size((frame_size, frame_size), resolution)
+                models[key] = api.untrained_model(task, key[1], size)
         else:
             directory = run.get("model_dir", model_dir)
             if not directory:
@@ -158,12 +159,13 @@ def run_sweep(runs, output_dir, model_dir=None, untrained=False, task="detection
                     f"Run {run['name']!r} has no model_dir and --model_dir is not set.")
             key = (directory, resolution, policy == "dqn")
             if key not in models:
-                models[key] = evaluate.load_trained(directory, resolution, with_q_network=key[2])
+                models[key] = api.load_trained(directory, resolution, with_q_network=key[2])
         loaded = models[key]
         print(f"[report] {run['name']}", flush=True)
-        result, _ = evaluate.evaluate(
-            loaded, policy, run.get("m", loaded.patchwork.get("m", 4)),
-            run.get("n", loaded.patchwork.get("n", 2)), run.get("cells", True),
+        default_m, default_n = api.default_grid(loaded)
+        result, _ = api.evaluate(
+            loaded, policy, run.get("m", default_m), run.get("n", default_n),
+            run.get("cells", True),
             run.get("flip", False), run.get("interval", 1), run.get("delay", 0),
             run.get("observed_cell"), split, num_clips, clip_length, (frame_size, frame_size),
             name=run["name"], settings={"resolution": resolution,
@@ -243,8 +245,8 @@ def main(argv):
         raise app.UsageError(str(e))
     if not runs:
         raise app.UsageError("No --run given; see experiments/report_synthetic.flags.")
-    from patchwork_tf import evaluate
-    evaluate.pin_threads(FLAGS.threads)
+    from patchwork_tf.evaluation import api
+    api.pin_threads(FLAGS.threads)
     run_sweep(runs, FLAGS.output_dir, FLAGS.model_dir, FLAGS.untrained, FLAGS.task, FLAGS.alpha,
               FLAGS.frame_size, FLAGS.split, FLAGS.num_clips, FLAGS.clip_length, FLAGS.title,
               FLAGS.data, FLAGS.data_dir, FLAGS.max_videos, FLAGS.stream_start, compare)

@@ -172,8 +172,8 @@ def _check_flags():
 
 
 def patchwork_config():
-    from patchwork_tf.training import stage2
-    return stage2.PatchworkConfig(
+    from patchwork_tf.training import configs
+    return configs.PatchworkConfig(
         m=FLAGS.m, n=FLAGS.n, observed_cell=FLAGS.observed_cell,
         history_alpha=FLAGS.history_alpha, change_cue=FLAGS.change_cue,
         q_network=FLAGS.q_network, reward=FLAGS.reward,
@@ -200,17 +200,17 @@ def evaluate_run(model_dir):
     (real data: the official protocol), into `<model_dir>/eval` (JSON, Markdown), with the
     paired differences of DQN against the single-frame model and the rules and of the rules
     against the single-frame model; resumable per video. Runs in a fresh single-threaded
-    process (`evaluate.run_single_threaded`): the empirical latency is single-threaded, and
+    process (`api.run_single_threaded`): the empirical latency is single-threaded, and
     this process's thread pools, set up for training, cannot change.
 
     Returns:
       the records (`StreamResult.to_json()` with `paired`).
     """
-    from patchwork_tf import evaluate
+    from patchwork_tf.evaluation import api
     from patchwork_tf.evaluation import results
 
-    records = evaluate.run_single_threaded(
-        evaluate.evaluate_train_run, model_dir, FLAGS.m, FLAGS.n, FLAGS.eval_split,
+    records = api.run_single_threaded(
+        api.evaluate_train_run, model_dir, FLAGS.m, FLAGS.n, FLAGS.eval_split,
         FLAGS.eval_clips, FLAGS.clip_length, FLAGS.frame_size, FLAGS.eval_stream_start,
         FLAGS.eval_max_videos)
     results.write_results(records, os.path.join(model_dir, "eval"), "summary")
@@ -222,29 +222,22 @@ def evaluate_run(model_dir):
 def seed_dir(model_dir, seed):
     """Where stages 2 and 3 of `seed` go: the run itself for its own --seed, else
     `<model_dir>/seeds/seed_<seed>` with `stage1` linked to the run's (created)."""
-    from patchwork_tf.training import stage2
+    from patchwork_tf import runs
     if seed == FLAGS.seed:
         return model_dir
-    directory = os.path.join(model_dir, "seeds", f"seed_{seed}")
-    link = os.path.join(directory, stage2.STAGE1_DIR)
+    directory = os.path.join(model_dir, runs.SEEDS_DIR, f"seed_{seed}")
+    link = os.path.join(directory, runs.STAGE1_DIR)
     if not os.path.lexists(link):
         os.makedirs(directory, exist_ok=True)
-        os.symlink(os.path.join(os.pardir, os.pardir, stage2.STAGE1_DIR), link)
+        os.symlink(os.path.join(os.pardir, os.pardir, runs.STAGE1_DIR), link)
     return directory
-
-
-def finished_step(model_dir, stage):
-    """The train step of the newest checkpoint of `stage` ("stage2", "stage3") in
-    `model_dir` (checkpoints are numbered by it), or None."""
-    import tensorflow as tf
-    latest = tf.train.latest_checkpoint(os.path.join(model_dir, stage, "checkpoints"))
-    return None if latest is None else int(latest.rsplit("-", 1)[1])
 
 
 def train_attention(model_dir, config):
     """Stages 2 and 3 (those of --stages) of `config` in `model_dir`. The settings are checked
     against a stored run first; a stage whose newest checkpoint has reached its step count is
     then skipped (a resume would only rebuild it)."""
+    from patchwork_tf import runs
     from patchwork_tf.training import stage2
     from patchwork_tf.training import stage3
 
@@ -254,7 +247,7 @@ def train_attention(model_dir, config):
     if wanted:
         stage2.store_config(model_dir, config)
     for stage, steps, train in wanted:
-        done = finished_step(model_dir, f"stage{stage}")
+        done = runs.finished_step(model_dir, f"stage{stage}")
         if done is not None and done >= steps:
             print(f"[stage {stage}/3] already at train step {done} of {steps}: skipped")
             continue
@@ -305,15 +298,15 @@ def run_seeds(model_dir, seeds, main_records):
 def main(argv):
     del argv
     _check_flags()
+    from patchwork_tf import runs
     from patchwork_tf.training import stage1
-    from patchwork_tf.training import stage2
 
     model_dir = FLAGS.model_dir
     if "1" in FLAGS.stages:
         logging.info("Stage 1: single-frame %s model.", FLAGS.task)
         print(f"[stage 1/3] single-frame {FLAGS.task} model, {FLAGS.stage1_steps} steps")
         result = stage1.train_stage1(
-            os.path.join(model_dir, stage2.STAGE1_DIR), FLAGS.task, strategy=FLAGS.strategy,
+            os.path.join(model_dir, runs.STAGE1_DIR), FLAGS.task, strategy=FLAGS.strategy,
             max_seconds=FLAGS.stage1_max_seconds, num_steps=FLAGS.stage1_steps,
             batch_size=FLAGS.stage1_batch_size, learning_rate=FLAGS.stage1_learning_rate,
             alpha=FLAGS.alpha, frame_size=(FLAGS.frame_size, FLAGS.frame_size),
@@ -330,10 +323,10 @@ def main(argv):
     train_attention(model_dir, patchwork_config())
     records = evaluate_run(model_dir) if FLAGS.evaluate else None
     if FLAGS.export:
-        from patchwork_tf import export
-        export_dir = os.path.join(model_dir, "export")
+        from patchwork_tf.serving import exporter
+        export_dir = os.path.join(model_dir, runs.EXPORT_DIR)
         print(f"[export] SavedModel with the attention policy -> {export_dir}")
-        export.export_trained_run(model_dir, export_dir)
+        exporter.export_trained_run(model_dir, export_dir)
     if FLAGS.seeds:
         run_seeds(model_dir, [int(seed) for seed in FLAGS.seeds], records)
 

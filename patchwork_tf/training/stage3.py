@@ -30,8 +30,8 @@ def unrolled_clip_loss(setting, clip):
     Frame 0 is a key frame; frame t >= 1 is processed on the window that the Q-network
     chooses greedily from the observation after frame t - 1.
     """
-    twin, task, config = setting.twin, setting.task, setting.config
-    observer = setting.observer
+    twin, task, config = setting.patchwork.twin, setting.patchwork.task, setting.patchwork.config
+    observer = setting.patchwork.observer
     frames = clips_lib.preprocess_frames(clip["frames"])
     _, state = twin.warm_start_fn(frames[:, 0])
     observer_state = observer.start(frames[:, 0])
@@ -39,7 +39,7 @@ def unrolled_clip_loss(setting, clip):
     for t in range(1, frames.shape[1]):
         observation = observer.observation(twin.memory_view(state, config.observed_cell),
                                            observer_state)
-        q_values, _ = setting.q_network(observation)
+        q_values, _ = setting.patchwork.q_network(observation)
         actions = tf.argmax(q_values, axis=-1, output_type=tf.int32)
         outputs, state = twin.step_fn(frames[:, t], actions, state)
         labels = {k: v[:, t] for k, v in clip.items() if k != "frames"}
@@ -72,14 +72,14 @@ def train_stage3(model_dir, config, verbose=1, **trainer_kwargs):
         setting.agent._optimizer.learning_rate.assign(  # pylint: disable=protected-access
             config.stage3_q_learning_rate)
 
-    freeze_batch_norm(setting.model)
+    freeze_batch_norm(setting.patchwork.model)
     optimizer = tf_keras.optimizers.Adam(config.stage3_learning_rate)
-    variables = setting.model.trainable_variables
+    variables = setting.patchwork.model.trainable_variables
     optimizer.build(variables)
     finetune_clips = iter(stage2.training_clips(
-        setting.stage1_config.task, config, setting.stage1_config.frame_size,
+        setting.patchwork.stage1_config.task, config, setting.patchwork.stage1_config.frame_size,
         config.num_train_clips, config.stage3_clip_length, config.stage3_batch_size,
-        config.seed + 1, setting.stage1_config.max_objects))
+        config.seed + 1, setting.patchwork.stage1_config.max_objects))
 
     @tf.function
     def finetune_step(clip):
@@ -101,7 +101,7 @@ def train_stage3(model_dir, config, verbose=1, **trainer_kwargs):
         stage3_dir, setting.env, setting.agent, setting.replay_buffer, config.stage3_steps,
         epsilon_fn=setting.epsilon, initial_collect_steps=config.initial_collect_steps,
         sample_batch_size=config.sample_batch_size,
-        extra_trackables={"model": setting.model, "model_optimizer": optimizer},
+        extra_trackables={"model": setting.patchwork.model, "model_optimizer": optimizer},
         on_train_step=on_train_step, **trainer_kwargs)
     result["finetune_loss"] = last["loss"]
     return result

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from patchwork_tf import runs
+from patchwork_tf.training import configs
 from patchwork_tf.training import run_config
 from patchwork_tf.training import stage1
 from patchwork_tf.training import stage2
@@ -22,13 +24,13 @@ def _tiny_config(**overrides):
                   stage3_steps=5, stage3_finetune_every=1, stage3_clip_length=3,
                   stage3_batch_size=2)
     values.update(overrides)
-    return stage2.PatchworkConfig(**values)
+    return configs.PatchworkConfig(**values)
 
 
 @pytest.fixture(scope="module")
 def stage1_dir(tmp_path_factory):
     model_dir = str(tmp_path_factory.mktemp("patchwork"))
-    stage1.train_stage1(os.path.join(model_dir, stage2.STAGE1_DIR), "detection", verbose=0,
+    stage1.train_stage1(os.path.join(model_dir, runs.STAGE1_DIR), "detection", verbose=0,
                         frame_size=(64, 64), num_steps=2, batch_size=2, num_train_clips=2,
                         frames_per_clip=2)
     return model_dir
@@ -51,25 +53,32 @@ def _save_checkpoints(directory, count):
     return [manager.save() for _ in range(count)][-1]
 
 
-def test_trained_checkpoints_take_the_newest_stage_of_each_part(tmp_path):
+def _found(directory):
+    run = runs.TrainedRun.find(directory)
+    return run.stage1_dir, run.model_checkpoint, run.agent_checkpoint
+
+
+def test_a_trained_run_takes_the_newest_stage_of_each_part(tmp_path):
     model_dir = str(tmp_path)
     with pytest.raises(FileNotFoundError, match="neither a train job directory"):
-        stage2.trained_checkpoints(model_dir)
-    stage1_dir = os.path.join(model_dir, stage2.STAGE1_DIR)
+        runs.TrainedRun.find(model_dir)
+    stage1_dir = os.path.join(model_dir, runs.STAGE1_DIR)
     run_config.store(stage1_dir, stage1.CONFIG_FILE, stage1.Stage1Config("detection"))
     with pytest.raises(FileNotFoundError, match="No checkpoint in"):
-        stage2.trained_checkpoints(model_dir)
+        runs.TrainedRun.find(model_dir)
 
     first = _save_checkpoints(os.path.join(stage1_dir, stage1.CHECKPOINT_DIR), 2)
     for directory in (model_dir, stage1_dir):
-        assert stage2.trained_checkpoints(directory) == stage2.TrainedCheckpoints(
-            stage1_dir, first, None)
+        assert _found(directory) == (stage1_dir, first, None)
+    assert runs.TrainedRun.find(model_dir).patchwork_config is None
     second = _save_checkpoints(os.path.join(model_dir, "stage2", "checkpoints"), 2)
-    assert stage2.trained_checkpoints(model_dir) == stage2.TrainedCheckpoints(
-        stage1_dir, first, second)
+    assert _found(model_dir) == (stage1_dir, first, second)
     third = _save_checkpoints(os.path.join(model_dir, "stage3", "checkpoints"), 1)
-    assert stage2.trained_checkpoints(model_dir) == stage2.TrainedCheckpoints(
-        stage1_dir, third, third)
+    assert _found(model_dir) == (stage1_dir, third, third)
+    stage2.store_config(model_dir, _tiny_config())
+    # The stored config has its observed cell resolved; an older run's None is resolved too.
+    assert runs.TrainedRun.find(model_dir).patchwork_config == configs.with_observed_cell(
+        _tiny_config(), stage1.Stage1Config("detection"))
 
 
 def test_unrolled_clip_loss_is_differentiable(stage1_dir):
@@ -78,7 +87,7 @@ def test_unrolled_clip_loss_is_differentiable(stage1_dir):
     clip = next(iter(stage2.training_clips("detection", config, (64, 64), 2, 3, 2, 0)))
     with tf.GradientTape() as tape:
         loss = stage3.unrolled_clip_loss(setting, clip)
-    grads = tape.gradient(loss, setting.model.trainable_variables)
+    grads = tape.gradient(loss, setting.patchwork.model.trainable_variables)
     assert np.isfinite(float(loss))
     assert sum(g is not None and float(tf.reduce_sum(tf.abs(g))) > 0 for g in grads) > 10
 
@@ -94,11 +103,10 @@ def test_vid_flags_without_data_name_the_layout(tmp_path):
 
 
 def test_finished_step_reads_the_newest_checkpoint_number(tmp_path):
-    from patchwork_tf import train
-    assert train.finished_step(str(tmp_path), "stage2") is None
+    assert runs.finished_step(str(tmp_path), "stage2") is None
     manager = tf.train.CheckpointManager(
         tf.train.Checkpoint(step=tf.Variable(1)), str(tmp_path / "stage2" / "checkpoints"),
         max_to_keep=2)
     manager.save(checkpoint_number=3)
     manager.save(checkpoint_number=12)
-    assert train.finished_step(str(tmp_path), "stage2") == 12
+    assert runs.finished_step(str(tmp_path), "stage2") == 12
