@@ -4,7 +4,7 @@ Layout of a `python -m patchwork_tf.train` run (`model_dir`):
   stage1/                   the single-frame model (`training.stage1.train_stage1`):
     stage1_config.json      its `Stage1Config` (the architecture and data)
     checkpoints/            `tf.train.CheckpointManager` checkpoints of model and optimizer
-  patchwork_config.json     the `PatchworkConfig` of stages 2 and 3
+  patchwork_config.json     the `AttentionConfig` and `FinetuneConfig` of stages 2 and 3
   stage2/checkpoints/       the DDQN agent (Q-network, target network, optimizer)
   stage3/checkpoints/       the same plus the fine-tuned model
   eval/, export/, seeds/    the evaluation, the SavedModel, the runs of other seeds
@@ -62,10 +62,19 @@ def finished_step(model_dir, stage):
     return None if latest is None else int(latest.rsplit("-", 1)[1])
 
 
-def load_patchwork_config(model_dir):
-    """The `PatchworkConfig` stored in a run by stage 2."""
-    return run_config.load(model_dir, PATCHWORK_CONFIG_FILE, configs.PatchworkConfig,
-                           f"{model_dir!r} has no Patchwork stage (run stage 2 first).")
+def load_patchwork_configs(model_dir):
+    """(`AttentionConfig`, `FinetuneConfig`) stored in a run by stage 2 (`configs.from_json`).
+
+    Raises:
+      FileNotFoundError: the run has no Patchwork stage.
+      ValueError: the file holds settings of another version, naming them.
+    """
+    values = run_config.load_values(model_dir, PATCHWORK_CONFIG_FILE,
+                                    f"{model_dir!r} has no Patchwork stage (run stage 2 first).")
+    try:
+        return configs.from_json(values)
+    except ValueError as e:
+        raise ValueError(f"{os.path.join(model_dir, PATCHWORK_CONFIG_FILE)}: {e}") from e
 
 
 def build_model(task, frame_size, depth_multiplier, num_classes=len(synthetic.CLASS_NAMES),
@@ -171,7 +180,7 @@ def build_at_resolution(config, resolution, where):
 
 
 def restore_q_network(twin, config, checkpoint):
-    """The `AttentionQNetwork` of `config` (a `PatchworkConfig`) for `twin`'s grid and
+    """The `AttentionQNetwork` of `config` (an `AttentionConfig`) for `twin`'s grid and
     observed memory, restored from a stage-2/3 agent checkpoint (a twin at another
     resolution reads the same checkpoint, `q_network.for_twin`).
 
@@ -193,8 +202,9 @@ class TrainedRun:
       model_dir: the run's directory (or a stage-1 directory alone).
       stage1_dir: the stage-1 directory; its `Stage1Config` fixes the architecture.
       stage1_config: that `Stage1Config`.
-      patchwork_config: the `PatchworkConfig` of stages 2 and 3 (the observed cell
-        resolved), or None when no stage 2 was set up.
+      attention: the `AttentionConfig` of stages 2 and 3 (the observed cell resolved), or
+        None when no stage 2 was set up.
+      finetune: the `FinetuneConfig` of stage 3, or None likewise.
       model_checkpoint: checkpoint prefix of the single-frame model's weights: stage 3's
         (fine-tuned) when stage 3 ran, else stage 1's latest.
       agent_checkpoint: checkpoint prefix of the newest attention Q-network (stage 3, else
@@ -204,7 +214,8 @@ class TrainedRun:
     model_dir: str
     stage1_dir: str
     stage1_config: stage1.Stage1Config
-    patchwork_config: Optional[configs.PatchworkConfig]
+    attention: Optional[configs.AttentionConfig]
+    finetune: Optional[configs.FinetuneConfig]
     model_checkpoint: str
     agent_checkpoint: Optional[str]
 
@@ -231,11 +242,12 @@ class TrainedRun:
                 f"No checkpoint in {os.path.join(stage1_dir, CHECKPOINT_DIR)}; run stage 1 "
                 "(train_stage1) first.")
         stage1_config = stage1.load_config(stage1_dir)
-        patchwork_config = None
+        attention = finetune = None
         if os.path.exists(os.path.join(model_dir, PATCHWORK_CONFIG_FILE)):
-            patchwork_config = configs.with_observed_cell(load_patchwork_config(model_dir),
-                                                          stage1_config)
-        return cls(model_dir, stage1_dir, stage1_config, patchwork_config, model, agent or None)
+            attention, finetune = load_patchwork_configs(model_dir)
+            attention = configs.with_observed_cell(attention, stage1_config)
+        return cls(model_dir, stage1_dir, stage1_config, attention, finetune, model,
+                   agent or None)
 
     def build_model(self, resolution=1.0):
         """The single-frame model with the newest weights, rebuilt at `resolution` (a fraction
@@ -251,7 +263,7 @@ class TrainedRun:
     @property
     def observed_cell(self):
         """The cell the trained Q-network reads, or None without a Patchwork stage."""
-        return self.patchwork_config.observed_cell if self.patchwork_config else None
+        return self.attention.observed_cell if self.attention else None
 
     def build_twin(self, model, **options):
         """The Patchwork twin of `model` (`build_model`) on the run's grid (M = 4, N = 2
@@ -260,7 +272,7 @@ class TrainedRun:
         `options` (`write`, `fold_batch_norm`, `jit_compile`, `inference`, ...) go to
         `patchwork_model`.
         """
-        config = self.patchwork_config or configs.PatchworkConfig()
+        config = self.attention or configs.AttentionConfig()
         grid = grid_lib.WindowGrid(tuple(model.inputs[0].shape[1:3]), config.m, config.n)
         cells = [self.observed_cell] if self.observed_cell else []
         return twin_lib.patchwork_model(model, grid, full_memory_cells=cells, **options)
@@ -274,4 +286,4 @@ class TrainedRun:
         if self.agent_checkpoint is None:
             raise ValueError(f"{self.model_dir} has no trained attention network (no stage2/ "
                              "or stage3/ checkpoint); run stage 2 first.")
-        return restore_q_network(twin, self.patchwork_config, self.agent_checkpoint)
+        return restore_q_network(twin, self.attention, self.agent_checkpoint)

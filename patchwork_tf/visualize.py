@@ -66,8 +66,8 @@ def visualize_run(output_dir, model_dir, policy="dqn", cell=None, split="test", 
     if policy == "dqn":
         cell = run.observed_cell
         policy = run.restore_q_network(twin)
-        observation_kwargs = dict(alpha=run.patchwork_config.history_alpha,
-                                  change_cue=run.patchwork_config.change_cue)
+        observation_kwargs = dict(alpha=run.attention.history_alpha,
+                                  change_cue=run.attention.change_cue)
     return _render(output_dir, twin, run.postprocess(model), run.stage1_config.task, policy,
                    cell or "block_6_depthwise", split, clip_index, clip_length,
                    score_threshold, method, seed, observation_kwargs)

@@ -178,7 +178,7 @@ def exported_detector(detector, tmp_path_factory):
         metadata=postprocess.export_metadata())
     in_process = dataclasses.replace(
         detector, q_fn=lambda observation: network(observation)[0],
-        patchwork=configs.PatchworkConfig(m=2, n=1, observed_cell=CELL, history_alpha=0.5,
+        patchwork=configs.AttentionConfig(m=2, n=1, observed_cell=CELL, history_alpha=0.5,
                                           change_cue=False))
     return path, in_process
 

@@ -51,7 +51,7 @@ def main(argv):
     from patchwork_tf.policy import observation as observation_lib
 
     run = runs.TrainedRun.find(_MODEL_DIR.value)
-    config, stage1_config = run.patchwork_config, run.stage1_config
+    config, stage1_config = run.attention, run.stage1_config
     model = run.build_model()
     twin = run.build_twin(model, write="bands")
     q_network = run.restore_q_network(twin)

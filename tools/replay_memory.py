@@ -226,7 +226,7 @@ def table(rows, header):
 
 def main(argv):
     del argv
-    config = train.patchwork_config()
+    _, config, _ = train.configs_from_flags()
     if _STORAGE.value is not None:
         print(json.dumps(measure(config, tuple(int(v) for v in _MEMORY_SHAPE.value),
                                  _STORAGE.value, _STEPS.value)))

@@ -37,7 +37,7 @@ class LoadedModel:
     q_fn: object = None                 # the attention network, observation -> Q-values
     agent_checkpoint: Optional[str] = None  # ... or the stage-2/3 checkpoint it is restored from
     # The Patchwork setting the run trained (grid, observed cell, observation, Q-network).
-    patchwork: Optional[configs.PatchworkConfig] = None
+    patchwork: Optional[configs.AttentionConfig] = None
     config: object = None               # the model's `stage1.Stage1Config` (architecture)
     # Which weights these are (checkpoint paths and times), so that saved evaluation progress
     # of other weights is never taken for this model's.
@@ -93,17 +93,17 @@ def load_trained(model_dir, resolution=1.0, with_q_network=True):
     (`runs.TrainedRun`): the stage-3 fine-tuned weights when there are any, else stage 1's,
     and (when asked for and trained) the Q-network of stage 3, else stage 2."""
     run = runs.TrainedRun.find(model_dir)
-    agent = run.agent_checkpoint if with_q_network and run.patchwork_config else None
+    agent = run.agent_checkpoint if with_q_network and run.attention else None
     return LoadedModel(run.build_model(resolution), run.stage1_config.task,
                        run.stage1_config.num_classes, agent_checkpoint=agent,
-                       patchwork=run.patchwork_config, config=run.stage1_config,
+                       patchwork=run.attention, config=run.stage1_config,
                        checkpoints=_checkpoint_id(run.model_checkpoint, agent))
 
 
 def default_grid(loaded):
     """(M, N) of the run `loaded` trained (an `evaluation.exported.ExportedModel`: its
     export's), else (4, 2)."""
-    patchwork = loaded.patchwork or configs.PatchworkConfig()
+    patchwork = loaded.patchwork or configs.AttentionConfig()
     return patchwork.m, patchwork.n
 
 
@@ -169,7 +169,7 @@ def build_runner(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False
                               full_memory_cells=[observed_cell] if observed_cell else [],
                               context="memory" if cells else "zeros", **options)
     q_fn = None
-    patchwork = loaded.patchwork or configs.PatchworkConfig(change_cue=False)
+    patchwork = loaded.patchwork or configs.AttentionConfig(change_cue=False)
     if policy == "dqn":
         q_fn = loaded.q_fn
         if q_fn is None and loaded.agent_checkpoint:

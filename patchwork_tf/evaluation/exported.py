@@ -49,7 +49,7 @@ class ExportedModel:
     @property
     def patchwork(self):
         """The exported grid and policy settings, as `api.LoadedModel.patchwork`."""
-        return configs.PatchworkConfig(
+        return configs.AttentionConfig(
             m=self.metadata["m"], n=self.metadata["n"],
             observed_cell=self.metadata["policy_cell"],
             history_alpha=self.metadata["history_alpha"],

@@ -107,7 +107,7 @@ def export_trained_run(model_dir, export_dir, write="bands", fold_batch_norm=Tru
     postprocess = run.postprocess(model)
     twin = run.build_twin(model, write=write, fold_batch_norm=fold_batch_norm)
     has_policy = run.agent_checkpoint is not None
-    config = run.patchwork_config
+    config = run.attention
     module = exportable.ExportableModule(
         twin, postprocess=_postprocess_for(export_format, postprocess),
         policy=run.restore_q_network(twin) if has_policy else None,

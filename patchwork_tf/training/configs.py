@@ -1,5 +1,8 @@
-"""The settings of stages 2 and 3 (Sec. 3.4), stored with a run as `patchwork_config.json`.
+"""The settings of stages 2 and 3 (Sec. 3.4): `AttentionConfig` (the Patchwork setting and
+the DDQN training of stage 2) and `FinetuneConfig` (stage 3's joint fine-tuning).
 
+A run stores both in one flat JSON file, `patchwork_config.json` (`to_json` / `from_json`),
+the fine-tuning fields prefixed `stage3_`, as runs stored them before the split.
 `Stage1Config` (the single-frame model) lives with its trainer in `training.stage1`.
 """
 import dataclasses
@@ -10,10 +13,13 @@ from patchwork_tf.metrics import rewards
 from patchwork_tf.policy import q_network as q_network_lib
 from patchwork_tf.training import sources
 
+# The prefix of `FinetuneConfig`'s fields in the stored JSON.
+FINETUNE_PREFIX = "stage3_"
+
 
 @dataclasses.dataclass(frozen=True)
-class PatchworkConfig:
-    """The Patchwork setting and the attention training of stages 2 and 3.
+class AttentionConfig:
+    """The Patchwork setting and the attention training of stage 2 (stage 3 goes on with it).
 
     Attributes:
       m, n: the window grid (Sec. 3.1).
@@ -40,12 +46,6 @@ class PatchworkConfig:
       sample_batch_size: transitions per DDQN train step.
       initial_collect_steps: random-policy steps per stream before training.
       stage2_steps: DDQN train steps of stage 2.
-      stage3_steps: DDQN train steps of stage 3 (absolute count, continuing stage 2's).
-      stage3_learning_rate: learning rate of the fine-tuned main network in stage 3.
-      stage3_q_learning_rate: the Q-network's learning rate in stage 3 (lower than stage 2).
-      stage3_finetune_every: DDQN train steps between supervised fine-tuning steps.
-      stage3_clip_length: frames of the unrolled clips of the supervised loss.
-      stage3_batch_size: clips per supervised fine-tuning step.
       seed: seed of the clip order and the networks' initialisation.
     """
 
@@ -69,12 +69,6 @@ class PatchworkConfig:
     sample_batch_size: int = 64
     initial_collect_steps: int = 32
     stage2_steps: int = 600
-    stage3_steps: int = 900
-    stage3_learning_rate: float = 1e-4
-    stage3_q_learning_rate: float = 2e-4
-    stage3_finetune_every: int = 4
-    stage3_clip_length: int = 6
-    stage3_batch_size: int = 4
     seed: int = 0
     data: str = sources.SYNTHETIC
     data_dir: Optional[str] = None
@@ -89,10 +83,6 @@ class PatchworkConfig:
         if self.q_network not in q_network_lib.Q_NETWORKS:
             raise ValueError(f"q_network must be one of {sorted(q_network_lib.Q_NETWORKS)}, "
                              f"got {self.q_network!r}.")
-        if self.stage3_steps < self.stage2_steps:
-            raise ValueError(
-                f"stage3_steps ({self.stage3_steps}) counts on from stage 2's "
-                f"{self.stage2_steps} DDQN steps and must not be smaller.")
 
     @property
     def source(self):
@@ -101,10 +91,64 @@ class PatchworkConfig:
                                   self.still_data_dir, self.still_fraction)
 
 
+@dataclasses.dataclass(frozen=True)
+class FinetuneConfig:
+    """Stage 3: the main network fine-tuned on unrolled clips jointly with DDQN (Sec. 3.4).
+
+    Attributes:
+      steps: DDQN train step at which stage 3 ends (an absolute count, continuing stage 2's
+        `AttentionConfig.stage2_steps`).
+      learning_rate: learning rate of the fine-tuned main network.
+      q_learning_rate: the Q-network's learning rate (lower than stage 2's).
+      finetune_every: DDQN train steps between supervised fine-tuning steps.
+      clip_length: frames of the unrolled clips of the supervised loss.
+      batch_size: clips per supervised fine-tuning step.
+    """
+
+    steps: int = 900
+    learning_rate: float = 1e-4
+    q_learning_rate: float = 2e-4
+    finetune_every: int = 4
+    clip_length: int = 6
+    batch_size: int = 4
+
+
+def check_steps(attention, finetune):
+    """Refuses a stage 3 that would end before stage 2 does."""
+    if finetune.steps < attention.stage2_steps:
+        raise ValueError(
+            f"stage 3's steps ({finetune.steps}) count on from stage 2's "
+            f"{attention.stage2_steps} DDQN steps and must not be smaller.")
+
+
+def to_json(attention, finetune):
+    """The flat dict a run stores: `attention`'s fields and `finetune`'s prefixed `stage3_`."""
+    values = dataclasses.asdict(attention)
+    values.update({FINETUNE_PREFIX + k: v for k, v in dataclasses.asdict(finetune).items()})
+    return values
+
+
+def from_json(values):
+    """(`AttentionConfig`, `FinetuneConfig`) of a stored dict (`to_json`).
+
+    Raises:
+      ValueError: a key neither config has (a file of another version), naming it.
+    """
+    attention_fields = {f.name for f in dataclasses.fields(AttentionConfig)}
+    finetune_fields = {FINETUNE_PREFIX + f.name for f in dataclasses.fields(FinetuneConfig)}
+    unknown = sorted(set(values) - attention_fields - finetune_fields)
+    if unknown:
+        raise ValueError(f"unknown settings {unknown}: not fields of AttentionConfig or (prefixed "
+                         f"{FINETUNE_PREFIX!r}) FinetuneConfig; the file was written by another "
+                         "version of patchwork_tf.")
+    return (AttentionConfig(**{k: v for k, v in values.items() if k in attention_fields}),
+            FinetuneConfig(**{k[len(FINETUNE_PREFIX):]: v for k, v in values.items()
+                              if k in finetune_fields}))
+
 
 def with_observed_cell(config, stage1_config):
-    """`config` with an `observed_cell` of None replaced by the stage-1 model's
-    (`tasks.Task.observed_cell`)."""
+    """`config` (an `AttentionConfig`) with an `observed_cell` of None replaced by the
+    stage-1 model's (`tasks.Task.observed_cell`)."""
     if config.observed_cell is not None:
         return config
     return dataclasses.replace(config, observed_cell=tasks.get(stage1_config.task).observed_cell)

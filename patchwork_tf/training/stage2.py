@@ -7,7 +7,7 @@ Eq. 2 reward (Sec. 3.3). Everything resumes from `tf.train.CheckpointManager` ch
 
 Layout of a Patchwork model directory (`model_dir`):
   stage1/                 the single-frame model (`stage1.train_stage1`)
-  patchwork_config.json   the `PatchworkConfig` of stages 2 and 3
+  patchwork_config.json   the `AttentionConfig` and `FinetuneConfig` of stages 2 and 3
   stage2/checkpoints/     agent (Q-network, target network, optimizer); the replay buffer
                           only with `checkpoint_replay_buffer=True` (`trainer.collect_and_train`)
   stage3/checkpoints/     the same plus the fine-tuned model and its optimizer
@@ -38,17 +38,29 @@ from patchwork_tf.training import stage1
 
 # Step counts may grow between runs: a resumed run then trains on to the new count. Data copies
 # may move.
-_EXTENSIBLE_FIELDS = ("stage2_steps", "stage3_steps") + stage1.DATA_PATHS
+_EXTENSIBLE_FIELDS = ("stage2_steps", configs.FINETUNE_PREFIX + "steps") + stage1.DATA_PATHS
 
 
-def store_config(model_dir, config):
-    """Writes `config` to `model_dir`, or checks it against the stored one but for the step
-    counts (a resume). Returns the config as stored (the observed cell resolved)."""
+def store_config(model_dir, config, finetune=None):
+    """Writes the `AttentionConfig` `config` and the `FinetuneConfig` `finetune` to
+    `model_dir` (`runs.PATCHWORK_CONFIG_FILE`), or checks them against the stored ones but
+    for the step counts (a resume). `finetune` None keeps the stored one (the defaults when
+    none is stored).
+
+    Returns:
+      (attention, finetune) as stored, the observed cell resolved.
+    """
     config = configs.with_observed_cell(
         config, stage1.load_config(os.path.join(model_dir, runs.STAGE1_DIR)))
-    run_config.store(model_dir, runs.PATCHWORK_CONFIG_FILE, config,
-                     extensible=_EXTENSIBLE_FIELDS)
-    return config
+    if finetune is None:
+        stored = os.path.exists(os.path.join(model_dir, runs.PATCHWORK_CONFIG_FILE))
+        finetune = (runs.load_patchwork_configs(model_dir)[1] if stored
+                    else configs.FinetuneConfig())
+    configs.check_steps(config, finetune)
+    run_config.store(model_dir, runs.PATCHWORK_CONFIG_FILE, configs.to_json(config, finetune),
+                     extensible=_EXTENSIBLE_FIELDS,
+                     load_stored=lambda d: configs.to_json(*runs.load_patchwork_configs(d)))
+    return config, finetune
 
 
 def training_clips(task, config, frame_size, num_clips, clip_length, batch_size, seed,
@@ -65,7 +77,7 @@ class Patchwork:
 
     model: tf_keras.Model
     stage1_config: stage1.Stage1Config
-    config: configs.PatchworkConfig
+    config: configs.AttentionConfig
     grid: grid_lib.WindowGrid
     twin: twin_lib.PatchworkModel
     task: tasks.Task
@@ -122,7 +134,7 @@ def build_setting(model_dir, config, learning_rate, train_step_offset=0):
 
     Args:
       model_dir: the Patchwork model directory (its `stage1/` holds the trained model).
-      config: the `configs.PatchworkConfig`.
+      config: the `configs.AttentionConfig`.
       learning_rate: the Q-network's Adam learning rate.
       train_step_offset: train steps already taken before this stage (for epsilon).
     """
@@ -160,13 +172,21 @@ def progress_callback(target_steps, verbose):
     return update
 
 
-def train_stage2(model_dir, config, verbose=1, **trainer_kwargs):
+def train_stage2(model_dir, config, finetune=None, verbose=1, **trainer_kwargs):
     """Stage 2: trains the attention network by DDQN on the frozen stage-1 model.
+
+    Args:
+      model_dir: the run's directory (`runs`), its stage 1 trained.
+      config: the `configs.AttentionConfig`.
+      finetune: the `configs.FinetuneConfig` stored with it for stage 3; None keeps the
+        stored one (`store_config`).
+      verbose: 1 for a progress bar.
+      **trainer_kwargs: for `policy.trainer.collect_and_train`.
 
     Returns:
       dict(train_step, loss) of `policy.trainer.collect_and_train`.
     """
-    config = store_config(model_dir, config)
+    config, _ = store_config(model_dir, config, finetune)
     setting = build_setting(model_dir, config, config.learning_rate)
     setting.patchwork.model.trainable = False
     return trainer.collect_and_train(
