@@ -10,7 +10,7 @@ r"""Evaluates a trained model on video streams: accuracy and latency (paper Sec.
 `stage3/`; the stage-3 fine-tuned model and Q-network are used when present, else stage 2's
 Q-network on the stage-1 model) or a stage-1 directory alone (enough for `single_frame`,
 `scanning` and `random`). `--untrained` builds a freshly initialised model instead
-(`--task`, `--alpha`, `--frame_size`): accuracy is then meaningless, latency is not.
+(`--task`, `--depth_multiplier`, `--frame_size`): accuracy is then meaningless, latency is not.
 `--saved_model` evaluates a SavedModel of `python -m patchwork_tf.export` through its
 `stream_warm_start` / `stream_step` signatures (`evaluation.exported`): the policy is the
 exported one (the greedy Q-network, or scanning when the run had no stage 2), the FLOPs are
@@ -40,28 +40,25 @@ import os
 from absl import app
 from absl import flags
 
+from patchwork_tf import cli
 from patchwork_tf import runs
 from patchwork_tf.evaluation import api
 
 
 def _define_flags():
+    # --task and --depth_multiplier shape --untrained models; --frame_size also the clips;
+    # --m and --n default to the train job's grid (else 4 and 2) unless given.
+    cli.define_data_flags()
+    cli.define_model_flags()
+    cli.define_grid_flags()
     flags.DEFINE_string("model_dir", None, "Train job output or stage-1 directory.")
     flags.DEFINE_bool("untrained", False, "Evaluate a freshly initialised model (latency only).")
     flags.DEFINE_string("saved_model", None, "A SavedModel of python -m patchwork_tf.export; "
                         "its exported policy is evaluated.")
-    flags.DEFINE_enum("task", "detection", ["detection", "segmentation"],
-                      "Task of --untrained models.")
-    flags.DEFINE_float("alpha", 0.35, "Depth multiplier of --untrained models.")
-    flags.DEFINE_integer("frame_size", 128, "Frame size of --untrained models and of the clips.")
     flags.DEFINE_enum("split", "validation", ["train", "validation", "test"], "Synthetic split.")
-    flags.DEFINE_enum("data", "synthetic", ["synthetic", "imagenet_vid", "davis"],
-                      "Source of the clips (real sources evaluate their val split).")
-    flags.DEFINE_string("data_dir", None, "Root of the real source's local copy.")
-    flags.DEFINE_enum("policy", "single_frame", list(api.METHODS), "single_frame: the stock model on "
-                      "every key frame; dqn / scanning / random / change: Patchwork with that "
-                      "policy (change: the window that changed most, ours).")
-    flags.DEFINE_integer("m", None, "Grid slices per side; default: the train job's, else 4.")
-    flags.DEFINE_integer("n", None, "Slices per window side; default: the train job's, else 2.")
+    flags.DEFINE_enum("policy", "single_frame", list(api.METHODS), "single_frame: the stock "
+                      "model on every key frame; dqn / scanning / random / change: Patchwork "
+                      "with that policy (change: the window that changed most, ours).")
     flags.DEFINE_string("observed_cell", None, "Cell the attention policy observes; default: the "
                         "train job's, else the last cell with a memory.")
     flags.DEFINE_bool("flip", False, "Also process the mirrored frame and merge (Sec. 4).")
@@ -100,6 +97,11 @@ def _check_flags(FLAGS):
         raise app.UsageError("--output_dir is required.")
 
 
+def _given(FLAGS, name):
+    """The flag's value when given on the command line, else None (the run's own)."""
+    return FLAGS[name].value if FLAGS[name].present else None
+
+
 def _load_saved_model(FLAGS):
     """The exported model, its policy and the clips' frame size, checked against the flags."""
     from patchwork_tf.evaluation import exported
@@ -111,8 +113,8 @@ def _load_saved_model(FLAGS):
     record = loaded.metadata
     policy = FLAGS.policy if FLAGS["policy"].present else record["policy"]
     try:
-        api.check_exported_config(loaded, policy, FLAGS.m, FLAGS.n, FLAGS.cells, FLAGS.flip,
-                              FLAGS.observed_cell)
+        api.check_exported_config(loaded, policy, _given(FLAGS, "m"), _given(FLAGS, "n"),
+                                  FLAGS.cells, FLAGS.flip, FLAGS.observed_cell)
     except ValueError as e:
         raise app.UsageError(str(e)) from e
     height, width = record["frame_size"]
@@ -137,14 +139,14 @@ def main(argv):
         loaded, policy, frame_size = _load_saved_model(FLAGS)
         settings["saved_model"] = FLAGS.saved_model
     elif FLAGS.untrained:
-        loaded = api.untrained_model(FLAGS.task, FLAGS.alpha, runs.scaled_size(
+        loaded = api.untrained_model(FLAGS.task, FLAGS.depth_multiplier, runs.scaled_size(
             (FLAGS.frame_size,) * 2, FLAGS.resolution))
     else:
         loaded = api.load_trained(FLAGS.model_dir, FLAGS.resolution,
                                   with_q_network=FLAGS.policy == "dqn")
     default_m, default_n = api.default_grid(loaded)
-    m = FLAGS.m or default_m
-    n = FLAGS.n or default_n
+    m = _given(FLAGS, "m") or default_m
+    n = _given(FLAGS, "n") or default_n
     name = FLAGS.name or "_".join(
         [policy] + ([f"m{m}n{n}"] if policy != "single_frame" else [])
         + ([f"res{FLAGS.resolution:g}"] if FLAGS.resolution != 1.0 else [])

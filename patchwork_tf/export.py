@@ -40,12 +40,16 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from patchwork_tf import runs
+from patchwork_tf import cli
 from patchwork_tf.data import synthetic
 from patchwork_tf.serving import exporter
 
 
 def define_flags():
+    # --frame_size: the height = width the model runs at (frames of any size are resized to
+    # it inside).
+    cli.define_model_flags(backbone=True)
+    cli.define_grid_flags()
     flags.DEFINE_string("export_dir", None, "Where to write the SavedModel or TFLite files.",
                         required=True)
     flags.DEFINE_enum("format", "saved_model", exporter.FORMATS,
@@ -54,13 +58,6 @@ def define_flags():
     flags.DEFINE_string("model_dir", None,
                         "A `patchwork_tf.train` run to export with its trained attention "
                         "policy; the model flags below are then read from the run.")
-    flags.DEFINE_enum("task", "backbone", runs.MODEL_TASKS, "The model to export.")
-    flags.DEFINE_integer("frame_size", 384,
-                         "Height = width in pixels the model runs at (frames of any size are "
-                         "resized to it inside).")
-    flags.DEFINE_float("depth_multiplier", 1.0, "MobileNetV2 depth multiplier (alpha).")
-    flags.DEFINE_integer("m", 4, "Slices per frame side (Sec. 3.1).")
-    flags.DEFINE_integer("n", 2, "Slices per window side (Sec. 3.1).")
     flags.DEFINE_integer("num_classes", len(synthetic.CLASS_NAMES),
                          "Detection classes without background.")
     flags.DEFINE_integer("num_extra_layers", None,

@@ -41,6 +41,8 @@ import os
 from absl import app
 from absl import flags
 
+from patchwork_tf import cli
+
 _RUN_KEYS = {"name": str, "policy": str, "m": int, "n": int, "cells": "bool", "flip": "bool",
              "interval": int, "delay": int, "resolution": float, "model_dir": str,
              "alpha": float, "tables": str, "observed_cell": str}
@@ -48,19 +50,16 @@ TABLES = ("policies", "cells")
 
 
 def _define_flags():
+    # --task and --depth_multiplier shape --untrained models (a run's alpha= overrides the
+    # depth multiplier); --frame_size is the clips' (and the --untrained models').
+    cli.define_data_flags()
+    cli.define_model_flags()
     flags.DEFINE_multi_string("run", [], "One configuration of the sweep (see the module doc).")
     flags.DEFINE_multi_string("compare", [], "A:B, two run names: the report gives A - B with "
                               "its paired 95 % bootstrap interval over the same videos.")
     flags.DEFINE_string("model_dir", None, "Default model (train job output) of the runs.")
     flags.DEFINE_bool("untrained", False, "Freshly initialised models (latency only).")
-    flags.DEFINE_enum("task", "detection", ["detection", "segmentation"], "Task of --untrained.")
-    flags.DEFINE_float("alpha", 0.35, "Default depth multiplier of --untrained models.")
-    flags.DEFINE_integer("frame_size", 128, "Clip frame size (and --untrained model size).")
     flags.DEFINE_enum("split", "validation", ["train", "validation", "test"], "Synthetic split.")
-    flags.DEFINE_enum("data", "synthetic", ["synthetic", "imagenet_vid", "davis"],
-                      "Videos evaluated: the synthetic benchmark, or a real data set's val split "
-                      "under --data_dir by its official protocol.")
-    flags.DEFINE_string("data_dir", None, "Root of the real data set's local copy.")
     flags.DEFINE_integer("max_videos", None, "Real data: only the first videos (a quick look; "
                          "the report says the numbers are not over the whole split).")
     flags.DEFINE_enum("stream_start", None, ["zeros", "key_frame"], "How each video's stream "
@@ -247,9 +246,10 @@ def main(argv):
         raise app.UsageError("No --run given; see experiments/report_synthetic.flags.")
     from patchwork_tf.evaluation import api
     api.pin_threads(FLAGS.threads)
-    run_sweep(runs, FLAGS.output_dir, FLAGS.model_dir, FLAGS.untrained, FLAGS.task, FLAGS.alpha,
-              FLAGS.frame_size, FLAGS.split, FLAGS.num_clips, FLAGS.clip_length, FLAGS.title,
-              FLAGS.data, FLAGS.data_dir, FLAGS.max_videos, FLAGS.stream_start, compare)
+    run_sweep(runs, FLAGS.output_dir, FLAGS.model_dir, FLAGS.untrained, FLAGS.task,
+              FLAGS.depth_multiplier, FLAGS.frame_size, FLAGS.split, FLAGS.num_clips,
+              FLAGS.clip_length, FLAGS.title, FLAGS.data, FLAGS.data_dir, FLAGS.max_videos,
+              FLAGS.stream_start, compare)
     print(f"Report written to {os.path.join(FLAGS.output_dir, 'report.md')}")
 
 

@@ -36,6 +36,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from patchwork_tf import cli
 from patchwork_tf import runs
 from patchwork_tf.data import layout
 from patchwork_tf.evaluation import api
@@ -51,11 +52,9 @@ FLAGS = flags.FLAGS
 
 flags.DEFINE_string("model_dir", None, "Output directory of the run (checkpoints, summaries, "
                     "config, evaluation, export).")
-flags.DEFINE_enum("task", "detection", ["detection", "segmentation"], "The task.")
-flags.DEFINE_enum("data", "synthetic", ["synthetic", "imagenet_vid", "davis"],
-                  "Data source: the embedded synthetic benchmark or a local copy of a real "
-                  "data set under --data_dir.")
-flags.DEFINE_string("data_dir", None, "Root of the local data copy (real data sources).")
+cli.define_data_flags()
+cli.define_model_flags()
+cli.define_grid_flags()
 flags.DEFINE_string("still_data", "none",
                     "Still images made into fake videos that augment the training data of all "
                     "stages (Sec. 3.4; real sources only): none, or a comma-separated list of "
@@ -69,8 +68,6 @@ flags.DEFINE_list("stages", ["1", "2", "3"], "Stages to run, in order.")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
                   "tf.distribute strategy of stage 1.")
 # Model.
-flags.DEFINE_integer("frame_size", 128, "Square frame size in pixels.")
-flags.DEFINE_float("alpha", 0.35, "MobileNetV2 depth multiplier.")
 flags.DEFINE_integer("output_stride", 16, "DeepLab output stride (segmentation).")
 # Stage 1.
 flags.DEFINE_integer("stage1_steps", 1000, "Stage-1 training steps.")
@@ -89,8 +86,6 @@ flags.DEFINE_enum("detection_loss", "focal", ["focal", "ssd"], "Stage-1 detectio
                   "ssdlite_mobilenet_v2_coco.config: sigmoid and smooth-L1 with 3:1 hard "
                   "example mining), or focal.")
 # Patchwork setting and attention (stages 2 and 3).
-flags.DEFINE_integer("m", 4, "Grid slices per side (Sec. 3.1).")
-flags.DEFINE_integer("n", 2, "Slices per window side (Sec. 3.1).")
 flags.DEFINE_string("observed_cell", None,
                     "The cell (layer L, Fig. 3) whose memory the attention network reads; "
                     "default: the one the model's builder names (tasks.Task.observed_cell).")
@@ -370,9 +365,10 @@ def configs_from_flags():
     data = dict(data=FLAGS.data, data_dir=FLAGS.data_dir, still_data=FLAGS.still_data,
                 still_data_dir=FLAGS.still_data_dir, still_fraction=FLAGS.still_fraction)
     stage1_config = stage1.Stage1Config(
-        FLAGS.task, frame_size=(FLAGS.frame_size, FLAGS.frame_size), alpha=FLAGS.alpha,
-        output_stride=FLAGS.output_stride, num_steps=FLAGS.stage1_steps,
-        batch_size=FLAGS.stage1_batch_size, learning_rate=FLAGS.stage1_learning_rate,
+        FLAGS.task, frame_size=(FLAGS.frame_size, FLAGS.frame_size),
+        alpha=FLAGS.depth_multiplier, output_stride=FLAGS.output_stride,
+        num_steps=FLAGS.stage1_steps, batch_size=FLAGS.stage1_batch_size,
+        learning_rate=FLAGS.stage1_learning_rate,
         num_train_clips=FLAGS.stage1_train_clips, seed=FLAGS.seed,
         backbone_weights=FLAGS.backbone_weights, detection_loss=FLAGS.detection_loss, **data)
     attention = configs.AttentionConfig(

@@ -17,6 +17,7 @@ from absl import flags
 from absl import logging
 
 import patchwork_tf as pw
+from patchwork_tf import cli
 from patchwork_tf import runs
 from patchwork_tf import tasks
 from patchwork_tf.data import synthetic
@@ -106,11 +107,8 @@ def define_flags():
     flags.DEFINE_string("model_dir", None, "A `patchwork_tf.train` run: its trained model "
                         "and (with --policy=dqn) attention network; the model flags below "
                         "are then read from the run.")
-    flags.DEFINE_enum("task", "detection", runs.MODEL_TASKS, "The model to run.")
-    flags.DEFINE_integer("frame_size", 128, "Frame height = width in pixels.")
-    flags.DEFINE_float("depth_multiplier", 0.35, "MobileNetV2 depth multiplier (alpha).")
-    flags.DEFINE_integer("m", 4, "Slices per frame side (Sec. 3.1).")
-    flags.DEFINE_integer("n", 2, "Slices per window side (Sec. 3.1).")
+    cli.define_model_flags(backbone=True)
+    cli.define_grid_flags()
     flags.DEFINE_enum("policy", "scanning", rollout_lib.POLICIES + ("dqn",),
                       "Attention policy; dqn needs --model_dir.")
     flags.DEFINE_string("cell", "block_6_depthwise", "The cell whose memory Fig. 2 shows.")
