@@ -133,7 +133,7 @@ def run_sweep(runs, output_dir, model_dir=None, untrained=False, task="detection
     Returns:
       the list of result records (`StreamResult.to_json()` plus `tables`).
     """
-    from patchwork_tf import runs
+    from patchwork_tf import runs as run_lib
     from patchwork_tf.evaluation import api
     from patchwork_tf.evaluation import results
 
@@ -149,7 +149,7 @@ def run_sweep(runs, output_dir, model_dir=None, untrained=False, task="detection
         if untrained:
             key = ("untrained", run.get("alpha", alpha), resolution)
             if key not in models:
-                size = runs.scaled_size((frame_size, frame_size), resolution)
+                size = run_lib.scaled_size((frame_size, frame_size), resolution)
                 models[key] = api.untrained_model(task, key[1], size)
         else:
             directory = run.get("model_dir", model_dir)
