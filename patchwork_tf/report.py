@@ -41,6 +41,8 @@ import os
 from absl import app
 from absl import flags
 
+from patchwork_tf import cli
+
 _RUN_KEYS = {"name": str, "policy": str, "m": int, "n": int, "cells": "bool", "flip": "bool",
              "interval": int, "delay": int, "resolution": float, "model_dir": str,
              "alpha": float, "tables": str, "observed_cell": str}
@@ -48,19 +50,16 @@ TABLES = ("policies", "cells")
 
 
 def _define_flags():
+    # --task and --depth_multiplier shape --untrained models (a run's alpha= overrides the
+    # depth multiplier); --frame_size is the clips' (and the --untrained models').
+    cli.define_data_flags()
+    cli.define_model_flags()
     flags.DEFINE_multi_string("run", [], "One configuration of the sweep (see the module doc).")
     flags.DEFINE_multi_string("compare", [], "A:B, two run names: the report gives A - B with "
                               "its paired 95 % bootstrap interval over the same videos.")
     flags.DEFINE_string("model_dir", None, "Default model (train job output) of the runs.")
     flags.DEFINE_bool("untrained", False, "Freshly initialised models (latency only).")
-    flags.DEFINE_enum("task", "detection", ["detection", "segmentation"], "Task of --untrained.")
-    flags.DEFINE_float("alpha", 0.35, "Default depth multiplier of --untrained models.")
-    flags.DEFINE_integer("frame_size", 128, "Clip frame size (and --untrained model size).")
     flags.DEFINE_enum("split", "validation", ["train", "validation", "test"], "Synthetic split.")
-    flags.DEFINE_enum("data", "synthetic", ["synthetic", "imagenet_vid", "davis"],
-                      "Videos evaluated: the synthetic benchmark, or a real data set's val split "
-                      "under --data_dir by its official protocol.")
-    flags.DEFINE_string("data_dir", None, "Root of the real data set's local copy.")
     flags.DEFINE_integer("max_videos", None, "Real data: only the first videos (a quick look; "
                          "the report says the numbers are not over the whole split).")
     flags.DEFINE_enum("stream_start", None, ["zeros", "key_frame"], "How each video's stream "
@@ -128,13 +127,14 @@ def run_sweep(runs, output_dir, model_dir=None, untrained=False, task="detection
     those of `comparisons`.
 
     Real data (`data` "imagenet_vid" or "davis") is evaluated by the official protocol of
-    `evaluate.evaluate`; each run keeps its progress per video under
+    `evaluation.api.evaluate`; each run keeps its progress per video under
     `<output_dir>/progress/<name>`, so a stopped sweep run again continues where it stopped.
 
     Returns:
       the list of result records (`StreamResult.to_json()` plus `tables`).
     """
-    from patchwork_tf import evaluate
+    from patchwork_tf import runs as run_lib
+    from patchwork_tf.evaluation import api
     from patchwork_tf.evaluation import results
 
     names = [r["name"] for r in runs]
@@ -149,8 +149,8 @@ def run_sweep(runs, output_dir, model_dir=None, untrained=False, task="detection
         if untrained:
             key = ("untrained", run.get("alpha", alpha), resolution)
             if key not in models:
-                size = evaluate.scaled_size((frame_size, frame_size), resolution)
-                models[key] = evaluate.untrained_model(task, key[1], size)
+                size = run_lib.scaled_size((frame_size, frame_size), resolution)
+                models[key] = api.untrained_model(task, key[1], size)
         else:
             directory = run.get("model_dir", model_dir)
             if not directory:
@@ -158,12 +158,13 @@ def run_sweep(runs, output_dir, model_dir=None, untrained=False, task="detection
                     f"Run {run['name']!r} has no model_dir and --model_dir is not set.")
             key = (directory, resolution, policy == "dqn")
             if key not in models:
-                models[key] = evaluate.load_trained(directory, resolution, with_q_network=key[2])
+                models[key] = api.load_trained(directory, resolution, with_q_network=key[2])
         loaded = models[key]
         print(f"[report] {run['name']}", flush=True)
-        result, _ = evaluate.evaluate(
-            loaded, policy, run.get("m", loaded.patchwork.get("m", 4)),
-            run.get("n", loaded.patchwork.get("n", 2)), run.get("cells", True),
+        default_m, default_n = api.default_grid(loaded)
+        result, _ = api.evaluate(
+            loaded, policy, run.get("m", default_m), run.get("n", default_n),
+            run.get("cells", True),
             run.get("flip", False), run.get("interval", 1), run.get("delay", 0),
             run.get("observed_cell"), split, num_clips, clip_length, (frame_size, frame_size),
             name=run["name"], settings={"resolution": resolution,
@@ -243,11 +244,12 @@ def main(argv):
         raise app.UsageError(str(e))
     if not runs:
         raise app.UsageError("No --run given; see experiments/report_synthetic.flags.")
-    from patchwork_tf import evaluate
-    evaluate.pin_threads(FLAGS.threads)
-    run_sweep(runs, FLAGS.output_dir, FLAGS.model_dir, FLAGS.untrained, FLAGS.task, FLAGS.alpha,
-              FLAGS.frame_size, FLAGS.split, FLAGS.num_clips, FLAGS.clip_length, FLAGS.title,
-              FLAGS.data, FLAGS.data_dir, FLAGS.max_videos, FLAGS.stream_start, compare)
+    from patchwork_tf.evaluation import api
+    api.pin_threads(FLAGS.threads)
+    run_sweep(runs, FLAGS.output_dir, FLAGS.model_dir, FLAGS.untrained, FLAGS.task,
+              FLAGS.depth_multiplier, FLAGS.frame_size, FLAGS.split, FLAGS.num_clips,
+              FLAGS.clip_length, FLAGS.title, FLAGS.data, FLAGS.data_dir, FLAGS.max_videos,
+              FLAGS.stream_start, compare)
     print(f"Report written to {os.path.join(FLAGS.output_dir, 'report.md')}")
 
 

@@ -22,25 +22,39 @@ skipped. `--seeds=0,1,2` also trains stages 2 and 3 with each seed on the same s
 `<model_dir>/seeds/seed_S`, whose `stage1` links to the run's), evaluates each and writes
 `<model_dir>/seeds/summary.json` and `.md`: every method's accuracy per seed with its
 interval over videos, the mean and spread over seeds, and the paired differences per seed
-(`experiments/synthetic_det_seeds.flags`). Flags map onto the library's plain arguments; flag
-files in `experiments/` hold the settings of each experiment.
+(`experiments/synthetic_det_seeds.flags`). `main` maps the flags onto
+`configs_from_flags()` (the three stage configs) and `train_and_evaluate`, which a test or a
+notebook calls directly; flag files in `experiments/` hold the settings of each experiment.
 """
+import dataclasses
+import json
 import os
 import sys
+from typing import Any, Dict, Optional, Sequence
 
 from absl import app
 from absl import flags
 from absl import logging
 
+from patchwork_tf import cli
+from patchwork_tf import runs
+from patchwork_tf.data import layout
+from patchwork_tf.evaluation import api
+from patchwork_tf.evaluation import results
+from patchwork_tf.serving import exporter
+from patchwork_tf.training import configs
+from patchwork_tf.training import sources
+from patchwork_tf.training import stage1
+from patchwork_tf.training import stage2
+from patchwork_tf.training import stage3
+
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("model_dir", None, "Output directory of the run (checkpoints, summaries, "
                     "config, evaluation, export).")
-flags.DEFINE_enum("task", "detection", ["detection", "segmentation"], "The task.")
-flags.DEFINE_enum("data", "synthetic", ["synthetic", "imagenet_vid", "davis"],
-                  "Data source: the embedded synthetic benchmark or a local copy of a real "
-                  "data set under --data_dir.")
-flags.DEFINE_string("data_dir", None, "Root of the local data copy (real data sources).")
+cli.define_data_flags()
+cli.define_model_flags()
+cli.define_grid_flags()
 flags.DEFINE_string("still_data", "none",
                     "Still images made into fake videos that augment the training data of all "
                     "stages (Sec. 3.4; real sources only): none, or a comma-separated list of "
@@ -54,8 +68,6 @@ flags.DEFINE_list("stages", ["1", "2", "3"], "Stages to run, in order.")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
                   "tf.distribute strategy of stage 1.")
 # Model.
-flags.DEFINE_integer("frame_size", 128, "Square frame size in pixels.")
-flags.DEFINE_float("alpha", 0.35, "MobileNetV2 depth multiplier.")
 flags.DEFINE_integer("output_stride", 16, "DeepLab output stride (segmentation).")
 # Stage 1.
 flags.DEFINE_integer("stage1_steps", 1000, "Stage-1 training steps.")
@@ -74,8 +86,6 @@ flags.DEFINE_enum("detection_loss", "focal", ["focal", "ssd"], "Stage-1 detectio
                   "ssdlite_mobilenet_v2_coco.config: sigmoid and smooth-L1 with 3:1 hard "
                   "example mining), or focal.")
 # Patchwork setting and attention (stages 2 and 3).
-flags.DEFINE_integer("m", 4, "Grid slices per side (Sec. 3.1).")
-flags.DEFINE_integer("n", 2, "Slices per window side (Sec. 3.1).")
 flags.DEFINE_string("observed_cell", None,
                     "The cell (layer L, Fig. 3) whose memory the attention network reads; "
                     "default: the one the model's builder names (tasks.Task.observed_cell).")
@@ -138,29 +148,208 @@ flags.DEFINE_bool("export", True, "Export the trained run as a SavedModel to "
 flags.mark_flag_as_required("model_dir")
 
 
-def data_source():
-    """The `training.sources.DataSource` of the flags."""
-    from patchwork_tf.training import sources
-    return sources.DataSource(
-        FLAGS.data, FLAGS.data_dir, FLAGS.still_data, FLAGS.still_data_dir,
-        FLAGS.still_fraction)
+def train_and_evaluate(
+    model_dir: str,
+    stage1_config: stage1.Stage1Config,
+    attention: configs.AttentionConfig,
+    finetune: configs.FinetuneConfig,
+    stages: Sequence[int] = (1, 2, 3),
+    evaluate: bool = True,
+    export: bool = True,
+    eval_split: str = "test",
+    eval_clips: int = 16,
+    eval_stream_start: Optional[str] = None,
+    eval_max_videos: Optional[int] = None,
+    seeds: Sequence[int] = (),
+    strategy: str = "default",
+    stage1_max_seconds: Optional[float] = None,
+    checkpoint_replay_buffer: bool = False,
+) -> Dict[str, Any]:
+    """The train job: `stages` of 1 (`stage1_config`), 2 (`attention`) and 3 (`finetune`) in
+    `model_dir` (layout: `runs`), then the evaluation and the SavedModel export.
+
+    Every stage resumes from its checkpoints; a stage at its step count is skipped.
+
+    Args:
+      model_dir: the run's directory.
+      stage1_config, attention, finetune: the settings of the stages (`attention.seed` is
+        the run's own seed).
+      stages: the stages to run, of 1, 2, 3.
+      evaluate: evaluate every policy (`api.evaluate_train_run`) into `<model_dir>/eval`.
+      export: export the run with its greedy attention policy to `<model_dir>/export`.
+      eval_split, eval_clips, eval_stream_start, eval_max_videos: of the evaluation
+        (`api.evaluate`: split, synthetic clips, stream start, real videos).
+      seeds: also train stages 2 and 3 with each of these seeds on the run's stage-1 model
+        (`seed_dir`), evaluate each, and summarise them in `<model_dir>/seeds/summary.*`.
+      strategy: the `tf.distribute` strategy of stage 1 (`distribute.get_strategy`).
+      stage1_max_seconds: stop stage 1 after this many seconds (the later stages start from
+        its checkpoint).
+      checkpoint_replay_buffer: keep the replay buffer in stage 2 and 3 checkpoints.
+
+    Returns:
+      dict: `stage1`, `stage2`, `stage3` (each stage's result, None when it did not train),
+      `eval` (the evaluation records or None), `export_dir` (or None), `seeds` (the seeds
+      summary or None).
+    """
+    unknown = set(stages) - {1, 2, 3}
+    if unknown:
+        raise ValueError(f"stages are of 1, 2, 3; got {sorted(unknown)}.")
+    configs.check_steps(attention, finetune)
+    if seeds and len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds has repeated seeds: {list(seeds)}.")
+    outcome = dict(stage1=None, stage2=None, stage3=None, eval=None, export_dir=None,
+                   seeds=None)
+    if 1 in stages:
+        logging.info("Stage 1: single-frame %s model.", stage1_config.task)
+        print(f"[stage 1/3] single-frame {stage1_config.task} model, "
+              f"{stage1_config.num_steps} steps")
+        result = stage1.train_stage1(os.path.join(model_dir, runs.STAGE1_DIR), stage1_config,
+                                     strategy=strategy, max_seconds=stage1_max_seconds)
+        logging.info("Stage 1 at step %d, losses %s", result["step"], result["losses"])
+        if result["out_of_time"]:
+            print(f"[stage 1/3] stopped at step {result['step']} of {stage1_config.num_steps}: "
+                  f"the time limit of {stage1_max_seconds:g} s was reached; the later stages "
+                  "start from this checkpoint.")
+        outcome["stage1"] = result
+    outcome.update(train_attention(model_dir, attention, finetune, stages,
+                                   checkpoint_replay_buffer))
+    evaluation = dict(split=eval_split, clips=eval_clips, stream_start=eval_stream_start,
+                      max_videos=eval_max_videos)
+    if evaluate:
+        outcome["eval"] = evaluate_run(model_dir, **evaluation)
+    if export:
+        export_dir = os.path.join(model_dir, runs.EXPORT_DIR)
+        print(f"[export] SavedModel with the attention policy -> {export_dir}")
+        exporter.export_trained_run(model_dir, export_dir)
+        outcome["export_dir"] = export_dir
+    if seeds:
+        outcome["seeds"] = run_seeds(model_dir, attention, finetune, stages, list(seeds),
+                                     outcome["eval"], evaluate, checkpoint_replay_buffer,
+                                     evaluation)
+    return outcome
 
 
-def _check_data():
-    """Refuses a data source that is misnamed, lacks labels for --task, or whose local copy
-    is missing or malformed, naming the flag and the expected layout."""
-    from patchwork_tf.data import layout
+def evaluate_run(model_dir, split="test", clips=16, stream_start=None, max_videos=None):
+    """Accuracy and latency of the run per policy on its own data source's held-out videos
+    (real data: the official protocol), into `<model_dir>/eval` (JSON, Markdown), with the
+    paired differences of DQN against the single-frame model and the rules and of the rules
+    against the single-frame model; resumable per video. The grid, clip length and frame size
+    are the run's. Runs in a fresh single-threaded process (`api.run_single_threaded`): the
+    empirical latency is single-threaded, and this process's thread pools, set up for
+    training, cannot change.
+
+    Returns:
+      the records (`StreamResult.to_json()` with `paired`).
+    """
+    run = runs.TrainedRun.find(model_dir)
+    attention = run.attention or configs.AttentionConfig()
+    records = api.run_single_threaded(
+        api.evaluate_train_run, model_dir, attention.m, attention.n, split, clips,
+        attention.clip_length, run.stage1_config.frame_size[0], stream_start, max_videos)
+    results.write_results(records, os.path.join(model_dir, runs.EVAL_DIR), "summary")
+    print(results.markdown_table(records))
+    print(results.paired_table(records))
+    return records
+
+
+def seed_dir(model_dir, seed, own_seed):
+    """Where stages 2 and 3 of `seed` go: the run itself for its `own_seed`, else
+    `<model_dir>/seeds/seed_<seed>` with `stage1` linked to the run's (created)."""
+    if seed == own_seed:
+        return model_dir
+    directory = os.path.join(model_dir, runs.SEEDS_DIR, f"seed_{seed}")
+    link = os.path.join(directory, runs.STAGE1_DIR)
+    if not os.path.lexists(link):
+        os.makedirs(directory, exist_ok=True)
+        os.symlink(os.path.join(os.pardir, os.pardir, runs.STAGE1_DIR), link)
+    return directory
+
+
+def train_attention(model_dir, attention, finetune, stages=(2, 3),
+                    checkpoint_replay_buffer=False):
+    """Stages 2 and 3 (those of `stages`) in `model_dir`. The settings are checked against a
+    stored run first; a stage whose newest checkpoint has reached its step count is then
+    skipped (a resume would only rebuild it).
+
+    Returns:
+      dict `stage2`, `stage3`: each stage's result, None when it did not train.
+    """
+    outcome = {}
+    wanted = [(stage, steps, train) for stage, steps, train in (
+        (2, attention.stage2_steps, stage2.train_stage2),
+        (3, finetune.steps, stage3.train_stage3)) if stage in stages]
+    if wanted:
+        stage2.store_config(model_dir, attention, finetune)
+    for stage, steps, train in wanted:
+        outcome[f"stage{stage}"] = None
+        done = runs.finished_step(model_dir, f"stage{stage}")
+        if done is not None and done >= steps:
+            print(f"[stage {stage}/3] already at train step {done} of {steps}: skipped")
+            continue
+        print(f"[stage {stage}/3] " + (
+            f"attention by DDQN, M={attention.m} N={attention.n}, {steps} train steps"
+            if stage == 2 else f"joint fine-tuning to DDQN step {steps}")
+            + f", seed {attention.seed}")
+        result = train(model_dir, attention, finetune,
+                       checkpoint_replay_buffer=checkpoint_replay_buffer)
+        logging.info("Stage %s at train step %d, loss %s", stage, result["train_step"],
+                     result["loss"])
+        outcome[f"stage{stage}"] = result
+    return outcome
+
+
+def run_seeds(model_dir, attention, finetune, stages, seeds, main_records, evaluate,
+              checkpoint_replay_buffer, evaluation):
+    """Stages 2 and 3 and the evaluation (`evaluate_run` with `evaluation`) of every seed,
+    then `<model_dir>/seeds/summary.*`.
+
+    `main_records` are the run's own evaluation when it has just been made (else read back
+    from `<model_dir>/eval/summary.json`).
+
+    Returns:
+      the summary (`results.seeds_summary` with `model_dirs`).
+    """
+    records = {}
+    for seed in seeds:
+        directory = seed_dir(model_dir, seed, attention.seed)
+        if directory == model_dir and main_records is not None:
+            records[seed] = main_records
+            continue
+        if directory != model_dir:
+            print(f"[seeds] seed {seed} -> {directory}")
+            train_attention(directory, dataclasses.replace(attention, seed=seed), finetune,
+                            stages, checkpoint_replay_buffer)
+        if evaluate:
+            records[seed] = evaluate_run(directory, **evaluation)
+        else:
+            with open(os.path.join(directory, runs.EVAL_DIR, "summary.json")) as f:
+                records[seed] = json.load(f)
+    summary = results.seeds_summary(records)
+    summary["model_dirs"] = {str(seed): seed_dir(model_dir, seed, attention.seed)
+                             for seed in seeds}
+    output_dir = os.path.join(model_dir, runs.SEEDS_DIR)
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    with open(os.path.join(output_dir, "summary.md"), "w") as f:
+        f.write(results.seeds_table(summary))
+    print(results.seeds_table(summary))
+    return summary
+
+
+def _check_flags():
+    """Refuses bad --stages and --seeds, a frame not divisible by --m, and a data source that
+    is misnamed, lacks labels for --task, or whose local copy is missing or malformed (naming
+    the flags and the expected layout)."""
+    source = sources.DataSource(FLAGS.data, FLAGS.data_dir, FLAGS.still_data,
+                                FLAGS.still_data_dir, FLAGS.still_fraction)
     try:
-        data_source().check(FLAGS.task)
+        source.check(FLAGS.task)
     except layout.DataLayoutError as error:
         sys.exit(f"--data={FLAGS.data} --data_dir={FLAGS.data_dir!r} --still_data="
                  f"{FLAGS.still_data} --still_data_dir={FLAGS.still_data_dir!r}: {error}")
     except ValueError as error:
         raise app.UsageError(f"--data={FLAGS.data}: {error}") from error
-
-
-def _check_flags():
-    _check_data()
     unknown = set(FLAGS.stages) - {"1", "2", "3"}
     if unknown:
         raise app.UsageError(f"--stages takes 1, 2, 3; got {sorted(unknown)}.")
@@ -175,171 +364,54 @@ def _check_flags():
             f"--frame_size={FLAGS.frame_size} is not divisible by --m={FLAGS.m}.")
 
 
-def patchwork_config():
-    from patchwork_tf.training import stage2
-    return stage2.PatchworkConfig(
+def configs_from_flags():
+    """(`Stage1Config`, `AttentionConfig`, `FinetuneConfig`) of the flags."""
+    data = dict(data=FLAGS.data, data_dir=FLAGS.data_dir, still_data=FLAGS.still_data,
+                still_data_dir=FLAGS.still_data_dir, still_fraction=FLAGS.still_fraction)
+    stage1_config = stage1.Stage1Config(
+        FLAGS.task, frame_size=(FLAGS.frame_size, FLAGS.frame_size),
+        alpha=FLAGS.depth_multiplier, output_stride=FLAGS.output_stride,
+        num_steps=FLAGS.stage1_steps, batch_size=FLAGS.stage1_batch_size,
+        learning_rate=FLAGS.stage1_learning_rate,
+        num_train_clips=FLAGS.stage1_train_clips, seed=FLAGS.seed,
+        backbone_weights=FLAGS.backbone_weights, detection_loss=FLAGS.detection_loss, **data)
+    attention = configs.AttentionConfig(
         m=FLAGS.m, n=FLAGS.n, observed_cell=FLAGS.observed_cell,
         history_alpha=FLAGS.history_alpha, change_cue=FLAGS.change_cue,
-        q_network=FLAGS.q_network, reward=FLAGS.reward,
-        num_streams=FLAGS.num_streams,
+        q_network=FLAGS.q_network, reward=FLAGS.reward, num_streams=FLAGS.num_streams,
         clip_length=FLAGS.clip_length, num_train_clips=FLAGS.num_train_clips,
         gamma=FLAGS.gamma, learning_rate=FLAGS.stage2_learning_rate,
         target_update_period=FLAGS.target_update_period,
         epsilon_start=FLAGS.epsilon_start, epsilon_end=FLAGS.epsilon_end,
         epsilon_decay_steps=FLAGS.epsilon_decay_steps,
         replay_capacity=FLAGS.replay_capacity, sample_batch_size=FLAGS.sample_batch_size,
-        initial_collect_steps=FLAGS.initial_collect_steps,
-        imitation_steps=FLAGS.imitation_steps, stage2_steps=FLAGS.stage2_steps, stage3_steps=FLAGS.stage3_steps,
-        stage3_learning_rate=FLAGS.stage3_learning_rate,
-        stage3_q_learning_rate=FLAGS.stage3_q_learning_rate,
-        stage3_finetune_every=FLAGS.stage3_finetune_every,
-        stage3_clip_length=FLAGS.stage3_clip_length,
-        stage3_batch_size=FLAGS.stage3_batch_size, seed=FLAGS.seed, data=FLAGS.data,
-        data_dir=FLAGS.data_dir, still_data=FLAGS.still_data,
-        still_data_dir=FLAGS.still_data_dir, still_fraction=FLAGS.still_fraction)
-
-
-def evaluate_run(model_dir):
-    """Accuracy and latency of the run per policy on its own data source's held-out videos
-    (real data: the official protocol), into `<model_dir>/eval` (JSON, Markdown), with the
-    paired differences of DQN against the single-frame model and the rules and of the rules
-    against the single-frame model; resumable per video. Runs in a fresh single-threaded
-    process (`evaluate.run_single_threaded`): the empirical latency is single-threaded, and
-    this process's thread pools, set up for training, cannot change.
-
-    Returns:
-      the records (`StreamResult.to_json()` with `paired`).
-    """
-    from patchwork_tf import evaluate
-    from patchwork_tf.evaluation import results
-
-    records = evaluate.run_single_threaded(
-        evaluate.evaluate_train_run, model_dir, FLAGS.m, FLAGS.n, FLAGS.eval_split,
-        FLAGS.eval_clips, FLAGS.clip_length, FLAGS.frame_size, FLAGS.eval_stream_start,
-        FLAGS.eval_max_videos)
-    results.write_results(records, os.path.join(model_dir, "eval"), "summary")
-    print(results.markdown_table(records))
-    print(results.paired_table(records))
-    return records
-
-
-def seed_dir(model_dir, seed):
-    """Where stages 2 and 3 of `seed` go: the run itself for its own --seed, else
-    `<model_dir>/seeds/seed_<seed>` with `stage1` linked to the run's (created)."""
-    from patchwork_tf.training import stage2
-    if seed == FLAGS.seed:
-        return model_dir
-    directory = os.path.join(model_dir, "seeds", f"seed_{seed}")
-    link = os.path.join(directory, stage2.STAGE1_DIR)
-    if not os.path.lexists(link):
-        os.makedirs(directory, exist_ok=True)
-        os.symlink(os.path.join(os.pardir, os.pardir, stage2.STAGE1_DIR), link)
-    return directory
-
-
-def finished_step(model_dir, stage):
-    """The train step of the newest checkpoint of `stage` ("stage2", "stage3") in
-    `model_dir` (checkpoints are numbered by it), or None."""
-    import tensorflow as tf
-    latest = tf.train.latest_checkpoint(os.path.join(model_dir, stage, "checkpoints"))
-    return None if latest is None else int(latest.rsplit("-", 1)[1])
-
-
-def train_attention(model_dir, config):
-    """Stages 2 and 3 (those of --stages) of `config` in `model_dir`. The settings are checked
-    against a stored run first; a stage whose newest checkpoint has reached its step count is
-    then skipped (a resume would only rebuild it)."""
-    from patchwork_tf.training import stage2
-    from patchwork_tf.training import stage3
-
-    wanted = [(stage, steps, train) for stage, steps, train in (
-        ("2", FLAGS.stage2_steps, stage2.train_stage2),
-        ("3", FLAGS.stage3_steps, stage3.train_stage3)) if stage in FLAGS.stages]
-    if wanted:
-        stage2.store_config(model_dir, config)
-    for stage, steps, train in wanted:
-        done = finished_step(model_dir, f"stage{stage}")
-        if done is not None and done >= steps:
-            print(f"[stage {stage}/3] already at train step {done} of {steps}: skipped")
-            continue
-        print(f"[stage {stage}/3] " + (
-            f"attention by DDQN, M={FLAGS.m} N={FLAGS.n}, {steps} train steps"
-            if stage == "2" else f"joint fine-tuning to DDQN step {steps}")
-            + f", seed {config.seed}")
-        result = train(model_dir, config,
-                       checkpoint_replay_buffer=FLAGS.checkpoint_replay_buffer)
-        logging.info("Stage %s at train step %d, loss %s", stage, result["train_step"],
-                     result["loss"])
-
-
-def run_seeds(model_dir, seeds, main_records):
-    """Stages 2 and 3 and the evaluation of every seed, then `<model_dir>/seeds/summary.*`.
-
-    `main_records` are the run's own evaluation when it has just been made (else read back
-    from `<model_dir>/eval/summary.json`)."""
-    import dataclasses
-    import json
-    from patchwork_tf.evaluation import results
-
-    records = {}
-    for seed in seeds:
-        directory = seed_dir(model_dir, seed)
-        if directory == model_dir and main_records is not None:
-            records[seed] = main_records
-            continue
-        if directory != model_dir:
-            print(f"[seeds] seed {seed} -> {directory}")
-            train_attention(directory, dataclasses.replace(patchwork_config(), seed=seed))
-        if FLAGS.evaluate:
-            records[seed] = evaluate_run(directory)
-        else:
-            with open(os.path.join(directory, "eval", "summary.json")) as f:
-                records[seed] = json.load(f)
-    summary = results.seeds_summary(records)
-    summary["model_dirs"] = {str(seed): seed_dir(model_dir, seed) for seed in seeds}
-    output_dir = os.path.join(model_dir, "seeds")
-    os.makedirs(output_dir, exist_ok=True)
-    with open(os.path.join(output_dir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=1)
-    with open(os.path.join(output_dir, "summary.md"), "w") as f:
-        f.write(results.seeds_table(summary))
-    print(results.seeds_table(summary))
+        initial_collect_steps=FLAGS.initial_collect_steps, imitation_steps=FLAGS.imitation_steps,
+        stage2_steps=FLAGS.stage2_steps,
+        seed=FLAGS.seed, **data)
+    finetune = configs.FinetuneConfig(
+        steps=FLAGS.stage3_steps, learning_rate=FLAGS.stage3_learning_rate,
+        q_learning_rate=FLAGS.stage3_q_learning_rate,
+        finetune_every=FLAGS.stage3_finetune_every, clip_length=FLAGS.stage3_clip_length,
+        batch_size=FLAGS.stage3_batch_size)
+    return stage1_config, attention, finetune
 
 
 def main(argv):
     del argv
     _check_flags()
-    from patchwork_tf.training import stage1
-    from patchwork_tf.training import stage2
-
-    model_dir = FLAGS.model_dir
-    if "1" in FLAGS.stages:
-        logging.info("Stage 1: single-frame %s model.", FLAGS.task)
-        print(f"[stage 1/3] single-frame {FLAGS.task} model, {FLAGS.stage1_steps} steps")
-        result = stage1.train_stage1(
-            os.path.join(model_dir, stage2.STAGE1_DIR), FLAGS.task, strategy=FLAGS.strategy,
-            max_seconds=FLAGS.stage1_max_seconds, num_steps=FLAGS.stage1_steps,
-            batch_size=FLAGS.stage1_batch_size, learning_rate=FLAGS.stage1_learning_rate,
-            alpha=FLAGS.alpha, frame_size=(FLAGS.frame_size, FLAGS.frame_size),
-            output_stride=FLAGS.output_stride, num_train_clips=FLAGS.stage1_train_clips,
-            seed=FLAGS.seed, data=FLAGS.data, data_dir=FLAGS.data_dir,
-            still_data=FLAGS.still_data, still_data_dir=FLAGS.still_data_dir,
-            still_fraction=FLAGS.still_fraction, backbone_weights=FLAGS.backbone_weights,
-            detection_loss=FLAGS.detection_loss)
-        logging.info("Stage 1 at step %d, losses %s", result["step"], result["losses"])
-        if result["out_of_time"]:
-            print(f"[stage 1/3] stopped at step {result['step']} of {FLAGS.stage1_steps}: "
-                  f"--stage1_max_seconds={FLAGS.stage1_max_seconds:g} reached; the later "
-                  "stages start from this checkpoint.")
-    train_attention(model_dir, patchwork_config())
-    records = evaluate_run(model_dir) if FLAGS.evaluate else None
-    if FLAGS.export:
-        from patchwork_tf import export
-        export_dir = os.path.join(model_dir, "export")
-        print(f"[export] SavedModel with the attention policy -> {export_dir}")
-        export.export_trained_run(model_dir, export_dir)
-    if FLAGS.seeds:
-        run_seeds(model_dir, [int(seed) for seed in FLAGS.seeds], records)
+    try:
+        stage1_config, attention, finetune = configs_from_flags()
+        configs.check_steps(attention, finetune)
+    except ValueError as error:
+        raise app.UsageError(str(error)) from error
+    train_and_evaluate(
+        FLAGS.model_dir, stage1_config, attention, finetune,
+        stages=[int(stage) for stage in FLAGS.stages], evaluate=FLAGS.evaluate,
+        export=FLAGS.export, eval_split=FLAGS.eval_split, eval_clips=FLAGS.eval_clips,
+        eval_stream_start=FLAGS.eval_stream_start, eval_max_videos=FLAGS.eval_max_videos,
+        seeds=[int(seed) for seed in FLAGS.seeds], strategy=FLAGS.strategy,
+        stage1_max_seconds=FLAGS.stage1_max_seconds,
+        checkpoint_replay_buffer=FLAGS.checkpoint_replay_buffer)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ from absl import flags
 from absl import logging
 
 import patchwork_tf as pw
-from patchwork_tf import export as export_lib
+from patchwork_tf import cli
+from patchwork_tf import runs
 from patchwork_tf import tasks
 from patchwork_tf.data import synthetic
 from patchwork_tf.visualization import animation
@@ -32,12 +33,12 @@ def visualize(output_dir, task="detection", frame_size=128, depth_multiplier=0.3
 
     Args:
       output_dir: directory for the files (created if missing).
-      task: 'backbone', 'detection' or 'segmentation' (see `patchwork_tf.export.TASKS`).
+      task: 'backbone', 'detection' or 'segmentation' (`runs.MODEL_TASKS`).
       frame_size, depth_multiplier, m, n: the model and window grid.
       policy: 'scanning' or 'random'.
       cell: the cell whose memory Fig. 2 shows.
       split, clip_index, clip_length: which clip of the synthetic benchmark.
-      checkpoint: optional stage-1 checkpoint of the model (see `export.restore_model`).
+      checkpoint: optional stage-1 checkpoint of the model (see `runs.restore_checkpoint`).
       score_threshold: detections below it are not drawn.
       method: memory rendering, 'pca' or 'mean'.
       seed: the random policy's seed.
@@ -45,9 +46,9 @@ def visualize(output_dir, task="detection", frame_size=128, depth_multiplier=0.3
     Returns:
       dict of the written paths: `fig2`, `fig4`, `gif`.
     """
-    model, postprocess = export_lib.build_model(task, frame_size, depth_multiplier)
+    model, postprocess = runs.build_model(task, frame_size, depth_multiplier)
     if checkpoint:
-        export_lib.restore_model(model, checkpoint)
+        runs.restore_checkpoint(model, checkpoint)
     twin = pw.patchwork_model(model, pw.WindowGrid((frame_size, frame_size), m, n))
     # The backbone alone runs on the detection flavour of the benchmark.
     clip_task = task if task in tasks.TASKS else tasks.DetectionTask.name
@@ -59,18 +60,16 @@ def visualize_run(output_dir, model_dir, policy="dqn", cell=None, split="test", 
                   clip_length=16, score_threshold=0.5, method="pca", seed=0):
     """As `visualize`, for a `python -m patchwork_tf.train` run: its trained weights, and with
     policy 'dqn' its attention network (which reads, and Fig. 2 then shows, its cell)."""
-    from patchwork_tf.training import stage2
-
-    patchwork = stage2.load_patchwork(model_dir, write="window")
-    config = patchwork.stage1_config
-    postprocess = export_lib.stage1_postprocess(patchwork.model, config)
+    run = runs.TrainedRun.find(model_dir)
+    model = run.build_model()
+    twin = run.build_twin(model, write="window")
     observation_kwargs = {}
     if policy == "dqn":
-        cell = patchwork.config.observed_cell
-        policy = patchwork.q_network
-        observation_kwargs = dict(alpha=patchwork.config.history_alpha,
-                                  change_cue=patchwork.config.change_cue)
-    return _render(output_dir, patchwork.twin, postprocess, config.task, policy,
+        cell = run.observed_cell
+        policy = run.restore_q_network(twin)
+        observation_kwargs = dict(alpha=run.attention.history_alpha,
+                                  change_cue=run.attention.change_cue)
+    return _render(output_dir, twin, run.postprocess(model), run.stage1_config.task, policy,
                    cell or "block_6_depthwise", split, clip_index, clip_length,
                    score_threshold, method, seed, observation_kwargs)
 
@@ -108,11 +107,8 @@ def define_flags():
     flags.DEFINE_string("model_dir", None, "A `patchwork_tf.train` run: its trained model "
                         "and (with --policy=dqn) attention network; the model flags below "
                         "are then read from the run.")
-    flags.DEFINE_enum("task", "detection", export_lib.TASKS, "The model to run.")
-    flags.DEFINE_integer("frame_size", 128, "Frame height = width in pixels.")
-    flags.DEFINE_float("depth_multiplier", 0.35, "MobileNetV2 depth multiplier (alpha).")
-    flags.DEFINE_integer("m", 4, "Slices per frame side (Sec. 3.1).")
-    flags.DEFINE_integer("n", 2, "Slices per window side (Sec. 3.1).")
+    cli.define_model_flags(backbone=True)
+    cli.define_grid_flags()
     flags.DEFINE_enum("policy", "scanning", rollout_lib.POLICIES + ("dqn",),
                       "Attention policy; dqn needs --model_dir.")
     flags.DEFINE_string("cell", "block_6_depthwise", "The cell whose memory Fig. 2 shows.")

@@ -5,26 +5,28 @@ import os
 import re
 import subprocess
 import sys
-import types
 
 import numpy as np
 import pytest
 
-from patchwork_tf import evaluate
+from patchwork_tf import runs
 from patchwork_tf.core import flops
 from patchwork_tf.core import folding
+from patchwork_tf.evaluation import api
+from patchwork_tf.training import configs
+from patchwork_tf.training import stage1
 
 
 @pytest.fixture(scope="module")
 def detector():
-    return evaluate.untrained_model("detection", alpha=0.35, frame_size=(64, 64))
+    return api.untrained_model("detection", alpha=0.35, frame_size=(64, 64))
 
 
 def _evaluate(loaded, **kwargs):
     kwargs.setdefault("num_clips", 1)
     kwargs.setdefault("clip_length", 4)
     kwargs.setdefault("clip_frame_size", (64, 64))
-    result, ops = evaluate.evaluate(loaded, **kwargs)
+    result, ops = api.evaluate(loaded, **kwargs)
     assert ops is None
     return result
 
@@ -59,8 +61,8 @@ def test_patchwork_runner_steps_with_the_inference_preset(detector, monkeypatch)
     original = pw.patchwork_model
     monkeypatch.setattr(pw, "patchwork_model",
                         lambda *a, **k: twins.append(original(*a, **k)) or twins[-1])
-    evaluate.build_runner(detector, "scanning", m=2, n=1)
-    evaluate.build_runner(detector, "scanning", m=2, n=1, fold_batch_norm=False)
+    api.build_runner(detector, "scanning", m=2, n=1)
+    api.build_runner(detector, "scanning", m=2, n=1, fold_batch_norm=False)
     assert twins[0].options["inference"] is True
     assert twins[1].options == dict(pw.INFERENCE_OPTIONS, fold_batch_norm=False,
                                     context="memory", full_memory_cells=[], inference=False)
@@ -69,7 +71,7 @@ def test_patchwork_runner_steps_with_the_inference_preset(detector, monkeypatch)
 @pytest.mark.slow
 def test_run_single_threaded_pins_one_thread_in_a_fresh_process():
     """The train job evaluates this way after training, whose thread pools cannot change."""
-    assert evaluate.run_single_threaded(evaluate.thread_config) == (1, 1)
+    assert api.run_single_threaded(api.thread_config) == (1, 1)
 
 
 @pytest.mark.slow
@@ -89,8 +91,8 @@ def test_nocells_builds_the_zero_context_twin(detector, monkeypatch):
 
 
 def test_resolution_variant_resizes_clips_to_the_smaller_model():
-    small = evaluate.untrained_model("segmentation", alpha=0.35, frame_size=(32, 32))
-    full = evaluate.untrained_model("segmentation", alpha=0.35, frame_size=(64, 64))
+    small = api.untrained_model("segmentation", alpha=0.35, frame_size=(32, 32))
+    full = api.untrained_model("segmentation", alpha=0.35, frame_size=(64, 64))
     result = _evaluate(small, policy="single_frame")
     assert result.settings["frame_size"] == [32, 32]
     assert set(result.accuracy) == {"J", "F", "J&F"}
@@ -136,39 +138,16 @@ def test_command_line_refuses_two_model_sources(tmp_path):
     assert "exactly one of --model_dir, --untrained and --saved_model" in run.stderr
 
 
-@dataclasses.dataclass(frozen=True)
-class _Config:
-    task: str
-    frame_size: tuple
-    num_extra_layers: object = None
-
-
-def _fake_stage1():
-    from patchwork_tf.models import deeplab
-    from patchwork_tf.models import ssdlite
-
-    def build_model(config):
-        shape = tuple(config.frame_size) + (3,)
-        if config.task == "detection":
-            return ssdlite.ssdlite_mobilenet_v2(shape, num_classes=2, alpha=0.35,
-                                                num_extra_layers=config.num_extra_layers)
-        return deeplab.deeplabv3_mobilenet_v2(shape, alpha=0.35)
-    return types.SimpleNamespace(build_model=build_model)
-
-
 def test_resolution_rebuild_keeps_the_trained_layers_or_refuses():
-    stage1 = _fake_stage1()
-    segmenter = evaluate._build_at_resolution(  # pylint: disable=protected-access
-        stage1, _Config("segmentation", (64, 64)), 0.5, "seg")
+    segmenter = runs.build_at_resolution(
+        stage1.Stage1Config("segmentation", frame_size=(64, 64)), 0.5, "seg")
     assert tuple(segmenter.inputs[0].shape[1:3]) == (32, 32)
     # 128 px SSDLite has 2 extra layers; 96 px still holds them, 64 px does not.
-    detector = evaluate._build_at_resolution(  # pylint: disable=protected-access
-        stage1, _Config("detection", (128, 128)), 0.75, "det")
+    detector = runs.build_at_resolution(stage1.Stage1Config("detection"), 0.75, "det")
     assert len([l for l in detector.layers if l.name.endswith("_project_relu")
                 and l.name.startswith("ssd_extra")]) == 2
     with pytest.raises(ValueError, match="Train a model at that frame size"):
-        evaluate._build_at_resolution(  # pylint: disable=protected-access
-            stage1, _Config("detection", (128, 128)), 0.5, "det")
+        runs.build_at_resolution(stage1.Stage1Config("detection"), 0.5, "det")
 
 
 # ---------------------------------------------------------------- --saved_model
@@ -199,7 +178,8 @@ def exported_detector(detector, tmp_path_factory):
         metadata=postprocess.export_metadata())
     in_process = dataclasses.replace(
         detector, q_fn=lambda observation: network(observation)[0],
-        patchwork={"m": 2, "n": 1, "observed_cell": CELL, "alpha": 0.5})
+        patchwork=configs.AttentionConfig(m=2, n=1, observed_cell=CELL, history_alpha=0.5,
+                                          change_cue=False))
     return path, in_process
 
 
@@ -226,9 +206,9 @@ def test_saved_model_runner_matches_the_model_in_process(exported_detector, monk
     from patchwork_tf.evaluation import exported
     from patchwork_tf.evaluation import stream
     path, in_process = exported_detector
-    clips = _clips_labelled_by(evaluate.build_runner(in_process, "single_frame"))
-    runners = {"saved_model": evaluate.build_runner(exported.load(path), "dqn", m=2, n=1),
-               "in_process": evaluate.build_runner(in_process, "dqn", m=2, n=1)}
+    clips = _clips_labelled_by(api.build_runner(in_process, "single_frame"))
+    runners = {"saved_model": api.build_runner(exported.load(path), "dqn", m=2, n=1),
+               "in_process": api.build_runner(in_process, "dqn", m=2, n=1)}
     results, predictions = {}, {}
     for key, runner in runners.items():
         seen = predictions[key] = []
@@ -296,5 +276,5 @@ def _exported_record(**changes):
 ])
 def test_saved_model_refuses_what_it_cannot_run(kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        evaluate.check_exported_config(_exported_record(), **kwargs)
-    evaluate.check_exported_config(_exported_record(), "dqn", m=2, n=1, observed_cell=CELL)
+        api.check_exported_config(_exported_record(), **kwargs)
+    api.check_exported_config(_exported_record(), "dqn", m=2, n=1, observed_cell=CELL)

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import patchwork_tf as pw
-from patchwork_tf import export
+from patchwork_tf import runs
 from patchwork_tf import tasks
 from patchwork_tf.data import clips as clips_lib
 from patchwork_tf.data import pipeline
@@ -21,7 +21,7 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.mark.slow
 def test_cli_exports_ssdlite_with_nms_matching_the_twin(tmp_path):
-    model, post = export.build_model("detection", 64, 0.35, max_detections=10,
+    model, post = runs.build_model("detection", 64, 0.35, max_detections=10,
                                      score_threshold=0.3)
     rng = np.random.default_rng(0)
     model.set_weights([w + rng.normal(0, 0.05, w.shape).astype(w.dtype)
@@ -70,7 +70,7 @@ def test_cli_exports_ssdlite_with_nms_matching_the_twin(tmp_path):
 
 @pytest.mark.slow
 def test_segmentation_masks_come_back_at_the_input_frames_size():
-    model, post = export.build_model("segmentation", 64, 0.35)
+    model, post = runs.build_model("segmentation", 64, 0.35)
     twin = pw.patchwork_model(model, pw.WindowGrid((64, 64), 2, 1))
     module = exportable.ExportableModule(twin, postprocess=post)
     clip = next(iter(synthetic.synthetic_clips("test", "segmentation", num_clips=1,
@@ -90,12 +90,12 @@ def test_segmentation_masks_come_back_at_the_input_frames_size():
 
 def test_restore_model_refuses_empty_directories_and_other_models(tmp_path):
     with pytest.raises(ValueError, match="No checkpoint in directory"):
-        export.restore_model(None, str(tmp_path))
-    small, _ = export.build_model("backbone", 32, 0.35)
+        runs.restore_checkpoint(None, str(tmp_path))
+    small, _ = runs.build_model("backbone", 32, 0.35)
     prefix = tf.train.Checkpoint(model=small).save(str(tmp_path / "ckpt"))
-    other, _ = export.build_model("segmentation", 32, 0.35)
+    other, _ = runs.build_model("segmentation", 32, 0.35)
     with pytest.raises(ValueError, match="does not fit model"):
-        export.restore_model(other, prefix)
+        runs.restore_checkpoint(other, prefix)
 
 
 @pytest.mark.parametrize("task", ["detection", "segmentation"])
@@ -104,8 +104,8 @@ def test_build_model_restores_a_stage1_checkpoint_with_stage1_anchors(task, tmp_
     config = stage1.Stage1Config(task, frame_size=(64, 64))
     trained = stage1.build_model(config)
     prefix = tf.train.Checkpoint(model=trained).save(str(tmp_path / "ckpt"))
-    model, post = export.build_model(task, 64, config.alpha)
-    export.restore_model(model, prefix)
+    model, post = runs.build_model(task, 64, config.alpha)
+    runs.restore_checkpoint(model, prefix)
     for got, expected in zip(model.weights, trained.weights):
         np.testing.assert_array_equal(got.numpy(), expected.numpy())
     if task == "detection":

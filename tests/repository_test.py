@@ -49,3 +49,37 @@ def test_readme_tour_names_every_folder_and_entry_point_of_the_package():
               if name.endswith(".py") and name != "__init__.py"]
     missing = [name for name in names if f"{name}`" not in tour]
     assert not missing, f"README's tour does not name {missing}; add a row for each."
+
+
+ENTRY_POINTS = ("evaluate", "export", "report", "serve", "train", "visualize")
+
+
+def _imported_modules(path):
+    """The `patchwork_tf` modules a file imports, anywhere in it (also inside functions)."""
+    import ast
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            yield node.module
+            yield from (f"{node.module}.{alias.name}" for alias in node.names)
+
+
+def test_no_module_of_the_package_imports_an_entry_point():
+    # The entry points map flags onto the library (runs, evaluation.api, training, serving);
+    # one that imported another would make an absl main a library.
+    entry_modules = {f"patchwork_tf.{name}" for name in ENTRY_POINTS}
+    package = os.path.join(ROOT, "patchwork_tf")
+    found = []
+    for directory, _, files in os.walk(package):
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(directory, name)
+                found += [f"{os.path.relpath(path, ROOT)} imports {module}"
+                          for module in set(_imported_modules(path)) & entry_modules]
+    assert not found, "\n".join(sorted(found))
+    # The check sees what it looks for.
+    assert set(_imported_modules(os.path.join(ROOT, "tests", "training",
+                                              "experiments_test.py"))) & entry_modules

@@ -45,18 +45,25 @@ def _table(summary):
 
 def main(argv):
     del argv
+    from patchwork_tf import runs
+    from patchwork_tf import tasks
     from patchwork_tf.evaluation import attention_diagnostics
-    from patchwork_tf.training import stage2
+    from patchwork_tf.policy import observation as observation_lib
 
-    patchwork = stage2.load_patchwork(_MODEL_DIR.value)
-    config, stage1_config = patchwork.config, patchwork.stage1_config
+    run = runs.TrainedRun.find(_MODEL_DIR.value)
+    config, stage1_config = run.attention, run.stage1_config
+    model = run.build_model()
+    twin = run.build_twin(model, write="bands")
+    q_network = run.restore_q_network(twin)
+    observer = observation_lib.AttentionObservation(twin.grid, config.history_alpha,
+                                                    config.change_cue)
+    task = tasks.get(stage1_config.task).for_model(model, stage1_config)
     clips = config.source.evaluation_clips(
         _SPLIT.value, stage1_config.task, _NUM_CLIPS.value, stage1_config.frame_size,
         _CLIP_LENGTH.value or config.clip_length)
     records = attention_diagnostics.counterfactual_records(
-        patchwork.twin, patchwork.observer, config.observed_cell, patchwork.task.reward_metric,
-        clips, follow=_FOLLOW.value, q_fn=lambda obs: patchwork.q_network(obs)[0],
-        batch_size=_BATCH_SIZE.value)
+        twin, observer, config.observed_cell, task.reward_metric, clips,
+        follow=_FOLLOW.value, q_fn=lambda obs: q_network(obs)[0], batch_size=_BATCH_SIZE.value)
     summary = attention_diagnostics.summarize(records)
     summary.update(model_dir=_MODEL_DIR.value, split=_SPLIT.value, follow=_FOLLOW.value,
                    num_clips=_NUM_CLIPS.value)

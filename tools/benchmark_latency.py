@@ -225,7 +225,7 @@ def _frame_call_variants(alpha, size, grid_spec, work_dir):
     import tensorflow as tf
 
     import patchwork_tf as pw
-    from patchwork_tf import export
+    from patchwork_tf import runs
     from patchwork_tf import tasks
     from patchwork_tf.core import folding
     from patchwork_tf.data import clips as clips_lib
@@ -235,7 +235,7 @@ def _frame_call_variants(alpha, size, grid_spec, work_dir):
 
     # Default NMS settings (score threshold 1e-8, 100 per class and in total): every anchor
     # and class is a candidate, as for a trained model at the OD API's threshold.
-    model, post = export.build_model("detection", size, alpha)
+    model, post = runs.build_model("detection", size, alpha)
     folded = folding.fold_batch_norm_model(model)
     m, n = (int(v) for v in grid_spec.split(":"))
     grid = pw.WindowGrid((size, size), m, n)

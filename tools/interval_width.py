@@ -4,7 +4,7 @@ r"""How many evaluation clips a 95 % interval of a given width needs, and what t
         --num_clips=256 --subsets=16,32,64,128,256 --policies=single_frame,scanning
 
 Evaluates each policy once on the first `--num_clips` clips of `--split` (as the train job's
-evaluation does, `evaluate.evaluate`, one thread), side by side in one process, then for each
+evaluation does, `evaluation.api.evaluate`, one thread), side by side in one process, then for each
 subset size n computes the 95 % bootstrap interval over videos (`evaluation.bootstrap`) of
 the accuracy on the first n clips (the clips an evaluation with `--eval_clips=n` scores).
 Prints, per policy and n: the accuracy, the interval, its half-width (the larger side, in
@@ -41,7 +41,7 @@ def main(argv):
     import tensorflow as tf
     tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
     tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
-    from patchwork_tf import evaluate
+    from patchwork_tf.evaluation import api
     from patchwork_tf.evaluation import bootstrap
 
     subsets = sorted(int(n) for n in FLAGS.subsets if int(n) <= FLAGS.num_clips)
@@ -50,10 +50,10 @@ def main(argv):
     print(f"CPU: {cpu_model()}; {FLAGS.threads} TensorFlow thread(s)")
     evaluated = {}
     for policy in FLAGS.policies:
-        loaded = evaluate.load_trained(FLAGS.model_dir, with_q_network=policy == "dqn")
+        loaded = api.load_trained(FLAGS.model_dir, with_q_network=policy == "dqn")
         begin = time.perf_counter()
-        result, _ = evaluate.evaluate(
-            loaded, policy, loaded.patchwork.get("m", 4), loaded.patchwork.get("n", 2),
+        result, _ = api.evaluate(
+            loaded, policy, *api.default_grid(loaded),
             split=FLAGS.split, num_clips=FLAGS.num_clips, clip_length=FLAGS.clip_length,
             clip_frame_size=(FLAGS.frame_size,) * 2, name=policy)
         evaluated[policy] = (result, time.perf_counter() - begin)

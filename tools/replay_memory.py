@@ -15,8 +15,8 @@ buffer at the flag file's `--replay_capacity` x `--num_streams`, runs the stage-
 DDQN train steps of `--sample_batch_size` transitions, a checkpoint at the end) and reports:
 the buffer's bytes (its variables), the checkpoint's bytes, the resident memory just before
 the buffer is made (VmRSS) and the process's peak (VmHWM, /proc/self/status). The memory's
-shape is that of the flag file's model (`--task`, `--frame_size`, `--alpha`, the observed cell
-of `tasks.Task.observed_cell` or `--observed_cell`), built untrained in this process; the
+shape is that of the flag file's model (`--task`, `--frame_size`, `--depth_multiplier`, the
+observed cell of `tasks.Task.observed_cell` or `--observed_cell`), built untrained in this process; the
 environment is a stand-in that streams random memories of that shape (the twin and the data
 are left out, so the numbers are those of the agent, buffer and loop). A storage whose buffer
 would not fit in `--memory_limit_gb` (default: 3/4 of MemAvailable) is not run; its buffer's
@@ -80,7 +80,7 @@ def model_memory_shape(config):
 
     # The memory's shape depends on the architecture alone, not on the data's classes.
     stage1_config = stage1.Stage1Config(
-        FLAGS.task, frame_size=(FLAGS.frame_size, FLAGS.frame_size), alpha=FLAGS.alpha,
+        FLAGS.task, frame_size=(FLAGS.frame_size, FLAGS.frame_size), alpha=FLAGS.depth_multiplier,
         output_stride=FLAGS.output_stride)
     cell = config.observed_cell or tasks.get(stage1_config.task).observed_cell
     grid = grid_lib.WindowGrid(stage1_config.frame_size, config.m, config.n)
@@ -227,7 +227,7 @@ def table(rows, header):
 
 def main(argv):
     del argv
-    config = train.patchwork_config()
+    _, config, _ = train.configs_from_flags()
     if _STORAGE.value is not None:
         print(json.dumps(measure(config, tuple(int(v) for v in _MEMORY_SHAPE.value),
                                  _STORAGE.value, _STEPS.value)))

@@ -3,8 +3,8 @@ r"""Bytes of one stream's explicit serving state, whole memories against the com
     PYTHONPATH=. python tools/stream_state_size.py --task=detection --frame_size=384 \
         --alpha=1.0 --m=4 --n=2
 
-Builds the exported module of an untrained model (`export.build_model`, `weights=None`) as
-`export.export_trained_run` builds a trained run's: the twin with write='bands', the
+Builds the exported module of an untrained model (`runs.build_model`, `weights=None`) as
+`serving.exporter.export_trained_run` builds a trained run's: the twin with write='bands', the
 attention Q-network (`--policy=dqn`, reading the task's observed cell, kept whole) or the
 scanning order, and reads the state's size from `ExportableModule.state_spec` twice:
 `compact_state=False` (every cell's whole memory, the layout of metadata version 3) and the
@@ -27,13 +27,13 @@ import numpy as np
 import tensorflow as tf
 
 import patchwork_tf as pw
-from patchwork_tf import export as export_lib
+from patchwork_tf import runs
 from patchwork_tf.policy import q_network
 from patchwork_tf.serving import compact_state
 from patchwork_tf.serving import exportable
 from patchwork_tf import tasks
 
-_TASK = flags.DEFINE_enum("task", "detection", export_lib.TASKS, "The exported model.")
+_TASK = flags.DEFINE_enum("task", "detection", runs.MODEL_TASKS, "The exported model.")
 _FRAME_SIZE = flags.DEFINE_integer("frame_size", 384, "Height = width in pixels.")
 _ALPHA = flags.DEFINE_float("alpha", 1.0, "MobileNetV2 depth multiplier.")
 _M = flags.DEFINE_integer("m", 4, "Slices per frame side (Sec. 3.1).")
@@ -52,7 +52,7 @@ MB, MIB = 1e6, 2.0**20
 
 def build_modules(task, frame_size, alpha, m, n, write, policy, change_cue):
     """`(twin, {'full': module, 'compact': module})` of an untrained `task` model."""
-    model, postprocess = export_lib.build_model(task, frame_size, alpha)
+    model, postprocess = runs.build_model(task, frame_size, alpha)
     grid = pw.WindowGrid((frame_size, frame_size), m, n)
     observed = None
     if policy == "dqn":

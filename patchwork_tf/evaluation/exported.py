@@ -31,6 +31,7 @@ import tensorflow as tf
 from patchwork_tf import tasks
 from patchwork_tf.evaluation import stream
 from patchwork_tf.serving import metadata as metadata_lib
+from patchwork_tf.training import configs
 
 
 @dataclasses.dataclass
@@ -47,11 +48,12 @@ class ExportedModel:
 
     @property
     def patchwork(self):
-        """The grid and policy settings, keyed as `evaluate.LoadedModel.patchwork`."""
-        return {"m": self.metadata["m"], "n": self.metadata["n"],
-                "observed_cell": self.metadata["policy_cell"],
-                "alpha": self.metadata["history_alpha"],
-                "change_cue": self.metadata["change_cue"]}
+        """The exported grid and policy settings, as `api.LoadedModel.patchwork`."""
+        return configs.AttentionConfig(
+            m=self.metadata["m"], n=self.metadata["n"],
+            observed_cell=self.metadata["policy_cell"],
+            history_alpha=self.metadata["history_alpha"],
+            change_cue=self.metadata["change_cue"])
 
 
 def load(export_dir):

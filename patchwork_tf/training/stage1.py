@@ -1,7 +1,7 @@
 """Stage 1 of Patchwork training (Sec. 3.4): the single-frame model, trained with batch
 normalisation on shuffled single frames.
 
-`train_stage1(model_dir, task, ...)` trains SSDLite (detection) or DeepLabv3-lite
+`train_stage1(model_dir, Stage1Config(task, ...))` trains SSDLite (detection) or DeepLabv3-lite
 (segmentation) on MobileNetV2 on frames of a data source (`training.sources`: the synthetic
 benchmark, or ImageNet VID / DAVIS mixed with fake videos of COCO, VOC or DET still images) with a
 custom loop under a `tf.distribute` strategy chosen by name. It writes into `model_dir`:
@@ -244,7 +244,7 @@ def make_train_step(strategy: tf.distribute.Strategy, optimizer: tf_keras.optimi
 
 def train_stage1(
     model_dir: str,
-    task: str,
+    config: Stage1Config,
     strategy: str = "default",
     checkpoint_every: int = 200,
     summary_every: int = 20,
@@ -252,13 +252,12 @@ def train_stage1(
     max_seconds: Optional[float] = None,
     stop_at_step: Optional[int] = None,
     verbose: int = 1,
-    **config_kwargs,
 ) -> Dict[str, Any]:
-    """Trains (or resumes) the stage-1 single-frame model of `task` in `model_dir`.
+    """Trains (or resumes) the stage-1 single-frame model of `config` in `model_dir`.
 
     Args:
       model_dir: directory for the config, checkpoints and summaries.
-      task: "detection" or "segmentation".
+      config: the `Stage1Config` (model, data and optimizer settings).
       strategy: "default", "mirrored" or "multi_worker" (see `distribute.get_strategy`).
       checkpoint_every: steps between checkpoints; the last step is always saved.
       summary_every: steps between TensorBoard summaries.
@@ -266,14 +265,15 @@ def train_stage1(
       max_seconds: stop (and save) after this many seconds of training; None for no limit.
       stop_at_step: stop (and save) at this step, before `num_steps`, e.g. to split a run.
       verbose: 1 for a `tf_keras.utils.Progbar`, 0 for silence.
-      **config_kwargs: the other fields of `Stage1Config` (model, data, optimizer settings).
 
     Returns:
       dict: `step` reached, `losses` (floats of the last step), `seconds` of training,
       `steps_per_second`, `out_of_time` (whether `max_seconds` stopped it before its last
       step), `model` (the trained tf_keras model), `config`.
     """
-    config = Stage1Config(task=task, **config_kwargs)
+    if not isinstance(config, Stage1Config):
+        raise TypeError(f"config must be a Stage1Config, got {type(config).__name__}; build one "
+                        "with the task and the settings, e.g. Stage1Config('detection').")
     end_step = config.num_steps if stop_at_step is None else min(stop_at_step, config.num_steps)
     strategy_obj = distribute.get_strategy(strategy)
     chief = _is_chief(strategy_obj)

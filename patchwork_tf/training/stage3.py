@@ -30,8 +30,8 @@ def unrolled_clip_loss(setting, clip):
     Frame 0 is a key frame; frame t >= 1 is processed on the window that the Q-network
     chooses greedily from the observation after frame t - 1.
     """
-    twin, task, config = setting.twin, setting.task, setting.config
-    observer = setting.observer
+    twin, task, config = setting.patchwork.twin, setting.patchwork.task, setting.patchwork.config
+    observer = setting.patchwork.observer
     frames = clips_lib.preprocess_frames(clip["frames"])
     _, state = twin.warm_start_fn(frames[:, 0])
     observer_state = observer.start(frames[:, 0])
@@ -39,7 +39,7 @@ def unrolled_clip_loss(setting, clip):
     for t in range(1, frames.shape[1]):
         observation = observer.observation(twin.memory_view(state, config.observed_cell),
                                            observer_state)
-        q_values, _ = setting.q_network(observation)
+        q_values, _ = setting.patchwork.q_network(observation)
         actions = tf.argmax(q_values, axis=-1, output_type=tf.int32)
         outputs, state = twin.step_fn(frames[:, t], actions, state)
         labels = {k: v[:, t] for k, v in clip.items() if k != "frames"}
@@ -48,16 +48,18 @@ def unrolled_clip_loss(setting, clip):
     return tf.add_n(losses) / len(losses)
 
 
-def train_stage3(model_dir, config, verbose=1, **trainer_kwargs):
+def train_stage3(model_dir, config, finetune, verbose=1, **trainer_kwargs):
     """Stage 3: joint fine-tuning of the main network (task loss) and attention (DDQN).
 
-    Starts from the stage-2 agent (`model_dir/stage2`) and resumes from `model_dir/stage3`.
+    Starts from the stage-2 agent (`model_dir/stage2`) and resumes from `model_dir/stage3`;
+    `config` is the run's `configs.AttentionConfig`, `finetune` its `configs.FinetuneConfig`
+    (stored with it, `stage2.store_config`).
 
     Returns:
       dict(train_step, loss) of the DDQN part, and `finetune_loss` of the last supervised step.
     """
-    config = stage2.store_config(model_dir, config)
-    setting = stage2.build_setting(model_dir, config, config.stage3_q_learning_rate,
+    config, finetune = stage2.store_config(model_dir, config, finetune)
+    setting = stage2.build_setting(model_dir, config, finetune.q_learning_rate,
                                    train_step_offset=config.stage2_steps)
     stage3_dir = os.path.join(model_dir, "stage3")
     if tf.train.latest_checkpoint(os.path.join(stage3_dir, "checkpoints")) is None:
@@ -70,16 +72,16 @@ def train_stage3(model_dir, config, verbose=1, **trainer_kwargs):
         tf.train.Checkpoint(agent=setting.agent).restore(stage2_checkpoint).expect_partial()
         # The restored optimizer carries stage 2's learning rate; stage 3's is lower.
         setting.agent._optimizer.learning_rate.assign(  # pylint: disable=protected-access
-            config.stage3_q_learning_rate)
+            finetune.q_learning_rate)
 
-    freeze_batch_norm(setting.model)
-    optimizer = tf_keras.optimizers.Adam(config.stage3_learning_rate)
-    variables = setting.model.trainable_variables
+    freeze_batch_norm(setting.patchwork.model)
+    optimizer = tf_keras.optimizers.Adam(finetune.learning_rate)
+    variables = setting.patchwork.model.trainable_variables
     optimizer.build(variables)
     finetune_clips = iter(stage2.training_clips(
-        setting.stage1_config.task, config, setting.stage1_config.frame_size,
-        config.num_train_clips, config.stage3_clip_length, config.stage3_batch_size,
-        config.seed + 1, setting.stage1_config.max_objects))
+        setting.patchwork.stage1_config.task, config, setting.patchwork.stage1_config.frame_size,
+        config.num_train_clips, finetune.clip_length, finetune.batch_size,
+        config.seed + 1, setting.patchwork.stage1_config.max_objects))
 
     @tf.function
     def finetune_step(clip):
@@ -88,20 +90,20 @@ def train_stage3(model_dir, config, verbose=1, **trainer_kwargs):
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
 
-    progress = stage2.progress_callback(config.stage3_steps, verbose)
+    progress = stage2.progress_callback(finetune.steps, verbose)
     last = {"loss": None}
 
     def on_train_step(step, loss):
-        if step % config.stage3_finetune_every == 0:
+        if step % finetune.finetune_every == 0:
             last["loss"] = float(finetune_step(next(finetune_clips)))
         if progress is not None:
             progress(step, loss)
 
     result = trainer.collect_and_train(
-        stage3_dir, setting.env, setting.agent, setting.replay_buffer, config.stage3_steps,
+        stage3_dir, setting.env, setting.agent, setting.replay_buffer, finetune.steps,
         epsilon_fn=setting.epsilon, initial_collect_steps=config.initial_collect_steps,
         sample_batch_size=config.sample_batch_size,
-        extra_trackables={"model": setting.model, "model_optimizer": optimizer},
+        extra_trackables={"model": setting.patchwork.model, "model_optimizer": optimizer},
         on_train_step=on_train_step, **trainer_kwargs)
     result["finetune_loss"] = last["loss"]
     return result

@@ -5,10 +5,10 @@ import pytest
 import tensorflow as tf
 
 import patchwork_tf as pw
-from patchwork_tf import evaluate
 from patchwork_tf.core import grid as grid_lib
 from patchwork_tf.data import clips as clips_lib
 from patchwork_tf.data import synthetic
+from patchwork_tf.evaluation import api
 from patchwork_tf.evaluation import attention_diagnostics as diagnostics
 from patchwork_tf.models import ssdlite
 from patchwork_tf.policy import observation as observation_lib
@@ -52,7 +52,7 @@ def test_rank_correlation_skips_constant_rows_and_handles_ties():
 
 @pytest.fixture(scope="module")
 def stream():
-    loaded = evaluate.untrained_model("detection", alpha=0.35, frame_size=(64, 64))
+    loaded = api.untrained_model("detection", alpha=0.35, frame_size=(64, 64))
     grid = grid_lib.WindowGrid((64, 64), 2, 1)
     twin = pw.patchwork_model(loaded.model, grid, write="bands",
                               full_memory_cells=[ssdlite.OBSERVED_CELL])

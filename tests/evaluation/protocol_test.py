@@ -3,10 +3,10 @@ validation video, each streamed once from its first frame, scored in the origina
 import numpy as np
 import pytest
 
-from patchwork_tf import evaluate
 from patchwork_tf import tasks
 from patchwork_tf.data import davis
 from patchwork_tf.data import imagenet_vid
+from patchwork_tf.evaluation import api
 from patchwork_tf.metrics import vid_map
 from tests.data import fixtures
 
@@ -35,7 +35,7 @@ def _frames_on_disk(data, root):
 @pytest.mark.parametrize("data,task", [("imagenet_vid", "detection"),
                                        ("davis", "segmentation")])
 def test_every_frame_of_every_val_video_is_scored_once(copies, monkeypatch, data, task):
-    loaded = evaluate.untrained_model(task, 0.35, (64, 64), num_classes=30)
+    loaded = api.untrained_model(task, 0.35, (64, 64), num_classes=30)
     on_disk = _frames_on_disk(data, copies[data])
     assert len(on_disk) == VAL_VIDEOS
     scored, sizes = [], set()
@@ -48,7 +48,7 @@ def test_every_frame_of_every_val_video_is_scored_once(copies, monkeypatch, data
         return add_frame(self, metric, video_id, index, truth, prediction)
 
     monkeypatch.setattr(runner_task, "add_frame", spy)
-    result, _ = evaluate.evaluate(loaded, "single_frame", data=data, data_dir=copies[data],
+    result, _ = api.evaluate(loaded, "single_frame", data=data, data_dir=copies[data],
                                   clip_frame_size=(64, 64))
     expected = [(video, t) for video, count in on_disk.items() for t in range(count)]
     assert scored == expected and result.num_frames == len(expected)
@@ -62,7 +62,7 @@ def test_every_frame_of_every_val_video_is_scored_once(copies, monkeypatch, data
 def test_detections_are_scored_in_the_original_frame_pixels(copies, monkeypatch):
     # VidMap's small-object threshold depends on pixel sizes: the frame size it is given must
     # be the annotation's, with the normalized boxes of the stretched frame mapped back to it.
-    loaded = evaluate.untrained_model("detection", 0.35, (64, 64), num_classes=30)
+    loaded = api.untrained_model("detection", 0.35, (64, 64), num_classes=30)
     seen = []
     add_frame = vid_map.VidMap.add_frame
 
@@ -71,7 +71,7 @@ def test_detections_are_scored_in_the_original_frame_pixels(copies, monkeypatch)
         return add_frame(self, frame_size, *args)
 
     monkeypatch.setattr(vid_map.VidMap, "add_frame", spy)
-    result, _ = evaluate.evaluate(loaded, "single_frame", data="imagenet_vid",
+    result, _ = api.evaluate(loaded, "single_frame", data="imagenet_vid",
                                   data_dir=copies["imagenet_vid"], clip_frame_size=(64, 64),
                                   max_videos=1)
     assert set(seen) == {(HEIGHT, WIDTH)} and len(seen) == VAL_FRAMES

@@ -83,8 +83,9 @@ def test_imagenet_offline_names_the_file_to_pass(monkeypatch, tmp_path):
     # train_stage1 refuses before it stores a config, so a rerun may pass a file instead.
     model_dir = str(tmp_path / "run")
     with pytest.raises(OSError, match="--backbone_weights="):
-        stage1.train_stage1(model_dir, "detection", frame_size=FRAME,
-                            backbone_weights=backbone_weights.IMAGENET, verbose=0)
+        stage1.train_stage1(model_dir, stage1.Stage1Config(
+            "detection", frame_size=FRAME, backbone_weights=backbone_weights.IMAGENET),
+            verbose=0)
     assert not os.path.exists(os.path.join(model_dir, stage1.CONFIG_FILE))
 
 

@@ -10,7 +10,7 @@ from patchwork_tf.policy import baselines
 from patchwork_tf.policy import environment
 from patchwork_tf.policy import imitation
 from patchwork_tf.policy import q_network
-from patchwork_tf.training import stage2
+from patchwork_tf.training import configs
 from tests.policy.fake_twin import FakeTwin, frame_iou
 
 _SIZE = 8
@@ -93,7 +93,7 @@ class WarmStartTest(tf.test.TestCase):
         self.assertEqual(int(agent.train_step_counter.numpy()), 0)
 
     def test_zero_steps_leave_agent_and_environment_as_they_are(self):
-        self.assertEqual(stage2.PatchworkConfig().imitation_steps, 0)
+        self.assertEqual(configs.AttentionConfig().imitation_steps, 0)
         env = _env(seed=0)
         agent = _agent(env)
         weights = [v.numpy() for v in agent._q_network.variables]
@@ -105,4 +105,4 @@ class WarmStartTest(tf.test.TestCase):
 
     def test_refuses_imitation_without_the_change_cue(self):
         with self.assertRaisesRegex(ValueError, "change_cue=True"):
-            stage2.PatchworkConfig(imitation_steps=10, change_cue=False)
+            configs.AttentionConfig(imitation_steps=10, change_cue=False)

@@ -5,7 +5,7 @@ import tensorflow as tf
 import tf_keras
 
 import patchwork_tf as pw
-from patchwork_tf import export
+from patchwork_tf import runs
 from patchwork_tf.serving import compact_state
 from patchwork_tf.serving import exportable
 from patchwork_tf import tasks
@@ -112,7 +112,7 @@ class _HistoryQ(tf.Module):
 @pytest.mark.parametrize("task, size, m, n, with_policy", [
     ("detection", 128, 4, 2, False), ("segmentation", 64, 2, 1, True)])
 def test_compact_state_streams_equal_whole_memory_streams(task, size, m, n, with_policy):
-    model, postprocess = export.build_model(task, size, 0.35)
+    model, postprocess = runs.build_model(task, size, 0.35)
     model = small_models.calibrate_batch_norm(model)
     grid = pw.WindowGrid((size, size), m, n)
     observed = tasks.get(task).observed_cell

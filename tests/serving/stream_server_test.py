@@ -14,7 +14,7 @@ import tensorflow as tf
 import tf_keras
 
 import patchwork_tf as pw
-from patchwork_tf import export
+from patchwork_tf import runs
 from patchwork_tf.data import synthetic
 from patchwork_tf.evaluation import stream as stream_lib
 from patchwork_tf.serving import exportable
@@ -36,7 +36,7 @@ def detector(tmp_path_factory):
     and are distinct (ties would make NMS's order depend on float noise). Saving traces the
     module's functions, which the in-process tests then reuse."""
     tf_keras.utils.set_random_seed(0)
-    model, post = export.build_model("detection", FRAME, 0.35, num_classes=NUM_CLASSES,
+    model, post = runs.build_model("detection", FRAME, 0.35, num_classes=NUM_CLASSES,
                                      max_detections=10, score_threshold=0.1)
     small_models.calibrate_batch_norm(model)
     twin = pw.patchwork_model(model, pw.WindowGrid((FRAME, FRAME), 2, 1), fold_batch_norm=True)

@@ -12,11 +12,12 @@ import tensorflow as tf
 import tf_keras
 
 import patchwork_tf as pw
-from patchwork_tf import export
+from patchwork_tf import runs
 from patchwork_tf import tasks
 from patchwork_tf.core import cells
 from patchwork_tf.data import clips as clips_lib
 from patchwork_tf.serving import exportable
+from patchwork_tf.serving import exporter
 from patchwork_tf.serving import tflite_export
 from tests.core import small_models
 
@@ -27,7 +28,7 @@ MAX_DETECTIONS = 10
 
 def _detector():
     tf_keras.utils.set_random_seed(0)
-    model, post = export.build_model("detection", SIZE, 0.35, max_detections=MAX_DETECTIONS)
+    model, post = runs.build_model("detection", SIZE, 0.35, max_detections=MAX_DETECTIONS)
     return small_models.calibrate_batch_norm(model), post
 
 
@@ -94,7 +95,7 @@ def test_slice_windows_writes_and_crops_what_the_scatter_does():
 
 def test_tflite_export_refuses_band_writes(tmp_path):
     with pytest.raises(ValueError, match="--write=window"):
-        export.export(str(tmp_path), task="detection", frame_size=SIZE, depth_multiplier=0.35,
+        exporter.export(str(tmp_path), task="detection", frame_size=SIZE, depth_multiplier=0.35,
                       m=2, n=1, write="bands", export_format="tflite")
 
 
@@ -113,7 +114,7 @@ def test_cli_tflite_files_match_the_saved_model(tmp_path):
     assert completed.returncode == 0, completed.stderr[-4000:]
     record = json.load(open(os.path.join(lite_dir, tflite_export.METADATA_FILE)))
     assert record["scan_order"] == [3, 1, 2, 0] and record["task"] == "detection"
-    export.export(str(tmp_path / "saved"), task="detection", frame_size=SIZE,
+    exporter.export(str(tmp_path / "saved"), task="detection", frame_size=SIZE,
                   depth_multiplier=0.35, m=2, n=1, max_detections=MAX_DETECTIONS,
                   scan_order=[3, 1, 2, 0], checkpoint=str(tmp_path / "checkpoints"))
     saved = tf.saved_model.load(str(tmp_path / "saved"))

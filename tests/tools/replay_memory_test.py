@@ -16,7 +16,8 @@ MEMORY_FLOATS, POOLED_FLOATS, NUM_ACTIONS = 4 * 4 * 192, 4 * 192, 4
 def _run(tmp_path, *args):
     flag_file = tmp_path / "toy.flags"
     flag_file.write_text("\n".join([
-        f"--model_dir={tmp_path}/run", "--task=detection", "--frame_size=64", "--alpha=0.35",
+        f"--model_dir={tmp_path}/run", "--task=detection", "--frame_size=64",
+        "--depth_multiplier=0.35",
         "--m=2", "--n=1", f"--num_streams={STREAMS}", "--clip_length=4",
         f"--replay_capacity={CAPACITY}", "--sample_batch_size=4",
         "--initial_collect_steps=2"]) + "\n")

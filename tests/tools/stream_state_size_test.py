@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import patchwork_tf as pw
-from patchwork_tf import export
+from patchwork_tf import runs
 from patchwork_tf.policy import observation
 from patchwork_tf import tasks
 
@@ -19,7 +19,7 @@ SIZE, M, N = 64, 2, 1
 def _expected_bytes():
     """Whole and compact bytes per stream, counted from the twin with write='bands': every
     halo cell but the observed one keeps the in-frame pixels of its step's ring tables."""
-    model, _ = export.build_model("detection", SIZE, 0.35)
+    model, _ = runs.build_model("detection", SIZE, 0.35)
     grid = pw.WindowGrid((SIZE, SIZE), M, N)
     observed = tasks.get("detection").observed_cell
     twin = pw.patchwork_model(model, grid, write="bands", full_memory_cells=[observed])

@@ -30,8 +30,9 @@ def test_segmenter_j_of_an_all_foreground_prediction():
 
 @pytest.mark.slow
 def test_evaluate_stage1_reads_the_latest_checkpoint(tmp_path):
-    stage1.train_stage1(str(tmp_path), "detection", num_steps=2, verbose=0, frame_size=(64, 64),
-                        batch_size=2, num_train_clips=2, frames_per_clip=1)
+    stage1.train_stage1(str(tmp_path), stage1.Stage1Config(
+        "detection", num_steps=2, frame_size=(64, 64), batch_size=2, num_train_clips=2,
+        frames_per_clip=1), verbose=0)
     result = evaluation.evaluate_stage1(str(tmp_path), num_clips=2, clip_length=4)
     assert result["task"] == "detection" and result["step"] == 2
     assert 0.0 <= result["mAP"] <= 1.0

@@ -112,8 +112,8 @@ BN1 = "model/layer_with_weights-1/{}/.ATTRIBUTES/VARIABLE_VALUE"
 @pytest.mark.slow
 def test_stage3_fine_tunes_all_but_batch_norm_and_the_run_uses_its_weights(synthetic_runs,
                                                                           tmp_path):
-    from patchwork_tf import evaluate
     from patchwork_tf import visualize
+    from patchwork_tf.evaluation import api
     model_dir = synthetic_runs["synthetic_det.flags"]
     before, tuned = (tf.train.load_checkpoint(tf.train.latest_checkpoint(
         os.path.join(model_dir, stage, "checkpoints"))) for stage in ("stage1", "stage3"))
@@ -122,7 +122,7 @@ def test_stage3_fine_tunes_all_but_batch_norm_and_the_run_uses_its_weights(synth
         np.testing.assert_array_equal(before.get_tensor(BN1.format(name)),
                                       tuned.get_tensor(BN1.format(name)))
     # The evaluation restores the fine-tuned weights and stage 3's Q-network.
-    loaded = evaluate.load_trained(model_dir)
+    loaded = api.load_trained(model_dir)
     np.testing.assert_array_equal(loaded.model.get_layer("Conv1").kernel.numpy(),
                                   tuned.get_tensor(CONV1))
     assert loaded.agent_checkpoint == tf.train.latest_checkpoint(

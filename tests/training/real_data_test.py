@@ -14,8 +14,8 @@ from patchwork_tf.training import stage1
 from tests.data import fixtures
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TINY = dict(frame_size=(64, 64), alpha=0.35, batch_size=4, num_steps=3, checkpoint_every=100,
-            verbose=0)
+TINY = dict(frame_size=(64, 64), alpha=0.35, batch_size=4, num_steps=3)
+QUIET = dict(checkpoint_every=100, verbose=0)
 
 
 
@@ -34,9 +34,10 @@ def test_stage1_trains_and_resumes_on_real_data(tmp_path, data, task, data_name,
     model_dir = str(tmp_path)
     kwargs = dict(data=data_name, data_dir=data[data_name.split("_")[-1]], still_data=still,
                   still_data_dir=data[still], **TINY)
-    first = stage1.train_stage1(model_dir, task, stop_at_step=2, **kwargs)
+    first = stage1.train_stage1(model_dir, stage1.Stage1Config(task, **kwargs), stop_at_step=2,
+                                **QUIET)
     assert first["step"] == 2 and np.isfinite(first["losses"]["total"])
-    resumed = stage1.train_stage1(model_dir, task, **kwargs)
+    resumed = stage1.train_stage1(model_dir, stage1.Stage1Config(task, **kwargs), **QUIET)
     assert resumed["step"] == 3 and np.isfinite(resumed["losses"]["total"])
     assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith("ckpt-3")
     config = stage1.load_config(model_dir)
@@ -47,9 +48,9 @@ def test_stage1_trains_and_resumes_on_real_data(tmp_path, data, task, data_name,
                      extensible=stage1.DATA_PATHS)
     assert stage1.load_config(model_dir).data_dir == "/moved"
     with pytest.raises(ValueError, match="other settings"):
-        stage1.train_stage1(model_dir, task, **dict(kwargs, data_dir="/moved",
-                                                    still_data_dir="/moved2",
-                                                    still_fraction=0.25))
+        stage1.train_stage1(model_dir, stage1.Stage1Config(
+            task, **dict(kwargs, data_dir="/moved", still_data_dir="/moved2",
+                         still_fraction=0.25)), **QUIET)
 
 
 def test_num_classes_must_be_the_sources():

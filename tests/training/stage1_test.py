@@ -1,4 +1,5 @@
 """Tests for stage-1 training: the loss falls, checkpoints resume exactly, summaries, config."""
+import dataclasses
 import glob
 import json
 import os
@@ -34,9 +35,10 @@ def _loss(model, config, images, labels):
 def test_short_training_lowers_the_loss_and_writes_summaries(tmp_path, task):
     images, labels = _fixed_batch(task)
     model_dir = str(tmp_path / task)
-    first = stage1.train_stage1(model_dir, task, num_steps=40, stop_at_step=1, verbose=0, **TINY)
+    config = stage1.Stage1Config(task, num_steps=40, **TINY)
+    first = stage1.train_stage1(model_dir, config, stop_at_step=1, verbose=0)
     before = _loss(first["model"], first["config"], images, labels)
-    last = stage1.train_stage1(model_dir, task, num_steps=40, summary_every=10, verbose=0, **TINY)
+    last = stage1.train_stage1(model_dir, config, summary_every=10, verbose=0)
     assert last["step"] == 40
     after = _loss(last["model"], last["config"], images, labels)
     assert after < 0.7 * before, (before, after)
@@ -59,12 +61,13 @@ def test_short_training_lowers_the_loss_and_writes_summaries(tmp_path, task):
 
 @pytest.mark.slow
 def test_resumed_run_equals_an_uninterrupted_run(tmp_path):
-    settings = dict(num_steps=6, checkpoint_every=100, verbose=0, **TINY)
+    config = stage1.Stage1Config("detection", num_steps=6, **TINY)
+    settings = dict(checkpoint_every=100, verbose=0)
     split_dir, whole_dir = str(tmp_path / "split"), str(tmp_path / "whole")
-    stage1.train_stage1(split_dir, "detection", stop_at_step=3, **settings)
+    stage1.train_stage1(split_dir, config, stop_at_step=3, **settings)
     assert tf.train.latest_checkpoint(os.path.join(split_dir, "checkpoints")).endswith("ckpt-3")
-    resumed = stage1.train_stage1(split_dir, "detection", **settings)
-    whole = stage1.train_stage1(whole_dir, "detection", **settings)
+    resumed = stage1.train_stage1(split_dir, config, **settings)
+    whole = stage1.train_stage1(whole_dir, config, **settings)
     assert resumed["step"] == whole["step"] == 6
     got, want = resumed["model"].variables, whole["model"].variables
     assert [v.name for v in got] == [v.name for v in want]
@@ -83,14 +86,16 @@ def test_resumed_run_equals_an_uninterrupted_run(tmp_path):
 @pytest.mark.slow
 def test_a_time_limit_stops_and_saves_and_a_rerun_finishes(tmp_path):
     model_dir = str(tmp_path / "timed")
-    settings = dict(num_steps=3, checkpoint_every=100, verbose=0, **TINY)
-    stopped = stage1.train_stage1(model_dir, "detection", max_seconds=0, **settings)
+    config = stage1.Stage1Config("detection", num_steps=3, **TINY)
+    settings = dict(checkpoint_every=100, verbose=0)
+    stopped = stage1.train_stage1(model_dir, config, max_seconds=0, **settings)
     assert stopped["step"] == 1 and stopped["out_of_time"]
     assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith("ckpt-1")
-    finished = stage1.train_stage1(model_dir, "detection", **settings)
+    finished = stage1.train_stage1(model_dir, config, **settings)
     assert finished["step"] == 3 and not finished["out_of_time"]
-    last_step_in_time = stage1.train_stage1(str(tmp_path / "one"), "detection", max_seconds=0,
-                                            **dict(settings, num_steps=1))
+    last_step_in_time = stage1.train_stage1(
+        str(tmp_path / "one"), dataclasses.replace(config, num_steps=1), max_seconds=0,
+        **settings)
     assert last_step_in_time["step"] == 1 and not last_step_in_time["out_of_time"]
 
 
@@ -99,7 +104,9 @@ def test_a_model_dir_with_other_settings_is_refused(tmp_path):
     run_config.store(model_dir, stage1.CONFIG_FILE,
                      stage1.Stage1Config(task="detection", num_steps=10))
     with pytest.raises(ValueError, match=r"other settings.*'num_steps': \(10, 20\)"):
-        stage1.train_stage1(model_dir, "detection", num_steps=20, verbose=0)
+        stage1.train_stage1(model_dir, stage1.Stage1Config("detection", num_steps=20), verbose=0)
+    with pytest.raises(TypeError, match="config must be a Stage1Config"):
+        stage1.train_stage1(model_dir, "detection")
     with pytest.raises(FileNotFoundError, match="not a stage-1 model directory"):
         stage1.load_config(str(tmp_path / "missing"))
 
@@ -110,8 +117,9 @@ def test_a_new_run_starts_from_the_backbone_weights_and_a_resume_from_its_checkp
     file_weights = backbone_files.write_weights_file(path, alpha=0.35)
     model_dir = str(tmp_path / "run")
     # A learning rate too small to move the weights: after a step they are still the file's.
-    settings = dict(TINY, num_steps=2, learning_rate=1e-9, backbone_weights=str(path), verbose=0)
-    first = stage1.train_stage1(model_dir, "detection", stop_at_step=1, **settings)
+    config = stage1.Stage1Config("detection", **dict(TINY, num_steps=2, learning_rate=1e-9,
+                                                     backbone_weights=str(path)))
+    first = stage1.train_stage1(model_dir, config, stop_at_step=1, verbose=0)
     backbone = [layer for layer in first["model"].layers if layer.name in file_weights]
     assert len(backbone) == 104
     for layer in backbone:
@@ -123,7 +131,7 @@ def test_a_new_run_starts_from_the_backbone_weights_and_a_resume_from_its_checkp
 
     # The resume restores the checkpoint and needs the file no more.
     os.remove(path)
-    resumed = stage1.train_stage1(model_dir, "detection", **settings)
+    resumed = stage1.train_stage1(model_dir, config, verbose=0)
     assert resumed["step"] == 2
 
 
@@ -149,8 +157,8 @@ def test_bad_task_and_strategy_names_are_refused():
 
 @pytest.mark.slow
 def test_training_runs_under_the_mirrored_strategy(tmp_path):
-    result = stage1.train_stage1(str(tmp_path), "segmentation", strategy="mirrored",
-                                 num_steps=2, verbose=0, **TINY)
+    result = stage1.train_stage1(str(tmp_path), stage1.Stage1Config(
+        "segmentation", num_steps=2, **TINY), strategy="mirrored", verbose=0)
     assert result["step"] == 2
     assert np.isfinite(result["losses"]["total"])
 
@@ -187,8 +195,8 @@ def test_resumed_dataset_continues_the_batch_sequence():
 @pytest.mark.slow
 def test_the_ssd_loss_trains_with_a_finite_loss_and_is_stored(tmp_path):
     model_dir = str(tmp_path / "ssd")
-    result = stage1.train_stage1(model_dir, "detection", num_steps=3, detection_loss="ssd",
-                                 verbose=0, **TINY)
+    result = stage1.train_stage1(model_dir, stage1.Stage1Config(
+        "detection", num_steps=3, detection_loss="ssd", **TINY), verbose=0)
     assert result["step"] == 3
     assert np.isfinite(result["losses"]["total"]) and result["losses"]["total"] > 0
     # The synthetic frames hold objects, so 3:1 mining keeps negatives.

@@ -7,7 +7,7 @@ import shutil
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXPERIMENTS = os.path.join(REPO, "experiments")
 TOY_SIZES = [
-    "--frame_size=128", "--alpha=0.35", "--stage1_steps=2", "--stage1_batch_size=2",
+    "--frame_size=128", "--depth_multiplier=0.35", "--stage1_steps=2", "--stage1_batch_size=2",
     "--stage1_train_clips=4", "--num_streams=2", "--clip_length=4", "--num_train_clips=4",
     "--replay_capacity=8", "--sample_batch_size=4", "--initial_collect_steps=2",
     "--target_update_period=2", "--epsilon_decay_steps=2", "--stage2_steps=2",
