@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from patchwork_tf.policy import observation as observation_lib
+from patchwork_tf.policy import stream
 
 FOLLOW = ("dqn", "change", "oracle")
 CHOOSERS = ("followed", "dqn", "change", "oracle", "uniform")
@@ -97,8 +98,10 @@ def counterfactual_records(twin, observer, observed_cell, metric_fn, clips: Iter
         quality = metric_fn(tf.nest.map_structure(repeat, gt), outputs)
         return tf.reshape(quality, [batch, num_actions])
 
-    step = tf.function(twin.step_fn)
-    warm_start = tf.function(twin.warm_start_fn)
+    start = tf.function(lambda inputs: stream.stream_start(
+        twin, observer, inputs, twin_state={}, key_frame=True)[:3])
+    step = tf.function(lambda inputs, actions, state, observer_state: stream.stream_step(
+        twin, observer, inputs, actions, state, observer_state)[:3])
     score = tf.function(metric_fn)
     records = {"quality": [], "previous": [], "chosen": [], "q_values": [], "change": []}
     clips = list(clips)
@@ -108,11 +111,9 @@ def counterfactual_records(twin, observer, observed_cell, metric_fn, clips: Iter
         clip_length = int(frames.shape[1])
         truth = lambda t: {name: tf.constant(v[:, t]) for name, v in batch.items()}  # noqa
         inputs = preprocess_fn(frames[:, 0])
-        outputs, state = warm_start(inputs)
-        observer_state = observer.start(inputs)
+        outputs, state, observer_state = start(inputs)
         for t in range(1, clip_length):
-            observation = observer.observation(twin.memory_view(state, observed_cell),
-                                               observer_state)
+            observation = stream.observe(twin, observer, state, observer_state, observed_cell)
             inputs = preprocess_fn(frames[:, t])
             quality = try_every_window(inputs, state, truth(t)).numpy()
             previous = score(truth(t), outputs).numpy()
@@ -121,8 +122,8 @@ def counterfactual_records(twin, observer, observed_cell, metric_fn, clips: Iter
                       if observer.change_cue else None)
             chooser = {"dqn": q_values, "change": change, "oracle": quality}[follow]
             chosen = np.argmax(chooser, axis=-1).astype(np.int32)
-            outputs, state = step(inputs, tf.constant(chosen), state)
-            observer_state = observer.advance(observer_state, inputs, tf.constant(chosen))
+            outputs, state, observer_state = step(inputs, tf.constant(chosen), state,
+                                                  observer_state)
             for key, value in (("quality", quality), ("previous", previous),
                                ("chosen", chosen), ("q_values", q_values),
                                ("change", change)):

@@ -56,18 +56,18 @@ import time
 import numpy as np
 import tensorflow as tf
 import tf_keras
-from tf_agents.trajectories import time_step as ts
 
 from patchwork_tf.core import flops as flops_lib
 from patchwork_tf.data import clips as clips_lib
 from patchwork_tf.data import pipeline
 from patchwork_tf.data import videos as videos_lib
 from patchwork_tf.evaluation import bootstrap
+from patchwork_tf.evaluation import flops as decision_flops
 from patchwork_tf.evaluation import latency
-from patchwork_tf.evaluation import policies
 from patchwork_tf.evaluation import profiling
+from patchwork_tf.policy import choosers
 from patchwork_tf.policy import observation as observation_lib
-from patchwork_tf.policy import q_network
+from patchwork_tf.policy import stream as stream_lib
 
 STREAM_STARTS = ("zeros", "key_frame")
 
@@ -138,7 +138,7 @@ class PatchworkRunner:
           twin: a `PatchworkModel` (`patchwork_tf.patchwork_model`); its cells may write
             'window' or 'bands', and the observed cell must keep its whole memory.
           task: a `tasks.DetectionTask` or `tasks.SegmentationTask`.
-          policy: one of `policies.POLICIES`.
+          policy: one of `choosers.NAMES`.
           q_fn: for 'dqn', observation dict(memory, history) -> Q-values [B, A].
           observed_cell: the cell whose memory the policy observes (layer L of the Q-network);
             needed by 'dqn', and by the others only to build the same observation.
@@ -169,32 +169,24 @@ class PatchworkRunner:
                                    tf.int32)
         memory = twin.memory_view(twin.initial_state(1), observed_cell)
         self._observation_spec = self._observer.spec(memory.shape[1:])
-        action_spec = q_network.window_action_spec(grid.num_actions)
-        self.policy = policies.make_policy(policy, ts.time_step_spec(self._observation_spec),
-                                           action_spec, q_fn=q_fn)
+        self.chooser = choosers.by_name(policy, grid.num_actions, q_fn=q_fn)
         self._q_fn = q_fn
         self._streams = 2 if self.flip else 1
         self._step = tf.function(self._step_fn)
-        self._first_action = tf.function(self._first_action_fn)
+        self._start = tf.function(self._start_fn)
 
-    def _time_step(self, step_type, observer_state):
-        memory = self.twin.memory(self.observed_cell)[:1]
-        return ts.TimeStep(step_type=tf.fill([1], tf.cast(step_type, tf.int32)),
-                           reward=tf.zeros([1]), discount=tf.ones([1]),
-                           observation=self._observer.observation(memory, observer_state))
+    def _start_fn(self, frame, key_frame):
+        start = stream_lib.stream_start(
+            self.twin, self._observer, frame, key_frame=key_frame, chooser=self.chooser,
+            observed_cell=self.observed_cell, mirror=self._mirror if self.flip else None)
+        return start.next_actions, start.observer_state
 
-    def _first_action_fn(self, frame, policy_state):
-        observer_state = self._observer.start(frame)
-        step = self.policy.action(self._time_step(ts.StepType.FIRST, observer_state), policy_state)
-        return step.action, observer_state, step.state
-
-    def _step_fn(self, frame, action, observer_state, policy_state):
-        frames = _with_mirror(frame) if self.flip else frame
-        actions = tf.concat([action, tf.gather(self._mirror, action)], 0) if self.flip else action
-        predictions = self.task.predictions(self.twin.step(frames, actions), flip=self.flip)
-        observer_state = self._observer.advance(observer_state, frame, action)
-        step = self.policy.action(self._time_step(ts.StepType.MID, observer_state), policy_state)
-        return predictions, step.action, observer_state, step.state
+    def _step_fn(self, frame, action, observer_state):
+        step = stream_lib.stream_step(
+            self.twin, self._observer, frame, action, None, observer_state, chooser=self.chooser,
+            observed_cell=self.observed_cell, mirror=self._mirror if self.flip else None)
+        predictions = self.task.predictions(step.outputs, flip=self.flip)
+        return predictions, step.next_actions, step.observer_state
 
     def job_flops(self):
         """FLOPs of one key frame: the window step (twice with flip) and the policy."""
@@ -204,8 +196,8 @@ class PatchworkRunner:
     def policy_flops(self):
         """FLOPs of one policy decision: the change cue when observed, plus the Q-network for
         'dqn'; 0 for scanning and random."""
-        return policies.decision_flops(self._observer, self._observation_spec["memory"].shape,
-                                       self._q_fn)
+        return decision_flops.decision_flops(
+            self._observer, self._observation_spec["memory"].shape, self._q_fn)
 
     def startup_flops(self):
         """FLOPs of the full-frame pass at a stream's first frame (twice with flip)."""
@@ -217,16 +209,13 @@ class PatchworkRunner:
         the policy's first window."""
         check_stream_start(start)
         self.twin.reset_states(self._streams)
-        if start == "key_frame":
-            self.twin.warm_start(_with_mirror(frame) if self.flip else frame)
-        self._action, self._observer_state, self._policy_state = self._first_action(
-            frame, self.policy.get_initial_state(1))
+        self._action, self._observer_state = self._start(frame, start == "key_frame")
 
     def __call__(self, frame):
         """Predictions for one frame float32 [1, H, W, 3] (host numpy); advances the policy."""
         self.last_action = int(self._action.numpy()[0])
-        predictions, self._action, self._observer_state, self._policy_state = self._step(
-            frame, self._action, self._observer_state, self._policy_state)
+        predictions, self._action, self._observer_state = self._step(
+            frame, self._action, self._observer_state)
         return _host(predictions)
 
 

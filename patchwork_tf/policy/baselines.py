@@ -1,104 +1,135 @@
-"""Hand-designed attention policies of paper Tab. 1 (Sec. 4): random and scanning.
+"""The window choosers of `patchwork_tf.policy.choosers` as tf-agents policies (Tab. 1).
 
-Both are tf-agents policies over the same time step and action specs as the learned DDQN
-policy, so drivers, environments and evaluation treat all three alike.
+`ChooserPolicy` wraps any chooser over the same time step and action specs as the learned
+DDQN policy, so drivers, environments and evaluation treat all of them alike:
+
+* 'dqn': `GreedyQPolicy`, the argmax of a Q-function (any callable observation -> Q-values
+  [B, A], e.g. the `AttentionQNetwork` that stage 2 trains);
+* 'scanning': `ScanningPolicy`, row-major over the grid or in a given order;
+* 'random': `random_policy`, uniform over the windows;
+* 'change': `ChangePolicy`, the window whose pixels changed most since it was last
+  processed (ours, not the paper's; needs the change cue).
+
+A chooser that reads the last action (scanning) keeps it as the policy state, int32 per
+stream; a FIRST time step (a new clip) restarts that stream as if it had taken none.
 """
-import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
-from tf_agents.policies import random_tf_policy
 from tf_agents.policies import tf_policy
 from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import policy_step
 
+from patchwork_tf.policy import choosers
 
-def random_policy(time_step_spec, action_spec):
-    """The Random baseline of Tab. 1: each stream picks a window uniformly at each step.
-
-    Args:
-      time_step_spec: the environment's `TimeStep` spec.
-      action_spec: scalar integer `BoundedTensorSpec` of window indices.
-
-    Returns:
-      A `RandomTFPolicy`.
-    """
-    return random_tf_policy.RandomTFPolicy(time_step_spec, action_spec)
+POLICIES = choosers.NAMES
 
 
-class ScanningPolicy(tf_policy.TFPolicy):
-    """The Scanning baseline of Tab. 1: windows in a fixed order, each once per cycle.
+def _num_actions(action_spec):
+    if not (isinstance(action_spec, tensor_spec.BoundedTensorSpec)
+            and action_spec.dtype == tf.int32 and action_spec.shape.rank == 0
+            and int(action_spec.minimum) == 0):
+        raise ValueError("action_spec must be a scalar int32 BoundedTensorSpec of windows "
+                         f"0 .. A - 1 (q_network.window_action_spec), got {action_spec}.")
+    return int(action_spec.maximum) + 1
 
-    The policy state is an int32 counter per stream: the number of actions taken since the
-    stream's episode began. A stream whose time step is FIRST (a new clip) restarts the scan at
-    `order[0]`; otherwise it takes `order[counter % num_actions]`. So every window is visited
-    exactly once in every `num_actions` consecutive steps of a stream, streams independently.
-    """
 
-    def __init__(self, time_step_spec, action_spec, order=None, name="ScanningPolicy"):
+class ChooserPolicy(tf_policy.TFPolicy):
+    """A `choosers.Chooser` as a deterministic tf-agents policy."""
+
+    def __init__(self, time_step_spec, action_spec, chooser, name=None):
         """Builds the policy.
 
         Args:
           time_step_spec: the environment's `TimeStep` spec.
-          action_spec: scalar integer `BoundedTensorSpec` with actions minimum .. maximum.
-          order: a permutation of all actions (the scan pattern); None means ascending, i.e.
-            row-major over the window grid.
-          name: the policy's name.
+          action_spec: scalar int32 `BoundedTensorSpec` of window indices 0 .. A - 1.
+          chooser: a `choosers.Chooser` over A windows.
+          name: the policy's name; None names it after the chooser.
 
         Raises:
-          ValueError: an action spec that is not one bounded scalar integer, or an `order` that
-            is not a permutation of all its actions.
+          ValueError: another action spec, or a chooser over another number of windows.
         """
-        if not (isinstance(action_spec, tensor_spec.BoundedTensorSpec)
-                and action_spec.dtype.is_integer and action_spec.shape.rank == 0):
-            raise ValueError(
-                f"action_spec must be a scalar integer BoundedTensorSpec, got {action_spec}.")
-        actions = np.arange(int(action_spec.minimum), int(action_spec.maximum) + 1)
-        order = actions if order is None else np.asarray(order)
-        if order.shape != actions.shape or not np.array_equal(np.sort(order), actions):
-            raise ValueError(
-                f"order must be a permutation of the actions {actions.tolist()}, got "
-                f"{np.asarray(order).tolist()}.")
+        num_actions = _num_actions(action_spec)
+        if chooser.num_actions != num_actions:
+            raise ValueError(f"The {chooser.name!r} chooser has {chooser.num_actions} windows but "
+                             f"the action spec {num_actions}.")
+        self._chooser = chooser
+        self._stateful = chooser.reads_last_action
         super().__init__(
-            time_step_spec,
-            action_spec,
-            policy_state_spec=tensor_spec.TensorSpec((), tf.int32, name="scan_counter"),
-            name=name)
-        self._order = tf.constant(order, action_spec.dtype)
+            time_step_spec, action_spec,
+            policy_state_spec=(tensor_spec.TensorSpec((), tf.int32, name="last_action")
+                               if self._stateful else ()),
+            name=name or f"{chooser.name.capitalize()}Policy")
+
+    @property
+    def chooser(self):
+        return self._chooser
 
     def _variables(self):
-        return []
+        return list(self._chooser.variables)
+
+    def _get_initial_state(self, batch_size):
+        if not self._stateful:
+            return ()
+        return tf.fill(tf.reshape(batch_size, [1]), -1)
 
     def _distribution(self, time_step, policy_state):
-        counter = tf.where(time_step.is_first(), tf.zeros_like(policy_state), policy_state)
-        num_actions = tf.shape(self._order, out_type=counter.dtype)[0]
-        actions = tf.gather(self._order, tf.math.floormod(counter, num_actions))
-        return policy_step.PolicyStep(
-            tfp.distributions.Deterministic(loc=actions), counter + 1, ())
+        if self._stateful:
+            last_actions = tf.where(time_step.is_first(), -1, policy_state)
+        else:
+            last_actions = tf.fill(tf.shape(time_step.step_type), -1)
+        actions = self._chooser(time_step.observation, last_actions)
+        return policy_step.PolicyStep(tfp.distributions.Deterministic(loc=actions),
+                                      actions if self._stateful else policy_state, ())
 
 
-class ChangePolicy(tf_policy.TFPolicy):
-    """Looks where the frame changed most: `argmax_a change_a` of the observation's change cue.
+class GreedyQPolicy(ChooserPolicy):
+    """`argmax_a Q(S_t, a)` of `q_fn`, observation -> Q-values [B, A]; stateless."""
 
-    A hand-designed policy of ours, not the paper's: it reads the `change` entry that
-    `patchwork_tf.policy.observation` adds (mean absolute change of each window's pixels since
-    the window was last processed) and ignores the memory and history. Ties (e.g. right after
-    a key frame, when every change is 0) go to the lowest window index.
-    """
+    def __init__(self, time_step_spec, action_spec, q_fn, name="GreedyQPolicy"):
+        super().__init__(time_step_spec, action_spec,
+                         choosers.greedy(q_fn, _num_actions(action_spec)), name)
+
+
+class ScanningPolicy(ChooserPolicy):
+    """The Scanning baseline of Tab. 1: windows in `order` (a permutation; None is row-major),
+    each once in every A consecutive steps of a stream, streams independently."""
+
+    def __init__(self, time_step_spec, action_spec, order=None, name="ScanningPolicy"):
+        super().__init__(time_step_spec, action_spec,
+                         choosers.scanning(_num_actions(action_spec), order), name)
+
+
+class ChangePolicy(ChooserPolicy):
+    """`argmax_a change_a` of the observation's change cue."""
 
     def __init__(self, time_step_spec, action_spec, name="ChangePolicy"):
+        """Raises ValueError for an observation spec without `change`."""
         observation_spec = time_step_spec.observation
         if not isinstance(observation_spec, dict) or "change" not in observation_spec:
             raise ValueError(
-                "ChangePolicy reads observation['change']: build the observation with the change "
-                f"cue (AttentionObservation(change_cue=True)); got {observation_spec}.")
-        super().__init__(time_step_spec, action_spec, name=name)
+                "ChangePolicy reads observation['change']: build the observation with the "
+                f"change cue (AttentionObservation(change_cue=True)); got {observation_spec}.")
+        super().__init__(time_step_spec, action_spec,
+                         choosers.change(_num_actions(action_spec)), name)
 
-    def _variables(self):
-        return []
 
-    def _distribution(self, time_step, policy_state):
-        actions = tf.argmax(time_step.observation["change"], axis=-1,
-                            output_type=self.action_spec.dtype)
-        actions += tf.cast(self.action_spec.minimum, actions.dtype)
-        return policy_step.PolicyStep(tfp.distributions.Deterministic(loc=actions), policy_state,
-                                      ())
+def random_policy(time_step_spec, action_spec, seed=None):
+    """The Random baseline of Tab. 1: each stream picks a window uniformly at each step."""
+    chooser = choosers.random(_num_actions(action_spec), seed)
+    return ChooserPolicy(time_step_spec, action_spec, chooser, "RandomPolicy")
+
+
+def make_policy(name, time_step_spec, action_spec, q_fn=None, seed=None):
+    """The attention policy called `name` (one of `POLICIES`) as a tf-agents `TFPolicy`.
+
+    Args:
+      name: one of `POLICIES`.
+      time_step_spec: the environment's `TimeStep` spec.
+      action_spec: scalar int32 `BoundedTensorSpec` of window indices 0 .. A - 1.
+      q_fn: for 'dqn' only, observation -> Q-values [B, A].
+      seed: the random policy's seed.
+    """
+    if name == choosers.CHANGE:
+        return ChangePolicy(time_step_spec, action_spec)
+    chooser = choosers.by_name(name, _num_actions(action_spec), q_fn=q_fn, seed=seed)
+    return ChooserPolicy(time_step_spec, action_spec, chooser)

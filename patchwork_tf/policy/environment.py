@@ -31,6 +31,7 @@ from patchwork_tf.data import clips as clips_lib
 from patchwork_tf.metrics import rewards
 from patchwork_tf.policy import observation as observation_lib
 from patchwork_tf.policy import q_network
+from patchwork_tf.policy import stream
 
 
 class VideoStreamEnvironment(tf_environment.TFEnvironment):
@@ -181,36 +182,37 @@ class VideoStreamEnvironment(tf_environment.TFEnvironment):
             step_type=tf.fill(batch, tf.cast(step_type, tf.int32)),
             reward=self._reward.value(),
             discount=tf.ones(batch, tf.float32),
-            observation=self._observer.observation(
-                self._twin.memory(self._cell_name),
-                {key: v.value() for key, v in self._observer_state.items()}))
+            observation=stream.observe(self._twin, self._observer, None,
+                                       self._observer_state_value(), self._cell_name))
 
     def _reset(self):
         clip = self._clips.get_next()
         for name, variable in self._clip.items():
             variable.assign(clip[name])
-        frames = self._frames(0)
-        predictions = self._twin.warm_start(frames)
-        tf.nest.map_structure(lambda v, t: v.assign(t), self._predictions, predictions)
+        start = stream.stream_start(self._twin, self._observer, self._frames(0), key_frame=True)
+        tf.nest.map_structure(lambda v, t: v.assign(t), self._predictions, start.outputs)
         self._frame_index.assign(0)
-        self._assign_observer_state(self._observer.start(frames))
+        self._assign_observer_state(start.observer_state)
         self._reward.assign(tf.zeros_like(self._reward))
         return self._current_time_step()
 
     def _advance(self, action):
         index = self._frame_index + 1
-        frames = self._frames(index)
-        predictions = self._twin.step(frames, action)
+        step = stream.stream_step(self._twin, self._observer, self._frames(index), action, None,
+                                  self._observer_state_value())
+        predictions = step.outputs
         gt = self._ground_truth(index)
         previous = tf.nest.map_structure(lambda v: v.value(), self._predictions)
         self._reward.assign(rewards.improvement_reward(
             self._metric_fn(gt, predictions), self._metric_fn(gt, previous),
             self._reward_kind))
         tf.nest.map_structure(lambda v, t: v.assign(t), self._predictions, predictions)
-        self._assign_observer_state(self._observer.advance(
-            {key: v.value() for key, v in self._observer_state.items()}, frames, action))
+        self._assign_observer_state(step.observer_state)
         self._frame_index.assign(index)
         return self._current_time_step()
+
+    def _observer_state_value(self):
+        return {key: v.value() for key, v in self._observer_state.items()}
 
     def _assign_observer_state(self, state):
         for key, variable in self._observer_state.items():

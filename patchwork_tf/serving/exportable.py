@@ -77,7 +77,9 @@ float32 [B, num_actions])` (the full-frame view of the chosen cell's memory and 
 `[B, num_actions]`;
 the next action is the greedy argmax. A tf-agents `Network` (which returns `(q_values,
 network_state)`) may be passed as it is. Without a policy the module scans the windows in a
-fixed order (the Scanning baseline of Tab. 1).
+fixed order (the Scanning baseline of Tab. 1): the window after the last one in the order.
+Every frame is one `patchwork_tf.policy.stream.stream_step` with these choosers
+(`patchwork_tf.policy.choosers`).
 
 The task models' predictions (`export.py` with the task objects of `patchwork_tf.tasks`)
 follow the TF Object Detection API's exported models for detection, and name segmentation
@@ -96,13 +98,14 @@ likewise:
 """
 import json
 
-import numpy as np
 import tensorflow as tf
 
 from patchwork_tf.core import twin as twin_lib
 from patchwork_tf.data import clips as clips_lib
 from patchwork_tf.data import pipeline
+from patchwork_tf.policy import choosers
 from patchwork_tf.policy import observation as observation_lib
+from patchwork_tf.policy import stream
 from patchwork_tf.serving import compact_state as compact_state_lib
 from patchwork_tf.serving import metadata as metadata_lib
 
@@ -212,14 +215,9 @@ class ExportableModule(tf.Module):
             twin.memory_view({policy_cell: tf.zeros((1,) + twin.memory_shape(policy_cell))},
                              policy_cell)
         self.policy_cell = policy_cell
-        order = np.arange(self.num_actions) if scan_order is None else np.asarray(scan_order)
-        if order.shape != (self.num_actions,) or not np.array_equal(
-                np.sort(order), np.arange(self.num_actions)):
-            raise ValueError(
-                f"scan_order must be a permutation of range({self.num_actions}), got "
-                f"{np.asarray(scan_order).tolist()}.")
-        self._scan_order = order.astype(np.int32)
-        self._scan_position = np.argsort(order).astype(np.int32)
+        self._scan_order = choosers.scan_order(scan_order, self.num_actions)
+        self._chooser = (choosers.greedy(policy, self.num_actions) if policy is not None
+                         else choosers.scanning(self.num_actions, self._scan_order))
 
         self.compact_state = bool(compact_state)
         self._codec = compact_state_lib.StateCodec(
@@ -412,29 +410,19 @@ class ExportableModule(tf.Module):
                     f"{type(value).__name__}. Make the post-processing callable return one.")
         return predictions
 
-    def _choose(self, last_actions, memories, observer_state):
-        """The next window of each stream: the policy's greedy action, or the next in scan."""
-        if self._policy is None:
-            position = tf.gather(self._scan_position, tf.maximum(last_actions, 0))
-            position = tf.where(last_actions < 0, -1, position)
-            return tf.gather(self._scan_order, (position + 1) % self.num_actions)
-        observation = self._observer.observation(
-            self.twin.memory_view(memories, self.policy_cell), observer_state)
-        q_values = self._policy(observation)
-        if isinstance(q_values, tuple):
-            q_values = q_values[0]
-        if q_values.shape[-1] != self.num_actions:
-            raise ValueError(
-                f"The policy returned Q-values of shape {q_values.shape}; expected "
-                f"[batch, {self.num_actions}], one per window of {self.twin.grid!r}.")
-        return tf.argmax(q_values, axis=-1, output_type=tf.int32)
-
-    def _result(self, outputs, image_size, actions, memories, observer_state):
-        result = self._predictions(outputs, image_size)
+    def _result(self, step, image_size, actions):
+        """The predictions of a `stream.StreamStep`, `actions` and the new state."""
+        result = self._predictions(step.outputs, image_size)
         result[ACTION] = actions
-        result.update(self._pack(memories, observer_state,
-                                 self._choose(actions, memories, observer_state)))
+        result.update(self._pack(step.twin_state, step.observer_state, step.next_actions))
         return result
+
+    def _start(self, memories, batch_size, key=lambda cell: MEMORY_PREFIX + cell):
+        """The state of new streams on `memories` (zeros) and their first windows."""
+        start = stream.stream_start(self.twin, self._observer, twin_state=memories,
+                                    chooser=self._chooser, observed_cell=self.policy_cell,
+                                    batch_size=batch_size)
+        return self._pack(memories, start.observer_state, start.next_actions, key)
 
     def _pack(self, memories, observer_state, next_action, key=lambda cell: MEMORY_PREFIX + cell):
         state = {key(cell): memories[cell] for cell in self.cells}
@@ -448,23 +436,15 @@ class ExportableModule(tf.Module):
     # ------------------------------------------------------------------ explicit state
     def _initial_full(self, batch_size):
         """The initial state with whole memories (`memory_<cell>`)."""
-        memories = self.twin.initial_state(batch_size)
-        observer_state = self._observer.initial_state(batch_size)
-        no_action = tf.fill(tf.reshape(batch_size, [1]), -1)
-        return self._pack(memories, observer_state,
-                          self._choose(no_action, memories, observer_state))
+        return self._start(self.twin.initial_state(batch_size), batch_size)
 
     def _initial_state(self, batch_size):
         """The initial state in the explicit state's layout, compact memories built as such
         (no whole map of a compact cell is made)."""
         if self._codec is None:
             return self._initial_full(batch_size)
-        memories = self._codec.initial_state(batch_size)
-        observer_state = self._observer.initial_state(batch_size)
-        no_action = tf.fill(tf.reshape(batch_size, [1]), -1)
         # The policy reads its observed cell only, which the codec keeps whole.
-        return self._pack(memories, observer_state,
-                          self._choose(no_action, memories, observer_state), self._memory_key)
+        return self._start(self._codec.initial_state(batch_size), batch_size, self._memory_key)
 
     def _checked_initial_state(self, batch_size):
         shape = tf.shape(batch_size)
@@ -487,9 +467,10 @@ class ExportableModule(tf.Module):
         actions = state[NEXT_ACTION]
         memories = {cell: state[MEMORY_PREFIX + cell] for cell in self.cells}
         inputs = self._preprocess(self._resized(frames))
-        outputs, memories = self.twin.step_fn(inputs, actions, memories)
-        observer_state = self._observer.advance(self._observer_state(state), inputs, actions)
-        return self._result(outputs, tf.shape(frames)[1:3], actions, memories, observer_state)
+        step = stream.stream_step(self.twin, self._observer, inputs, actions, memories,
+                                  self._observer_state(state), chooser=self._chooser,
+                                  observed_cell=self.policy_cell)
+        return self._result(step, tf.shape(frames)[1:3], actions)
 
     def frame_call(self, frames, state):
         """The whole frame call without the signatures' run-time checks, for compilers that
@@ -507,10 +488,11 @@ class ExportableModule(tf.Module):
     def _warm_start(self, frames):
         """A key frame on checked uint8 frames of any size."""
         inputs = self._preprocess(self._resized(frames))
-        outputs, memories = self.twin.warm_start_fn(inputs)
+        start = stream.stream_start(self.twin, self._observer, inputs, twin_state={},
+                                    key_frame=True, chooser=self._chooser,
+                                    observed_cell=self.policy_cell)
         no_action = tf.fill(tf.reshape(tf.shape(frames)[0], [1]), -1)
-        return self._result(outputs, tf.shape(frames)[1:3], no_action, memories,
-                            self._observer.start(inputs))
+        return self._result(start, tf.shape(frames)[1:3], no_action)
 
     # ------------------------------------------------------------------ one stateful stream
     def _stream_outputs(self, result):

@@ -32,7 +32,7 @@ int `classes`, `mask`, `probability`):
 | `flops`          | `step`: one window step of the twin (`core.flops.step_flops`);        |
 |                  | `full_frame`: the stock model's pass, what `warm_start` runs          |
 |                  | (`core.flops.model_flops`); `policy`: one Q-network call (TF profiler |
-|                  | count, `evaluation.policies.function_flops`) plus the change cue's    |
+|                  | count, `evaluation.flops.function_flops`) plus the change cue's       |
 |                  | analytic count, 0 for scanning. Batch 1.                              |
 
 plus what the exporter adds (`extra`), e.g. a detector's `num_classes` and NMS settings.
@@ -40,7 +40,7 @@ plus what the exporter adds (`extra`), e.g. a detector's `num_classes` and NMS s
 import json
 
 from patchwork_tf.core import flops as flops_lib
-from patchwork_tf.evaluation import policies
+from patchwork_tf.evaluation import flops as decision_flops_lib
 
 VERSION = 4
 REQUIRED_KEYS = ("version", "task", "frame_size", "predictions", "m", "n", "num_actions",
@@ -58,7 +58,7 @@ def policy_flops(module):
     the change cue it observes; 0 without a policy."""
     if module.policy is None:
         return 0
-    return policies.decision_flops(
+    return decision_flops_lib.decision_flops(
         module.observer, module.twin.view_shape(module.policy_cell),
         lambda observation: _q_values(module.policy(observation)))
 

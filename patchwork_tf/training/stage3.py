@@ -13,6 +13,8 @@ import tensorflow as tf
 import tf_keras
 
 from patchwork_tf.data import clips as clips_lib
+from patchwork_tf.policy import choosers
+from patchwork_tf.policy import stream
 from patchwork_tf.policy import trainer
 from patchwork_tf.training import stage2
 
@@ -30,21 +32,21 @@ def unrolled_clip_loss(setting, clip):
     Frame 0 is a key frame; frame t >= 1 is processed on the window that the Q-network
     chooses greedily from the observation after frame t - 1.
     """
-    twin, task, config = setting.patchwork.twin, setting.patchwork.task, setting.patchwork.config
-    observer = setting.patchwork.observer
+    patchwork = setting.patchwork
+    twin, task, cell = patchwork.twin, patchwork.task, patchwork.config.observed_cell
+    observer = patchwork.observer
+    chooser = choosers.greedy(patchwork.q_network, observer.num_actions)
     frames = clips_lib.preprocess_frames(clip["frames"])
-    _, state = twin.warm_start_fn(frames[:, 0])
-    observer_state = observer.start(frames[:, 0])
+    step = stream.stream_start(twin, observer, frames[:, 0], twin_state={}, key_frame=True,
+                               chooser=chooser, observed_cell=cell)
     losses = []
     for t in range(1, frames.shape[1]):
-        observation = observer.observation(twin.memory_view(state, config.observed_cell),
-                                           observer_state)
-        q_values, _ = setting.patchwork.q_network(observation)
-        actions = tf.argmax(q_values, axis=-1, output_type=tf.int32)
-        outputs, state = twin.step_fn(frames[:, t], actions, state)
+        last = t == frames.shape[1] - 1
+        step = stream.stream_step(twin, observer, frames[:, t], step.next_actions,
+                                  step.twin_state, step.observer_state,
+                                  chooser=None if last else chooser, observed_cell=cell)
         labels = {k: v[:, t] for k, v in clip.items() if k != "frames"}
-        losses.append(task.loss(outputs, labels)["total"])
-        observer_state = observer.advance(observer_state, frames[:, t], actions)
+        losses.append(task.loss(step.outputs, labels)["total"])
     return tf.add_n(losses) / len(losses)
 
 

@@ -7,15 +7,17 @@ serving module (`patchwork_tf.serving.exportable`): a learned policy sees the me
 cell and the action history `F_t` (Eq. 1) after the previous step (and, if it was trained
 with it, the change cue of `patchwork_tf.policy.observation`) and the window is its greedy
 action; 'scanning' visits the windows row-major, 'random' draws them uniformly (the
-baselines of Tab. 1).
+baselines of Tab. 1; `patchwork_tf.policy.choosers`). Each frame is one
+`patchwork_tf.policy.stream.stream_step`.
 """
 import dataclasses
 
 import numpy as np
-import tensorflow as tf
 
 from patchwork_tf.data import clips as clips_lib
+from patchwork_tf.policy import choosers
 from patchwork_tf.policy import observation as observation_lib
+from patchwork_tf.policy import stream
 
 POLICIES = ("scanning", "random")
 
@@ -71,7 +73,7 @@ def rollout(twin, frames, policy="scanning", cell_name=None, postprocess=None, a
       postprocess: optional callable from the twin's outputs to a dict of tensors, e.g.
         a task object (`patchwork_tf.tasks`), whose predictions the figures draw.
       alpha: the action history's decay (Eq. 1).
-      seed: the random policy's seed.
+      seed: the random policy's seed (`choosers.random`).
       warm_start: start from a key frame instead of zero memories (Fig. 4, the GIF).
       change_cue: a callable policy also observes the change cue.
 
@@ -93,34 +95,22 @@ def rollout(twin, frames, policy="scanning", cell_name=None, postprocess=None, a
     if callable(policy) and cell_name is None:
         raise ValueError("A learned policy reads a cell's memory: pass its cell_name.")
     num_actions = twin.grid.num_actions
-    rng = np.random.default_rng(seed)
+    chooser = (choosers.greedy(policy, num_actions) if callable(policy)
+               else choosers.by_name(policy, num_actions, seed=seed))
     twin.reset_states(1)
     observer = observation_lib.AttentionObservation(twin.grid, alpha, change_cue)
-    observer_state = observer.initial_state(1)
-    if warm_start:
-        key_frame = clips_lib.preprocess_frames(frames[:1])
-        twin.warm_start(key_frame)
-        observer_state = observer.start(key_frame)
-
-    def choose(t):
-        if policy == "scanning":
-            return t % num_actions
-        if policy == "random":
-            return int(rng.integers(num_actions))
-        q_values = policy(observer.observation(twin.memory(cell_name), observer_state))
-        if isinstance(q_values, tuple):
-            q_values = q_values[0]
-        return int(np.argmax(q_values[0]))
+    step = stream.stream_start(
+        twin, observer, clips_lib.preprocess_frames(frames[:1]) if warm_start else None,
+        key_frame=warm_start, chooser=chooser, observed_cell=cell_name, batch_size=1)
 
     actions, memories, predictions = [], [], []
     for t in range(frames.shape[0]):
-        action = choose(t)
-        frame = clips_lib.preprocess_frames(frames[t:t + 1])
-        outputs = twin.step(frame, tf.constant([action], tf.int32))
-        if postprocess is not None:
-            outputs = postprocess(outputs)
-        observer_state = observer.advance(observer_state, frame, tf.constant([action]))
-        actions.append(action)
+        action = step.next_actions
+        step = stream.stream_step(twin, observer, clips_lib.preprocess_frames(frames[t:t + 1]),
+                                  action, None, step.observer_state, chooser=chooser,
+                                  observed_cell=cell_name)
+        outputs = step.outputs if postprocess is None else postprocess(step.outputs)
+        actions.append(int(action[0]))
         if cell_name is not None:
             memories.append(twin.memory(cell_name).numpy()[0])
         predictions.append({k: np.asarray(v)[0] for k, v in _as_dict(outputs).items()})
