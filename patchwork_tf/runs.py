@@ -100,7 +100,7 @@ def build_model(task, frame_size, depth_multiplier, num_classes=len(synthetic.CL
         raise ValueError(f"task must be one of {MODEL_TASKS}, got {task!r}.")
     if seed is not None:
         tf_keras.utils.set_random_seed(seed)
-    if task == BACKBONE:
+    if task not in tasks.TASKS:  # BACKBONE
         return tf_keras.applications.MobileNetV2(
             input_shape=(frame_size, frame_size, 3), alpha=depth_multiplier,
             include_top=False, weights=None), None

@@ -90,9 +90,14 @@ def greedy(q_fn, num_actions):
             raise ValueError(
                 f"The policy returned Q-values of shape {q_values.shape}; expected "
                 f"[batch, {num_actions}], one per window.")
-        return tf.argmax(q_values, axis=-1, output_type=tf.int32)
+        return greedy_actions(q_values)
 
     return Chooser(GREEDY, num_actions, choose, observes=True)
+
+
+def greedy_actions(q_values):
+    """The window of highest Q per stream: int32 [B] of Q-values [B, A]."""
+    return tf.argmax(q_values, axis=-1, output_type=tf.int32)
 
 
 def scan_order(order, num_actions):

@@ -21,6 +21,7 @@ from tf_agents.utils import common
 
 from patchwork_tf.policy import agent as agent_lib
 from patchwork_tf.policy import baselines
+from patchwork_tf.policy import choosers
 
 MARGIN = 0.8  # DQfD's margin l(a_E, a) for a != a_E (Hester et al. 2018, Sec. 3).
 
@@ -115,7 +116,7 @@ def pretrain(agent, demonstrations, num_steps, sample_batch_size=64, margin=MARG
             loss = margin_loss + td_weight * td_loss
         gradients = tape.gradient(loss, variables)
         agent._optimizer.apply_gradients(zip(gradients, variables))
-        agrees = tf.cast(tf.equal(tf.argmax(q_values, -1, output_type=tf.int32),
+        agrees = tf.cast(tf.equal(choosers.greedy_actions(q_values),
                                   tf.cast(batch.action[:, 0], tf.int32)), tf.float32)
         agreement = tf.reduce_sum(used * agrees) / tf.maximum(tf.reduce_sum(used), 1.0)
         return margin_loss, td_loss, agreement
