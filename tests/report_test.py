@@ -224,3 +224,17 @@ def test_a_sweep_on_real_data_follows_the_official_protocol(tmp_path):
     text = (tmp_path / "report" / "report.md").read_text()
     assert "- sf, scan: davis, 2 videos, 10 frames (the whole split)" in text
     assert (tmp_path / "report" / "progress" / "scan" / "evaluation.json").exists()
+
+
+def test_tab1_names_the_imitation_runs_apart_from_the_dqn():
+    sf = _with_intervals(_record("sf", "single_frame", 48.9, 9.0, {"mAP": 0.893}),
+                         [0.879, 0.906], resolution=1.0)
+    imitation = _with_intervals(_record("imitation", "patchwork", 12.6, 3.0, {"mAP": 0.867}),
+                                [0.853, 0.881], policy="dqn", grid="4,2", cells=True,
+                                change_cue=True, imitation_steps=2000, stage2_steps=0)
+    after = _with_intervals(_record("after", "patchwork", 12.6, 3.0, {"mAP": 0.85}),
+                            [0.83, 0.87], policy="dqn", grid="4,2", cells=True,
+                            change_cue=True, imitation_steps=2000, stage2_steps=3000)
+    rows = results.policy_table([sf, imitation, after]).splitlines()[2:]
+    assert [row.split(" | ")[2] for row in rows[1:]] == [
+        "Imitation of the change rule (ours)", "DQN after imitation of the change rule (ours)"]

@@ -232,6 +232,8 @@ def evaluate(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False, in
         settings.update(grid=f"{m},{n}", cells=bool(cells), observed_cell=runner.observed_cell)
     if policy == "dqn" and loaded.patchwork is not None:
         settings["change_cue"] = bool(loaded.patchwork.change_cue)
+        settings["imitation_steps"] = int(loaded.patchwork.imitation_steps)
+        settings["stage2_steps"] = int(loaded.patchwork.stage2_steps)
     resize = data != "synthetic" or tuple(runner.frame_size) != tuple(clip_frame_size)
     result = stream.evaluate_stream(
         runner, videos, interval=interval, delay=delay, resize_frames=resize, name=name,

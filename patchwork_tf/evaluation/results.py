@@ -243,6 +243,9 @@ def _policy_label(record):
     if record["method"] == "single_frame":
         return "Single-frame"
     policy = record["settings"]["policy"]
+    if policy == "dqn" and record["settings"].get("imitation_steps"):
+        return ("Imitation of the change rule (ours)" if not record["settings"]["stage2_steps"]
+                else "DQN after imitation of the change rule (ours)")
     if policy == "dqn" and record["settings"].get("change_cue") is not None:
         return ("DQN (ours: change cue)" if record["settings"]["change_cue"]
                 else "DQN (paper: no change cue)")
