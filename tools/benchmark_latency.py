@@ -17,9 +17,9 @@ Prints the CPU model and a table with FLOPs (analytic, `patchwork_tf.core.flops`
 ratios step / full frame and step / ideal window. `--profile_dir` writes a TF profiler trace
 of the measured steps that TensorBoard's profile plugin opens.
 
-  python tools/benchmark_latency.py --alpha=1.0 --frame_size=384 --grids=2:1,4:2,4:1 \
+  python tools/benchmark_latency.py --depth_multiplier=1.0 --frame_size=384 --grids=2:1,4:2,4:1 \
       --batch_norm=as_is,folded
-  python tools/benchmark_latency.py --alpha=0.35 --frame_size=128 --grids=4:2 \
+  python tools/benchmark_latency.py --depth_multiplier=0.35 --frame_size=128 --grids=4:2 \
       --step_modes=graph --writes=bands --batch_norm=folded --presets=default,inference
 
 `--mode=frame_call` times instead what a deployed detector runs per frame, uint8 frame in,
@@ -51,7 +51,7 @@ flags.DEFINE_list("frame_call_configs", ["0.35:128", "1.0:384"],
 flags.DEFINE_string("frame_call_grid", "4:2", "With --mode=frame_call: Patchwork's M:N.")
 flags.DEFINE_list("runtimes", ["graph", "xla", "tflite"],
                   "With --mode=frame_call: the runtimes each side is timed on.")
-flags.DEFINE_float("alpha", 1.0, "MobileNetV2 depth multiplier.")
+flags.DEFINE_float("depth_multiplier", 1.0, "MobileNetV2 depth multiplier.")
 flags.DEFINE_integer("frame_size", 384, "Square frame size in pixels.")
 flags.DEFINE_list("grids", ["2:1", "4:2", "4:1"], "Grids to measure, each as M:N.")
 flags.DEFINE_integer("steps", 60, "Measured steps per variant (at least 50 for the report).")
@@ -123,7 +123,7 @@ def main(argv):
     from patchwork_tf.core import flops
     from patchwork_tf.core import folding
 
-    size, alpha = FLAGS.frame_size, FLAGS.alpha
+    size, alpha = FLAGS.frame_size, FLAGS.depth_multiplier
     variants = {}  # name -> (callable running one frame, FLOPs report)
 
     def stock(input_size):

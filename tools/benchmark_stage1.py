@@ -14,7 +14,7 @@ compared. Backends (`--backends`):
 * `onednn`: oneDNN with every ISA this CPU has.
 
 Per backend it measures, on the model and data of `experiments/synthetic_det.flags` (SSDLite
-MobileNetV2 at `--frame_size`, `--alpha`, `--batch_size` frames of the synthetic benchmark):
+MobileNetV2 at `--frame_size`, `--depth_multiplier`, `--batch_size` frames of the synthetic benchmark):
 milliseconds per batch of the stage-1 input pipeline alone (`stage1_data.training_dataset`:
 shuffle, flip, scale to [-1, 1], batch), per train step on one cached batch (forward, target
 assignment, loss, backward, Adam), and per train step reading the pipeline
@@ -40,7 +40,7 @@ from absl import app, flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("frame_size", 128, "Square frame size in pixels.")
-flags.DEFINE_float("alpha", 0.35, "MobileNetV2 depth multiplier.")
+flags.DEFINE_float("depth_multiplier", 0.35, "MobileNetV2 depth multiplier.")
 flags.DEFINE_integer("batch_size", 16, "Frames per batch.")
 flags.DEFINE_integer("num_train_clips", 32, "Synthetic clips the frames come from.")
 flags.DEFINE_integer("steps", 20, "Measured steps per backend and round.")
@@ -91,7 +91,7 @@ def _worker():
     from patchwork_tf.training import stage1_data
 
     config = stage1.Stage1Config(
-        task="detection", frame_size=(FLAGS.frame_size, FLAGS.frame_size), alpha=FLAGS.alpha,
+        task="detection", frame_size=(FLAGS.frame_size, FLAGS.frame_size), alpha=FLAGS.depth_multiplier,
         batch_size=FLAGS.batch_size, num_train_clips=FLAGS.num_train_clips, num_steps=8000)
     frames = stage1_data.synthetic_frames("train", "detection", FLAGS.num_train_clips,
                                           config.frame_size, config.frames_per_clip,
@@ -145,7 +145,7 @@ def _run_worker(backend, gradients_out):
     argv = [sys.executable, os.path.abspath(__file__), f"--worker={backend}",
             f"--gradients_out={gradients_out}"] + [
         f"--{name}={getattr(FLAGS, name)}" for name in
-        ("frame_size", "alpha", "batch_size", "num_train_clips", "steps", "warmup")]
+        ("frame_size", "depth_multiplier", "batch_size", "num_train_clips", "steps", "warmup")]
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     path = os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH")) if p)
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=path)
@@ -172,7 +172,7 @@ def main(argv):
     model, cores, onednn_default = cpu_info()
     print(f"CPU: {model}, {cores} cores; TensorFlow's default here: oneDNN "
           f"{'on' if onednn_default else 'off'}")
-    print(f"SSDLite MobileNetV2 alpha {FLAGS.alpha:g} at {FLAGS.frame_size} px, batch "
+    print(f"SSDLite MobileNetV2 alpha {FLAGS.depth_multiplier:g} at {FLAGS.frame_size} px, batch "
           f"{FLAGS.batch_size}; {FLAGS.steps} steps x {FLAGS.rounds} rounds per backend")
     runs = {backend: [] for backend in FLAGS.backends}
     with tempfile.TemporaryDirectory() as tmp:

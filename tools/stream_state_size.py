@@ -1,7 +1,7 @@
 r"""Bytes of one stream's explicit serving state, whole memories against the compact layout.
 
     PYTHONPATH=. python tools/stream_state_size.py --task=detection --frame_size=384 \
-        --alpha=1.0 --m=4 --n=2
+        --depth_multiplier=1.0 --m=4 --n=2
 
 Builds the exported module of an untrained model (`runs.build_model`, `weights=None`) as
 `serving.exporter.export_trained_run` builds a trained run's: the twin with write='bands', the
@@ -35,7 +35,7 @@ from patchwork_tf import tasks
 
 _TASK = flags.DEFINE_enum("task", "detection", runs.MODEL_TASKS, "The exported model.")
 _FRAME_SIZE = flags.DEFINE_integer("frame_size", 384, "Height = width in pixels.")
-_ALPHA = flags.DEFINE_float("alpha", 1.0, "MobileNetV2 depth multiplier.")
+_ALPHA = flags.DEFINE_float("depth_multiplier", 1.0, "MobileNetV2 depth multiplier.")
 _M = flags.DEFINE_integer("m", 4, "Slices per frame side (Sec. 3.1).")
 _N = flags.DEFINE_integer("n", 2, "Slices per window side (Sec. 3.1).")
 _WRITE = flags.DEFINE_enum("write", "bands", ("window", "bands"), "The twin's memory writes.")

@@ -45,7 +45,7 @@ def test_sizes_and_timing_at_toy_scale(tmp_path):
     output = tmp_path / "sizes.json"
     process = subprocess.run(
         [sys.executable, "tools/stream_state_size.py", "--task=detection",
-         f"--frame_size={SIZE}", "--alpha=0.35", f"--m={M}", f"--n={N}", "--time_steps=2",
+         f"--frame_size={SIZE}", "--depth_multiplier=0.35", f"--m={M}", f"--n={N}", "--time_steps=2",
          "--rounds=1", f"--output_json={output}"],
         cwd=REPO, capture_output=True, text=True, timeout=600,
         env=dict(os.environ, PYTHONPATH=REPO))
