@@ -22,67 +22,74 @@ def _numpy_smooth_l1(pred, target, weights):
     return np.where(d < 1, 0.5 * d * d, d - 0.5).sum(-1) * weights
 
 
-class DetectionLossTest(tf.test.TestCase):
+# Focal and smooth-L1 losses (RetinaNet).
 
-    def test_focal_hand_worked(self):
-        # Logit 0 -> p = 0.5, (1 - p_t)^2 = 0.25 in both columns; target column weighs 0.25, the
-        # background column 0.75: (0.25 + 0.75) * 0.25 * ln 2.
-        loss = detection.sigmoid_focal_loss([[[0.0, 0.0]]], [[1]], [[1.0]])
-        self.assertAllClose(loss, [[0.25 * np.log(2.0)]])
-        # A confident correct background anchor: logits (+inf-ish, -inf-ish) cost almost nothing.
-        loss = detection.sigmoid_focal_loss([[[20.0, -20.0]]], [[0]], [[1.0]])
-        self.assertAllClose(loss, [[0.0]], atol=1e-12)
+def test_focal_hand_worked():
+    # Logit 0 -> p = 0.5, (1 - p_t)^2 = 0.25 in both columns; target column weighs 0.25, the
+    # background column 0.75: (0.25 + 0.75) * 0.25 * ln 2.
+    loss = detection.sigmoid_focal_loss([[[0.0, 0.0]]], [[1]], [[1.0]])
+    np.testing.assert_allclose(loss, [[0.25 * np.log(2.0)]], rtol=1e-6, atol=1e-6)
+    # A confident correct background anchor: logits (+inf-ish, -inf-ish) cost almost nothing.
+    loss = detection.sigmoid_focal_loss([[[20.0, -20.0]]], [[0]], [[1.0]])
+    np.testing.assert_allclose(loss, [[0.0]], rtol=1e-6, atol=1e-12)
 
-    def test_smooth_l1_hand_worked(self):
-        loss = detection.smooth_l1_loss(
-            [[[0.5, -2.0, 0.0, 1.0]]], [[[0.0, 0.0, 0.0, 0.0]]], [[1.0]])
-        self.assertAllClose(loss, [[0.125 + 1.5 + 0.0 + 0.5]])
 
-    def test_against_numpy_and_tf_keras(self):
-        rng = np.random.default_rng(0)
-        logits = rng.normal(0, 3, (2, 6, 4)).astype(np.float32)
-        targets = rng.integers(0, 4, (2, 6)).astype(np.int32)
-        weights = (rng.uniform(size=(2, 6)) < 0.8).astype(np.float32)
-        got = self.evaluate(detection.sigmoid_focal_loss(logits, targets, weights))
-        self.assertAllClose(got, _numpy_focal(logits, targets, weights), rtol=1e-5, atol=1e-6)
-        keras_focal = tf_keras.losses.BinaryFocalCrossentropy(
-            apply_class_balancing=True, alpha=0.25, gamma=2.0, from_logits=True,
-            reduction=tf_keras.losses.Reduction.NONE)
-        # tf_keras averages over the class axis; ours sums.
-        keras = keras_focal(np.eye(4, dtype=np.float32)[targets], logits) * 4 * weights
-        self.assertAllClose(got, keras, rtol=1e-4, atol=1e-5)
+def test_smooth_l1_hand_worked():
+    loss = detection.smooth_l1_loss(
+        [[[0.5, -2.0, 0.0, 1.0]]], [[[0.0, 0.0, 0.0, 0.0]]], [[1.0]])
+    np.testing.assert_allclose(loss, [[0.125 + 1.5 + 0.0 + 0.5]], rtol=1e-6, atol=1e-6)
 
-    def test_detection_loss_normalizes_by_batch_positives(self):
-        rng = np.random.default_rng(1)
-        logits = rng.normal(0, 1, (2, 5, 3)).astype(np.float32)
-        encodings = rng.normal(0, 1, (2, 5, 4)).astype(np.float32)
-        targets = dict(
-            cls_targets=np.array([[0, 2, 0, 1, 0], [0, 0, 0, 0, 0]], np.int32),
-            cls_weights=np.array([[1, 1, 0, 1, 1], [1, 1, 1, 1, 1]], np.float32),
-            reg_targets=rng.normal(0, 1, (2, 5, 4)).astype(np.float32),
-            reg_weights=np.array([[0, 1, 0, 1, 0], [0, 0, 0, 0, 0]], np.float32))
-        out = self.evaluate(detection.detection_loss(logits, encodings, targets, 2.0))
-        cls = _numpy_focal(logits, targets["cls_targets"], targets["cls_weights"]).sum() / 2
-        loc = _numpy_smooth_l1(encodings, targets["reg_targets"], targets["reg_weights"]).sum() / 2
-        self.assertAllClose(out["classification"], cls, rtol=1e-5)
-        self.assertAllClose(out["localization"], loc, rtol=1e-5)
-        self.assertAllClose(out["total"], cls + 2.0 * loc, rtol=1e-5)
-        self.assertEqual(out["num_positives"], 2.0)
 
-    def test_no_positives_divides_by_one(self):
-        targets = dict(cls_targets=np.zeros((1, 2), np.int32),
-                       cls_weights=np.ones((1, 2), np.float32),
-                       reg_targets=np.zeros((1, 2, 4), np.float32),
-                       reg_weights=np.zeros((1, 2), np.float32))
-        out = detection.detection_loss(np.zeros((1, 2, 2), np.float32),
-                                       np.ones((1, 2, 4), np.float32), targets)
-        # Two background anchors at p = 0.5: each 0.25 * ln 2, as in test_focal_hand_worked.
-        self.assertAllClose(out["classification"], 2 * 0.25 * np.log(2.0))
-        self.assertEqual(out["localization"], 0.0)
+def test_against_numpy_and_tf_keras():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, (2, 6, 4)).astype(np.float32)
+    targets = rng.integers(0, 4, (2, 6)).astype(np.int32)
+    weights = (rng.uniform(size=(2, 6)) < 0.8).astype(np.float32)
+    got = detection.sigmoid_focal_loss(logits, targets, weights).numpy()
+    np.testing.assert_allclose(got, _numpy_focal(logits, targets, weights), rtol=1e-5, atol=1e-6)
+    keras_focal = tf_keras.losses.BinaryFocalCrossentropy(
+        apply_class_balancing=True, alpha=0.25, gamma=2.0, from_logits=True,
+        reduction=tf_keras.losses.Reduction.NONE)
+    # tf_keras averages over the class axis; ours sums.
+    keras = keras_focal(np.eye(4, dtype=np.float32)[targets], logits) * 4 * weights
+    np.testing.assert_allclose(got, keras, rtol=1e-4, atol=1e-5)
 
-    def test_bad_rank(self):
-        with pytest.raises(ValueError, match=r"class_logits must have shape \[B, N, C \+ 1\]"):
-            detection.sigmoid_focal_loss(np.zeros((5, 3), np.float32), [[0]], [[1.0]])
+
+def test_detection_loss_normalizes_by_batch_positives():
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0, 1, (2, 5, 3)).astype(np.float32)
+    encodings = rng.normal(0, 1, (2, 5, 4)).astype(np.float32)
+    targets = dict(
+        cls_targets=np.array([[0, 2, 0, 1, 0], [0, 0, 0, 0, 0]], np.int32),
+        cls_weights=np.array([[1, 1, 0, 1, 1], [1, 1, 1, 1, 1]], np.float32),
+        reg_targets=rng.normal(0, 1, (2, 5, 4)).astype(np.float32),
+        reg_weights=np.array([[0, 1, 0, 1, 0], [0, 0, 0, 0, 0]], np.float32))
+    out = tf.nest.map_structure(
+        np.asarray, detection.detection_loss(logits, encodings, targets, 2.0))
+    cls = _numpy_focal(logits, targets["cls_targets"], targets["cls_weights"]).sum() / 2
+    loc = _numpy_smooth_l1(encodings, targets["reg_targets"], targets["reg_weights"]).sum() / 2
+    np.testing.assert_allclose(out["classification"], cls, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out["localization"], loc, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out["total"], cls + 2.0 * loc, rtol=1e-5, atol=1e-6)
+    assert out["num_positives"] == 2.0
+
+
+def test_no_positives_divides_by_one():
+    targets = dict(cls_targets=np.zeros((1, 2), np.int32),
+                   cls_weights=np.ones((1, 2), np.float32),
+                   reg_targets=np.zeros((1, 2, 4), np.float32),
+                   reg_weights=np.zeros((1, 2), np.float32))
+    out = detection.detection_loss(np.zeros((1, 2, 2), np.float32),
+                                   np.ones((1, 2, 4), np.float32), targets)
+    # Two background anchors at p = 0.5: each 0.25 * ln 2, as in test_focal_hand_worked.
+    np.testing.assert_allclose(out["classification"], 2 * 0.25 * np.log(2.0),
+                               rtol=1e-6, atol=1e-6)
+    assert out["localization"] == 0.0
+
+
+def test_bad_rank():
+    with pytest.raises(ValueError, match=r"class_logits must have shape \[B, N, C \+ 1\]"):
+        detection.sigmoid_focal_loss(np.zeros((5, 3), np.float32), [[0]], [[1.0]])
 
 
 # Six disjoint anchors, a 2 x 3 grid over the frame: zero box codes decode to the anchors, so
@@ -139,102 +146,109 @@ def _numpy_mined(losses, matches, boxes, num_hard, iou_threshold, ratio, min_neg
     return mask
 
 
-class SsdLossTest(tf.test.TestCase):
+# SSD loss: 3:1 hard example mining (the OD API's HardExampleMiner).
 
-    def test_hand_worked_three_negatives_per_positive(self):
-        # Anchor 2 is the one positive; negatives 0, 1, 3, 4, 5 cost ln 4, ln 16, ln 10, ln 6,
-        # ln 8 and the positive ln 4. 3:1 mining keeps max(3, 3 * 1) = 3 negatives, the hardest:
-        # anchors 1, 3, 5. Classification: (ln 4 + ln 16 + ln 10 + ln 8) / 1 = ln 5120 = 8.5409.
-        # The positive's codes (0.5, -2, 0, 1) against target 0: smooth-L1 0.125 + 1.5 + 0 + 0.5
-        # = 2.125. Total 10.6659.
-        logits = _logits_for_losses([2, 8, 2, 5, 3, 4], positive=2)
-        encodings = np.zeros((1, 6, 4), np.float32)
-        encodings[0, 2] = [0.5, -2.0, 0.0, 1.0]
-        targets = _grid_targets(positive=2)
-        cls_losses = detection.sigmoid_cross_entropy_loss(
-            logits, targets["cls_targets"], targets["cls_weights"])
-        self.assertAllClose(cls_losses, np.log([[4.0, 16.0, 4.0, 10.0, 6.0, 8.0]]))
-        mask = detection.hard_example_mask(cls_losses, targets["matches"],
-                                           _GRID_ANCHORS[None])
-        self.assertAllEqual(mask, [[0, 1, 1, 1, 0, 1]])
-        out = self.evaluate(detection.ssd_detection_loss(logits, encodings, targets,
-                                                         _GRID_ANCHORS))
-        self.assertAllClose(out["classification"], np.log(5120.0))
-        self.assertAllClose(out["localization"], 2.125)
-        self.assertAllClose(out["total"], np.log(5120.0) + 2.125)
-        self.assertEqual(out["num_positives"], 1.0)
-        self.assertEqual(out["num_negatives"], 3.0)
+def test_hand_worked_three_negatives_per_positive():
+    # Anchor 2 is the one positive; negatives 0, 1, 3, 4, 5 cost ln 4, ln 16, ln 10, ln 6,
+    # ln 8 and the positive ln 4. 3:1 mining keeps max(3, 3 * 1) = 3 negatives, the hardest:
+    # anchors 1, 3, 5. Classification: (ln 4 + ln 16 + ln 10 + ln 8) / 1 = ln 5120 = 8.5409.
+    # The positive's codes (0.5, -2, 0, 1) against target 0: smooth-L1 0.125 + 1.5 + 0 + 0.5
+    # = 2.125. Total 10.6659.
+    logits = _logits_for_losses([2, 8, 2, 5, 3, 4], positive=2)
+    encodings = np.zeros((1, 6, 4), np.float32)
+    encodings[0, 2] = [0.5, -2.0, 0.0, 1.0]
+    targets = _grid_targets(positive=2)
+    cls_losses = detection.sigmoid_cross_entropy_loss(
+        logits, targets["cls_targets"], targets["cls_weights"])
+    np.testing.assert_allclose(cls_losses, np.log([[4.0, 16.0, 4.0, 10.0, 6.0, 8.0]]),
+                               rtol=1e-6, atol=1e-6)
+    mask = detection.hard_example_mask(cls_losses, targets["matches"], _GRID_ANCHORS[None])
+    np.testing.assert_array_equal(mask, [[0, 1, 1, 1, 0, 1]])
+    out = tf.nest.map_structure(np.asarray, detection.ssd_detection_loss(
+        logits, encodings, targets, _GRID_ANCHORS))
+    np.testing.assert_allclose(out["classification"], np.log(5120.0), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(out["localization"], 2.125, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(out["total"], np.log(5120.0) + 2.125, rtol=1e-6, atol=1e-6)
+    assert out["num_positives"] == 1.0
+    assert out["num_negatives"] == 3.0
 
-    def test_an_image_without_positives_keeps_the_minimum_of_three_negatives(self):
-        # Negatives cost ln 4, ln 16, ln 6, ln 10, ln 6, ln 8: the hardest three are ln 16, ln 10,
-        # ln 8 -> ln 1280 = 7.1546, divided by max(0 positives, 1).
-        logits = _logits_for_losses([2, 8, 3, 5, 3, 4], positive=[])
+
+def test_an_image_without_positives_keeps_the_minimum_of_three_negatives():
+    # Negatives cost ln 4, ln 16, ln 6, ln 10, ln 6, ln 8: the hardest three are ln 16, ln 10,
+    # ln 8 -> ln 1280 = 7.1546, divided by max(0 positives, 1).
+    logits = _logits_for_losses([2, 8, 3, 5, 3, 4], positive=[])
+    out = detection.ssd_detection_loss(logits, np.zeros((1, 6, 4), np.float32),
+                                       _grid_targets(), _GRID_ANCHORS)
+    np.testing.assert_allclose(out["classification"], np.log(1280.0), rtol=1e-6, atol=1e-6)
+    assert out["num_negatives"] == 3.0
+
+
+def test_nms_drops_a_near_duplicate_negative():
+    # Anchor 5 (ln 8) is moved onto anchor 1 (ln 16): IoU 1 > 0.99, so NMS drops it and the
+    # third negative mined is anchor 4 (ln 6): ln 4 + ln 16 + ln 10 + ln 6 = ln 3840.
+    anchors = _GRID_ANCHORS.copy()
+    anchors[5] = anchors[1]
+    logits = _logits_for_losses([2, 8, 2, 5, 3, 4], positive=2)
+    out = detection.ssd_detection_loss(logits, np.zeros((1, 6, 4), np.float32),
+                                       _grid_targets(positive=2), anchors)
+    np.testing.assert_allclose(out["classification"], np.log(3840.0), rtol=1e-6, atol=1e-6)
+
+
+def test_num_hard_examples_caps_the_kept_anchors_positives_included():
+    # The OD API's quirk, kept: NMS keeps only the 2 highest losses (anchors 1 and 3, ln 16
+    # and ln 10), so the positive (ln 4) is dropped from both terms, yet still normalizes.
+    logits = _logits_for_losses([2, 8, 2, 5, 3, 4], positive=2)
+    encodings = np.zeros((1, 6, 4), np.float32)
+    encodings[0, 2] = [0.5, -2.0, 0.0, 1.0]
+    out = detection.ssd_detection_loss(logits, encodings, _grid_targets(positive=2),
+                                       _GRID_ANCHORS, num_hard_examples=2)
+    np.testing.assert_allclose(out["classification"], np.log(160.0), rtol=1e-6, atol=1e-6)
+    assert out["localization"] == 0.0
+    assert out["num_positives"] == 1.0
+
+
+def test_ignored_anchors_are_never_mined():
+    logits = _logits_for_losses([2, 8, 2, 5, 3, 4], positive=2)
+    targets = _grid_targets(positive=2)
+    targets["matches"][0, 1] = -2  # target_assigner.IGNORED
+    targets["cls_weights"][0, 1] = 0.0
+    mask = detection.hard_example_mask(
+        detection.sigmoid_cross_entropy_loss(logits, targets["cls_targets"],
+                                             targets["cls_weights"]),
+        targets["matches"], _GRID_ANCHORS[None])
+    # Negatives left: 0 (ln 4), 3 (ln 10), 4 (ln 6), 5 (ln 8) -> 3, 5, 4.
+    np.testing.assert_array_equal(mask, [[0, 0, 1, 1, 1, 1]])
+
+
+def test_against_a_numpy_miner():
+    rng = np.random.default_rng(3)
+    batch, num_anchors = 3, 40
+    centers = rng.uniform(0.2, 0.8, (batch, num_anchors, 2))
+    sizes = rng.uniform(0.1, 0.4, (batch, num_anchors, 2))
+    boxes = np.concatenate([centers - sizes / 2, centers + sizes / 2], -1).astype(np.float32)
+    losses = rng.uniform(0, 5, (batch, num_anchors)).astype(np.float32)
+    matches = rng.choice([0, 1, _NEG, _NEG, _NEG, _NEG, -2], (batch, num_anchors))
+    matches[2] = np.where(matches[2] >= 0, _NEG, matches[2])  # an image without positives
+    settings = dict(num_hard_examples=25, iou_threshold=0.5, max_negatives_per_positive=1.5,
+                    min_negatives_per_image=4)
+    got = detection.hard_example_mask(losses, matches, boxes, **settings).numpy()
+    for b in range(batch):
+        np.testing.assert_array_equal(got[b], _numpy_mined(
+            losses[b], matches[b], boxes[b], 25, 0.5, 1.5, 4))
+
+
+def test_gradients_flow_only_through_mined_anchors():
+    logits = tf.constant(_logits_for_losses([2, 8, 2, 5, 3, 4], positive=2))
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
         out = detection.ssd_detection_loss(logits, np.zeros((1, 6, 4), np.float32),
-                                           _grid_targets(), _GRID_ANCHORS)
-        self.assertAllClose(out["classification"], np.log(1280.0))
-        self.assertEqual(out["num_negatives"], 3.0)
+                                           _grid_targets(positive=2), _GRID_ANCHORS)
+    gradient = tape.gradient(out["total"], logits).numpy()
+    np.testing.assert_array_equal(np.any(gradient != 0, axis=-1),
+                                  [[False, True, True, True, False, True]])
 
-    def test_nms_drops_a_near_duplicate_negative(self):
-        # Anchor 5 (ln 8) is moved onto anchor 1 (ln 16): IoU 1 > 0.99, so NMS drops it and the
-        # third negative mined is anchor 4 (ln 6): ln 4 + ln 16 + ln 10 + ln 6 = ln 3840.
-        anchors = _GRID_ANCHORS.copy()
-        anchors[5] = anchors[1]
-        logits = _logits_for_losses([2, 8, 2, 5, 3, 4], positive=2)
-        out = detection.ssd_detection_loss(logits, np.zeros((1, 6, 4), np.float32),
-                                           _grid_targets(positive=2), anchors)
-        self.assertAllClose(out["classification"], np.log(3840.0))
 
-    def test_num_hard_examples_caps_the_kept_anchors_positives_included(self):
-        # The OD API's quirk, kept: NMS keeps only the 2 highest losses (anchors 1 and 3, ln 16
-        # and ln 10), so the positive (ln 4) is dropped from both terms, yet still normalizes.
-        logits = _logits_for_losses([2, 8, 2, 5, 3, 4], positive=2)
-        encodings = np.zeros((1, 6, 4), np.float32)
-        encodings[0, 2] = [0.5, -2.0, 0.0, 1.0]
-        out = detection.ssd_detection_loss(logits, encodings, _grid_targets(positive=2),
-                                           _GRID_ANCHORS, num_hard_examples=2)
-        self.assertAllClose(out["classification"], np.log(160.0))
-        self.assertEqual(out["localization"], 0.0)
-        self.assertEqual(out["num_positives"], 1.0)
-
-    def test_ignored_anchors_are_never_mined(self):
-        logits = _logits_for_losses([2, 8, 2, 5, 3, 4], positive=2)
-        targets = _grid_targets(positive=2)
-        targets["matches"][0, 1] = -2  # target_assigner.IGNORED
-        targets["cls_weights"][0, 1] = 0.0
-        mask = detection.hard_example_mask(
-            detection.sigmoid_cross_entropy_loss(logits, targets["cls_targets"],
-                                                 targets["cls_weights"]),
-            targets["matches"], _GRID_ANCHORS[None])
-        # Negatives left: 0 (ln 4), 3 (ln 10), 4 (ln 6), 5 (ln 8) -> 3, 5, 4.
-        self.assertAllEqual(mask, [[0, 0, 1, 1, 1, 1]])
-
-    def test_against_a_numpy_miner(self):
-        rng = np.random.default_rng(3)
-        batch, num_anchors = 3, 40
-        centers = rng.uniform(0.2, 0.8, (batch, num_anchors, 2))
-        sizes = rng.uniform(0.1, 0.4, (batch, num_anchors, 2))
-        boxes = np.concatenate([centers - sizes / 2, centers + sizes / 2], -1).astype(np.float32)
-        losses = rng.uniform(0, 5, (batch, num_anchors)).astype(np.float32)
-        matches = rng.choice([0, 1, _NEG, _NEG, _NEG, _NEG, -2], (batch, num_anchors))
-        matches[2] = np.where(matches[2] >= 0, _NEG, matches[2])  # an image without positives
-        settings = dict(num_hard_examples=25, iou_threshold=0.5, max_negatives_per_positive=1.5,
-                        min_negatives_per_image=4)
-        got = self.evaluate(detection.hard_example_mask(losses, matches, boxes, **settings))
-        for b in range(batch):
-            self.assertAllEqual(got[b], _numpy_mined(
-                losses[b], matches[b], boxes[b], 25, 0.5, 1.5, 4))
-
-    def test_gradients_flow_only_through_mined_anchors(self):
-        logits = tf.constant(_logits_for_losses([2, 8, 2, 5, 3, 4], positive=2))
-        with tf.GradientTape() as tape:
-            tape.watch(logits)
-            out = detection.ssd_detection_loss(logits, np.zeros((1, 6, 4), np.float32),
-                                               _grid_targets(positive=2), _GRID_ANCHORS)
-        gradient = self.evaluate(tape.gradient(out["total"], logits))
-        self.assertAllEqual(np.any(gradient != 0, axis=-1), [[False, True, True, True, False,
-                                                              True]])
-
-    def test_bad_miner_settings(self):
-        with pytest.raises(ValueError, match="max_negatives_per_positive > 0"):
-            detection.hard_example_mask(np.zeros((1, 2)), np.zeros((1, 2)),
-                                        np.zeros((1, 2, 4)), max_negatives_per_positive=0)
+def test_bad_miner_settings():
+    with pytest.raises(ValueError, match="max_negatives_per_positive > 0"):
+        detection.hard_example_mask(np.zeros((1, 2)), np.zeros((1, 2)),
+                                    np.zeros((1, 2, 4)), max_negatives_per_positive=0)

@@ -51,66 +51,75 @@ def _numpy_match(anchors, boxes, valid, matched, unmatched, force):
     return np.array(out)
 
 
-class TargetAssignerTest(tf.test.TestCase):
+def test_hand_worked_with_ignore_band():
+    t = target_assigner.assign_targets(ANCHORS, GT_BOXES, GT_CLASSES, GT_VALID,
+                                       unmatched_threshold=0.4)
+    np.testing.assert_array_equal(t["matches"], [[0, 3, -1, 1, -1, 0, -2], [-1] * 7])
+    np.testing.assert_array_equal(t["cls_targets"], [[4, 2, 0, 1, 0, 4, 0], [0] * 7])
+    np.testing.assert_array_equal(t["cls_weights"], [[1, 1, 1, 1, 1, 1, 0], [1] * 7])
+    np.testing.assert_array_equal(t["reg_weights"], [[1, 1, 0, 1, 0, 1, 0], [0] * 7])
+    np.testing.assert_array_equal(t["num_positives"], [4.0, 0.0])
+    reg = t["reg_targets"].numpy()
+    np.testing.assert_allclose(reg[0, 0], [0, 0, 0, 0], rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(reg[0, 3], [0, 10 * -0.05 / 0.5, 0, 5 * np.log(0.8)],
+                               rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(reg[0, 1], box_coder.encode(GT_BOXES[0, 3:4], ANCHORS[1:2])[0],
+                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(reg[0, [2, 4, 6]], np.zeros((3, 4)))
+    np.testing.assert_array_equal(reg[1], np.zeros((7, 4)))
 
-    def test_hand_worked_with_ignore_band(self):
-        t = target_assigner.assign_targets(ANCHORS, GT_BOXES, GT_CLASSES, GT_VALID,
-                                           unmatched_threshold=0.4)
-        self.assertAllEqual(t["matches"], [[0, 3, -1, 1, -1, 0, -2], [-1] * 7])
-        self.assertAllEqual(t["cls_targets"], [[4, 2, 0, 1, 0, 4, 0], [0] * 7])
-        self.assertAllEqual(t["cls_weights"], [[1, 1, 1, 1, 1, 1, 0], [1] * 7])
-        self.assertAllEqual(t["reg_weights"], [[1, 1, 0, 1, 0, 1, 0], [0] * 7])
-        self.assertAllEqual(t["num_positives"], [4.0, 0.0])
-        reg = self.evaluate(t["reg_targets"])
-        self.assertAllClose(reg[0, 0], [0, 0, 0, 0], atol=1e-5)
-        self.assertAllClose(reg[0, 3], [0, 10 * -0.05 / 0.5, 0, 5 * np.log(0.8)], atol=1e-5)
-        self.assertAllClose(reg[0, 1], box_coder.encode(GT_BOXES[0, 3:4], ANCHORS[1:2])[0])
-        self.assertAllEqual(reg[0, [2, 4, 6]], np.zeros((3, 4)))
-        self.assertAllEqual(reg[1], np.zeros((7, 4)))
 
-    def test_no_ignore_band_and_no_force_match(self):
-        m = target_assigner.match(ANCHORS, GT_BOXES, GT_VALID, 0.5, 0.5, force_match=False)
-        self.assertAllEqual(m, [[0, -1, -1, 1, -1, 0, -1], [-1] * 7])
+def test_no_ignore_band_and_no_force_match():
+    m = target_assigner.match(ANCHORS, GT_BOXES, GT_VALID, 0.5, 0.5, force_match=False)
+    np.testing.assert_array_equal(m, [[0, -1, -1, 1, -1, 0, -1], [-1] * 7])
 
-    def test_shared_best_anchor_goes_to_first_box(self):
-        # Both boxes overlap a6 most (IoU 0.356 and 0.089) and no anchor reaches 0.5.
-        boxes = [[[0.0, 0.0, 0.2, 0.2], [0.0, 0.0, 0.1, 0.1]]]
-        m = target_assigner.match(ANCHORS, boxes, [[True, True]])
-        self.assertAllEqual(m, [[-1, -1, -1, -1, -1, -1, 0]])
 
-    def test_no_ground_truth_at_all(self):
-        t = target_assigner.assign_targets(ANCHORS, np.zeros((2, 0, 4), np.float32),
-                                           np.zeros((2, 0), np.int32), np.zeros((2, 0), bool))
-        self.assertAllEqual(t["matches"], -np.ones((2, 7)))
-        self.assertAllEqual(t["cls_weights"], np.ones((2, 7)))
+def test_shared_best_anchor_goes_to_first_box():
+    # Both boxes overlap a6 most (IoU 0.356 and 0.089) and no anchor reaches 0.5.
+    boxes = [[[0.0, 0.0, 0.2, 0.2], [0.0, 0.0, 0.1, 0.1]]]
+    m = target_assigner.match(ANCHORS, boxes, [[True, True]])
+    np.testing.assert_array_equal(m, [[-1, -1, -1, -1, -1, -1, 0]])
 
-    def test_garbage_padding_gives_finite_targets(self):
-        boxes = GT_BOXES.copy()
-        boxes[0, 2] = [0.9, 0.9, 0.1, 0.1]  # inverted box under the padding mask
-        t = target_assigner.assign_targets(ANCHORS, boxes, GT_CLASSES, GT_VALID)
-        self.assertTrue(np.all(np.isfinite(self.evaluate(t["reg_targets"]))))
 
-    def test_random_against_numpy_matcher_in_graph_mode(self):
-        rng = np.random.default_rng(0)
-        lo = rng.uniform(0, 0.7, (40, 2))
-        anchors = np.concatenate([lo, lo + rng.uniform(0.1, 0.3, (40, 2))], -1).astype(np.float32)
-        lo = rng.uniform(0, 0.7, (3, 6, 2))
-        boxes = np.concatenate([lo, lo + rng.uniform(0.1, 0.3, (3, 6, 2))], -1).astype(np.float32)
-        valid = rng.uniform(size=(3, 6)) < 0.7
-        fn = tf.function(target_assigner.match, input_signature=[
-            tf.TensorSpec([None, 4]), tf.TensorSpec([None, None, 4]),
-            tf.TensorSpec([None, None], tf.bool)])
-        got = self.evaluate(fn(anchors, boxes, valid))
-        for b in range(3):
-            self.assertAllEqual(got[b], _numpy_match(anchors, boxes[b], valid[b], 0.5, 0.5, True))
-        got = self.evaluate(target_assigner.match(anchors, boxes, valid, 0.5, 0.3, False))
-        for b in range(3):
-            self.assertAllEqual(got[b], _numpy_match(anchors, boxes[b], valid[b], 0.5, 0.3, False))
+def test_no_ground_truth_at_all():
+    t = target_assigner.assign_targets(ANCHORS, np.zeros((2, 0, 4), np.float32),
+                                       np.zeros((2, 0), np.int32), np.zeros((2, 0), bool))
+    np.testing.assert_array_equal(t["matches"], -np.ones((2, 7)))
+    np.testing.assert_array_equal(t["cls_weights"], np.ones((2, 7)))
 
-    def test_bad_thresholds(self):
-        with pytest.raises(ValueError, match="unmatched_threshold=0.6"):
-            target_assigner.match(ANCHORS, GT_BOXES, GT_VALID, 0.5, 0.6)
 
-    def test_unbatched_ground_truth_is_refused(self):
-        with pytest.raises(ValueError, match="Add a batch axis"):
-            target_assigner.match(ANCHORS, GT_BOXES[0], GT_VALID[0])
+def test_garbage_padding_gives_finite_targets():
+    boxes = GT_BOXES.copy()
+    boxes[0, 2] = [0.9, 0.9, 0.1, 0.1]  # inverted box under the padding mask
+    t = target_assigner.assign_targets(ANCHORS, boxes, GT_CLASSES, GT_VALID)
+    assert np.all(np.isfinite(t["reg_targets"].numpy()))
+
+
+def test_random_against_numpy_matcher_in_graph_mode():
+    rng = np.random.default_rng(0)
+    lo = rng.uniform(0, 0.7, (40, 2))
+    anchors = np.concatenate([lo, lo + rng.uniform(0.1, 0.3, (40, 2))], -1).astype(np.float32)
+    lo = rng.uniform(0, 0.7, (3, 6, 2))
+    boxes = np.concatenate([lo, lo + rng.uniform(0.1, 0.3, (3, 6, 2))], -1).astype(np.float32)
+    valid = rng.uniform(size=(3, 6)) < 0.7
+    fn = tf.function(target_assigner.match, input_signature=[
+        tf.TensorSpec([None, 4]), tf.TensorSpec([None, None, 4]),
+        tf.TensorSpec([None, None], tf.bool)])
+    got = fn(anchors, boxes, valid).numpy()
+    for b in range(3):
+        want = _numpy_match(anchors, boxes[b], valid[b], 0.5, 0.5, True)
+        np.testing.assert_array_equal(got[b], want)
+    got = target_assigner.match(anchors, boxes, valid, 0.5, 0.3, False).numpy()
+    for b in range(3):
+        want = _numpy_match(anchors, boxes[b], valid[b], 0.5, 0.3, False)
+        np.testing.assert_array_equal(got[b], want)
+
+
+def test_bad_thresholds():
+    with pytest.raises(ValueError, match="unmatched_threshold=0.6"):
+        target_assigner.match(ANCHORS, GT_BOXES, GT_VALID, 0.5, 0.6)
+
+
+def test_unbatched_ground_truth_is_refused():
+    with pytest.raises(ValueError, match="Add a batch axis"):
+        target_assigner.match(ANCHORS, GT_BOXES[0], GT_VALID[0])
