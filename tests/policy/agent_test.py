@@ -1,5 +1,6 @@
 """Tests for the DDQN agent, its target network updates and the replay buffer."""
 import numpy as np
+import pytest
 import tensorflow as tf
 import tf_keras
 from tf_agents.specs import tensor_spec
@@ -49,69 +50,69 @@ def _equal(a, b):
     return all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
-class AgentTest(tf.test.TestCase):
+def test_train_changes_weights_and_target_moves_at_period():
+    period = 3
+    agent = _agent(period)
+    buffer = agent_lib.replay_buffer(agent.collect_data_spec, batch_size=2, max_length=32)
+    _fill(buffer, batch=2, steps=10)
+    experience = iter(agent_lib.replay_dataset(buffer, sample_batch_size=8))
+    online, target = agent._q_network, agent._target_q_network
+    assert _equal(_weights(online), _weights(target))
+    last_copy = _weights(online)
+    train = agent.train
+    for step in range(1, 2 * period + 2):
+        before = _weights(online)
+        loss = train(next(experience)[0]).loss
+        assert np.isfinite(loss.numpy())
+        after = _weights(online)
+        assert not _equal(before, after), f"train step {step} left Q unchanged"
+        if step % period == 0:
+            last_copy = after
+        assert _equal(_weights(target), last_copy), f"target wrong after train step {step}"
+        assert (step % period == 0) == _equal(_weights(target), after)
+    assert int(agent.train_step_counter.numpy()) == 2 * period + 1
 
-    def test_train_changes_weights_and_target_moves_at_period(self):
-        period = 3
-        agent = _agent(period)
-        buffer = agent_lib.replay_buffer(agent.collect_data_spec, batch_size=2, max_length=32)
-        _fill(buffer, batch=2, steps=10)
-        experience = iter(agent_lib.replay_dataset(buffer, sample_batch_size=8))
-        online, target = agent._q_network, agent._target_q_network
-        self.assertTrue(_equal(_weights(online), _weights(target)))
-        last_copy = _weights(online)
-        train = agent.train
-        for step in range(1, 2 * period + 2):
-            before = _weights(online)
-            loss = train(next(experience)[0]).loss
-            self.assertTrue(np.isfinite(loss.numpy()))
-            after = _weights(online)
-            self.assertFalse(_equal(before, after), f"train step {step} left Q unchanged")
-            if step % period == 0:
-                last_copy = after
-            self.assertTrue(_equal(_weights(target), last_copy),
-                            f"target wrong after train step {step}")
-            self.assertEqual(step % period == 0, _equal(_weights(target), after))
-        self.assertEqual(int(agent.train_step_counter.numpy()), 2 * period + 1)
 
-    def test_soft_target_update_with_tau(self):
-        tf_keras.utils.set_random_seed(0)
-        net = q_network.AttentionQNetwork(_OBS_SPEC, _ACTION_SPEC, _WINDOWS)
-        agent = agent_lib.ddqn_agent(_TIME_STEP_SPEC, _ACTION_SPEC, net, target_update_period=1,
-                                     target_update_tau=0.25)
-        buffer = agent_lib.replay_buffer(agent.collect_data_spec, batch_size=2, max_length=32)
-        _fill(buffer, batch=2, steps=6)
-        target_before = _weights(agent._target_q_network)
-        agent.train(next(iter(agent_lib.replay_dataset(buffer, 4)))[0])
-        want = [0.75 * t + 0.25 * o for t, o in zip(target_before, _weights(net))]
-        for got, expected in zip(_weights(agent._target_q_network), want):
-            self.assertAllClose(got, expected, atol=1e-6)
+def test_soft_target_update_with_tau():
+    tf_keras.utils.set_random_seed(0)
+    net = q_network.AttentionQNetwork(_OBS_SPEC, _ACTION_SPEC, _WINDOWS)
+    agent = agent_lib.ddqn_agent(_TIME_STEP_SPEC, _ACTION_SPEC, net, target_update_period=1,
+                                 target_update_tau=0.25)
+    buffer = agent_lib.replay_buffer(agent.collect_data_spec, batch_size=2, max_length=32)
+    _fill(buffer, batch=2, steps=6)
+    target_before = _weights(agent._target_q_network)
+    agent.train(next(iter(agent_lib.replay_dataset(buffer, 4)))[0])
+    want = [0.75 * t + 0.25 * o for t, o in zip(target_before, _weights(net))]
+    for got, expected in zip(_weights(agent._target_q_network), want):
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
 
-    def test_epsilon_schedule_follows_train_step(self):
-        step = tf.Variable(0, dtype=tf.int64)
-        epsilon = agent_lib.epsilon_schedule(step, start=1.0, end=0.1, decay_steps=10)
-        self.assertAllClose(epsilon(), 1.0)
-        step.assign(5)
-        self.assertAllClose(epsilon(), 0.55)
-        step.assign(100)
-        self.assertAllClose(epsilon(), 0.1)
-        with self.assertRaisesRegex(ValueError, "decay_steps"):
-            agent_lib.epsilon_schedule(step, decay_steps=0)
 
-    def test_collect_policy_is_epsilon_greedy_on_schedule(self):
-        tf_keras.utils.set_random_seed(0)
-        net = q_network.AttentionQNetwork(_OBS_SPEC, _ACTION_SPEC, _WINDOWS)
-        counter = tf.Variable(0, dtype=tf.int64)
-        agent = agent_lib.ddqn_agent(
-            _TIME_STEP_SPEC, _ACTION_SPEC, net, train_step_counter=counter,
-            epsilon_greedy=agent_lib.epsilon_schedule(counter, 1.0, 0.0, decay_steps=10))
-        obs = {"memory": tf.random.stateless_normal([64, 4, 4, 2], seed=[0, 0]),
-               "history": tf.zeros([64, _NUM_ACTIONS])}
-        time_step = ts.restart(obs, batch_size=64)
-        greedy = agent.policy.action(time_step).action.numpy()
-        counter.assign(10)
-        self.assertAllEqual(agent.collect_policy.action(time_step).action, greedy)
-        counter.assign(0)
-        explored = np.concatenate([agent.collect_policy.action(time_step).action.numpy()
-                                   for _ in range(4)])
-        self.assertCountEqual(np.unique(explored).tolist(), range(_NUM_ACTIONS))
+def test_epsilon_schedule_follows_train_step():
+    step = tf.Variable(0, dtype=tf.int64)
+    epsilon = agent_lib.epsilon_schedule(step, start=1.0, end=0.1, decay_steps=10)
+    np.testing.assert_allclose(epsilon(), 1.0, rtol=1e-6, atol=1e-6)
+    step.assign(5)
+    np.testing.assert_allclose(epsilon(), 0.55, rtol=1e-6, atol=1e-6)
+    step.assign(100)
+    np.testing.assert_allclose(epsilon(), 0.1, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="decay_steps"):
+        agent_lib.epsilon_schedule(step, decay_steps=0)
+
+
+def test_collect_policy_is_epsilon_greedy_on_schedule():
+    tf_keras.utils.set_random_seed(0)
+    net = q_network.AttentionQNetwork(_OBS_SPEC, _ACTION_SPEC, _WINDOWS)
+    counter = tf.Variable(0, dtype=tf.int64)
+    agent = agent_lib.ddqn_agent(
+        _TIME_STEP_SPEC, _ACTION_SPEC, net, train_step_counter=counter,
+        epsilon_greedy=agent_lib.epsilon_schedule(counter, 1.0, 0.0, decay_steps=10))
+    obs = {"memory": tf.random.stateless_normal([64, 4, 4, 2], seed=[0, 0]),
+           "history": tf.zeros([64, _NUM_ACTIONS])}
+    time_step = ts.restart(obs, batch_size=64)
+    greedy = agent.policy.action(time_step).action.numpy()
+    counter.assign(10)
+    np.testing.assert_array_equal(agent.collect_policy.action(time_step).action, greedy)
+    counter.assign(0)
+    explored = np.concatenate([agent.collect_policy.action(time_step).action.numpy()
+                               for _ in range(4)])
+    assert np.unique(explored).tolist() == list(range(_NUM_ACTIONS))

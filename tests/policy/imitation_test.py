@@ -60,49 +60,47 @@ def _agreement(agent, env, steps=24):
     return agree / counted
 
 
-class LargeMarginLossTest(tf.test.TestCase):
-
-    def test_against_a_hand_worked_batch(self):
-        q_values = tf.constant([[1.0, 0.5, 0.1], [0.0, 2.0, 1.5]])
-        # Row 0: a_E = 0 beats the others by 0.5 < 0.8: max(1.0, 1.3, 0.9) - 1.0 = 0.3.
-        # Row 1: a_E = 2: max(0.8, 2.8, 1.5) - 1.5 = 1.3.
-        loss = imitation.large_margin_loss(q_values, tf.constant([0, 2]), margin=0.8)
-        self.assertAllClose(loss, [0.3, 1.3])
-        # A lead of at least the margin costs nothing.
-        self.assertAllClose(imitation.large_margin_loss(q_values, tf.constant([0, 1]), 0.4),
-                            [0.0, 0.0])
+def test_large_margin_loss_against_a_hand_worked_batch():
+    q_values = tf.constant([[1.0, 0.5, 0.1], [0.0, 2.0, 1.5]])
+    # Row 0: a_E = 0 beats the others by 0.5 < 0.8: max(1.0, 1.3, 0.9) - 1.0 = 0.3.
+    # Row 1: a_E = 2: max(0.8, 2.8, 1.5) - 1.5 = 1.3.
+    loss = imitation.large_margin_loss(q_values, tf.constant([0, 2]), margin=0.8)
+    np.testing.assert_allclose(loss, [0.3, 1.3], rtol=1e-6, atol=1e-6)
+    # A lead of at least the margin costs nothing.
+    np.testing.assert_allclose(imitation.large_margin_loss(q_values, tf.constant([0, 1]), 0.4),
+                               [0.0, 0.0], rtol=1e-6, atol=1e-6)
 
 
-class WarmStartTest(tf.test.TestCase):
+@pytest.mark.slow  # 22 s on the shared 2-core machine (83 s beside a training run).
+def test_warm_start_greedy_q_learns_the_change_rule():
+    env = _env(seed=0)
+    agent = _agent(env)
+    held_out = _env(seed=1)
+    before = _agreement(agent, held_out)
+    result = imitation.warm_start(env, agent, num_steps=100, steps_per_stream=32,
+                                  sample_batch_size=32)
+    after = _agreement(agent, held_out)
+    assert before < 0.6
+    assert after > 0.85
+    assert result["agreement"] > 0.85
+    # The target network is the online network; the train step counter did not move.
+    for online, target in zip(agent._q_network.variables, agent._target_q_network.variables):
+        np.testing.assert_array_equal(online, target)
+    assert int(agent.train_step_counter.numpy()) == 0
 
-    @pytest.mark.slow  # 22 s on the shared 2-core machine (83 s beside a training run).
-    def test_greedy_q_learns_the_change_rule(self):
-        env = _env(seed=0)
-        agent = _agent(env)
-        held_out = _env(seed=1)
-        before = _agreement(agent, held_out)
-        result = imitation.warm_start(env, agent, num_steps=100, steps_per_stream=32,
-                                      sample_batch_size=32)
-        after = _agreement(agent, held_out)
-        self.assertLess(before, 0.6)
-        self.assertGreater(after, 0.85)
-        self.assertGreater(result["agreement"], 0.85)
-        # The target network is the online network; the train step counter did not move.
-        for online, target in zip(agent._q_network.variables, agent._target_q_network.variables):
-            self.assertAllEqual(online, target)
-        self.assertEqual(int(agent.train_step_counter.numpy()), 0)
 
-    def test_zero_steps_leave_agent_and_environment_as_they_are(self):
-        self.assertEqual(configs.AttentionConfig().imitation_steps, 0)
-        env = _env(seed=0)
-        agent = _agent(env)
-        weights = [v.numpy() for v in agent._q_network.variables]
-        frame = int(env._frame_index.numpy())
-        self.assertIsNone(imitation.warm_start(env, agent, num_steps=0))
-        self.assertEqual(int(env._frame_index.numpy()), frame)
-        for before, after in zip(weights, agent._q_network.variables):
-            self.assertAllEqual(before, after)
+def test_warm_start_of_zero_steps_leaves_agent_and_environment_as_they_are():
+    assert configs.AttentionConfig().imitation_steps == 0
+    env = _env(seed=0)
+    agent = _agent(env)
+    weights = [v.numpy() for v in agent._q_network.variables]
+    frame = int(env._frame_index.numpy())
+    assert imitation.warm_start(env, agent, num_steps=0) is None
+    assert int(env._frame_index.numpy()) == frame
+    for before, after in zip(weights, agent._q_network.variables):
+        np.testing.assert_array_equal(before, after)
 
-    def test_refuses_imitation_without_the_change_cue(self):
-        with self.assertRaisesRegex(ValueError, "change_cue=True"):
-            configs.AttentionConfig(imitation_steps=10, change_cue=False)
+
+def test_config_refuses_imitation_without_the_change_cue():
+    with pytest.raises(ValueError, match="change_cue=True"):
+        configs.AttentionConfig(imitation_steps=10, change_cue=False)

@@ -74,49 +74,47 @@ def _network():
     return net
 
 
-class ReplayStorageTest(tf.test.TestCase):
+def test_same_transitions_same_q_values_and_update():
+    tf_keras.utils.set_random_seed(0)
+    old_net, new_net = _network(), _network()
+    rng = np.random.default_rng(1)
+    for old, new in zip(old_net.variables, new_net.variables):
+        value = rng.normal(scale=0.5, size=old.shape).astype(np.float32)
+        old.assign(value)
+        new.assign(value)
+    actions = tf.constant(rng.integers(0, 4, size=(_STEPS, _STREAMS)), tf.int32)
+    old_agent, old_buffer = _filled(False, old_net, actions)
+    new_agent, new_buffer = _filled(True, new_net, actions)
 
-    def test_same_transitions_same_q_values_and_update(self):
-        tf_keras.utils.set_random_seed(0)
-        old_net, new_net = _network(), _network()
-        rng = np.random.default_rng(1)
-        for old, new in zip(old_net.variables, new_net.variables):
-            value = rng.normal(scale=0.5, size=old.shape).astype(np.float32)
-            old.assign(value)
-            new.assign(value)
-        actions = tf.constant(rng.integers(0, 4, size=(_STEPS, _STREAMS)), tf.int32)
-        old_agent, old_buffer = _filled(False, old_net, actions)
-        new_agent, new_buffer = _filled(True, new_net, actions)
+    old_items, new_items = _all_steps(old_buffer), _all_steps(new_buffer)
+    assert old_items.observation["memory"].shape == (_STREAMS, _STEPS, 4, 4, 1)
+    assert new_items.observation["pooled_memory"].shape == (_STREAMS, _STEPS, 4, 1)
+    flat = {key: value.numpy().reshape((-1,) + tuple(value.shape[2:]))
+            for key, value in old_items.observation.items()}
+    want = reference_q_network.q_values(old_net, flat).reshape(_STREAMS, _STEPS, 4)
+    assert np.ptp(want) > 0.1
+    np.testing.assert_allclose(new_net(new_items.observation)[0], want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(old_net(old_items.observation)[0], want, rtol=1e-5, atol=1e-5)
 
-        old_items, new_items = _all_steps(old_buffer), _all_steps(new_buffer)
-        self.assertEqual(old_items.observation["memory"].shape, (_STREAMS, _STEPS, 4, 4, 1))
-        self.assertEqual(new_items.observation["pooled_memory"].shape, (_STREAMS, _STEPS, 4, 1))
-        flat = {key: value.numpy().reshape((-1,) + tuple(value.shape[2:]))
-                for key, value in old_items.observation.items()}
-        want = reference_q_network.q_values(old_net, flat).reshape(_STREAMS, _STEPS, 4)
-        self.assertGreater(np.ptp(want), 0.1)
-        self.assertAllClose(new_net(new_items.observation)[0], want, rtol=1e-5, atol=1e-5)
-        self.assertAllClose(old_net(old_items.observation)[0], want, rtol=1e-5, atol=1e-5)
+    # One DDQN step on all stored transitions: the same loss and the same new weights.
+    before = [v.numpy() for v in new_net.variables]
+    old_loss = old_agent.train(_pairs(old_items)).loss
+    new_loss = new_agent.train(_pairs(new_items)).loss
+    assert float(new_loss) > 0.0
+    np.testing.assert_allclose(new_loss, old_loss, rtol=1e-5, atol=1e-6)
+    for old, new in zip(old_net.variables, new_net.variables):
+        np.testing.assert_allclose(new, old, rtol=1e-5, atol=1e-6)
+    assert not all(np.array_equal(b, v.numpy()) for b, v in zip(before, new_net.variables))
 
-        # One DDQN step on all stored transitions: the same loss and the same new weights.
-        before = [v.numpy() for v in new_net.variables]
-        old_loss = old_agent.train(_pairs(old_items)).loss
-        new_loss = new_agent.train(_pairs(new_items)).loss
-        self.assertGreater(float(new_loss), 0.0)
-        self.assertAllClose(new_loss, old_loss, rtol=1e-5)
-        for old, new in zip(old_net.variables, new_net.variables):
-            self.assertAllClose(new, old, rtol=1e-5, atol=1e-6)
-        self.assertFalse(all(np.array_equal(b, v.numpy())
-                             for b, v in zip(before, new_net.variables)))
 
-    def test_pooled_buffer_holds_num_actions_by_c_floats_a_step(self):
-        # Buffer bytes, from its variables, against the spec arithmetic: per step the old
-        # storage holds Hl * Wl * C memory floats, the new num_actions * C.
-        net = _network()
-        rng = np.random.default_rng(0)
-        actions = tf.constant(rng.integers(0, 4, size=(1, _STREAMS)), tf.int32)
-        sizes = []
-        for pool_memory in (False, True):
-            _, buffer = _filled(pool_memory, net, actions)
-            sizes.append(sum(v.shape.num_elements() * v.dtype.size for v in buffer.variables()))
-        self.assertEqual(sizes[0] - sizes[1], _STREAMS * 16 * (4 * 4 * 1 - 4 * 1) * 4)
+def test_pooled_buffer_holds_num_actions_by_c_floats_a_step():
+    # Buffer bytes, from its variables, against the spec arithmetic: per step the old
+    # storage holds Hl * Wl * C memory floats, the new num_actions * C.
+    net = _network()
+    rng = np.random.default_rng(0)
+    actions = tf.constant(rng.integers(0, 4, size=(1, _STREAMS)), tf.int32)
+    sizes = []
+    for pool_memory in (False, True):
+        _, buffer = _filled(pool_memory, net, actions)
+        sizes.append(sum(v.shape.num_elements() * v.dtype.size for v in buffer.variables()))
+    assert sizes[0] - sizes[1] == _STREAMS * 16 * (4 * 4 * 1 - 4 * 1) * 4

@@ -4,6 +4,7 @@ import os
 import re
 
 import numpy as np
+import pytest
 import tensorflow as tf
 import tf_keras
 
@@ -38,92 +39,96 @@ def _window(action):
     return mask
 
 
-class StreamStepTest(tf.test.TestCase):
+def test_scanning_stream_by_hand_explicit_and_stateful_agree():
+    twin = _twin()
+    observer = observation_lib.AttentionObservation(twin.grid, 0.5, change_cue=False)
+    chooser = choosers.scanning(4)
+    frames = _frames(4)
+    explicit = stream.stream_start(twin, observer, frames[0], {}, key_frame=True,
+                                   chooser=chooser)
+    twin.reset_states(1)
+    stateful = stream.stream_start(twin, observer, frames[0], key_frame=True, chooser=chooser)
+    assert stateful.twin_state is None
+    np.testing.assert_allclose(explicit.outputs["mask_logits"], frames[0][..., :1],
+                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(explicit.next_actions, [0])
+    seen = frames[0][0, ..., 0].numpy()
+    history = np.zeros(4)
+    for t in range(1, 4):
+        action = int(explicit.next_actions[0])
+        explicit = stream.stream_step(twin, observer, frames[t], explicit.next_actions,
+                                      explicit.twin_state, explicit.observer_state, chooser)
+        stateful = stream.stream_step(twin, observer, frames[t], stateful.next_actions,
+                                      None, stateful.observer_state, chooser)
+        # The window step refreshes the chosen quadrant only; Eq. 1 with alpha 0.5.
+        seen = np.where(_window(action), frames[t][0, ..., 0], seen)
+        history = np.minimum(0.5 * history + np.eye(4)[action], 1.0)
+        np.testing.assert_allclose(explicit.outputs["mask_logits"][0, ..., 0], seen,
+                                   rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(stateful.outputs["mask_logits"],
+                                   explicit.outputs["mask_logits"], rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(explicit.observer_state["history"][0], history,
+                                   rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(stateful.observer_state["history"], history[None],
+                                   rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(explicit.next_actions, [t % 4])
+        np.testing.assert_array_equal(stateful.next_actions, [t % 4])
 
-    def test_scanning_stream_by_hand_explicit_and_stateful_agree(self):
-        twin = _twin()
-        observer = observation_lib.AttentionObservation(twin.grid, 0.5, change_cue=False)
-        chooser = choosers.scanning(4)
-        frames = _frames(4)
-        explicit = stream.stream_start(twin, observer, frames[0], {}, key_frame=True,
-                                       chooser=chooser)
-        twin.reset_states(1)
-        stateful = stream.stream_start(twin, observer, frames[0], key_frame=True,
-                                       chooser=chooser)
-        self.assertIsNone(stateful.twin_state)
-        self.assertAllClose(explicit.outputs["mask_logits"], frames[0][..., :1])
-        self.assertAllEqual(explicit.next_actions, [0])
-        seen = frames[0][0, ..., 0].numpy()
-        history = np.zeros(4)
-        for t in range(1, 4):
-            action = int(explicit.next_actions[0])
-            explicit = stream.stream_step(twin, observer, frames[t], explicit.next_actions,
-                                          explicit.twin_state, explicit.observer_state, chooser)
-            stateful = stream.stream_step(twin, observer, frames[t], stateful.next_actions,
-                                          None, stateful.observer_state, chooser)
-            # The window step refreshes the chosen quadrant only; Eq. 1 with alpha 0.5.
-            seen = np.where(_window(action), frames[t][0, ..., 0], seen)
-            history = np.minimum(0.5 * history + np.eye(4)[action], 1.0)
-            self.assertAllClose(explicit.outputs["mask_logits"][0, ..., 0], seen)
-            self.assertAllClose(stateful.outputs["mask_logits"], explicit.outputs["mask_logits"])
-            self.assertAllClose(explicit.observer_state["history"][0], history)
-            self.assertAllClose(stateful.observer_state["history"], history[None])
-            self.assertAllEqual(explicit.next_actions, [t % 4])
-            self.assertAllEqual(stateful.next_actions, [t % 4])
 
-    def test_mirror_streams_follow_the_observed_stream(self):
-        twin = _twin()
-        cell = list(twin.state_spec())[-1]
-        observer = observation_lib.AttentionObservation(twin.grid, 0.5, change_cue=False)
-        batches = []
+def test_mirror_streams_follow_the_observed_stream():
+    twin = _twin()
+    cell = list(twin.state_spec())[-1]
+    observer = observation_lib.AttentionObservation(twin.grid, 0.5, change_cue=False)
+    batches = []
 
-        def q_fn(observation):
-            batches.append(observation["memory"].shape[0])
-            return tf.one_hot([3], 4)
+    def q_fn(observation):
+        batches.append(observation["memory"].shape[0])
+        return tf.one_hot([3], 4)
 
-        chooser = choosers.greedy(q_fn, 4)
-        mirror = tf.constant([1, 0, 3, 2])
-        frames = _frames(2)
-        twin.reset_states(2)
-        start = stream.stream_start(twin, observer, frames[0], key_frame=True, chooser=chooser,
-                                    observed_cell=cell, mirror=mirror)
-        step = stream.stream_step(twin, observer, frames[1], start.next_actions, None,
-                                  start.observer_state, chooser, cell, mirror=mirror)
-        self.assertEqual(batches, [1, 1])
-        self.assertAllEqual(step.next_actions, [3])
-        logits = step.outputs["mask_logits"][..., 0].numpy()
-        mirrored = tf.reverse(frames, axis=[3])[..., 0].numpy()
-        # Stream 0 refreshed window 3 of the frame, stream 1 window 2 of its mirror image.
-        np.testing.assert_allclose(
-            logits[0], np.where(_window(3), frames[1][0, ..., 0], frames[0][0, ..., 0]),
-            rtol=1e-6)
-        np.testing.assert_allclose(
-            logits[1], np.where(_window(2), mirrored[1, 0], mirrored[0, 0]), rtol=1e-6)
+    chooser = choosers.greedy(q_fn, 4)
+    mirror = tf.constant([1, 0, 3, 2])
+    frames = _frames(2)
+    twin.reset_states(2)
+    start = stream.stream_start(twin, observer, frames[0], key_frame=True, chooser=chooser,
+                                observed_cell=cell, mirror=mirror)
+    step = stream.stream_step(twin, observer, frames[1], start.next_actions, None,
+                              start.observer_state, chooser, cell, mirror=mirror)
+    assert batches == [1, 1]
+    np.testing.assert_array_equal(step.next_actions, [3])
+    logits = step.outputs["mask_logits"][..., 0].numpy()
+    mirrored = tf.reverse(frames, axis=[3])[..., 0].numpy()
+    # Stream 0 refreshed window 3 of the frame, stream 1 window 2 of its mirror image.
+    np.testing.assert_allclose(
+        logits[0], np.where(_window(3), frames[1][0, ..., 0], frames[0][0, ..., 0]), rtol=1e-6)
+    np.testing.assert_allclose(
+        logits[1], np.where(_window(2), mirrored[1, 0], mirrored[0, 0]), rtol=1e-6)
 
-    def test_differentiates_through_explicit_state(self):
-        # Stage 3's unrolled loss; its tf.function is exercised by tests/training/stages_test.py.
-        twin = _twin()
-        observer = observation_lib.AttentionObservation(twin.grid, 0.5, change_cue=True)
-        chooser = choosers.change(4)
-        cell = list(twin.state_spec())[-1]
-        frames = _frames(3, batch=2)
-        variables = twin.keras_model.trainable_variables
-        with tf.GradientTape() as tape:
-            step = stream.stream_start(twin, observer, frames[0], {}, key_frame=True,
-                                       chooser=chooser, observed_cell=cell)
-            for t in (1, 2):
-                step = stream.stream_step(twin, observer, frames[t], step.next_actions,
-                                          step.twin_state, step.observer_state, chooser, cell)
-            loss = tf.reduce_sum(step.outputs["mask_logits"])
-        gradients = tape.gradient(loss, variables)
-        self.assertEqual(step.next_actions.shape, [2])
-        self.assertTrue(all(g is not None and np.any(g.numpy() != 0) for g in gradients))
 
-    def test_a_key_frame_needs_frames(self):
-        twin = _twin()
-        observer = observation_lib.AttentionObservation(twin.grid, 0.5, change_cue=False)
-        with self.assertRaisesRegex(ValueError, "key frame"):
-            stream.stream_start(twin, observer, None, {}, key_frame=True)
+def test_differentiates_through_explicit_state():
+    # Stage 3's unrolled loss; its tf.function is exercised by tests/training/stages_test.py.
+    twin = _twin()
+    observer = observation_lib.AttentionObservation(twin.grid, 0.5, change_cue=True)
+    chooser = choosers.change(4)
+    cell = list(twin.state_spec())[-1]
+    frames = _frames(3, batch=2)
+    variables = twin.keras_model.trainable_variables
+    with tf.GradientTape() as tape:
+        step = stream.stream_start(twin, observer, frames[0], {}, key_frame=True,
+                                   chooser=chooser, observed_cell=cell)
+        for t in (1, 2):
+            step = stream.stream_step(twin, observer, frames[t], step.next_actions,
+                                      step.twin_state, step.observer_state, chooser, cell)
+        loss = tf.reduce_sum(step.outputs["mask_logits"])
+    gradients = tape.gradient(loss, variables)
+    assert step.next_actions.shape == [2]
+    assert all(g is not None and np.any(g.numpy() != 0) for g in gradients)
+
+
+def test_a_key_frame_needs_frames():
+    twin = _twin()
+    observer = observation_lib.AttentionObservation(twin.grid, 0.5, change_cue=False)
+    with pytest.raises(ValueError, match="key frame"):
+        stream.stream_start(twin, observer, None, {}, key_frame=True)
 
 
 def _sources():
