@@ -16,10 +16,8 @@ LONGEST_FIRST = ("tests/training/experiments_test.py", "tests/training/experimen
 
 
 def pytest_collection_modifyitems(config, items):
-    """Drops `tf.test.TestCase.test_session`, a deprecated helper that pytest collects as a
-    test and that always skips itself, and moves `LONGEST_FIRST` to the front."""
+    """Moves `LONGEST_FIRST` to the front."""
     del config
-    items[:] = [item for item in items if item.name != "test_session"]
 
     def rank(item):
         path = item.nodeid.split("::")[0]

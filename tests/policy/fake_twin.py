@@ -59,3 +59,15 @@ def frame_iou(gt, predictions):
     inter = tf.reduce_sum(tf.cast(pred & true, tf.float32), axis=[1, 2])
     union = tf.reduce_sum(tf.cast(pred | true, tf.float32), axis=[1, 2])
     return tf.where(union > 0, inter / tf.maximum(union, 1.0), 1.0)
+
+
+def jumping_square_clips(num_batches, clips_per_batch, frames_per_clip, size, seed=0):
+    """A repeating tf.data of batches of clips {"frames": uint8 [C, T, size, size, 3], "mask":
+    uint8 [C, T, size, size]}: a 2x2 square jumps to a random place each frame."""
+    rng = np.random.default_rng(seed)
+    masks = np.zeros([num_batches, clips_per_batch, frames_per_clip, size, size], np.uint8)
+    for index in np.ndindex(num_batches, clips_per_batch, frames_per_clip):
+        y, x = rng.integers(0, size - 1, size=2)
+        masks[index][y:y + 2, x:x + 2] = 1
+    frames = np.repeat(masks[..., None] * 255, 3, axis=-1).astype(np.uint8)
+    return tf.data.Dataset.from_tensor_slices({"frames": frames, "mask": masks}).repeat()

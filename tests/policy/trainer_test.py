@@ -12,21 +12,14 @@ from patchwork_tf.policy import agent as agent_lib
 from patchwork_tf.policy import environment
 from patchwork_tf.policy import q_network
 from patchwork_tf.policy import trainer
-from tests.policy.fake_twin import FakeTwin, frame_iou
+from tests.policy.fake_twin import FakeTwin, frame_iou, jumping_square_clips
 
 _SIZE = 8
 _WINDOWS = [(0, 0, 4, 4), (0, 4, 4, 4), (4, 0, 4, 4), (4, 4, 4, 4)]
 
 
 def _clips(seed=0):
-    """Batches of 2 clips of 4 frames; a 2x2 square jumps to a random place each frame."""
-    rng = np.random.default_rng(seed)
-    masks = np.zeros([8, 2, 4, _SIZE, _SIZE], np.uint8)
-    for index in np.ndindex(8, 2, 4):
-        y, x = rng.integers(0, _SIZE - 1, size=2)
-        masks[index][y:y + 2, x:x + 2] = 1
-    frames = np.repeat(masks[..., None] * 255, 3, axis=-1).astype(np.uint8)
-    return tf.data.Dataset.from_tensor_slices({"frames": frames, "mask": masks}).repeat()
+    return jumping_square_clips(8, 2, 4, _SIZE, seed)
 
 
 def _setup(capacity=64):
