@@ -235,6 +235,10 @@ def test_tab1_names_the_imitation_runs_apart_from_the_dqn():
     after = _with_intervals(_record("after", "patchwork", 12.6, 3.0, {"mAP": 0.85}),
                             [0.83, 0.87], policy="dqn", grid="4,2", cells=True,
                             change_cue=True, imitation_steps=2000, stage2_steps=3000)
-    rows = results.policy_table([sf, imitation, after]).splitlines()[2:]
+    dqfd = _with_intervals(_record("dqfd", "patchwork", 12.6, 3.0, {"mAP": 0.86}),
+                           [0.84, 0.88], policy="dqn", grid="4,2", cells=True, change_cue=True,
+                           imitation_steps=2000, stage2_steps=3000, demonstration_weight=1.0)
+    rows = results.policy_table([sf, imitation, after, dqfd]).splitlines()[2:]
     assert [row.split(" | ")[2] for row in rows[1:]] == [
-        "Imitation of the change rule (ours)", "DQN after imitation of the change rule (ours)"]
+        "Imitation of the change rule (ours)", "DQN after imitation of the change rule (ours)",
+        "DQN with the change rule's demonstrations (ours, DQfD)"]

@@ -234,6 +234,8 @@ def evaluate(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False, in
         settings["change_cue"] = bool(loaded.patchwork.change_cue)
         settings["imitation_steps"] = int(loaded.patchwork.imitation_steps)
         settings["stage2_steps"] = int(loaded.patchwork.stage2_steps)
+        if loaded.patchwork.demonstration_weight:  # Absent: 0, as in records made before it.
+            settings["demonstration_weight"] = float(loaded.patchwork.demonstration_weight)
     resize = data != "synthetic" or tuple(runner.frame_size) != tuple(clip_frame_size)
     result = stream.evaluate_stream(
         runner, videos, interval=interval, delay=delay, resize_frames=resize, name=name,

@@ -243,6 +243,8 @@ def _policy_label(record):
     if record["method"] == "single_frame":
         return "Single-frame"
     policy = record["settings"]["policy"]
+    if policy == "dqn" and record["settings"].get("demonstration_weight"):
+        return "DQN with the change rule's demonstrations (ours, DQfD)"
     if policy == "dqn" and record["settings"].get("imitation_steps"):
         return ("Imitation of the change rule (ours)" if not record["settings"]["stage2_steps"]
                 else "DQN after imitation of the change rule (ours)")

@@ -4,7 +4,9 @@
 network picks the next action, the target network `Theta'` (a delayed copy) values it. This is
 tf-agents' `DdqnAgent`; this module only fixes the pieces Patchwork needs (epsilon-greedy
 collection on a schedule of the train step, target update period or Polyak tau, TD loss) and
-builds the matching `TFUniformReplayBuffer` and its sampling dataset.
+builds the matching `TFUniformReplayBuffer` and its sampling dataset. An optional auxiliary
+loss joins the TD loss in every train step (ours: DQfD's large-margin loss on demonstrations,
+`policy.imitation.demonstration_loss`).
 """
 import tensorflow as tf
 import tf_keras
@@ -39,6 +41,24 @@ def epsilon_schedule(train_step, start=1.0, end=0.05, decay_steps=10_000, start_
     return lambda: tf.cast(decay(tf.maximum(train_step - start_step, 0)), tf.float32)
 
 
+class _DdqnAgentWithAuxiliaryLoss(dqn_agent.DdqnAgent):
+    """`DdqnAgent` whose training loss is the TD loss plus `auxiliary_loss()`, a float32
+    scalar of the online Q-network's variables, recomputed at every train step. The loss
+    of `training=False` calls (evaluation) is the TD loss alone."""
+
+    def __init__(self, *args, auxiliary_loss, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._auxiliary_loss = auxiliary_loss
+
+    def _loss(self, experience, td_errors_loss_fn=None, gamma=1.0, reward_scale_factor=1.0,
+              weights=None, training=False):
+        loss_info = super()._loss(experience, td_errors_loss_fn, gamma, reward_scale_factor,
+                                  weights, training)
+        if not training:
+            return loss_info
+        return loss_info._replace(loss=loss_info.loss + self._auxiliary_loss())
+
+
 def ddqn_agent(time_step_spec,
                action_spec,
                q_network,
@@ -49,7 +69,8 @@ def ddqn_agent(time_step_spec,
                target_update_tau=1.0,
                td_errors_loss_fn=common.element_wise_huber_loss,
                gradient_clipping=None,
-               train_step_counter=None):
+               train_step_counter=None,
+               auxiliary_loss=None):
     """A Double DQN agent for the attention network, initialised.
 
     Args:
@@ -66,13 +87,17 @@ def ddqn_agent(time_step_spec,
       td_errors_loss_fn: element-wise loss of the TD errors (Huber by default).
       gradient_clipping: global norm to clip gradients to, or None.
       train_step_counter: int64 scalar variable counting train steps; made if None.
+      auxiliary_loss: None, or a callable with no arguments returning a float32 scalar
+        that is added to the TD loss of every train step (its gradient flows into the
+        online Q-network).
 
     Returns:
       An initialised `DdqnAgent` (target network equal to the online network).
     """
     if train_step_counter is None:
         train_step_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")
-    agent = dqn_agent.DdqnAgent(
+    extra = {} if auxiliary_loss is None else {"auxiliary_loss": auxiliary_loss}
+    agent = (dqn_agent.DdqnAgent if auxiliary_loss is None else _DdqnAgentWithAuxiliaryLoss)(
         time_step_spec,
         action_spec,
         q_network=q_network,
@@ -83,9 +108,26 @@ def ddqn_agent(time_step_spec,
         td_errors_loss_fn=td_errors_loss_fn,
         gamma=gamma,
         gradient_clipping=gradient_clipping,
-        train_step_counter=train_step_counter)
+        train_step_counter=train_step_counter,
+        **extra)
     agent.initialize()
     return agent
+
+
+def td_loss(agent, experience, training=True):
+    """The agent's TD loss (Eq. 4-5) on `experience` alone, without an auxiliary loss.
+
+    Args:
+      agent: a `DdqnAgent` from `ddqn_agent`.
+      experience: a `Trajectory` batch [B, 2, ...] as `replay_dataset` samples it.
+      training: run the Q-network in training mode.
+
+    Returns:
+      float32 scalar, the mean (Huber) TD loss of the batch.
+    """
+    # pylint: disable=protected-access
+    return dqn_agent.DqnAgent._loss(agent, experience, td_errors_loss_fn=agent._td_errors_loss_fn,
+                                    gamma=agent._gamma, training=training).loss
 
 
 def replay_buffer(data_spec, batch_size, max_length):

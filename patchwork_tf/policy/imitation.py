@@ -10,8 +10,13 @@ which pushes the demonstrated window's Q-value at least `margin` above every oth
 plus the agent's own one-step TD loss on the same transitions (weight `td_weight`), which keeps
 the Q-values on the reward's scale. The target network is then set to the online network and
 the normal DDQN continues (`trainer.collect_and_train`). The agent's train step counter is not
-advanced, so epsilon schedules and step counts of the later stages are unchanged. The paper
-learns the attention by DDQN alone (Sec. 3.3): `num_steps=0`.
+advanced, so epsilon schedules and step counts of the later stages are unchanged.
+
+DQfD keeps the large-margin loss on its demonstrations while it Q-learns; so can we
+(`demonstration_loss`, given to `agent.ddqn_agent(auxiliary_loss=...)`): every DDQN train step
+of stages 2 and 3 then adds `weight` x J_E on a batch of the rule's demonstrations to the TD
+loss on the agent's own transitions. The paper learns the attention by DDQN alone (Sec. 3.3):
+no warm start (`num_steps=0`) and no demonstration loss.
 """
 import tensorflow as tf
 from absl import logging
@@ -24,6 +29,7 @@ from patchwork_tf.policy import baselines
 from patchwork_tf.policy import choosers
 
 MARGIN = 0.8  # DQfD's margin l(a_E, a) for a != a_E (Hester et al. 2018, Sec. 3).
+DEMONSTRATION_STEPS = 512  # The rule's steps per training stream.
 
 
 def large_margin_loss(q_values, expert_actions, margin=MARGIN):
@@ -72,6 +78,54 @@ def collect_demonstrations(env, policy, steps_per_stream, use_tf_function=True):
     return buffer
 
 
+def rule_demonstrations(env, steps_per_stream=DEMONSTRATION_STEPS, use_tf_function=True):
+    """`collect_demonstrations` of the change rule (`baselines.ChangePolicy`) in `env`.
+
+    Raises:
+      ValueError: an environment without the change cue the rule reads.
+    """
+    rule = baselines.ChangePolicy(env.time_step_spec(), env.action_spec())
+    return collect_demonstrations(env, rule, steps_per_stream, use_tf_function)
+
+
+def _margin_terms(q_network, batch, margin):
+    """(mean large-margin loss, agreement, Q-values) of a demonstration batch [B, 2, ...];
+    boundary transitions (a clip's last frame -> the next clip; no used action) are left out."""
+    first = tf.nest.map_structure(lambda t: t[:, 0], batch.observation)
+    used = tf.cast(~batch.is_boundary()[:, 0], tf.float32)
+    count = tf.maximum(tf.reduce_sum(used), 1.0)
+    q_values, _ = q_network(first, training=True)
+    expert_actions = tf.cast(batch.action[:, 0], tf.int32)
+    margin_loss = tf.reduce_sum(used * large_margin_loss(q_values, expert_actions, margin)) / count
+    agrees = tf.cast(tf.equal(choosers.greedy_actions(q_values), expert_actions), tf.float32)
+    return margin_loss, tf.reduce_sum(used * agrees) / count
+
+
+def demonstration_loss(q_network, demonstrations, weight, sample_batch_size=64, margin=MARGIN):
+    """DQfD's large-margin loss on demonstrations, as `agent.ddqn_agent`'s `auxiliary_loss`.
+
+    Args:
+      q_network: the agent's online Q-network.
+      demonstrations: a replay buffer of the demonstrator's trajectories
+        (`rule_demonstrations`).
+      weight: lambda_E, the weight of the margin loss against the TD loss.
+      sample_batch_size: demonstrated transitions per call.
+      margin: the large margin (`large_margin_loss`).
+
+    Returns:
+      A callable with no arguments: `weight` x the mean large-margin loss of a fresh batch of
+      demonstrations (float32 scalar).
+    """
+    if weight <= 0:
+        raise ValueError(f"The demonstration loss needs a weight > 0, got {weight}.")
+    experience = iter(agent_lib.replay_dataset(demonstrations, sample_batch_size))
+
+    def loss():
+        batch, _ = next(experience)
+        return weight * _margin_terms(q_network, batch, margin)[0]
+    return loss
+
+
 def pretrain(agent, demonstrations, num_steps, sample_batch_size=64, margin=MARGIN,
              td_weight=1.0, use_tf_function=True):
     """Fits the agent's Q-network to demonstrations, then copies it into the target network.
@@ -103,22 +157,12 @@ def pretrain(agent, demonstrations, num_steps, sample_batch_size=64, margin=MARG
 
     def step():
         batch, _ = next(experience)
-        first = tf.nest.map_structure(lambda t: t[:, 0], batch.observation)
-        # A boundary transition (the clip's last frame -> the next clip) has no used action.
-        used = tf.cast(~batch.is_boundary()[:, 0], tf.float32)
         with tf.GradientTape() as tape:
-            q_values, _ = q_network(first, training=True)
-            margin_loss = tf.reduce_sum(
-                used * large_margin_loss(q_values, batch.action[:, 0], margin)) / tf.maximum(
-                    tf.reduce_sum(used), 1.0)
-            td_loss = agent._loss(batch, td_errors_loss_fn=agent._td_errors_loss_fn,
-                                  gamma=agent._gamma, training=True).loss
+            margin_loss, agreement = _margin_terms(q_network, batch, margin)
+            td_loss = agent_lib.td_loss(agent, batch)
             loss = margin_loss + td_weight * td_loss
         gradients = tape.gradient(loss, variables)
         agent._optimizer.apply_gradients(zip(gradients, variables))
-        agrees = tf.cast(tf.equal(choosers.greedy_actions(q_values),
-                                  tf.cast(batch.action[:, 0], tf.int32)), tf.float32)
-        agreement = tf.reduce_sum(used * agrees) / tf.maximum(tf.reduce_sum(used), 1.0)
         return margin_loss, td_loss, agreement
 
     step = common.function(step) if use_tf_function else step
@@ -129,10 +173,20 @@ def pretrain(agent, demonstrations, num_steps, sample_batch_size=64, margin=MARG
             "agreement": float(agreement)}
 
 
-def warm_start(env, agent, num_steps, steps_per_stream=512, sample_batch_size=64,
-               use_tf_function=True):
-    """The change rule's demonstrations (`steps_per_stream` steps of every stream of `env`)
-    and `num_steps` of `pretrain` on them; nothing when `num_steps` is 0.
+def warm_start(env, agent, num_steps, steps_per_stream=DEMONSTRATION_STEPS,
+               sample_batch_size=64, use_tf_function=True, demonstrations=None):
+    """`num_steps` of `pretrain` on the change rule's demonstrations; nothing when
+    `num_steps` is 0.
+
+    Args:
+      env: the batched training environment; the rule plays `steps_per_stream` steps of
+        every stream in it unless `demonstrations` are given.
+      agent: the DDQN agent.
+      num_steps: `pretrain`'s gradient steps.
+      steps_per_stream, sample_batch_size, use_tf_function: as for `rule_demonstrations` and
+        `pretrain`.
+      demonstrations: the rule's demonstrations already collected (`rule_demonstrations`),
+        or None.
 
     Returns:
       `pretrain`'s dict, or None when `num_steps` is 0.
@@ -142,12 +196,11 @@ def warm_start(env, agent, num_steps, steps_per_stream=512, sample_batch_size=64
     """
     if num_steps == 0:
         return None
-    rule = baselines.ChangePolicy(env.time_step_spec(), env.action_spec())
-    demonstrations = collect_demonstrations(env, rule, steps_per_stream, use_tf_function)
+    if demonstrations is None:
+        demonstrations = rule_demonstrations(env, steps_per_stream, use_tf_function)
     result = pretrain(agent, demonstrations, num_steps, sample_batch_size,
                       use_tf_function=use_tf_function)
     logging.info("Imitation of the change rule, %d steps on %d transitions: margin loss %.4f, "
-                 "TD loss %.4f, agreement %.3f.", num_steps,
-                 steps_per_stream * env.batch_size, result["margin_loss"], result["td_loss"],
-                 result["agreement"])
+                 "TD loss %.4f, agreement %.3f.", num_steps, int(demonstrations.num_frames()),
+                 result["margin_loss"], result["td_loss"], result["agreement"])
     return result

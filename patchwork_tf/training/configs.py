@@ -49,6 +49,10 @@ class AttentionConfig:
       imitation_steps: gradient steps of learning from the change rule's demonstrations
         (`policy.imitation`, DQfD's large-margin loss plus TD) before stage 2's DDQN; 0 (the
         paper's setting) learns by DDQN alone. Needs `change_cue`.
+      demonstration_weight: lambda_E of DQfD's large-margin loss on the change rule's
+        demonstrations, added to every DDQN train step of stages 2 and 3
+        (`policy.imitation.demonstration_loss`); 0 (the paper's setting) is the TD loss
+        alone. Needs `change_cue`.
       stage2_steps: DDQN train steps of stage 2.
       seed: seed of the clip order and the networks' initialisation.
     """
@@ -73,6 +77,7 @@ class AttentionConfig:
     sample_batch_size: int = 64
     initial_collect_steps: int = 32
     imitation_steps: int = 0
+    demonstration_weight: float = 0.0
     stage2_steps: int = 600
     seed: int = 0
     data: str = sources.SYNTHETIC
@@ -92,6 +97,10 @@ class AttentionConfig:
             raise ValueError(
                 f"imitation_steps ({self.imitation_steps}) must be >= 0, and > 0 only with the "
                 "change cue the demonstrating rule reads (change_cue=True).")
+        if self.demonstration_weight < 0 or (self.demonstration_weight and not self.change_cue):
+            raise ValueError(
+                f"demonstration_weight ({self.demonstration_weight}) must be >= 0, and > 0 only "
+                "with the change cue the demonstrating rule reads (change_cue=True).")
 
     @property
     def source(self):

@@ -2,7 +2,9 @@
 
 The stage-1 model's weights are frozen; its Patchwork twin streams batches of clips through a
 `VideoStreamEnvironment`, and tf-agents' `DdqnAgent` trains the `AttentionQNetwork` on the
-Eq. 2 reward (Sec. 3.3). Everything resumes from `tf.train.CheckpointManager` checkpoints in
+Eq. 2 reward (Sec. 3.3); ours optionally learns from the change rule's demonstrations first
+(`imitation_steps`) and keeps DQfD's margin loss on them (`demonstration_weight`,
+`policy.imitation`). Everything resumes from `tf.train.CheckpointManager` checkpoints in
 `model_dir`.
 
 Layout of a Patchwork model directory (`model_dir`):
@@ -125,9 +127,11 @@ class PatchworkSetting:
     agent: object
     replay_buffer: object
     epsilon: object
+    demonstrations: object = None
 
 
-def build_setting(model_dir, config, learning_rate, train_step_offset=0):
+def build_setting(model_dir, config, learning_rate, train_step_offset=0,
+                  demonstrations=False):
     """Restores the stage-1 model of `model_dir` and builds twin, environment and agent.
 
     The environment observes the memory's window means (`pool_memory`), so the agent's specs
@@ -138,6 +142,9 @@ def build_setting(model_dir, config, learning_rate, train_step_offset=0):
       config: the `configs.AttentionConfig`.
       learning_rate: the Q-network's Adam learning rate.
       train_step_offset: train steps already taken before this stage (for epsilon).
+      demonstrations: let the change rule play in the environment first
+        (`imitation.rule_demonstrations`, kept as the setting's `demonstrations`); always
+        done when `config.demonstration_weight` > 0, whose loss reads them.
     """
     patchwork = build_patchwork(model_dir, config)
     config = patchwork.config  # The observed cell resolved.
@@ -149,6 +156,11 @@ def build_setting(model_dir, config, learning_rate, train_step_offset=0):
         patchwork.twin, clips, config.observed_cell, patchwork.task.reward_metric,
         patchwork.grid.num_actions, alpha=config.history_alpha, change_cue=config.change_cue,
         pool_memory=True, reward=config.reward)
+    demonstrations = (imitation.rule_demonstrations(env)
+                      if demonstrations or config.demonstration_weight else None)
+    auxiliary_loss = (imitation.demonstration_loss(
+        patchwork.q_network, demonstrations, config.demonstration_weight,
+        config.sample_batch_size) if config.demonstration_weight else None)
     train_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")
     epsilon = agent_lib.epsilon_schedule(
         train_step, config.epsilon_start, config.epsilon_end, config.epsilon_decay_steps,
@@ -156,10 +168,11 @@ def build_setting(model_dir, config, learning_rate, train_step_offset=0):
     agent = agent_lib.ddqn_agent(
         env.time_step_spec(), env.action_spec(), patchwork.q_network,
         learning_rate=learning_rate, gamma=config.gamma, epsilon_greedy=epsilon,
-        target_update_period=config.target_update_period, train_step_counter=train_step)
+        target_update_period=config.target_update_period, train_step_counter=train_step,
+        auxiliary_loss=auxiliary_loss)
     buffer = agent_lib.replay_buffer(agent.collect_data_spec, env.batch_size,
                                      config.replay_capacity)
-    return PatchworkSetting(patchwork, env, agent, buffer, epsilon)
+    return PatchworkSetting(patchwork, env, agent, buffer, epsilon, demonstrations)
 
 
 def progress_callback(target_steps, verbose):
@@ -188,12 +201,16 @@ def train_stage2(model_dir, config, finetune=None, verbose=1, **trainer_kwargs):
       dict(train_step, loss) of `policy.trainer.collect_and_train`.
     """
     config, _ = store_config(model_dir, config, finetune)
-    setting = build_setting(model_dir, config, config.learning_rate)
-    setting.patchwork.model.trainable = False
     root_dir = os.path.join(model_dir, "stage2")
-    if not tf.train.latest_checkpoint(os.path.join(root_dir, "checkpoints")):
+    warm_start = (config.imitation_steps > 0
+                  and not tf.train.latest_checkpoint(os.path.join(root_dir, "checkpoints")))
+    setting = build_setting(model_dir, config, config.learning_rate,
+                            demonstrations=warm_start)
+    setting.patchwork.model.trainable = False
+    if warm_start:
         imitation.warm_start(setting.env, setting.agent, config.imitation_steps,
-                             sample_batch_size=config.sample_batch_size)
+                             sample_batch_size=config.sample_batch_size,
+                             demonstrations=setting.demonstrations)
     return trainer.collect_and_train(
         root_dir, setting.env, setting.agent, setting.replay_buffer,
         config.stage2_steps, epsilon_fn=setting.epsilon,

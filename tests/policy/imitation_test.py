@@ -10,6 +10,7 @@ from patchwork_tf.policy import baselines
 from patchwork_tf.policy import environment
 from patchwork_tf.policy import imitation
 from patchwork_tf.policy import q_network
+from patchwork_tf.policy import trainer
 from patchwork_tf.training import configs
 from tests.policy.fake_twin import FakeTwin, frame_iou, jumping_square_clips
 
@@ -21,19 +22,29 @@ def _clips(seed):
     return jumping_square_clips(16, 4, 6, _SIZE, seed)
 
 
-def _env(seed):
+def _silent_metric(gt, predictions):
+    """Every prediction scores 1, so every Eq. 2 reward is 0."""
+    del predictions
+    return tf.ones(tf.shape(gt["mask"])[:1])
+
+
+def _env(seed, metric=frame_iou):
     return environment.VideoStreamEnvironment(
-        FakeTwin(pw.WindowGrid((_SIZE, _SIZE), 2, 1)), _clips(seed), "pixels_half", frame_iou,
+        FakeTwin(pw.WindowGrid((_SIZE, _SIZE), 2, 1)), _clips(seed), "pixels_half", metric,
         4, change_cue=True, pool_memory=True)
 
 
-def _agent(env):
+def _q_network(env):
     tf_keras.utils.set_random_seed(0)
-    net = q_network.AttentionQNetwork(
+    return q_network.AttentionQNetwork(
         q_network.observation_spec((_SIZE // 2, _SIZE // 2, 1), 4, change_cue=True),
         env.action_spec(), _WINDOWS, fc_layer_params=(8,))
-    return agent_lib.ddqn_agent(env.time_step_spec(), env.action_spec(), net, gamma=0.5,
-                                learning_rate=1e-2, target_update_period=1000)
+
+
+def _agent(env, net=None, auxiliary_loss=None):
+    return agent_lib.ddqn_agent(env.time_step_spec(), env.action_spec(),
+                                net or _q_network(env), gamma=0.5, learning_rate=1e-2,
+                                target_update_period=1000, auxiliary_loss=auxiliary_loss)
 
 
 def _agreement(agent, env, steps=24):
@@ -97,3 +108,52 @@ def test_warm_start_of_zero_steps_leaves_agent_and_environment_as_they_are():
 def test_config_refuses_imitation_without_the_change_cue():
     with pytest.raises(ValueError, match="change_cue=True"):
         configs.AttentionConfig(imitation_steps=10, change_cue=False)
+    with pytest.raises(ValueError, match="change_cue=True"):
+        configs.AttentionConfig(demonstration_weight=1.0, change_cue=False)
+    with pytest.raises(ValueError, match="weight > 0"):
+        imitation.demonstration_loss(None, None, weight=0.0)
+
+
+def test_the_demonstration_loss_joins_the_td_loss_of_train_steps_only():
+    env = _env(seed=0)
+    demonstrations = imitation.rule_demonstrations(env, steps_per_stream=6)
+    assert int(demonstrations.num_frames()) == 6 * 4
+    batch, _ = next(iter(agent_lib.replay_dataset(demonstrations, 16)))
+    plain = _agent(env)
+    net = _q_network(env)
+    term = imitation.demonstration_loss(net, demonstrations, weight=2.0, sample_batch_size=16)
+    agent = _agent(env, net, auxiliary_loss=term)
+    # Same seed, same weights: the TD losses agree; the term is 2 x a mean margin loss >= 0
+    # (a fresh demonstration batch per call; the demonstrations are the rule's, so the
+    # untrained Q-network pays a margin on them).
+    td = float(agent_lib.td_loss(agent, batch))
+    np.testing.assert_allclose(td, float(agent_lib.td_loss(plain, batch)), rtol=1e-6)
+    assert float(term()) > 0.0
+    np.testing.assert_allclose(
+        float(agent._loss(batch, gamma=agent._gamma, training=False).loss), td, rtol=1e-6)
+    loss = float(agent.train(batch).loss)
+    plain_loss = float(plain.train(batch).loss)
+    np.testing.assert_allclose(plain_loss, td, rtol=1e-6)
+    assert loss > td + 1e-3  # TD loss + the term (the term of the step's own batch).
+    # The term's gradient moved the weights: the two agents no longer agree.
+    assert any(not np.allclose(a, b) for a, b in zip(agent._q_network.variables,
+                                                     plain._q_network.variables))
+
+
+@pytest.mark.slow  # ~20 s on the shared 2-core machine.
+def test_ddqn_with_the_demonstration_loss_learns_the_rule_on_a_silent_reward(tmp_path):
+    # Eq. 2 says nothing here (every reward 0), so the TD loss alone cannot rank the windows;
+    # the margin loss on the rule's demonstrations, added to each DDQN step, teaches the rule.
+    env = _env(seed=0, metric=_silent_metric)
+    net = _q_network(env)
+    agent = _agent(env, net, auxiliary_loss=imitation.demonstration_loss(
+        net, imitation.rule_demonstrations(env, steps_per_stream=32), weight=1.0,
+        sample_batch_size=32))
+    held_out = _env(seed=1)
+    before = _agreement(agent, held_out)
+    buffer = agent_lib.replay_buffer(agent.collect_data_spec, env.batch_size, 64)
+    trainer.collect_and_train(str(tmp_path), env, agent, buffer, num_train_steps=100,
+                              initial_collect_steps=4, sample_batch_size=32)
+    assert before < 0.6
+    assert _agreement(agent, held_out) > 0.85
+    assert int(agent.train_step_counter.numpy()) == 100

@@ -154,23 +154,34 @@ def test_finished_step_reads_the_newest_checkpoint_number(tmp_path):
     assert runs.finished_step(str(tmp_path), "stage2") == 12
 
 
-@pytest.mark.slow  # A tiny stage 2 with imitation: 50 s here under load ~10.
+# A tiny stage 2 with imitation and the demonstration loss: 37-50 s here under load 4-10.
+@pytest.mark.slow
 def test_stage2_learns_from_the_rule_first(stage1_dir, tmp_path, monkeypatch):
     from patchwork_tf.policy import imitation
     model_dir = str(tmp_path)
     os.symlink(os.path.join(stage1_dir, runs.STAGE1_DIR),
                os.path.join(model_dir, runs.STAGE1_DIR))
-    calls = []
-    real = imitation.warm_start
+    calls, collected = [], []
+    real_warm_start, real_demonstrations = imitation.warm_start, imitation.rule_demonstrations
 
-    def spy(env, agent, num_steps, **kwargs):
-        calls.append(num_steps)
-        return real(env, agent, num_steps, steps_per_stream=4, **kwargs)
-    monkeypatch.setattr(imitation, "warm_start", spy)
-    config = _tiny_config(imitation_steps=2)
+    def warm_start(env, agent, num_steps, **kwargs):
+        calls.append((num_steps, kwargs["demonstrations"]))
+        return real_warm_start(env, agent, num_steps, **kwargs)
+
+    def rule_demonstrations(env):
+        collected.append(real_demonstrations(env, steps_per_stream=4))
+        return collected[-1]
+    monkeypatch.setattr(imitation, "warm_start", warm_start)
+    monkeypatch.setattr(imitation, "rule_demonstrations", rule_demonstrations)
+    config = _tiny_config(imitation_steps=2, demonstration_weight=0.5)
     assert stage2.train_stage2(model_dir, config, verbose=0)["train_step"] == 3
-    assert runs.load_patchwork_configs(model_dir)[0].imitation_steps == 2
-    assert calls == [2]
-    # A resume must keep the setting.
-    with pytest.raises(ValueError, match="imitation_steps"):
-        stage2.store_config(model_dir, _tiny_config())
+    stored = runs.load_patchwork_configs(model_dir)[0]
+    assert (stored.imitation_steps, stored.demonstration_weight) == (2, 0.5)
+    # One set of the rule's demonstrations serves the warm start and the DDQN steps' margin
+    # loss.
+    assert len(collected) == 1 and calls == [(2, collected[0])]
+    # A resume must keep the settings.
+    for changed in ("imitation_steps", "demonstration_weight"):
+        with pytest.raises(ValueError, match=changed):
+            stage2.store_config(model_dir, _tiny_config(
+                **{"imitation_steps": 2, "demonstration_weight": 0.5, changed: 0}))
