@@ -99,7 +99,7 @@ def counterfactual_records(twin, observer, observed_cell, metric_fn, clips: Iter
         return tf.reshape(quality, [batch, num_actions])
 
     start = tf.function(lambda inputs: stream.stream_start(
-        twin, observer, inputs, twin_state={}, key_frame=True)[:3])
+        twin, observer, inputs, key_frame=True, explicit_state=True)[:3])
     step = tf.function(lambda inputs, actions, state, observer_state: stream.stream_step(
         twin, observer, inputs, actions, state, observer_state)[:3])
     score = tf.function(metric_fn)

@@ -61,7 +61,7 @@ def _twin_frames(frames, mirror):
 
 
 def stream_start(twin, observer, frames=None, twin_state=None, key_frame=False, chooser=None,
-                 observed_cell=None, mirror=None, batch_size=None):
+                 observed_cell=None, mirror=None, batch_size=None, explicit_state=False):
     """Starts B streams.
 
     Args:
@@ -70,11 +70,13 @@ def stream_start(twin, observer, frames=None, twin_state=None, key_frame=False, 
       frames: float32 [B, H, W, 3], each stream's first frame in the twin's input range, or
         None: the observer starts from zeros (`initial_state(batch_size)`), as before any
         frame, and there is no key frame.
-      twin_state: the memories the streams start from: a dict as `twin.initial_state` gives
-        it, or None for the twin's own variables (reset by the caller). A key frame
-        overwrites every memory, so with one any dict (e.g. `{}`) selects explicit state.
-      key_frame: make a full-frame pass on `frames` first (`twin.warm_start_fn`, or
-        `twin.warm_start` for a stateful twin); False keeps the memories (e.g. zeros).
+      twin_state: without a key frame, the memories the streams start from: a dict as
+        `twin.initial_state` gives it (explicit state), or None for the twin's own variables
+        (reset by the caller).
+      key_frame: make a full-frame pass on `frames` first, which fills every memory; False
+        keeps the memories (e.g. zeros).
+      explicit_state: with a key frame, return its memories as a dict (`twin.warm_start_fn`)
+        instead of filling the twin's variables (`twin.warm_start`).
       chooser: a `choosers.Chooser` for the first window, or None.
       observed_cell: the cell whose memory the chooser observes (layer L of Sec. 3.1).
       mirror: int32 [A], each window's mirror image: the twin also runs each frame's mirror
@@ -88,13 +90,19 @@ def stream_start(twin, observer, frames=None, twin_state=None, key_frame=False, 
     """
     if key_frame and frames is None:
         raise ValueError("A key frame needs the streams' frames.")
+    if key_frame and twin_state is not None:
+        raise ValueError("A key frame overwrites every memory: pass explicit_state=True for "
+                         "its memories as a dict, not twin_state.")
+    if explicit_state and not key_frame:
+        raise ValueError("explicit_state selects how a key frame returns its memories; "
+                         "without a key frame, pass the memories as twin_state.")
     outputs = None
     if key_frame:
         twin_frames = _twin_frames(frames, mirror)
-        if twin_state is None:
-            outputs = twin.warm_start(twin_frames)
-        else:
+        if explicit_state:
             outputs, twin_state = twin.warm_start_fn(twin_frames)
+        else:
+            outputs = twin.warm_start(twin_frames)
     if frames is None:
         observer_state = observer.initial_state(batch_size)
     else:

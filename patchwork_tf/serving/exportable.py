@@ -488,8 +488,8 @@ class ExportableModule(tf.Module):
     def _warm_start(self, frames):
         """A key frame on checked uint8 frames of any size."""
         inputs = self._preprocess(self._resized(frames))
-        start = stream.stream_start(self.twin, self._observer, inputs, twin_state={},
-                                    key_frame=True, chooser=self._chooser,
+        start = stream.stream_start(self.twin, self._observer, inputs, key_frame=True,
+                                    explicit_state=True, chooser=self._chooser,
                                     observed_cell=self.policy_cell)
         no_action = tf.fill(tf.reshape(tf.shape(frames)[0], [1]), -1)
         return self._result(start, tf.shape(frames)[1:3], no_action)

@@ -37,7 +37,7 @@ def unrolled_clip_loss(setting, clip):
     observer = patchwork.observer
     chooser = choosers.greedy(patchwork.q_network, observer.num_actions)
     frames = clips_lib.preprocess_frames(clip["frames"])
-    step = stream.stream_start(twin, observer, frames[:, 0], twin_state={}, key_frame=True,
+    step = stream.stream_start(twin, observer, frames[:, 0], key_frame=True, explicit_state=True,
                                chooser=chooser, observed_cell=cell)
     losses = []
     for t in range(1, frames.shape[1]):

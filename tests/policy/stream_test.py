@@ -44,8 +44,8 @@ def test_scanning_stream_by_hand_explicit_and_stateful_agree():
     observer = observation_lib.AttentionObservation(twin.grid, 0.5, change_cue=False)
     chooser = choosers.scanning(4)
     frames = _frames(4)
-    explicit = stream.stream_start(twin, observer, frames[0], {}, key_frame=True,
-                                   chooser=chooser)
+    explicit = stream.stream_start(twin, observer, frames[0], key_frame=True,
+                                   explicit_state=True, chooser=chooser)
     twin.reset_states(1)
     stateful = stream.stream_start(twin, observer, frames[0], key_frame=True, chooser=chooser)
     assert stateful.twin_state is None
@@ -113,8 +113,8 @@ def test_differentiates_through_explicit_state():
     frames = _frames(3, batch=2)
     variables = twin.keras_model.trainable_variables
     with tf.GradientTape() as tape:
-        step = stream.stream_start(twin, observer, frames[0], {}, key_frame=True,
-                                   chooser=chooser, observed_cell=cell)
+        step = stream.stream_start(twin, observer, frames[0], key_frame=True,
+                                   explicit_state=True, chooser=chooser, observed_cell=cell)
         for t in (1, 2):
             step = stream.stream_step(twin, observer, frames[t], step.next_actions,
                                       step.twin_state, step.observer_state, chooser, cell)
@@ -124,11 +124,16 @@ def test_differentiates_through_explicit_state():
     assert all(g is not None and np.any(g.numpy() != 0) for g in gradients)
 
 
-def test_a_key_frame_needs_frames():
+def test_a_key_frame_needs_frames_and_no_memories():
     twin = _twin()
     observer = observation_lib.AttentionObservation(twin.grid, 0.5, change_cue=False)
-    with pytest.raises(ValueError, match="key frame"):
-        stream.stream_start(twin, observer, None, {}, key_frame=True)
+    with pytest.raises(ValueError, match="needs the streams' frames"):
+        stream.stream_start(twin, observer, None, key_frame=True, explicit_state=True)
+    with pytest.raises(ValueError, match="explicit_state=True"):
+        stream.stream_start(twin, observer, _frames(1)[0], twin.initial_state(1),
+                            key_frame=True)
+    with pytest.raises(ValueError, match="pass the memories as twin_state"):
+        stream.stream_start(twin, observer, batch_size=1, explicit_state=True)
 
 
 def _sources():
