@@ -14,6 +14,9 @@ segmentation) and `f(gt_t, p_{t-1})`, the prediction kept from the frame before.
 * `zero_signal_share`: frames on which every window's reward is 0 (Eq. 2's clipping leaves no
   difference between windows to learn from);
 * `stakes`: the mean best-minus-worst f over windows, what the choice can matter;
+* `quality_followed`: the mean f of the followed stream's own predictions, what following the
+  policy keeps (Eq. 2 rewards are relative to the kept prediction, so a policy that lets the
+  memories go stale can earn larger rewards while keeping a lower f);
 * `agreement`: how often two choosers pick the same window (the oracle's set holds every
   window that ties for the best f);
 * `rank_correlation`: mean Spearman correlation over frames between the Q-values, the change
@@ -193,6 +196,7 @@ def summarize(records: FrameRecords) -> Dict[str, object]:
         "regret": regret,
         "zero_signal_share": float(np.mean(rewards.max(axis=-1) == 0.0)),
         "stakes": float((best - quality.min(axis=-1)).mean()),
+        "quality_followed": float(quality[rows, records.chosen].mean()),
         "agreement": agreement,
         "rank_correlation": correlation,
     }

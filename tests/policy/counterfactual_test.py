@@ -31,6 +31,7 @@ def _collector(twin, observer, net, **kwargs):
     return counterfactual.Collector(twin, observer, _CELL, frame_iou, net, **kwargs)
 
 
+@pytest.mark.slow  # ~20 s on the shared 2-core machine under load ~6 (two collectors traced).
 def test_every_window_reward_is_a_replay_of_the_stateful_twin():
     twin, observer, net = _setting()
     clip = next(iter(jumping_square_clips(1, 3, 5, _SIZE)))
@@ -93,7 +94,7 @@ def _shuffled(collector_class):
     return Shuffled
 
 
-@pytest.mark.slow  # ~20 s on the shared 2-core machine.
+@pytest.mark.slow  # 10 s and 3 s on the shared 2-core machine under load ~6.
 @pytest.mark.parametrize("collector_class, learns", [
     (counterfactual.Collector, True), (_shuffled(counterfactual.Collector), False)])
 def test_fitting_every_window_reward_teaches_the_greedy_q_the_best_window(collector_class,
