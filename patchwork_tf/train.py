@@ -123,6 +123,10 @@ flags.DEFINE_integer("imitation_steps", 0, "Ours: gradient steps of learning fro
 flags.DEFINE_float("demonstration_weight", 0.0, "Ours: weight of DQfD's large-margin loss on "
                    "the change rule's demonstrations, added to every DDQN train step of "
                    "stages 2 and 3; 0 is the paper's TD loss alone.")
+flags.DEFINE_integer("counterfactual_steps", 0, "Ours: gradient steps of fitting the "
+                     "Q-network to every window's reward (all windows tried per frame, gamma 0) "
+                     "over one pass of the training clips, before stage 2's DDQN; 0 is the "
+                     "paper's DDQN alone.")
 flags.DEFINE_integer("stage2_steps", 600, "DDQN train steps of stage 2.")
 flags.DEFINE_float("stage2_learning_rate", 1e-3, "Q-network learning rate in stage 2.")
 flags.DEFINE_integer("stage3_steps", 900, "DDQN train step at which stage 3 ends "
@@ -389,7 +393,8 @@ def configs_from_flags():
         epsilon_decay_steps=FLAGS.epsilon_decay_steps,
         replay_capacity=FLAGS.replay_capacity, sample_batch_size=FLAGS.sample_batch_size,
         initial_collect_steps=FLAGS.initial_collect_steps, imitation_steps=FLAGS.imitation_steps,
-        demonstration_weight=FLAGS.demonstration_weight, stage2_steps=FLAGS.stage2_steps,
+        demonstration_weight=FLAGS.demonstration_weight,
+        counterfactual_steps=FLAGS.counterfactual_steps, stage2_steps=FLAGS.stage2_steps,
         seed=FLAGS.seed, **data)
     finetune = configs.FinetuneConfig(
         steps=FLAGS.stage3_steps, learning_rate=FLAGS.stage3_learning_rate,

@@ -37,6 +37,7 @@ def _table(summary):
     lines.append(f"reward std of the followed policy: {summary['reward_std_followed']:.4f}")
     lines.append(f"frames where every window earns 0: {summary['zero_signal_share']:.3f}")
     lines.append(f"mean best-minus-worst f over windows: {summary['stakes']:.4f}")
+    lines.append(f"mean f of the followed stream: {summary['quality_followed']:.4f}")
     lines += [f"agreement {pair}: {value:.3f}" for pair, value in summary["agreement"].items()]
     lines += [f"rank correlation {pair}: {value:.3f}"
               for pair, value in summary["rank_correlation"].items()]

@@ -236,6 +236,8 @@ def evaluate(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False, in
         settings["stage2_steps"] = int(loaded.patchwork.stage2_steps)
         if loaded.patchwork.demonstration_weight:  # Absent: 0, as in records made before it.
             settings["demonstration_weight"] = float(loaded.patchwork.demonstration_weight)
+        if loaded.patchwork.counterfactual_steps:  # Absent: 0, as in records made before it.
+            settings["counterfactual_steps"] = int(loaded.patchwork.counterfactual_steps)
     resize = data != "synthetic" or tuple(runner.frame_size) != tuple(clip_frame_size)
     result = stream.evaluate_stream(
         runner, videos, interval=interval, delay=delay, resize_frames=resize, name=name,

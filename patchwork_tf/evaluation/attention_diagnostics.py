@@ -2,7 +2,8 @@
 
 The stream follows one policy over held-out clips (the DQN's greedy choice, the change rule or
 the oracle). At every frame t >= 1 each window a is also tried from the same memories (the
-twin's pure `step_fn`, all windows of all streams in one batched call), which gives the task
+twin's pure `step_fn`, all windows of all streams in one batched call,
+`policy.counterfactual.try_every_window`), which gives the task
 metric `f(gt_t, p_t(a))` of every choice (Eq. 2's f: Eq. 3 for detection, frame J for
 segmentation) and `f(gt_t, p_{t-1})`, the prediction kept from the frame before. From these
 `summarize` measures what a policy could have learned and what it did:
@@ -13,6 +14,9 @@ segmentation) and `f(gt_t, p_{t-1})`, the prediction kept from the frame before.
 * `zero_signal_share`: frames on which every window's reward is 0 (Eq. 2's clipping leaves no
   difference between windows to learn from);
 * `stakes`: the mean best-minus-worst f over windows, what the choice can matter;
+* `quality_followed`: the mean f of the followed stream's own predictions, what following the
+  policy keeps (Eq. 2 rewards are relative to the kept prediction, so a policy that lets the
+  memories go stale can earn larger rewards while keeping a lower f);
 * `agreement`: how often two choosers pick the same window (the oracle's set holds every
   window that ties for the best f);
 * `rank_correlation`: mean Spearman correlation over frames between the Q-values, the change
@@ -24,6 +28,7 @@ from typing import Callable, Dict, Iterable, Optional
 import numpy as np
 import tensorflow as tf
 
+from patchwork_tf.policy import counterfactual
 from patchwork_tf.policy import observation as observation_lib
 from patchwork_tf.policy import stream
 
@@ -86,17 +91,9 @@ def counterfactual_records(twin, observer, observed_cell, metric_fn, clips: Iter
     if follow == "change" and not observer.change_cue:
         raise ValueError("follow='change' needs an observer with change_cue=True.")
     preprocess_fn = preprocess_fn or clips_lib.preprocess_frames
-    num_actions = twin.grid.num_actions
-
-    @tf.function
-    def try_every_window(frames, state, gt):
-        repeat = lambda t: tf.repeat(t, num_actions, axis=0)  # noqa: E731
-        batch = tf.shape(frames)[0]
-        actions = tf.tile(tf.range(num_actions, dtype=tf.int32), [batch])
-        outputs, _ = twin.step_fn(repeat(frames), actions,
-                                  tf.nest.map_structure(repeat, state))
-        quality = metric_fn(tf.nest.map_structure(repeat, gt), outputs)
-        return tf.reshape(quality, [batch, num_actions])
+    try_every_window = tf.function(
+        lambda frames, state, gt: counterfactual.try_every_window(twin, metric_fn, frames,
+                                                                  state, gt))
 
     start = tf.function(lambda inputs: stream.stream_start(
         twin, observer, inputs, key_frame=True, explicit_state=True)[:3])
@@ -199,6 +196,7 @@ def summarize(records: FrameRecords) -> Dict[str, object]:
         "regret": regret,
         "zero_signal_share": float(np.mean(rewards.max(axis=-1) == 0.0)),
         "stakes": float((best - quality.min(axis=-1)).mean()),
+        "quality_followed": float(quality[rows, records.chosen].mean()),
         "agreement": agreement,
         "rank_correlation": correlation,
     }

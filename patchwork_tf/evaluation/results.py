@@ -245,6 +245,10 @@ def _policy_label(record):
     policy = record["settings"]["policy"]
     if policy == "dqn" and record["settings"].get("demonstration_weight"):
         return "DQN with the change rule's demonstrations (ours, DQfD)"
+    if policy == "dqn" and record["settings"].get("counterfactual_steps"):
+        return ("Every window's reward (ours, full information)"
+                if not record["settings"]["stage2_steps"]
+                else "DQN after every window's reward (ours)")
     if policy == "dqn" and record["settings"].get("imitation_steps"):
         return ("Imitation of the change rule (ours)" if not record["settings"]["stage2_steps"]
                 else "DQN after imitation of the change rule (ours)")

@@ -53,6 +53,11 @@ class AttentionConfig:
         demonstrations, added to every DDQN train step of stages 2 and 3
         (`policy.imitation.demonstration_loss`); 0 (the paper's setting) is the TD loss
         alone. Needs `change_cue`.
+      counterfactual_steps: gradient steps of fitting the Q-network to every window's reward
+        (`policy.counterfactual`: the stream tries all windows per frame, a full-information
+        contextual bandit, gamma 0) before stage 2's DDQN, over one pass of the training clips
+        (`num_train_clips // num_streams` batches streamed, after imitation if both are on);
+        0 (the paper's setting) learns by DDQN alone.
       stage2_steps: DDQN train steps of stage 2.
       seed: seed of the clip order and the networks' initialisation.
     """
@@ -78,6 +83,7 @@ class AttentionConfig:
     initial_collect_steps: int = 32
     imitation_steps: int = 0
     demonstration_weight: float = 0.0
+    counterfactual_steps: int = 0
     stage2_steps: int = 600
     seed: int = 0
     data: str = sources.SYNTHETIC
@@ -101,6 +107,15 @@ class AttentionConfig:
             raise ValueError(
                 f"demonstration_weight ({self.demonstration_weight}) must be >= 0, and > 0 only "
                 "with the change cue the demonstrating rule reads (change_cue=True).")
+
+        if self.counterfactual_steps < 0:
+            raise ValueError(f"counterfactual_steps must be >= 0 (0: off), got "
+                             f"{self.counterfactual_steps}.")
+
+    @property
+    def counterfactual_rounds(self):
+        """Batches of training clips streamed for the full-information targets: one pass."""
+        return max(1, self.num_train_clips // self.num_streams)
 
     @property
     def source(self):

@@ -4,8 +4,9 @@ The stage-1 model's weights are frozen; its Patchwork twin streams batches of cl
 `VideoStreamEnvironment`, and tf-agents' `DdqnAgent` trains the `AttentionQNetwork` on the
 Eq. 2 reward (Sec. 3.3); ours optionally learns from the change rule's demonstrations first
 (`imitation_steps`) and keeps DQfD's margin loss on them (`demonstration_weight`,
-`policy.imitation`). Everything resumes from `tf.train.CheckpointManager` checkpoints in
-`model_dir`.
+`policy.imitation`), or fits the Q-network to every window's reward first
+(`counterfactual_steps`, `policy.counterfactual`). Everything resumes from
+`tf.train.CheckpointManager` checkpoints in `model_dir`.
 
 Layout of a Patchwork model directory (`model_dir`):
   stage1/                 the single-frame model (`stage1.train_stage1`)
@@ -30,6 +31,7 @@ from patchwork_tf import tasks
 from patchwork_tf.core import grid as grid_lib
 from patchwork_tf.core import twin as twin_lib
 from patchwork_tf.policy import agent as agent_lib
+from patchwork_tf.policy import counterfactual
 from patchwork_tf.policy import environment as environment_lib
 from patchwork_tf.policy import imitation
 from patchwork_tf.policy import observation as observation_lib
@@ -202,8 +204,8 @@ def train_stage2(model_dir, config, finetune=None, verbose=1, **trainer_kwargs):
     """
     config, _ = store_config(model_dir, config, finetune)
     root_dir = os.path.join(model_dir, "stage2")
-    warm_start = (config.imitation_steps > 0
-                  and not tf.train.latest_checkpoint(os.path.join(root_dir, "checkpoints")))
+    fresh = not tf.train.latest_checkpoint(os.path.join(root_dir, "checkpoints"))
+    warm_start = config.imitation_steps > 0 and fresh
     setting = build_setting(model_dir, config, config.learning_rate,
                             demonstrations=warm_start)
     setting.patchwork.model.trainable = False
@@ -211,6 +213,16 @@ def train_stage2(model_dir, config, finetune=None, verbose=1, **trainer_kwargs):
         imitation.warm_start(setting.env, setting.agent, config.imitation_steps,
                              sample_batch_size=config.sample_batch_size,
                              demonstrations=setting.demonstrations)
+    if config.counterfactual_steps > 0 and fresh:
+        patchwork = setting.patchwork
+        counterfactual.warm_start(
+            patchwork, setting.agent,
+            training_clips(patchwork.stage1_config.task, config,
+                           patchwork.stage1_config.frame_size, config.num_train_clips,
+                           config.clip_length, config.num_streams, config.seed,
+                           patchwork.stage1_config.max_objects),
+            config.counterfactual_steps, config.counterfactual_rounds,
+            sample_batch_size=config.sample_batch_size)
     return trainer.collect_and_train(
         root_dir, setting.env, setting.agent, setting.replay_buffer,
         config.stage2_steps, epsilon_fn=setting.epsilon,

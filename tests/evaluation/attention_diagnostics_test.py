@@ -34,6 +34,7 @@ def test_summarize_by_hand():
     assert summary["regret"]["uniform"] == pytest.approx((0.3 / 3 + 0.1 / 3) / 2)
     assert summary["zero_signal_share"] == pytest.approx(0.5)
     assert summary["stakes"] == pytest.approx((0.2 + 0.1) / 2)
+    assert summary["quality_followed"] == pytest.approx((0.6 + 0.2) / 2)  # Windows 2, then 1.
     # The oracle set of frame 2 is {0, 1}: the DQN's window 0 is in it.
     assert summary["agreement"]["dqn=oracle"] == pytest.approx(1.0)
     assert summary["agreement"]["followed=oracle"] == pytest.approx(0.5)

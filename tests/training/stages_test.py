@@ -154,15 +154,18 @@ def test_finished_step_reads_the_newest_checkpoint_number(tmp_path):
     assert runs.finished_step(str(tmp_path), "stage2") == 12
 
 
-# A tiny stage 2 with imitation and the demonstration loss: 37-50 s here under load 4-10.
+# A tiny stage 2 with imitation, the demonstration loss and the full-information fit: 37-50 s
+# here under load 4-10.
 @pytest.mark.slow
 def test_stage2_learns_from_the_rule_first(stage1_dir, tmp_path, monkeypatch):
+    from patchwork_tf.policy import counterfactual
     from patchwork_tf.policy import imitation
     model_dir = str(tmp_path)
     os.symlink(os.path.join(stage1_dir, runs.STAGE1_DIR),
                os.path.join(model_dir, runs.STAGE1_DIR))
-    calls, collected = [], []
+    calls, collected, fitted = [], [], []
     real_warm_start, real_demonstrations = imitation.warm_start, imitation.rule_demonstrations
+    real_fit = counterfactual.warm_start
 
     def warm_start(env, agent, num_steps, **kwargs):
         calls.append((num_steps, kwargs["demonstrations"]))
@@ -171,17 +174,28 @@ def test_stage2_learns_from_the_rule_first(stage1_dir, tmp_path, monkeypatch):
     def rule_demonstrations(env):
         collected.append(real_demonstrations(env, steps_per_stream=4))
         return collected[-1]
+
+    def fit(patchwork, agent, clips, num_steps, num_rounds, **kwargs):
+        fitted.append((calls[:], num_steps, num_rounds,
+                       real_fit(patchwork, agent, clips, num_steps, num_rounds, **kwargs)))
+        return fitted[-1][-1]
     monkeypatch.setattr(imitation, "warm_start", warm_start)
     monkeypatch.setattr(imitation, "rule_demonstrations", rule_demonstrations)
-    config = _tiny_config(imitation_steps=2, demonstration_weight=0.5)
+    monkeypatch.setattr(counterfactual, "warm_start", fit)
+    settings = {"imitation_steps": 2, "demonstration_weight": 0.5, "counterfactual_steps": 2}
+    config = _tiny_config(**settings)
     assert stage2.train_stage2(model_dir, config, verbose=0)["train_step"] == 3
     stored = runs.load_patchwork_configs(model_dir)[0]
-    assert (stored.imitation_steps, stored.demonstration_weight) == (2, 0.5)
+    assert (stored.imitation_steps, stored.demonstration_weight,
+            stored.counterfactual_steps) == (2, 0.5, 2)
     # One set of the rule's demonstrations serves the warm start and the DDQN steps' margin
     # loss.
     assert len(collected) == 1 and calls == [(2, collected[0])]
+    # The full-information fit follows the imitation: one pass of the 2 training clips,
+    # 2 streams x 2 frames after the key frame.
+    assert [entry[:3] for entry in fitted] == [(calls, 2, 1)]
+    assert fitted[0][3]["rows"] == 4
     # A resume must keep the settings.
-    for changed in ("imitation_steps", "demonstration_weight"):
+    for changed in settings:
         with pytest.raises(ValueError, match=changed):
-            stage2.store_config(model_dir, _tiny_config(
-                **{"imitation_steps": 2, "demonstration_weight": 0.5, changed: 0}))
+            stage2.store_config(model_dir, _tiny_config(**dict(settings, **{changed: 0})))
