@@ -107,7 +107,6 @@ class AttentionConfig:
             raise ValueError(
                 f"demonstration_weight ({self.demonstration_weight}) must be >= 0, and > 0 only "
                 "with the change cue the demonstrating rule reads (change_cue=True).")
-
         if self.counterfactual_steps < 0:
             raise ValueError(f"counterfactual_steps must be >= 0 (0: off), got "
                              f"{self.counterfactual_steps}.")
@@ -116,13 +115,11 @@ class AttentionConfig:
     def counterfactual_rounds(self):
         """Batches of training clips streamed for the full-information targets: one pass."""
         return max(1, self.num_train_clips // self.num_streams)
-
     @property
     def source(self):
         """The `sources.DataSource` of the training clips."""
         return sources.DataSource(self.data, self.data_dir, self.still_data,
                                   self.still_data_dir, self.still_fraction)
-
 
 @dataclasses.dataclass(frozen=True)
 class FinetuneConfig:
@@ -145,7 +142,6 @@ class FinetuneConfig:
     clip_length: int = 6
     batch_size: int = 4
 
-
 def check_steps(attention, finetune):
     """Refuses a stage 3 that would end before stage 2 does."""
     if finetune.steps < attention.stage2_steps:
@@ -153,13 +149,11 @@ def check_steps(attention, finetune):
             f"stage 3's steps ({finetune.steps}) count on from stage 2's "
             f"{attention.stage2_steps} DDQN steps and must not be smaller.")
 
-
 def to_json(attention, finetune):
     """The flat dict a run stores: `attention`'s fields and `finetune`'s prefixed `stage3_`."""
     values = dataclasses.asdict(attention)
     values.update({FINETUNE_PREFIX + k: v for k, v in dataclasses.asdict(finetune).items()})
     return values
-
 
 def from_json(values):
     """(`AttentionConfig`, `FinetuneConfig`) of a stored dict (`to_json`).
@@ -177,7 +171,6 @@ def from_json(values):
     return (AttentionConfig(**{k: v for k, v in values.items() if k in attention_fields}),
             FinetuneConfig(**{k[len(FINETUNE_PREFIX):]: v for k, v in values.items()
                               if k in finetune_fields}))
-
 
 def with_observed_cell(config, stage1_config):
     """`config` (an `AttentionConfig`) with an `observed_cell` of None replaced by the

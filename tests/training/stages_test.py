@@ -77,9 +77,11 @@ def test_stored_settings_of_runs_before_the_split_still_load(tmp_path):
     attention, finetune = configs.from_json(_STORED_BEFORE_THE_SPLIT)
     assert attention == configs.AttentionConfig(observed_cell="block_13_depthwise")
     assert finetune == configs.FinetuneConfig()
-    # Settings added since (imitation_steps, demonstration_weight) take their defaults.
+    # Settings added since (imitation_steps, demonstration_weight, counterfactual_steps)
+    # take their defaults.
     assert configs.to_json(attention, finetune) == dict(
-        _STORED_BEFORE_THE_SPLIT, imitation_steps=0, demonstration_weight=0.0)
+        _STORED_BEFORE_THE_SPLIT, imitation_steps=0, demonstration_weight=0.0,
+        counterfactual_steps=0)
     with pytest.raises(ValueError, match=r"unknown settings \['stage4_steps'\]"):
         configs.from_json(dict(_STORED_BEFORE_THE_SPLIT, stage4_steps=1))
     with open(tmp_path / runs.PATCHWORK_CONFIG_FILE, "w") as f:
