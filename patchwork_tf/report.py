@@ -69,6 +69,9 @@ def _define_flags():
     flags.DEFINE_string("output_dir", None, "Where the report goes.")
     flags.DEFINE_integer("threads", 1, "TensorFlow intra- and inter-op threads.")
     flags.DEFINE_string("title", None, "Title of the report and figures.")
+    flags.DEFINE_bool("jit_compile", True, "The Patchwork step compiled by XLA (the inference "
+                      "preset); --nojit_compile runs it as a plain graph: the same outputs, no "
+                      "XLA compile per run, slower frames (toy sweeps).")
 
 
 def parse_run(spec):
@@ -120,11 +123,12 @@ def comparisons(records, compare=()):
 
 def run_sweep(runs, output_dir, model_dir=None, untrained=False, task="detection", alpha=0.35,
               frame_size=128, split="validation", num_clips=16, clip_length=16, title=None,
-              data="synthetic", data_dir=None, max_videos=None, stream_start=None, compare=()):
+              data="synthetic", data_dir=None, max_videos=None, stream_start=None, compare=(),
+              jit_compile=True):
     """Evaluates every run (dicts from `parse_run`) and writes the report.
 
     `compare` lists (A, B) run names whose paired difference A - B the report gives, beside
-    those of `comparisons`.
+    those of `comparisons`. `jit_compile`: of `evaluation.api.build_runner`.
 
     Real data (`data` "imagenet_vid" or "davis") is evaluated by the official protocol of
     `evaluation.api.evaluate`; each run keeps its progress per video under
@@ -171,7 +175,7 @@ def run_sweep(runs, output_dir, model_dir=None, untrained=False, task="detection
                                         "alpha": run.get("alpha", alpha) if untrained else None},
             data=data, data_dir=data_dir, stream_start=stream_start, max_videos=max_videos,
             progress_dir=os.path.join(output_dir, "progress", run["name"]),
-            show_progress=data != "synthetic")
+            show_progress=data != "synthetic", jit_compile=jit_compile)
         record = result.to_json()
         record["tables"] = [t for t in run.get("tables", "").split("+") if t]
         records.append(record)
@@ -249,7 +253,7 @@ def main(argv):
     run_sweep(runs, FLAGS.output_dir, FLAGS.model_dir, FLAGS.untrained, FLAGS.task,
               FLAGS.depth_multiplier, FLAGS.frame_size, FLAGS.split, FLAGS.num_clips,
               FLAGS.clip_length, FLAGS.title, FLAGS.data, FLAGS.data_dir, FLAGS.max_videos,
-              FLAGS.stream_start, compare)
+              FLAGS.stream_start, compare, FLAGS.jit_compile)
     print(f"Report written to {os.path.join(FLAGS.output_dir, 'report.md')}")
 
 

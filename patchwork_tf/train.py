@@ -150,6 +150,9 @@ flags.DEFINE_integer("eval_max_videos", None, "Real data: evaluate only the firs
                      "of every video.")
 flags.DEFINE_enum("eval_stream_start", None, ["zeros", "key_frame"], "How each evaluated "
                   "video's stream starts; default zeros on real data, key_frame on synthetic.")
+flags.DEFINE_bool("eval_jit_compile", True, "Evaluate with the Patchwork step compiled by XLA "
+                  "(the inference preset); --noeval_jit_compile runs it as a plain graph: "
+                  "the same outputs, no XLA compile per method, slower frames (toy runs).")
 flags.DEFINE_bool("export", True, "Export the trained run as a SavedModel to "
                   "<model_dir>/export (the greedy attention policy inside).")
 flags.mark_flag_as_required("model_dir")
@@ -167,6 +170,7 @@ def train_and_evaluate(
     eval_clips: int = 16,
     eval_stream_start: Optional[str] = None,
     eval_max_videos: Optional[int] = None,
+    eval_jit_compile: bool = True,
     seeds: Sequence[int] = (),
     strategy: str = "default",
     stage1_max_seconds: Optional[float] = None,
@@ -184,8 +188,8 @@ def train_and_evaluate(
       stages: the stages to run, of 1, 2, 3.
       evaluate: evaluate every policy (`api.evaluate_train_run`) into `<model_dir>/eval`.
       export: export the run with its greedy attention policy to `<model_dir>/export`.
-      eval_split, eval_clips, eval_stream_start, eval_max_videos: of the evaluation
-        (`api.evaluate`: split, synthetic clips, stream start, real videos).
+      eval_split, eval_clips, eval_stream_start, eval_max_videos, eval_jit_compile: of the
+        evaluation (`api.evaluate`: split, synthetic clips, stream start, real videos, XLA).
       seeds: also train stages 2 and 3 with each of these seeds on the run's stage-1 model
         (`seed_dir`), evaluate each, and summarise them in `<model_dir>/seeds/summary.*`.
       strategy: the `tf.distribute` strategy of stage 1 (`distribute.get_strategy`).
@@ -221,7 +225,7 @@ def train_and_evaluate(
     outcome.update(train_attention(model_dir, attention, finetune, stages,
                                    checkpoint_replay_buffer))
     evaluation = dict(split=eval_split, clips=eval_clips, stream_start=eval_stream_start,
-                      max_videos=eval_max_videos)
+                      max_videos=eval_max_videos, jit_compile=eval_jit_compile)
     if evaluate:
         outcome["eval"] = evaluate_run(model_dir, **evaluation)
     if export:
@@ -236,14 +240,15 @@ def train_and_evaluate(
     return outcome
 
 
-def evaluate_run(model_dir, split="test", clips=16, stream_start=None, max_videos=None):
+def evaluate_run(model_dir, split="test", clips=16, stream_start=None, max_videos=None,
+                 jit_compile=True):
     """Accuracy and latency of the run per policy on its own data source's held-out videos
     (real data: the official protocol), into `<model_dir>/eval` (JSON, Markdown), with the
     paired differences of DQN against the single-frame model and the rules and of the rules
     against the single-frame model; resumable per video. The grid, clip length and frame size
     are the run's. Runs in a fresh single-threaded process (`api.run_single_threaded`): the
     empirical latency is single-threaded, and this process's thread pools, set up for
-    training, cannot change.
+    training, cannot change. `jit_compile`: of `api.build_runner`.
 
     Returns:
       the records (`StreamResult.to_json()` with `paired`).
@@ -252,7 +257,8 @@ def evaluate_run(model_dir, split="test", clips=16, stream_start=None, max_video
     attention = run.attention or configs.AttentionConfig()
     records = api.run_single_threaded(
         api.evaluate_train_run, model_dir, attention.m, attention.n, split, clips,
-        attention.clip_length, run.stage1_config.frame_size[0], stream_start, max_videos)
+        attention.clip_length, run.stage1_config.frame_size[0], stream_start, max_videos,
+        jit_compile)
     results.write_results(records, os.path.join(model_dir, runs.EVAL_DIR), "summary")
     print(results.markdown_table(records))
     print(results.paired_table(records))
@@ -417,7 +423,7 @@ def main(argv):
         stages=[int(stage) for stage in FLAGS.stages], evaluate=FLAGS.evaluate,
         export=FLAGS.export, eval_split=FLAGS.eval_split, eval_clips=FLAGS.eval_clips,
         eval_stream_start=FLAGS.eval_stream_start, eval_max_videos=FLAGS.eval_max_videos,
-        seeds=[int(seed) for seed in FLAGS.seeds], strategy=FLAGS.strategy,
+        eval_jit_compile=FLAGS.eval_jit_compile, seeds=[int(seed) for seed in FLAGS.seeds], strategy=FLAGS.strategy,
         stage1_max_seconds=FLAGS.stage1_max_seconds,
         checkpoint_replay_buffer=FLAGS.checkpoint_replay_buffer)
 

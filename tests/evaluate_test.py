@@ -63,8 +63,11 @@ def test_patchwork_runner_steps_with_the_inference_preset(detector, monkeypatch)
                         lambda *a, **k: twins.append(original(*a, **k)) or twins[-1])
     api.build_runner(detector, "scanning", m=2, n=1)
     api.build_runner(detector, "scanning", m=2, n=1, fold_batch_norm=False)
+    api.build_runner(detector, "scanning", m=2, n=1, jit_compile=False)
     assert twins[0].options["inference"] is True
     assert twins[1].options == dict(pw.INFERENCE_OPTIONS, fold_batch_norm=False,
+                                    context="memory", full_memory_cells=[], inference=False)
+    assert twins[2].options == dict(pw.INFERENCE_OPTIONS, jit_compile=False,
                                     context="memory", full_memory_cells=[], inference=False)
 
 

@@ -136,7 +136,7 @@ def check_exported_config(exported, policy, m=None, n=None, cells=True, flip=Fal
 
 
 def build_runner(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False,
-                 observed_cell=None, fold_batch_norm=True):
+                 observed_cell=None, fold_batch_norm=True, jit_compile=True):
     """The stream runner of one configuration (see `evaluation.stream`).
 
     `loaded` is a `LoadedModel`, or an `evaluation.exported.ExportedModel` whose own policy
@@ -145,7 +145,9 @@ def build_runner(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False
     (`patchwork_model(..., inference=True)`). With `fold_batch_norm` (inference only) the
     single-frame model and the Patchwork step run each batch norm folded into the conv before
     it (`core.folding`), so both are counted and timed the same way; without it the step
-    keeps the preset's other options.
+    keeps the preset's other options. `jit_compile=False` runs the step as a plain graph
+    instead of XLA: the same outputs within float rounding, no XLA compile per runner (toy
+    runs and tests), slower frames.
     """
 
     if isinstance(loaded, exported.ExportedModel):
@@ -161,10 +163,9 @@ def build_runner(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False
         # policies ignore the observation, so any grid works for them.
         observed_cell = observed_cell or (loaded.patchwork and loaded.patchwork.observed_cell)
     grid = pw.WindowGrid(tuple(model.inputs[0].shape[1:3]), m, n)
-    # The inference preset (XLA, band writes, folded batch norm); without folding, the
-    # preset's other options.
-    options = (dict(inference=True) if fold_batch_norm else
-               dict(pw.INFERENCE_OPTIONS, fold_batch_norm=False))
+    # The inference preset (XLA, band writes, folded batch norm), less what is turned off.
+    options = dict(pw.INFERENCE_OPTIONS, fold_batch_norm=fold_batch_norm,
+                   jit_compile=jit_compile)
     twin = pw.patchwork_model(model, grid,
                               full_memory_cells=[observed_cell] if observed_cell else [],
                               context="memory" if cells else "zeros", **options)
@@ -200,14 +201,16 @@ def evaluate(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False, in
              delay=0, observed_cell=None, split="validation", num_clips=8, clip_length=16,
              clip_frame_size=(128, 128), max_objects=4, name=None, settings=None,
              profile_dir=None, data="synthetic", data_dir=None, fold_batch_norm=True,
-             stream_start=None, max_videos=None, progress_dir=None, show_progress=False):
+             stream_start=None, max_videos=None, progress_dir=None, show_progress=False,
+             jit_compile=True):
     """Evaluates one configuration on the videos of a data source (`training.sources`).
 
     Real sources follow their official protocol: every frame of every video of the
     validation split (or the first `max_videos`), each streamed once from its first frame,
     resized for the model as training resizes, scored in the original pixels. `stream_start`
     None takes `default_stream_start(data)`; `progress_dir` makes the evaluation resumable
-    per video (`stream.evaluate_stream`).
+    per video (`stream.evaluate_stream`). `fold_batch_norm` and `jit_compile`: of
+    `build_runner`.
 
     Returns:
       (`StreamResult`, op summary list or None without `profile_dir`).
@@ -215,7 +218,8 @@ def evaluate(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False, in
 
     if policy not in METHODS:
         raise ValueError(f"policy must be one of {METHODS}, got {policy!r}.")
-    runner = build_runner(loaded, policy, m, n, cells, flip, observed_cell, fold_batch_norm)
+    runner = build_runner(loaded, policy, m, n, cells, flip, observed_cell, fold_batch_norm,
+                          jit_compile)
     videos = sources.DataSource(data, data_dir).evaluation_videos(
         split, loaded.task, num_clips, clip_frame_size, clip_length, max_objects, max_videos)
     settings = dict(settings or {})
@@ -230,6 +234,8 @@ def evaluate(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False, in
         settings["checkpoints"] = loaded.checkpoints
     if policy != "single_frame":
         settings.update(grid=f"{m},{n}", cells=bool(cells), observed_cell=runner.observed_cell)
+        if not jit_compile:   # only when off: progress saved before the option stays valid
+            settings["jit_compile"] = False
     if policy == "dqn" and loaded.patchwork is not None:
         settings["change_cue"] = bool(loaded.patchwork.change_cue)
         settings["imitation_steps"] = int(loaded.patchwork.imitation_steps)
@@ -251,10 +257,10 @@ TRAIN_RUN_POLICIES = ("single_frame", "dqn", "scanning", "random")
 
 
 def evaluate_train_run(model_dir, m, n, split, num_clips, clip_length, frame_size,
-                       stream_start=None, max_videos=None):
+                       stream_start=None, max_videos=None, jit_compile=True):
     """The train job's evaluation: every policy of `TRAIN_RUN_POLICIES` on the run's own data
     source (real data: the official protocol), resumable per video under
-    `<model_dir>/eval/<name>_progress`.
+    `<model_dir>/eval/<name>_progress`; `jit_compile` of `build_runner`.
 
     Returns:
       the `StreamResult.to_json()` records, in the order of `TRAIN_RUN_POLICIES`, with the
@@ -278,7 +284,7 @@ def evaluate_train_run(model_dir, m, n, split, num_clips, clip_length, frame_siz
             clip_frame_size=(frame_size, frame_size), name=name, data=trained.data,
             data_dir=trained.data_dir, stream_start=stream_start, max_videos=max_videos,
             progress_dir=os.path.join(model_dir, "eval", f"{name}_progress"),
-            show_progress=True)
+            show_progress=True, jit_compile=jit_compile)
         records.append(result.to_json())
         evaluated[name] = result
     single, dqn, scanning, random = (r["name"] for r in records)

@@ -52,6 +52,8 @@ def check_run(model_dir, real):
         # Timed on one thread, in a process of its own (training's thread pools are fixed).
         assert record["settings"]["threads"] == 1
         assert set(record["accuracy_interval"]) == set(record["accuracy"])
+        # toy_runs.TOY_EVALUATION: the Patchwork step without XLA.
+        assert record["settings"].get("jit_compile", True) is (record["name"] == "single_frame")
     # DQN against the single-frame model and the rules, on the same videos.
     assert set(records[1]["paired"]) == {"single_frame", "scanning_m4n2", "random_m4n2"}
     assert tf.saved_model.contains_saved_model(os.path.join(model_dir, "export"))
@@ -157,7 +159,7 @@ def test_report_flag_file_sweeps_its_runs(synthetic_runs, seeds_run, tmp_path, n
     subprocess.run(
         [sys.executable, "-m", "patchwork_tf.report", f"--flagfile=experiments/{name}",
          f"--model_dir={synthetic_runs['synthetic_det.flags']}", f"--output_dir={out}",
-         "--frame_size=128", "--num_clips=1", "--clip_length=3"],
+         "--frame_size=128", "--num_clips=1", "--clip_length=3", "--nojit_compile"],
         check=True, capture_output=True, cwd=toy_runs.REPO,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     with open(os.path.join(toy_runs.EXPERIMENTS, INCLUDED_FLAG_FILES[0])) as f:
@@ -177,6 +179,8 @@ def test_report_flag_file_sweeps_its_runs(synthetic_runs, seeds_run, tmp_path, n
                                                  "sf_k4_d3"}
     assert set(by_name["scan_2x1_nocells"]["paired"]) == {"scan_2x1"}
     assert all(set(r["accuracy_interval"]) == {"mAP"} for r in records)
+    assert all(r["settings"]["jit_compile"] is False for r in records
+               if r["method"] == "patchwork")
     text = (out / "report.md").read_text()
     assert "## Protocol" in text and "Tab. 1" in text and "Patchwork Cell?" in text
     assert "## Paired differences (same videos)" in text

@@ -1,6 +1,7 @@
 """Runs a train flag file of experiments/ at toy scale, in this process: only sizes are
-overridden (steps, frame size, depth multiplier, clip and buffer sizes, video counts), and
-where the data and the outputs live."""
+overridden (steps, frame size, depth multiplier, clip and buffer sizes, video counts), where
+the data and the outputs live, and the evaluation's Patchwork step runs as a plain graph
+(`TOY_EVALUATION`)."""
 import os
 import shutil
 
@@ -13,6 +14,10 @@ TOY_SIZES = [
     "--target_update_period=2", "--epsilon_decay_steps=2", "--stage2_steps=2",
     "--stage3_steps=4", "--stage3_finetune_every=2", "--stage3_clip_length=2",
     "--stage3_batch_size=1", "--eval_clips=1", "--eval_max_videos=1"]
+# The evaluation without XLA: an XLA compile costs ~6 s of CPU per Patchwork runner (three
+# per evaluation) and tells a toy run nothing; the XLA preset is tested in
+# tests/core/twin_test.py and tests/evaluate_test.py.
+TOY_EVALUATION = ["--noeval_jit_compile"]
 
 
 # Segmenters run at 64 px: their observed cell has stride 16, so M=4 slices of 16 px hold it
@@ -31,7 +36,7 @@ def train_flag_file(name, model_dir, *overrides):
     os.chdir(REPO)
     try:
         flags.FLAGS(["train", f"--flagfile={os.path.join('experiments', name)}",
-                     f"--model_dir={model_dir}", *TOY_SIZES, *overrides])
+                     f"--model_dir={model_dir}", *TOY_SIZES, *TOY_EVALUATION, *overrides])
         train.main([])
     finally:
         flags.FLAGS.unparse_flags()
