@@ -1,4 +1,4 @@
-"""Learning the Q-network from full-information targets (ours; issue 17).
+"""Learning the Q-network from full-information targets (ours).
 
 DDQN (Sec. 3.3) learns from the reward of the one window it took, which under Eq. 2 is 0 on
 most frames and noisy where it is not (`evaluation.attention_diagnostics`). Here the stream
