@@ -197,6 +197,11 @@ def default_stream_start(data):
     return "key_frame" if data == "synthetic" else "zeros"
 
 
+# Attention settings added after evaluations were first saved, recorded only when on (absent:
+# 0), so that progress saved before them still resumes.
+OFF_BY_DEFAULT_ATTENTION_FIELDS = ("demonstration_weight", "counterfactual_steps")
+
+
 def evaluate(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False, interval=1,
              delay=0, observed_cell=None, split="validation", num_clips=8, clip_length=16,
              clip_frame_size=(128, 128), max_objects=4, name=None, settings=None,
@@ -240,10 +245,9 @@ def evaluate(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False, in
         settings["change_cue"] = bool(loaded.patchwork.change_cue)
         settings["imitation_steps"] = int(loaded.patchwork.imitation_steps)
         settings["stage2_steps"] = int(loaded.patchwork.stage2_steps)
-        if loaded.patchwork.demonstration_weight:  # Absent: 0, as in records made before it.
-            settings["demonstration_weight"] = float(loaded.patchwork.demonstration_weight)
-        if loaded.patchwork.counterfactual_steps:  # Absent: 0, as in records made before it.
-            settings["counterfactual_steps"] = int(loaded.patchwork.counterfactual_steps)
+        settings.update({field: getattr(loaded.patchwork, field)
+                         for field in OFF_BY_DEFAULT_ATTENTION_FIELDS
+                         if getattr(loaded.patchwork, field)})
     resize = data != "synthetic" or tuple(runner.frame_size) != tuple(clip_frame_size)
     result = stream.evaluate_stream(
         runner, videos, interval=interval, delay=delay, resize_frames=resize, name=name,
