@@ -292,9 +292,7 @@ def _frame_call_variants(alpha, size, grid_spec, work_dir):
         files = {}
         for name, functions, variables in (
                 ("single", {"serving_default": single}, folded.variables),
-                ("step", {"step": tflite_export.patchwork_functions(module)["step"]},
-                 module.model_variables + module.policy_variables),
-                ("warm", {"warm_start": tflite_export.patchwork_functions(module)["warm_start"]},
+                ("patchwork", tflite_export.patchwork_functions(module),
                  module.model_variables + module.policy_variables)):
             interpreter = tf.lite.Interpreter(
                 model_content=tflite_export.convert(functions, variables,
@@ -303,8 +301,8 @@ def _frame_call_variants(alpha, size, grid_spec, work_dir):
             interpreter.allocate_tensors()
             files[name] = interpreter
         variants[("single frame", "tflite")] = (_lite_single(files["single"]), lambda f: None)
-        variants[("Patchwork", "tflite")] = _lite_stream(files["warm"], files["step"],
-                                                         module.state_keys)
+        stream = tflite_export.LiteStream(files["patchwork"])
+        variants[("Patchwork", "tflite")] = (stream.step, stream.warm_start)
     return variants, model, folded, grid
 
 
@@ -319,36 +317,6 @@ def _lite_single(interpreter):
         return [interpreter.get_tensor(i) for i in outputs]
 
     return call
-
-
-def _lite_stream(warm, step, state_keys):
-    """`(call, reset)` of the Patchwork TFLite step: the state outputs are copied into the
-    state inputs after each invoke (one copy per state tensor, no Python conversion)."""
-    import numpy as np
-
-    # Tensor indices by name; the public signature runner would copy every tensor in Python.
-    step_signature = step._get_full_signature_list()["step"]  # pylint: disable=protected-access
-    warm_signature = warm._get_full_signature_list()[  # pylint: disable=protected-access
-        "warm_start"]
-    runner_in, runner_out = step_signature["inputs"], step_signature["outputs"]
-    warm_in, warm_out = warm_signature["inputs"], warm_signature["outputs"]
-    pairs = [(runner_out[key], runner_in[key]) for key in state_keys]
-    predictions = [index for key, index in runner_out.items() if key not in state_keys]
-
-    def call(frame):
-        np.copyto(step.tensor(runner_in["frames"])(), frame)
-        step.invoke()
-        for source, target in pairs:
-            np.copyto(step.tensor(target)(), step.tensor(source)())
-        return [step.get_tensor(i) for i in predictions]
-
-    def reset(frame):
-        warm.set_tensor(warm_in["frames"], frame)
-        warm.invoke()
-        for key in state_keys:
-            np.copyto(step.tensor(runner_in[key])(), warm.get_tensor(warm_out[key]))
-
-    return call, reset
 
 
 def frame_call_main():

@@ -120,6 +120,30 @@ def slice_windows():
         _SLICE_WINDOWS[0] = previous
 
 
+_DEFERRED_WRITES = [None]
+
+
+@contextlib.contextmanager
+def deferred_window_writes(in_graph=()):
+    """Within this context, functions traced leave the memory write of every whole-window
+    `HaloCell` to their caller, except the cells whose op layers are named in `in_graph`.
+
+    Such a cell crops the window plus its halo from the memory as given, lays the fresh
+    window over the crop's interior (the memory outside the window is what the write would
+    leave there), and returns the window `[B, h, w, C]` in place of its new memory: the
+    caller writes it at the window's place (`HaloCell.memory_corners`). For TensorFlow Lite
+    (`serving.tflite_export`), whose `DYNAMIC_UPDATE_SLICE` of a graph input copies the whole
+    memory first: the interpreter's caller keeps the memories in the step's input tensors
+    and copies only the windows. `GlobalCell`s, whose op reads the whole memory, and the
+    cells in `in_graph` (the one the policy observes) still write in the graph.
+    """
+    _DEFERRED_WRITES[0], previous = frozenset(in_graph), _DEFERRED_WRITES[0]
+    try:
+        yield
+    finally:
+        _DEFERRED_WRITES[0] = previous
+
+
 def _slice_start(memory, offsets):
     """The `[0, y0, x0, 0]` start of stream 0's window, when `slice_windows` applies."""
     if (_SLICE_WINDOWS[0] and not isinstance(memory, tf.Variable)
@@ -340,6 +364,15 @@ class HaloCell(tf_keras.layers.Layer):
         table = np.array([(w.y0 + dy, w.x0 + dx) for w in self.windows], np.int32)
         return tf.gather(tf.constant(table), actions)
 
+    def memory_corners(self):
+        """int32 `[A, 2]`: each action's window corner `(row, col)` in the padded memory."""
+        (top, _), (left, _) = self.geometry.pad
+        return np.array([(w.y0 + top, w.x0 + left) for w in self.windows], np.int32)
+
+    def _defers_write(self):
+        return (_DEFERRED_WRITES[0] is not None and self.write == Write.WINDOW
+                and self.op_layer.name not in _DEFERRED_WRITES[0])
+
     def crop_from(self, padded_source, actions):
         """The window-plus-halo crop of a whole padded map (the current frame, say), gathered:
         any batch size, and XLA compiles it once for every action (`crop_regions`)."""
@@ -458,8 +491,14 @@ class HaloCell(tf_keras.layers.Layer):
         (top, _), (left, _) = self.geometry.pad
         if self.context == Context.ZEROS:
             if memory is not None:
-                memory = write_window(memory, window, self._corners(actions, top, left))
+                memory = (window if self._defers_write() else
+                          write_window(memory, window, self._corners(actions, top, left)))
             return self.run_on_crop(self.zero_context_crop(window), actions, folded), memory
+        if self._defers_write():
+            crop = crop_window(memory, self._corners(actions),
+                               self.geometry.crop_size(window.shape[1:3]))
+            crop = xla.dynamic_update_slice(crop, window, tf.constant([0, top, left, 0]))
+            return self.run_on_crop(crop, actions, folded), window
         if self.write == Write.WINDOW:
             memory = write_window(memory, window, self._corners(actions, top, left))
             crop = crop_window(memory, self._corners(actions),

@@ -11,8 +11,16 @@ at the model's frame size:
   thumbnail memory and values, `next_action`) as **explicit inputs and outputs**, each named by
   its state key. `warm_start(frames)` is a key frame and returns the state; `step(frames,
   **state)` processes window `next_action` and returns the predictions, `action` (the window
-  it processed) and the new state, with the policy's next window under `next_action`. A
-  caller feeds each state output back as the input of the same name (`run_stream`).
+  it processed) and the new state, with the policy's next window under `next_action`.
+
+**The state stays in the interpreter** (`LiteStream`, `run_stream`): a `DYNAMIC_UPDATE_SLICE`
+of a graph input copies the whole memory, and feeding every state output back copies it
+again, so the step writes no memory but the observed cell's (and the `GlobalCell`s'): each
+other cell crops the window plus its halo from its memory input with the fresh window laid
+over it (`core.cells.deferred_window_writes`) and outputs the window as `write_window_<cell>`
+with its corner in the padded memory as `write_at_<cell>` (int32 `[1, 2]`). The caller writes
+each window into the memory input of the same cell (`memory_<cell>`) and copies every other
+state output into the input of the same name: per step the windows move, not the memories.
 
 Frames must have the model's frame size (resize before; the SavedModel resizes inside).
 The twin must write whole windows (`write="window"`): TFLite lowers a tensor scatter to
@@ -33,6 +41,7 @@ import json
 import os
 import tempfile
 
+import numpy as np
 import tensorflow as tf
 
 from patchwork_tf.core import cells as cells_lib
@@ -42,6 +51,8 @@ from patchwork_tf.tasks import detection
 from patchwork_tf.serving import exportable
 from patchwork_tf.serving import metadata as metadata_lib
 
+WRITE_WINDOW_PREFIX = "write_window_"
+WRITE_AT_PREFIX = "write_at_"
 SINGLE_FRAME_FILE = "single_frame.tflite"
 PATCHWORK_FILE = "patchwork.tflite"
 METADATA_FILE = "metadata.json"
@@ -146,20 +157,44 @@ def single_frame_function(model, postprocess, frame_size,
         tf.TensorSpec((1,) + frame_size + (3,), tf.uint8, name=FRAMES)])
 
 
+def deferred_cells(module):
+    """The cells whose memory writes the exported step leaves to its caller: every halo cell
+    that writes whole windows, but the one the policy observes."""
+    halo_cells = module.twin.halo_cells
+    return [cell for cell in module.cells if cell in halo_cells
+            and halo_cells[cell].write == "window" and cell != module.policy_cell]
+
+
 def patchwork_functions(module):
     """The Patchwork frame call of an `ExportableModule` as two `tf.function`s of batch 1:
 
     `warm_start(frames)` -> predictions, `action` and the state; `step(frames, state)` ->
-    the same after window `state['next_action']`. Shapes are static (`module.state_spec(1)`),
-    so the converter sees every tensor's size.
+    the same after window `state['next_action']`, except that the memory of each of
+    `deferred_cells(module)` comes out as its window and corner (`write_window_<cell>`,
+    `write_at_<cell>`; see the module docstring). Shapes are static
+    (`module.state_spec(1)`), so the converter sees every tensor's size.
     """
     spec = module.state_spec(1)
     frames_spec = tf.TensorSpec((1,) + module.frame_size + (module.channels,), tf.uint8,
                                 name=FRAMES)
     state_specs = {key: tf.TensorSpec(spec[key].shape, spec[key].dtype, name=key)
                    for key in module.state_keys}
+    deferred = deferred_cells(module)
+    corners = {cell: tf.constant(module.twin.halo_cells[cell].memory_corners())
+               for cell in deferred}
+    kept = [cell for cell in module.cells if cell not in deferred]
+
+    def step_call(frames, state):
+        with cells_lib.deferred_window_writes(in_graph=kept):
+            result = module.frame_call(frames, state)
+        for cell in deferred:
+            result[WRITE_WINDOW_PREFIX + cell] = result.pop(exportable.MEMORY_PREFIX + cell)
+            result[WRITE_AT_PREFIX + cell] = tf.gather(corners[cell],
+                                                       state[exportable.NEXT_ACTION])
+        return result
+
     warm_start = tf.function(module.frame_call_warm_start, input_signature=[frames_spec])
-    step = tf.function(module.frame_call, input_signature=[frames_spec, state_specs])
+    step = tf.function(step_call, input_signature=[frames_spec, state_specs])
     return {"warm_start": warm_start, "step": step}
 
 
@@ -228,6 +263,65 @@ def export_tflite(module, model, postprocess, export_dir, task=None, metadata=No
     return paths
 
 
+class LiteStream:
+    """One stream on a `PATCHWORK_FILE` interpreter, its state held in the `step` signature's
+    input tensors (see the module docstring): after each invoke, each window output is copied
+    into its memory input at its corner and every other state output into the input of the
+    same name.
+
+    The public `Interpreter.tensor` reaches the first subgraph only, so the `step`
+    signature's tensors are reached through the interpreter's wrapper by subgraph index; no
+    view of them is held across an invoke.
+    """
+
+    def __init__(self, interpreter):
+        """Args:
+          interpreter: a `tf.lite.Interpreter` of `PATCHWORK_FILE`."""
+        self._wrapper = interpreter._interpreter  # pylint: disable=protected-access
+        signature = interpreter._get_full_signature_list()["step"]  # pylint: disable=protected-access
+        self._inputs, self._outputs = signature["inputs"], signature["outputs"]
+        self._subgraph = self._wrapper.GetSubgraphIndexFromSignature("step")
+        self._wrapper.AllocateTensors(self._subgraph)
+        self._warm_start = interpreter.get_signature_runner("warm_start")
+        self._state_keys = [key for key in self._inputs if key != FRAMES]
+        self._copied = [key for key in self._outputs if key in self._inputs]
+        self._windows = [key[len(WRITE_WINDOW_PREFIX):] for key in self._outputs
+                         if key.startswith(WRITE_WINDOW_PREFIX)]
+        self._predictions = [key for key in self._outputs if key not in self._inputs
+                             and not key.startswith((WRITE_WINDOW_PREFIX, WRITE_AT_PREFIX))]
+
+    def _view(self, index):
+        return self._wrapper.tensor(self._wrapper, index, self._subgraph)
+
+    def warm_start(self, frame):
+        """A key frame (uint8 `[1, H, W, 3]`): its outputs and state (dict of numpy)."""
+        result = self._warm_start(frames=frame)
+        for key in self._state_keys:
+            np.copyto(self._view(self._inputs[key]), result[key])
+        return result
+
+    def step(self, frame):
+        """The next frame (uint8 `[1, H, W, 3]`): its predictions and `action` (numpy)."""
+        np.copyto(self._view(self._inputs[FRAMES]), frame)
+        self._wrapper.Invoke(self._subgraph)
+        # Read first: an output may share its tensor with an input (`action` is the input
+        # `next_action` passed through).
+        predictions = {key: self._view(self._outputs[key]).copy() for key in self._predictions}
+        for key in self._copied:
+            np.copyto(self._view(self._inputs[key]), self._view(self._outputs[key]))
+        for cell in self._windows:
+            window = self._view(self._outputs[WRITE_WINDOW_PREFIX + cell])
+            (row, col), = self._view(self._outputs[WRITE_AT_PREFIX + cell])
+            rows, cols = window.shape[1:3]
+            memory = self._view(self._inputs[exportable.MEMORY_PREFIX + cell])
+            memory[:, row:row + rows, col:col + cols] = window
+        return predictions
+
+    def state(self):
+        """The state after the last frame, named as the SavedModel's (dict of numpy)."""
+        return {key: self._view(self._inputs[key]).copy() for key in self._state_keys}
+
+
 def run_stream(interpreter, frames):
     """Runs a `PATCHWORK_FILE` interpreter over one stream: a key frame, then steps.
 
@@ -236,13 +330,11 @@ def run_stream(interpreter, frames):
       frames: uint8 `[T, H, W, 3]` at the model's frame size.
 
     Returns:
-      list of T output dicts (numpy), the first `warm_start`'s, the rest `step`'s.
+      list of T output dicts (numpy) with the SavedModel's keys: the first `warm_start`'s,
+      then each step's predictions, `action` and state.
     """
-    warm_start = interpreter.get_signature_runner("warm_start")
-    step = interpreter.get_signature_runner("step")
-    state_keys = interpreter.get_signature_list()["step"]["inputs"]
-    state_keys = [key for key in state_keys if key != FRAMES]
-    results = [warm_start(frames=frames[:1])]
+    stream = LiteStream(interpreter)
+    results = [stream.warm_start(frames[:1])]
     for frame in frames[1:]:
-        results.append(step(frames=frame[None], **{key: results[-1][key] for key in state_keys}))
+        results.append(dict(stream.step(frame[None]), **stream.state()))
     return results

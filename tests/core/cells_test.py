@@ -105,6 +105,28 @@ def test_band_writes_cover_every_halo_read_hand_worked():
     read = {3, 4}
     assert band == {(y, x) for y in range(8) for x in range(8) if y in read or x in read}
 
+
+@pytest.mark.parametrize("context", ["memory", "zeros"])
+def test_deferred_window_writes_return_the_window_and_the_same_outputs(context):
+    """Under `deferred_window_writes` a cell crops the memory as given with the fresh window
+    laid over it: the outputs of the in-graph write, the window in place of the memory; a
+    cell named in `in_graph` still writes."""
+    rng = np.random.default_rng(3)
+    windows = [Window(y, x, 8, 8) for y in (0, 4, 8) for x in (0, 4, 8)]
+    layer = L.DepthwiseConv2D(3, padding="same", name="dw")
+    cell = cells.HaloCell(layer, (16, 16), windows, context=context)
+    memory = tf.constant(rng.normal(size=(2, 18, 18, 3)), tf.float32)
+    window = tf.constant(rng.normal(size=(2, 8, 8, 3)), tf.float32)
+    actions = tf.constant([4, 2])
+    want_out, want_memory = cell((window, actions, memory))
+    with cells.deferred_window_writes():
+        out, written = cell((window, actions, memory))
+    np.testing.assert_allclose(out, want_out, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(written, window)
+    with cells.deferred_window_writes(in_graph=["dw"]):
+        _, kept = cell((window, actions, memory))
+    np.testing.assert_array_equal(kept, want_memory)
+
 def test_halo_cell_zero_padding_valid_pattern():
     """Keras MobileNetV2's stride-2 blocks: ZeroPadding2D((0, 1), (0, 1)) + VALID depthwise."""
     rng = np.random.default_rng(1)

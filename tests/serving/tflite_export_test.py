@@ -129,8 +129,8 @@ def test_cli_tflite_files_match_the_saved_model(tmp_path):
         assert float(result["num_detections"][0]) == MAX_DETECTIONS
         _assert_same(expected, result, predictions)
 
-    results = tflite_export.run_stream(
-        _interpreter(os.path.join(lite_dir, tflite_export.PATCHWORK_FILE)), frames)
+    lite_file = os.path.join(lite_dir, tflite_export.PATCHWORK_FILE)
+    results = tflite_export.run_stream(_interpreter(lite_file), frames)
     expected = saved.signatures["warm_start"](frames=frames[:1])
     state_keys = [key for key in expected if key.startswith("memory_")] + ["next_action"]
     actions = []
