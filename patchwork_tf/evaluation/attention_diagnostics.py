@@ -30,7 +30,6 @@ import tensorflow as tf
 
 from patchwork_tf.policy import counterfactual
 from patchwork_tf.policy import observation as observation_lib
-from patchwork_tf.policy import stream
 
 FOLLOW = ("dqn", "change", "oracle")
 CHOOSERS = ("followed", "dqn", "change", "oracle", "uniform")
@@ -56,15 +55,15 @@ class FrameRecords:
 
 
 def _stack_clips(clips):
-    fields = [name for name, value in clips[0].items()
-              if np.asarray(value).dtype.kind in "biuf"]
-    return {name: np.stack([np.asarray(clip[name]) for clip in clips]) for name in fields}
+    return {name: np.stack([np.asarray(clip[name]) for clip in clips])
+            for name in ["frames"] + counterfactual.ground_truth_fields(clips[0])}
 
 
 def counterfactual_records(twin, observer, observed_cell, metric_fn, clips: Iterable[dict],
                            follow="dqn", q_fn: Optional[Callable] = None, batch_size=8,
                            preprocess_fn=None) -> FrameRecords:
-    """Streams `clips` through `twin`, following `follow`, and scores every window per frame.
+    """Streams `clips` through `twin`, following `follow`, and scores every window per frame
+    (`policy.counterfactual.EveryWindowStream`).
 
     Args:
       twin: a `PatchworkModel` whose `observed_cell` writes whole windows (`full_memory_cells`).
@@ -81,7 +80,7 @@ def counterfactual_records(twin, observer, observed_cell, metric_fn, clips: Iter
       preprocess_fn: uint8 frames -> the twin's input (default `clips.preprocess_frames`).
 
     Returns:
-      `FrameRecords` over every stream and frame t >= 1.
+      `FrameRecords` over every stream and frame t >= 1 (by batch, then frame, then stream).
     """
     from patchwork_tf.data import clips as clips_lib
     if follow not in FOLLOW:
@@ -90,44 +89,26 @@ def counterfactual_records(twin, observer, observed_cell, metric_fn, clips: Iter
         raise ValueError("follow='dqn' needs q_fn, the Q-network's observation -> Q-values.")
     if follow == "change" and not observer.change_cue:
         raise ValueError("follow='change' needs an observer with change_cue=True.")
-    preprocess_fn = preprocess_fn or clips_lib.preprocess_frames
-    try_every_window = tf.function(
-        lambda frames, state, gt: counterfactual.try_every_window(twin, metric_fn, frames,
-                                                                  state, gt))
 
-    start = tf.function(lambda inputs: stream.stream_start(
-        twin, observer, inputs, key_frame=True, explicit_state=True)[:3])
-    step = tf.function(lambda inputs, actions, state, observer_state: stream.stream_step(
-        twin, observer, inputs, actions, state, observer_state)[:3])
-    score = tf.function(metric_fn)
-    records = {"quality": [], "previous": [], "chosen": [], "q_values": [], "change": []}
+    def choose(observation, quality):
+        record = {}
+        if q_fn is not None:
+            record["q_values"] = q_fn(observation)
+        if observer.change_cue:
+            record["change"] = observation[observation_lib.CHANGE]
+        chooser = {"dqn": record.get("q_values"), "change": record.get("change"),
+                   "oracle": quality}[follow]
+        return tf.argmax(chooser, axis=-1, output_type=tf.int32), record
+
+    every_window = counterfactual.EveryWindowStream(
+        twin, observer, observed_cell, metric_fn, choose,
+        preprocess_fn or clips_lib.preprocess_frames)
     clips = list(clips)
-    for begin in range(0, len(clips), batch_size):
-        batch = _stack_clips(clips[begin:begin + batch_size])
-        frames = tf.constant(batch.pop("frames"))
-        clip_length = int(frames.shape[1])
-        truth = lambda t: {name: tf.constant(v[:, t]) for name, v in batch.items()}  # noqa
-        inputs = preprocess_fn(frames[:, 0])
-        outputs, state, observer_state = start(inputs)
-        for t in range(1, clip_length):
-            observation = stream.observe(twin, observer, state, observer_state, observed_cell)
-            inputs = preprocess_fn(frames[:, t])
-            quality = try_every_window(inputs, state, truth(t)).numpy()
-            previous = score(truth(t), outputs).numpy()
-            q_values = None if q_fn is None else np.asarray(q_fn(observation))
-            change = (np.asarray(observation[observation_lib.CHANGE])
-                      if observer.change_cue else None)
-            chooser = {"dqn": q_values, "change": change, "oracle": quality}[follow]
-            chosen = np.argmax(chooser, axis=-1).astype(np.int32)
-            outputs, state, observer_state = step(inputs, tf.constant(chosen), state,
-                                                  observer_state)
-            for key, value in (("quality", quality), ("previous", previous),
-                               ("chosen", chosen), ("q_values", q_values),
-                               ("change", change)):
-                records[key].append(value)
-    stacked = {key: (np.concatenate(values) if values and values[0] is not None else None)
-               for key, values in records.items()}
-    return FrameRecords(**stacked)
+    batches = [every_window.records(_stack_clips(clips[begin:begin + batch_size]))
+               for begin in range(0, len(clips), batch_size)]
+    return FrameRecords(**{field.name: (np.concatenate([b[field.name] for b in batches])
+                                        if field.name in batches[0] else None)
+                           for field in dataclasses.fields(FrameRecords)})
 
 
 def _ranks(values):

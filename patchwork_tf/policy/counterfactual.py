@@ -59,10 +59,82 @@ def try_every_window(twin, metric_fn, frames, state, gt):
     return tf.reshape(quality, [batch, num_actions])
 
 
+def _is_numeric(value):
+    dtype = getattr(value, "dtype", None) or np.asarray(value).dtype
+    if isinstance(dtype, tf.DType):
+        return dtype.is_bool or dtype.is_integer or dtype.is_floating
+    return np.dtype(dtype).kind in "biuf"
+
+
 def ground_truth_fields(clip):
-    """The names of a clip dict's per-frame ground truth: all but `frames` and strings."""
-    return [name for name, value in clip.items()
-            if name != "frames" and tf.as_dtype(value.dtype) != tf.string]
+    """The names of a clip dict's per-frame ground truth: every numeric field but `frames`
+    (ids and other strings are left out)."""
+    return [name for name, value in clip.items() if name != "frames" and _is_numeric(value)]
+
+
+class EveryWindowStream:
+    """Streams batches of clips with explicit state and scores every window at every frame.
+
+    At each frame t >= 1, every window a is tried from the same memories
+    (`try_every_window`): `quality` [B, A] is f(gt_t, p_t(a)) and `previous` [B] is
+    f(gt_t, p_{t-1}) of the prediction kept from the frame before. Then
+    `choose(observation, quality) -> (actions int32 [B], record)` picks the window each
+    stream takes from the observation `S_{t-1}` (and, for an oracle, the windows' f), and the
+    stream steps on it. The collector of full-information targets (`Collector`) and the
+    attention diagnostics (`evaluation.attention_diagnostics`) are its two users.
+    """
+
+    def __init__(self, twin, observer, observed_cell, metric_fn, choose,
+                 preprocess_fn=clips_lib.preprocess_frames):
+        """Args:
+          twin: a Patchwork twin with the pure API whose `observed_cell` writes whole windows.
+          observer: the `AttentionObservation` of the policy's input.
+          observed_cell: the cell whose memory the observation reads.
+          metric_fn: `f(gt, outputs) -> float32 [B]` (`tasks.Task.reward_metric`), `gt` the
+            dict of one frame's ground-truth fields, each [B, ...].
+          choose: `(observation, quality) -> (actions, record)`, traced into the compiled
+            frame function; `record` is a (nested) dict of tensors [B, ...] kept per frame.
+          preprocess_fn: uint8 frames -> the twin's input.
+        """
+        self._preprocess_fn = preprocess_fn
+
+        def start(frames):
+            begun = stream.stream_start(twin, observer, frames, key_frame=True,
+                                        explicit_state=True)
+            return begun.outputs, begun.twin_state, begun.observer_state
+
+        def frame(frames, gt, kept, state, observer_state):
+            observation = stream.observe(twin, observer, state, observer_state, observed_cell)
+            quality = try_every_window(twin, metric_fn, frames, state, gt)
+            actions, record = choose(observation, quality)
+            stepped = stream.stream_step(twin, observer, frames, actions, state, observer_state)
+            record = dict(record, quality=quality, previous=metric_fn(gt, kept), chosen=actions)
+            return record, stepped.outputs, stepped.twin_state, stepped.observer_state
+
+        self._start = tf.function(start)
+        self._frame = tf.function(frame)
+
+    def records(self, clip):
+        """Streams one batch of clips.
+
+        Args:
+          clip: dict: `frames` uint8 [B, T, H, W, 3] and the ground truth [B, T, ...]
+            (non-numeric fields are ignored); tensors or numpy arrays.
+
+        Returns:
+          dict of numpy arrays [B * (T - 1), ...], ordered by frame, then stream: `quality`,
+          `previous`, `chosen` and what `choose` recorded.
+        """
+        frames = tf.convert_to_tensor(clip["frames"])
+        truth = {name: tf.convert_to_tensor(clip[name]) for name in ground_truth_fields(clip)}
+        kept, state, observer_state = self._start(self._preprocess_fn(frames[:, 0]))
+        per_frame = []
+        for t in range(1, int(frames.shape[1])):
+            record, kept, state, observer_state = self._frame(
+                self._preprocess_fn(frames[:, t]), {k: v[:, t] for k, v in truth.items()},
+                kept, state, observer_state)
+            per_frame.append(tf.nest.map_structure(np.asarray, record))
+        return tf.nest.map_structure(lambda *rows: np.concatenate(rows), *per_frame)
 
 
 class Collector:
@@ -92,32 +164,20 @@ class Collector:
             raise ValueError(f"epsilon must lie in [0, 1], got {epsilon}.")
         num_actions = twin.grid.num_actions
         generator = tf.random.Generator.from_seed(seed)
-        reward_kind = reward
-        self._preprocess_fn = preprocess_fn
+        self._reward = reward
 
-        def start(frames):
-            begun = stream.stream_start(twin, observer, frames, key_frame=True,
-                                        explicit_state=True)
-            return begun.outputs, begun.twin_state, begun.observer_state
-
-        def frame(frames, gt, kept, state, observer_state):
-            observation = q_network_lib.pool_observation(
-                stream.observe(twin, observer, state, observer_state, observed_cell),
-                q_network.windows)
-            q_values, _ = q_network(observation)
+        def epsilon_greedy(observation, quality):
+            del quality
+            pooled = q_network_lib.pool_observation(observation, q_network.windows)
+            q_values, _ = q_network(pooled)
             batch = tf.shape(q_values)[0]
             explore = generator.uniform([batch]) < epsilon
             actions = tf.where(explore, generator.uniform([batch], 0, num_actions, tf.int32),
                                choosers.greedy_actions(q_values))
-            quality = try_every_window(twin, metric_fn, frames, state, gt)
-            reward = rewards_lib.improvement_reward(quality, metric_fn(gt, kept)[:, None],
-                                                    reward_kind)
-            stepped = stream.stream_step(twin, observer, frames, actions, state, observer_state)
-            return (observation, reward, actions, stepped.outputs, stepped.twin_state,
-                    stepped.observer_state)
+            return actions, {"observation": pooled}
 
-        self._start = tf.function(start)
-        self._frame = tf.function(frame)
+        self._stream = EveryWindowStream(twin, observer, observed_cell, metric_fn,
+                                         epsilon_greedy, preprocess_fn)
 
     def collect(self, clip):
         """Streams one batch of clips.
@@ -131,20 +191,10 @@ class Collector:
           [B * (T - 1), ...]), float32 [B * (T - 1), A] and int32 [B * (T - 1)], ordered by
           frame, then stream.
         """
-        frames = tf.convert_to_tensor(clip["frames"])
-        names = ground_truth_fields(clip)
-        kept, state, observer_state = self._start(self._preprocess_fn(frames[:, 0]))
-        observations, rewards, actions = [], [], []
-        for t in range(1, int(frames.shape[1])):
-            gt = {name: tf.convert_to_tensor(clip[name])[:, t] for name in names}
-            observation, reward, action, kept, state, observer_state = self._frame(
-                self._preprocess_fn(frames[:, t]), gt, kept, state, observer_state)
-            observations.append(tf.nest.map_structure(np.asarray, observation))
-            rewards.append(reward.numpy())
-            actions.append(action.numpy())
-        return ({key: np.concatenate([o[key] for o in observations])
-                 for key in observations[0]},
-                np.concatenate(rewards), np.concatenate(actions))
+        records = self._stream.records(clip)
+        rewards = rewards_lib.improvement_reward(records["quality"],
+                                                 records["previous"][:, None], self._reward)
+        return records["observation"], rewards.numpy(), records["chosen"]
 
 
 def fit_step_fn(q_network, optimizer):
