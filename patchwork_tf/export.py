@@ -26,8 +26,9 @@ TF Object Detection API's names for detection):
 
 `--format=tflite` writes TensorFlow Lite files instead (`patchwork_tf.serving.tflite_export`):
 `single_frame.tflite` (model, head and post-processing) and `patchwork.tflite` (signatures
-`warm_start` and `step`, the state as explicit inputs and outputs), batch 1, frames uint8 at
-`--frame_size`, builtin ops only (runs under the TFLite interpreter with XNNPACK), plus
+`warm_start` and `step`, the state as explicit inputs and outputs; the step leaves its
+memory writes to the caller, `tflite_export.LiteStream` runs a stream), batch 1, frames uint8
+at `--frame_size`, builtin ops only (runs under the TFLite interpreter with XNNPACK), plus
 `metadata.json`. It needs `--write=window`.
 
 The model is built with random weights and then restores `--checkpoint`: a
