@@ -43,7 +43,11 @@ TensorFlow runs anything; the paper's empirical latency is single-threaded,
 `evaluate_stream` reads videos one frame at a time (`data.videos.Video`), so memory stays flat
 however long a video is, shows a progress bar with an ETA, and with `progress_dir` keeps each
 finished video's metric state and latencies on disk: a stopped evaluation run again continues
-with the next video and gives the numbers of one that never stopped.
+with the next video and gives the numbers of one that never stopped. The progress belongs to
+the evaluation its fingerprint (`evaluation.json`) describes: every setting, and the weights as
+`checkpoint_id` names them (inside the run, by content), so a run moved or copied elsewhere
+resumes and another setting or retrained weights are refused. Fingerprints carry a version;
+an older one is read with the defaults of the settings it left out (`VERSION_1_DEFAULTS`).
 """
 import contextlib
 import dataclasses

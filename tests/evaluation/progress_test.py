@@ -5,6 +5,7 @@ real checkpoint ids through `api.load_trained`, whose model build is replaced by
 evaluations are `stream.evaluate_stream` on an 8x8 one-conv segmenter. A resumed evaluation
 reads no frame, so the resuming runs get videos that fail when read.
 """
+import hashlib
 import json
 import os
 import shutil
@@ -100,7 +101,6 @@ def test_checkpoint_ids_name_the_checkpoints_in_the_run_and_their_contents(tmp_p
     assert [name for name, _ in names] == [os.path.join("stage1", "checkpoints", "ckpt-1"),
                                            os.path.join("stage2", "checkpoints", "ckpt-1")]
     # The digest is the .index file's sha1, and another value of the variable changes it.
-    import hashlib
     index = os.path.join(run, "stage2", "checkpoints", "ckpt-1.index")
     with open(index, "rb") as f:
         assert names[1][1] == hashlib.sha1(f.read()).hexdigest()
