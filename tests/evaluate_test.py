@@ -53,6 +53,7 @@ def test_patchwork_scanning_is_cheaper_per_frame_and_starts_with_a_full_pass(det
     # The warm start runs the stock layers, batch norm unfolded.
     assert result.startup_mflops == pytest.approx(flops.model_flops(detector.model).mflops)
     assert result.settings["grid"] == "2,1" and result.settings["cells"] is True
+    assert result.settings["jit_compile"] is True   # recorded at its default too
 
 
 def test_patchwork_runner_steps_with_the_inference_preset(detector, monkeypatch):

@@ -39,14 +39,9 @@ class LoadedModel:
     # The Patchwork setting the run trained (grid, observed cell, observation, Q-network).
     patchwork: Optional[configs.AttentionConfig] = None
     config: object = None               # the model's `stage1.Stage1Config` (architecture)
-    # Which weights these are (checkpoint paths and times), so that saved evaluation progress
-    # of other weights is never taken for this model's.
+    # Which weights these are (`stream.checkpoint_id`: names in the run and digests), so that
+    # saved evaluation progress of other weights is never taken for this model's.
     checkpoints: str = None
-
-
-def _checkpoint_id(*paths):
-    return "; ".join(f"{path}@{os.path.getmtime(path + '.index'):.0f}" for path in paths
-                     if path and os.path.exists(path + ".index"))
 
 
 def pin_threads(threads=1):
@@ -97,7 +92,8 @@ def load_trained(model_dir, resolution=1.0, with_q_network=True):
     return LoadedModel(run.build_model(resolution), run.stage1_config.task,
                        run.stage1_config.num_classes, agent_checkpoint=agent,
                        patchwork=run.attention, config=run.stage1_config,
-                       checkpoints=_checkpoint_id(run.model_checkpoint, agent))
+                       checkpoints=stream.checkpoint_id(run.model_dir, run.model_checkpoint,
+                                                        agent))
 
 
 def default_grid(loaded):
@@ -197,11 +193,6 @@ def default_stream_start(data):
     return "key_frame" if data == "synthetic" else "zeros"
 
 
-# Attention settings added after evaluations were first saved, recorded only when on (absent:
-# 0), so that progress saved before them still resumes.
-OFF_BY_DEFAULT_ATTENTION_FIELDS = ("demonstration_weight", "counterfactual_steps")
-
-
 def evaluate(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False, interval=1,
              delay=0, observed_cell=None, split="validation", num_clips=8, clip_length=16,
              clip_frame_size=(128, 128), max_objects=4, name=None, settings=None,
@@ -238,16 +229,14 @@ def evaluate(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False, in
     if getattr(loaded, "checkpoints", None):
         settings["checkpoints"] = loaded.checkpoints
     if policy != "single_frame":
-        settings.update(grid=f"{m},{n}", cells=bool(cells), observed_cell=runner.observed_cell)
-        if not jit_compile:   # only when off: progress saved before the option stays valid
-            settings["jit_compile"] = False
+        settings.update(grid=f"{m},{n}", cells=bool(cells), observed_cell=runner.observed_cell,
+                        jit_compile=bool(jit_compile))
     if policy == "dqn" and loaded.patchwork is not None:
         settings["change_cue"] = bool(loaded.patchwork.change_cue)
         settings["imitation_steps"] = int(loaded.patchwork.imitation_steps)
         settings["stage2_steps"] = int(loaded.patchwork.stage2_steps)
-        settings.update({field: getattr(loaded.patchwork, field)
-                         for field in OFF_BY_DEFAULT_ATTENTION_FIELDS
-                         if getattr(loaded.patchwork, field)})
+        settings["demonstration_weight"] = float(loaded.patchwork.demonstration_weight)
+        settings["counterfactual_steps"] = int(loaded.patchwork.counterfactual_steps)
     resize = data != "synthetic" or tuple(runner.frame_size) != tuple(clip_frame_size)
     result = stream.evaluate_stream(
         runner, videos, interval=interval, delay=delay, resize_frames=resize, name=name,

@@ -43,7 +43,11 @@ TensorFlow runs anything; the paper's empirical latency is single-threaded,
 `evaluate_stream` reads videos one frame at a time (`data.videos.Video`), so memory stays flat
 however long a video is, shows a progress bar with an ETA, and with `progress_dir` keeps each
 finished video's metric state and latencies on disk: a stopped evaluation run again continues
-with the next video and gives the numbers of one that never stopped.
+with the next video and gives the numbers of one that never stopped. The progress belongs to
+the evaluation its fingerprint (`evaluation.json`) describes: every setting, and the weights as
+`checkpoint_id` names them (inside the run, by content), so a run moved or copied elsewhere
+resumes and another setting or retrained weights are refused. Fingerprints carry a version;
+an older one is read with the defaults of the settings it left out (`VERSION_1_DEFAULTS`).
 """
 import contextlib
 import dataclasses
@@ -287,12 +291,83 @@ def _prepare_frame(frame, frame_size, resize_frames, dtype=tf.float32):
     return clips_lib.preprocess_frames(frames)
 
 
+# The fingerprint's layout. Version 1 (no "fingerprint_version" key) recorded the settings of
+# `VERSION_1_DEFAULTS` only when off their default, and named checkpoints by path and time.
+FINGERPRINT_VERSION = 2
+
+# The one table of settings added after version 1, each at the value a version-1 fingerprint
+# that does not name it was evaluated with. Since version 2 every setting is recorded.
+VERSION_1_DEFAULTS = {"demonstration_weight": 0.0, "counterfactual_steps": 0,
+                      "jit_compile": True}
+
+
 def _fingerprint(runner, job_flops, settings):
     """What must match for saved per-video progress to belong to this evaluation."""
     record = {"method": runner.method, "task": runner.task.name, "flip": runner.flip,
               "frame_size": list(runner.frame_size), "job_flops": float(job_flops),
-              "policy": getattr(runner, "policy_name", None), **settings}
+              "policy": getattr(runner, "policy_name", None), **settings,
+              "fingerprint_version": FINGERPRINT_VERSION}
     return json.loads(json.dumps(record, sort_keys=True, default=str))
+
+
+def _sha1(path):
+    with open(path, "rb") as f:
+        return hashlib.sha1(f.read()).hexdigest()
+
+
+def checkpoint_id(run_dir, *prefixes):
+    """Which weights an evaluation runs, as its progress fingerprint records them.
+
+    For each checkpoint prefix that has an `.index` file: its name relative to `run_dir` and
+    the sha1 of the `.index` file (which holds every tensor's checksum), "<name>@sha1:<hex>",
+    joined by "; ". A run moved or copied elsewhere keeps its id; one retrained (other
+    bytes) does not.
+    """
+    return "; ".join(f"{os.path.relpath(prefix, run_dir)}@sha1:{_sha1(prefix + '.index')}"
+                     for prefix in prefixes if prefix and os.path.exists(prefix + ".index"))
+
+
+def _version_1_checkpoints_match(saved, current):
+    """Whether a version-1 checkpoint id, "<path>@<mtime>; ..." (each path as the evaluation
+    was given it), names the checkpoints of `current` (a `checkpoint_id`): each path still
+    holds a checkpoint of the recorded time (version 1's test), of the same name relative to
+    the run and the same `.index` digest."""
+    old, new = saved.split("; "), current.split("; ")
+    if len(old) != len(new):
+        return False
+    for entry, current_entry in zip(old, new):
+        path, _, stamp = entry.rpartition("@")
+        name, _, digest = current_entry.rpartition("@sha1:")
+        index, path = path + ".index", os.path.normpath(path)
+        if not (os.path.exists(index) and f"{os.path.getmtime(index):.0f}" == stamp
+                and (path == name or path.endswith(os.sep + os.path.normpath(name)))
+                and _sha1(index) == digest):
+            return False
+    return True
+
+
+def _as_current_version(saved, fingerprint):
+    """A saved fingerprint read as one of `FINGERPRINT_VERSION` for comparison with
+    `fingerprint`: a version-1 record takes `VERSION_1_DEFAULTS` for the settings it does not
+    name (those `fingerprint` has), and its checkpoint id `fingerprint`'s when it names the
+    same checkpoints (`_version_1_checkpoints_match`)."""
+    saved = dict(saved)
+    version = saved.setdefault("fingerprint_version", 1)
+    if version > FINGERPRINT_VERSION:
+        raise ValueError(
+            f"The saved evaluation progress has fingerprint version {version}; this "
+            f"patchwork_tf reads up to {FINGERPRINT_VERSION}. Evaluate with the version that "
+            "wrote it, or into another output directory.")
+    if version == 1:
+        saved["fingerprint_version"] = FINGERPRINT_VERSION
+        for key, default in VERSION_1_DEFAULTS.items():
+            if key in fingerprint:
+                saved.setdefault(key, default)
+        if ("checkpoints" in saved and "checkpoints" in fingerprint
+                and _version_1_checkpoints_match(saved["checkpoints"],
+                                                 fingerprint["checkpoints"])):
+            saved["checkpoints"] = fingerprint["checkpoints"]
+    return saved
 
 
 def _progress_path(progress_dir, index, video_id):
@@ -302,29 +377,37 @@ def _progress_path(progress_dir, index, video_id):
 
 def _open_progress(progress_dir, fingerprint):
     """Creates `progress_dir` for this evaluation, or checks that its progress is this
-    evaluation's; returns the path of its fingerprint file."""
+    evaluation's (a saved fingerprint of an older version is read as `_as_current_version`
+    says, then rewritten as `fingerprint`); returns the path of its fingerprint file.
+
+    Raises:
+      ValueError: the saved fingerprint differs, naming the settings that do.
+    """
     os.makedirs(progress_dir, exist_ok=True)
     path = os.path.join(progress_dir, "evaluation.json")
     if os.path.exists(path):
         with open(path) as f:
             saved = json.load(f)
-        if saved != fingerprint:
-            changed = sorted(k for k in set(saved) | set(fingerprint)
-                             if saved.get(k) != fingerprint.get(k))
+        if saved == fingerprint:
+            return path
+        upgraded = _as_current_version(saved, fingerprint)
+        if upgraded != fingerprint:
+            changed = sorted(k for k in set(upgraded) | set(fingerprint)
+                             if upgraded.get(k) != fingerprint.get(k))
+            differences = "; ".join(f"{k} saved {upgraded.get(k)!r}, now {fingerprint.get(k)!r}"
+                                    for k in changed)
             raise ValueError(
                 f"{progress_dir} holds the progress of another evaluation (differs in "
-                f"{changed}); delete it to start over, or evaluate into another output "
-                "directory.")
-    else:
-        with open(path, "w") as f:
-            json.dump(fingerprint, f, indent=1)
+                f"{changed}: {differences}); delete it to start over, or evaluate into another "
+                "output directory.")
+    _write_json_atomically(path, fingerprint, indent=1)
     return path
 
 
-def _write_json_atomically(path, record):
+def _write_json_atomically(path, record, indent=None):
     temporary = path + ".tmp"
     with open(temporary, "w") as f:
-        json.dump(record, f)
+        json.dump(record, f, indent=indent)
     os.replace(temporary, path)
 
 
