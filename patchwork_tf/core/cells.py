@@ -360,14 +360,19 @@ class HaloCell(tf_keras.layers.Layer):
             constant_values=tf.cast(self.fill_value, full_map.dtype),
         )
 
-    def _corners(self, actions, dy=0, dx=0):
-        table = np.array([(w.y0 + dy, w.x0 + dx) for w in self.windows], np.int32)
+    def _corners(self, actions):
+        """int32 `[B, 2]`: each stream's window-plus-halo corner in the padded memory."""
+        table = np.array([(w.y0, w.x0) for w in self.windows], np.int32)
         return tf.gather(tf.constant(table), actions)
 
     def memory_corners(self):
         """int32 `[A, 2]`: each action's window corner `(row, col)` in the padded memory."""
         (top, _), (left, _) = self.geometry.pad
         return np.array([(w.y0 + top, w.x0 + left) for w in self.windows], np.int32)
+
+    def _window_in_memory(self, actions):
+        """int32 `[B, 2]`: each stream's window corner in the padded memory."""
+        return tf.gather(tf.constant(self.memory_corners()), actions)
 
     def _defers_write(self):
         return (_DEFERRED_WRITES[0] is not None and self.write == Write.WINDOW
@@ -492,7 +497,7 @@ class HaloCell(tf_keras.layers.Layer):
         if self.context == Context.ZEROS:
             if memory is not None:
                 memory = (window if self._defers_write() else
-                          write_window(memory, window, self._corners(actions, top, left)))
+                          write_window(memory, window, self._window_in_memory(actions)))
             return self.run_on_crop(self.zero_context_crop(window), actions, folded), memory
         if self._defers_write():
             crop = crop_window(memory, self._corners(actions),
@@ -500,7 +505,7 @@ class HaloCell(tf_keras.layers.Layer):
             crop = xla.dynamic_update_slice(crop, window, tf.constant([0, top, left, 0]))
             return self.run_on_crop(crop, actions, folded), window
         if self.write == Write.WINDOW:
-            memory = write_window(memory, window, self._corners(actions, top, left))
+            memory = write_window(memory, window, self._window_in_memory(actions))
             crop = crop_window(memory, self._corners(actions),
                                self.geometry.crop_size(window.shape[1:3]))
         else:

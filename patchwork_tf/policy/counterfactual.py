@@ -60,7 +60,7 @@ def try_every_window(twin, metric_fn, frames, state, gt):
 
 
 def _is_numeric(value):
-    dtype = getattr(value, "dtype", None) or np.asarray(value).dtype
+    dtype = value.dtype if hasattr(value, "dtype") else np.asarray(value).dtype
     if isinstance(dtype, tf.DType):
         return dtype.is_bool or dtype.is_integer or dtype.is_floating
     return np.dtype(dtype).kind in "biuf"
