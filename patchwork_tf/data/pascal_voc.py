@@ -122,6 +122,7 @@ def voc_stills(root, split="train", with_masks=False, max_images=None, skip_diff
 
 
 def _still(root, image_id, with_masks, skip_difficult):
+    """One image as a `fake_video.Still` (`voc_stills`' arguments)."""
     size, boxes, classes, indices = parse_annotation(
         os.path.join(root, "Annotations", image_id + ".xml"), skip_difficult)
     labels = {"boxes": boxes, "classes": classes, "image_id": f"voc/{image_id}"}
