@@ -12,6 +12,11 @@ Yields still records (see `patchwork_tf.data.fake_video`):
     counts are an uncompressed list, or a compressed string);
   * images without annotations give records without objects.
 
+Decoding. `CocoStills.stills` yields each image as a `fake_video.Still`: its labels come from
+the json alone (masks too: `annToMask` draws them from the json), and `read_image` decodes the
+file and checks its size against the json's. `records` and `record` decode every image; a
+source that drops images by their labels (`training.sources`) decodes only those it keeps.
+
 Crowd annotations (`iscrowd` 1) mark a region of many instances. The official evaluation
 (`COCOeval.evaluate`) sets them to ignore: a detection matched to one is neither a true nor a
 false positive. So for detection (`with_masks=False`) they are left out of the boxes, as
@@ -27,6 +32,7 @@ from absl import logging
 import numpy as np
 from pycocotools import coco as coco_api
 
+from patchwork_tf.data import fake_video
 from patchwork_tf.data import layout as layout_lib
 
 LAYOUT = """<root>/  (a COCO 2017 copy)
@@ -86,8 +92,9 @@ class CocoStills:
     def __len__(self):
         return len(self.image_ids)
 
-    def record(self, image_id, with_masks=True):
-        """The still record of one image.
+    def still(self, image_id, with_masks=True):
+        """One image as a `fake_video.Still`: its labels from the json, its file decoded only
+        by `read_image`, which checks the image's size against the json's.
 
         Args:
             image_id: a COCO image id.
@@ -95,16 +102,12 @@ class CocoStills:
                 the module docstring); without, crowd annotations are left out.
 
         Returns:
-            dict: `image` uint8 [H, W, 3], `boxes` float32 [K, 4] normalized
-            [ymin, xmin, ymax, xmax], `classes` int32 [K], `is_crowd` bool [K], `image_id`.
+            A `fake_video.Still` whose labels are `boxes` float32 [K, 4] normalized
+            [ymin, xmin, ymax, xmax], `classes` int32 [K], `is_crowd` bool [K], `image_id`
+            (and `instance_masks`).
         """
         info = self._coco.imgs[image_id]
-        image = layout_lib.read_image(os.path.join(self._image_dir, info["file_name"]), LAYOUT)
-        height, width = image.shape[:2]
-        if (info["height"], info["width"]) != (height, width):
-            raise layout_lib.DataLayoutError(
-                f"COCO says image {image_id} is {info['height']}x{info['width']}, the file "
-                f"{info['file_name']!r} is {height}x{width}.")
+        height, width = info["height"], info["width"]
         annotations = [a for a in self._coco.loadAnns(self._coco.getAnnIds(imgIds=image_id))
                        if a["id"] not in self._degenerate
                        and (with_masks or not a.get("iscrowd", 0))]
@@ -112,8 +115,7 @@ class CocoStills:
         for k, annotation in enumerate(annotations):
             x0, y0, x1, y1 = _pixel_box(annotation, height, width)
             boxes[k] = [y0 / height, x0 / width, y1 / height, x1 / width]
-        record = {
-            "image": image,
+        labels = {
             "boxes": boxes,
             "classes": np.array([self._class_index[a["category_id"]] for a in annotations],
                                 np.int32),
@@ -122,11 +124,31 @@ class CocoStills:
         }
         if with_masks:
             masks = [self._coco.annToMask(a) for a in annotations]
-            record["instance_masks"] = (np.stack(masks).astype(np.uint8) if masks
+            labels["instance_masks"] = (np.stack(masks).astype(np.uint8) if masks
                                         else np.zeros((0, height, width), np.uint8))
-        return record
+
+        def read_image():
+            image = layout_lib.read_image(os.path.join(self._image_dir, info["file_name"]),
+                                          LAYOUT)
+            if image.shape[:2] != (height, width):
+                raise layout_lib.DataLayoutError(
+                    f"COCO says image {image_id} is {height}x{width}, the file "
+                    f"{info['file_name']!r} is {image.shape[0]}x{image.shape[1]}.")
+            return image
+
+        return fake_video.Still(labels, read_image)
+
+    def record(self, image_id, with_masks=True):
+        """The still record of one image (`still`'s labels and the decoded `image` uint8
+        [H, W, 3])."""
+        return self.still(image_id, with_masks).record()
+
+    def stills(self, with_masks=True, max_images=None):
+        """Yields the images as `fake_video.Still`s in id order; nothing is decoded."""
+        for image_id in self.image_ids[:max_images]:
+            yield self.still(image_id, with_masks)
 
     def records(self, with_masks=True, max_images=None):
-        """Yields the still records of the images in id order."""
-        for image_id in self.image_ids[:max_images]:
-            yield self.record(image_id, with_masks)
+        """Yields the still records of the images in id order, every image decoded."""
+        for image in self.stills(with_masks, max_images):
+            yield image.record()

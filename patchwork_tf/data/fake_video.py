@@ -9,14 +9,36 @@ size (bilinear for the image, nearest for masks); the labels are transformed wit
 boxes clipped to it and dropped (`valid` False) when less than `min_visible_fraction` of their
 area is inside.
 
-Still images come as *still records* (what the COCO and Pascal VOC readers yield):
-`image` uint8 [H, W, 3], `boxes` float32 [K, 4] normalized `(ymin, xmin, ymax, xmax)`,
-`classes` int32 [K], optional `instance_masks` uint8 [K, H, W] (0/1), `image_id` str.
+Still images come as *still records* (what the COCO, Pascal VOC and ImageNet DET readers
+yield): `image` uint8 [H, W, 3], `boxes` float32 [K, 4] normalized `(ymin, xmin, ymax, xmax)`,
+`classes` int32 [K], optional `instance_masks` uint8 [K, H, W] (0/1), `image_id` str. The
+readers first yield each image as a `Still`: the record's labels, read from the annotation
+alone, and `read_image`, which decodes the pixels; a caller that drops an image by its labels
+(`training.sources`) never decodes it.
 """
+from typing import Callable, NamedTuple
+
 import numpy as np
 from PIL import Image
 
 from patchwork_tf.data import clips as clips_lib
+
+
+class Still(NamedTuple):
+    """One still image before its pixels are decoded.
+
+    Attributes:
+        labels: every field of its still record but `image` (from the annotation alone).
+        read_image: decodes the image, uint8 [H, W, 3], and checks its size against the
+            annotation (layout.DataLayoutError naming the file on a mismatch).
+    """
+
+    labels: dict
+    read_image: Callable[[], np.ndarray]
+
+    def record(self):
+        """The still record: the decoded image and the labels."""
+        return {"image": self.read_image(), **self.labels}
 
 
 def transform_boxes(boxes, view, min_visible_fraction):

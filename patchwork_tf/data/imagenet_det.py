@@ -6,6 +6,11 @@ still records like `coco.CocoStills.records` and `pascal_voc.voc_records` (see
 `patchwork_tf.data.fake_video`): `image` uint8 [H, W, 3], `boxes` float32 [K, 4] normalized
 `(ymin, xmin, ymax, xmax)` pixel edges, `classes` int32 [K] indices into `WNIDS`, `image_id`.
 
+Decoding. `det_stills` reads each image's XML only and yields a `fake_video.Still`, whose
+`read_image` decodes the JPEG and checks its size against the XML's `<size>`; `det_records`
+and `read_image` decode every image. A source that keeps VID's classes only
+(`training.sources`) decodes just the images with an object of those 30 of the 200 classes.
+
 Classes. `WNIDS` holds the 200 DET WordNet ids (the synsets of the devkit's
 `data/meta_det.mat`, not in its ILSVRC2015_DET_ID order): first the 30 of ImageNet VID in
 VID's order (`imagenet_vid.CLASS_WNIDS`), so that class i < 30 is VID class i, then the other
@@ -37,6 +42,7 @@ import os
 from absl import logging
 import numpy as np
 
+from patchwork_tf.data import fake_video
 from patchwork_tf.data import imagenet_vid
 from patchwork_tf.data import layout as layout_lib
 
@@ -114,24 +120,18 @@ def list_images(root, split):
     return [image_id for image_id, seen in labels.items() if "1" in seen and "0" not in seen]
 
 
-def parse_annotation(path, size):
+def parse_annotation(path):
     """One image's XML, or no objects if `path` does not exist.
 
-    Args:
-        path: the annotation file.
-        size: (height, width) of the image in pixels, checked against the XML's `<size>`.
-
     Returns:
-        (boxes float32 [K, 4] normalized `(ymin, xmin, ymax, xmax)` pixel edges, classes int32
-        [K] indices into `WNIDS`).
+        ((height, width) from the XML's `<size>`, or None without a file; boxes float32
+        [K, 4] normalized `(ymin, xmin, ymax, xmax)` pixel edges, clipped to that size;
+        classes int32 [K] indices into `WNIDS`).
     """
     if not os.path.exists(path):
-        return np.zeros((0, 4), np.float32), np.zeros(0, np.int32)
+        return None, np.zeros((0, 4), np.float32), np.zeros(0, np.int32)
     tree = imagenet_vid.parse_xml(path, LAYOUT)
-    annotated = imagenet_vid.frame_size(tree, path, LAYOUT)
-    if annotated != tuple(size):
-        raise layout_lib.DataLayoutError(
-            f"{path!r} says size {annotated}, the image is {tuple(size)}.")
+    size = imagenet_vid.frame_size(tree, path, LAYOUT)
     corners, classes, unknown = [], [], 0
     for node in tree.findall("object"):
         wnid = (node.findtext("name") or "").strip()
@@ -153,21 +153,35 @@ def parse_annotation(path, size):
         logging.warning("%s: dropped %d objects whose <name> is not one of the 200 DET "
                         "WordNet ids", path, unknown)
     boxes, keep = imagenet_vid.inclusive_to_edges(corners, size, path)
-    return boxes, np.array(classes, np.int32).reshape(-1)[keep]
+    return size, boxes, np.array(classes, np.int32).reshape(-1)[keep]
+
+
+def still(root, split, image_id):
+    """One image as a `fake_video.Still`: its labels from the XML, its JPEG decoded only by
+    `read_image`, which checks the image's size against the XML's `<size>`."""
+    xml = os.path.join(root, "Annotations", "DET", split, image_id + ".xml")
+    size, boxes, classes = parse_annotation(xml)
+
+    def read_image():
+        image = layout_lib.read_image(
+            os.path.join(root, "Data", "DET", split, image_id + ".JPEG"), LAYOUT)
+        if size is not None and image.shape[:2] != size:
+            raise layout_lib.DataLayoutError(
+                f"{xml!r} says size {size}, the image is {image.shape[:2]}.")
+        return image
+
+    return fake_video.Still({"boxes": boxes, "classes": classes,
+                             "image_id": f"imagenet_det/{split}/{image_id}"}, read_image)
 
 
 def read_image(root, split, image_id):
-    """The still record of one image (module docstring)."""
-    image = layout_lib.read_image(os.path.join(root, "Data", "DET", split, image_id + ".JPEG"),
-                                  LAYOUT)
-    boxes, classes = parse_annotation(
-        os.path.join(root, "Annotations", "DET", split, image_id + ".xml"), image.shape[:2])
-    return {"image": image, "boxes": boxes, "classes": classes,
-            "image_id": f"imagenet_det/{split}/{image_id}"}
+    """The still record of one image (module docstring), its JPEG decoded."""
+    return still(root, split, image_id).record()
 
 
-def det_records(root, split="train", max_images=None):
-    """Yields the still records of a split, in `list_images` order.
+def det_stills(root, split="train", max_images=None):
+    """Yields the images of a split as `fake_video.Still`s, in `list_images` order: the XML is
+    read, the JPEG is not decoded.
 
     Args:
         root: the local ILSVRC2015 folder (see LAYOUT).
@@ -177,4 +191,10 @@ def det_records(root, split="train", max_images=None):
     layout_lib.require(os.path.join(root, "Annotations", "DET", split),
                        f"Annotations/DET/{split}", LAYOUT)
     for image_id in list_images(root, split)[:max_images]:
-        yield read_image(root, split, image_id)
+        yield still(root, split, image_id)
+
+
+def det_records(root, split="train", max_images=None):
+    """Yields the still records of a split, every image decoded (`det_stills`' arguments)."""
+    for image in det_stills(root, split, max_images):
+        yield image.record()

@@ -11,7 +11,13 @@ Yields still records (see `patchwork_tf.data.fake_video`).
     (`skip_difficult`), as detectors trained on VOC usually do.
   * Masks: `SegmentationObject/<id>.png` is a palette PNG whose value i marks the i-th object
     of the XML, 0 is background and 255 the void border drawn around objects (background
-    here); instances follow the kept objects.
+    here); instances follow the kept objects. The PNG's size is checked against the XML's.
+
+Decoding. `voc_stills` yields each image as a `fake_video.Still`: labels from the XML (and the
+masks from the `SegmentationObject` PNG, part of the annotation), and `read_image`, which
+decodes the JPEG and checks its size against the XML's `<size>`. `voc_records` decodes every
+image; a source that drops images by their labels (`training.sources`) decodes only those it
+keeps.
 """
 import os
 import xml.etree.ElementTree as ElementTree
@@ -19,6 +25,7 @@ import xml.etree.ElementTree as ElementTree
 from absl import logging
 import numpy as np
 
+from patchwork_tf.data import fake_video
 from patchwork_tf.data import layout as layout_lib
 
 CLASS_NAMES = (
@@ -90,8 +97,10 @@ def parse_annotation(path, skip_difficult=True):
     return (int(height), int(width)), boxes, np.array(classes, np.int32), np.array(indices, int)
 
 
-def voc_records(root, split="train", with_masks=False, max_images=None, skip_difficult=True):
-    """Yields the still records of a split.
+def voc_stills(root, split="train", with_masks=False, max_images=None, skip_difficult=True):
+    """Yields the images of a split as `fake_video.Still`s: labels from the XML (and masks from
+    `SegmentationObject`), the JPEG decoded only by `read_image`, which checks its size
+    against the XML's `<size>`.
 
     Args:
         root: the VOC year folder (see LAYOUT).
@@ -102,29 +111,46 @@ def voc_records(root, split="train", with_masks=False, max_images=None, skip_dif
         skip_difficult: leave out objects marked difficult (see the module docstring).
 
     Yields:
-        dict: `image` uint8 [H, W, 3], `boxes` float32 [K, 4], `classes` int32 [K],
+        `fake_video.Still`s whose labels are `boxes` float32 [K, 4], `classes` int32 [K],
         `image_id`, and with masks `instance_masks` uint8 [K, H, W].
     """
     list_dir = "Segmentation" if with_masks else "Main"
     ids = layout_lib.read_lines(os.path.join(root, "ImageSets", list_dir, f"{split}.txt"),
                                 f"ImageSets/{list_dir}/{split}.txt", LAYOUT)
     for image_id in ids[:max_images]:
-        image_id = image_id.split()[0]
+        yield _still(root, image_id.split()[0], with_masks, skip_difficult)
+
+
+def _still(root, image_id, with_masks, skip_difficult):
+    """One image as a `fake_video.Still` (`voc_stills`' arguments)."""
+    size, boxes, classes, indices = parse_annotation(
+        os.path.join(root, "Annotations", image_id + ".xml"), skip_difficult)
+    labels = {"boxes": boxes, "classes": classes, "image_id": f"voc/{image_id}"}
+    if with_masks:
+        objects = layout_lib.read_image(
+            os.path.join(root, "SegmentationObject", image_id + ".png"), LAYOUT, None)
+        if objects.shape != size:
+            raise layout_lib.DataLayoutError(
+                f"SegmentationObject/{image_id}.png is {objects.shape}, the image is {size}; "
+                "expected a palette PNG of object indices.")
+        labels["instance_masks"] = np.array([objects == i + 1 for i in indices],
+                                            np.uint8).reshape(len(indices), *size)
+
+    def read_image():
         image = layout_lib.read_image(os.path.join(root, "JPEGImages", image_id + ".jpg"), LAYOUT)
-        size, boxes, classes, indices = parse_annotation(
-            os.path.join(root, "Annotations", image_id + ".xml"), skip_difficult)
-        if size != image.shape[:2]:
+        if image.shape[:2] != size:
             raise layout_lib.DataLayoutError(
                 f"Annotations/{image_id}.xml says size {size}, the image is {image.shape[:2]}.")
-        record = {"image": image, "boxes": boxes, "classes": classes,
-                  "image_id": f"voc/{image_id}"}
-        if with_masks:
-            objects = layout_lib.read_image(
-                os.path.join(root, "SegmentationObject", image_id + ".png"), LAYOUT, None)
-            if objects.shape != size:
-                raise layout_lib.DataLayoutError(
-                    f"SegmentationObject/{image_id}.png is {objects.shape}, the image is {size}; "
-                    "expected a palette PNG of object indices.")
-            record["instance_masks"] = np.array([objects == i + 1 for i in indices],
-                                                np.uint8).reshape(len(indices), *size)
-        yield record
+        return image
+
+    return fake_video.Still(labels, read_image)
+
+
+def voc_records(root, split="train", with_masks=False, max_images=None, skip_difficult=True):
+    """Yields the still records of a split, every image decoded (`voc_stills`' arguments).
+
+    Yields:
+        dict: `image` uint8 [H, W, 3] and the labels of `voc_stills`.
+    """
+    for image in voc_stills(root, split, with_masks, max_images, skip_difficult):
+        yield image.record()

@@ -34,7 +34,8 @@ VID's 30 classes are 30 of DET's 200); objects of other classes are dropped (Ima
 leaves them unlabelled too). For DAVIS every object of a still image is foreground: the record
 becomes one object, the union of its instance masks; ImageNet DET has no masks, so it is
 refused for segmentation. Still images left without an object are skipped, so no fake video
-is all background.
+is all background. They are skipped on their annotations alone: the readers yield each image
+as a `fake_video.Still` (labels first), and only the images kept are decoded.
 
 Determinism: the synthetic source is a pure function of the seed and the step, so stage 1
 resumes exactly (see `stage1_data`). The real sources are a pure function of the seed and the
@@ -353,50 +354,51 @@ class DataSource:
 
     def _still_records(self, task, still, root):
         """The still records of one still source with labels in the source's classes
-        (`_map_still_record`); records without an object are skipped."""
+        (`_map_still_labels`); images without an object are skipped before their pixels are
+        decoded (see the module docstring)."""
         with_masks = tasks.get(task).uses_mask
         if still == COCO:
             stills = coco.CocoStills.from_root(root, STILL_SPLITS[COCO])
-            records, to_vid = stills.records(with_masks), _vid_classes_by_name(stills.class_names)
+            images, to_vid = stills.stills(with_masks), _vid_classes_by_name(stills.class_names)
         elif still == VOC:
-            records = pascal_voc.voc_records(root, STILL_SPLITS[VOC], with_masks)
+            images = pascal_voc.voc_stills(root, STILL_SPLITS[VOC], with_masks)
             to_vid = _vid_classes_by_name(pascal_voc.CLASS_NAMES)
         else:
-            records = imagenet_det.det_records(root, STILL_SPLITS[IMAGENET_DET])
+            images = imagenet_det.det_stills(root, STILL_SPLITS[IMAGENET_DET])
             to_vid = imagenet_det.to_vid_classes
-        for record in records:
-            mapped = self._map_still_record(record, to_vid, task)
-            if mapped is not None:
-                yield mapped
+        for image in images:
+            labels = self._map_still_labels(image.labels, to_vid, task)
+            if labels is not None:
+                yield {"image": image.read_image(), **labels}
 
     @staticmethod
-    def _map_still_record(record, to_vid, task):
-        """The record with labels in the source's classes, or None without an object.
+    def _map_still_labels(labels, to_vid, task):
+        """A still image's labels in the source's classes, or None without an object.
 
         Args:
-          record: a still record (`image`, `boxes` [K, 4], `classes` [K], `image_id`, and
-            for segmentation `instance_masks` [K, H, W]).
-          to_vid: maps the record's class ids (int32 [K]) onto ImageNet VID's, -1 for none
+          labels: the labels of a still record, without its image (`fake_video.Still`):
+            `boxes` [K, 4], `classes` [K], `image_id`, and for segmentation `instance_masks`
+            [K, H, W].
+          to_vid: maps the labels' class ids (int32 [K]) onto ImageNet VID's, -1 for none
             (detection).
           task: "detection" (ImageNet VID) or "segmentation" (DAVIS: one foreground object).
         """
         if tasks.get(task).uses_mask:
-            union = record["instance_masks"].max(axis=0, initial=0)
+            union = labels["instance_masks"].max(axis=0, initial=0)
             rows, cols = np.nonzero(union)
             if not len(rows):
                 return None
             height, width = union.shape
             box = [rows.min() / height, cols.min() / width, (rows.max() + 1) / height,
                    (cols.max() + 1) / width]
-            return {"image": record["image"], "boxes": np.array([box], np.float32),
-                    "classes": np.zeros([1], np.int32), "instance_masks": union[None],
-                    "image_id": record["image_id"]}
-        classes = np.asarray(to_vid(record["classes"]), np.int32).reshape(-1)
+            return {"boxes": np.array([box], np.float32), "classes": np.zeros([1], np.int32),
+                    "instance_masks": union[None], "image_id": labels["image_id"]}
+        classes = np.asarray(to_vid(labels["classes"]), np.int32).reshape(-1)
         keep = classes >= 0
         if not keep.any():
             return None
-        return {"image": record["image"], "boxes": record["boxes"][keep],
-                "classes": classes[keep], "image_id": record["image_id"]}
+        return {"boxes": labels["boxes"][keep], "classes": classes[keep],
+                "image_id": labels["image_id"]}
 
     def _fake_clips(self, task, num_frames, frame_size, seed):
         """Endless fake videos (`pipeline.fake_video_dataset`) of the still images, every

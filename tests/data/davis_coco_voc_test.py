@@ -172,6 +172,43 @@ def test_coco_image_without_annotations(coco_stills):
     assert record["instance_masks"].shape == (0, 40, 60)
 
 
+def _count_decodes(monkeypatch):
+    """Paths that `layout.read_image` opens from now on."""
+    opened = []
+    read_image = layout.read_image
+    monkeypatch.setattr(layout, "read_image",
+                        lambda path, *args: opened.append(path) or read_image(path, *args))
+    return opened
+
+
+def _assert_labels_of(stills, records):
+    assert len(stills) == len(records)
+    for still, record in zip(stills, records):
+        assert set(still.labels) == set(record) - {"image"}
+        for key, value in still.labels.items():
+            np.testing.assert_array_equal(value, record[key])
+
+
+@pytest.mark.parametrize("with_masks", [False, True])
+def test_coco_stills_come_from_the_json_without_decoding(coco_stills, with_masks, monkeypatch):
+    opened = _count_decodes(monkeypatch)
+    stills = list(coco_stills.stills(with_masks))
+    assert not opened
+    records = list(coco_stills.records(with_masks))
+    assert len(opened) == len(records) == 4
+    _assert_labels_of(stills, records)
+    np.testing.assert_array_equal(stills[1].read_image(), records[1]["image"])
+
+
+def test_coco_size_mismatch_is_found_when_the_image_is_decoded(tmp_path):
+    root = fixtures.write_coco(str(tmp_path))
+    fixtures.write_image(f"{root}/train2017/{1:012d}.jpg", fixtures.flat(40, 61, 90))
+    still = coco.CocoStills.from_root(root).still(2)
+    with pytest.raises(layout.DataLayoutError, match="image 2 is 40x60, the file "
+                                                     "'000000000001.jpg' is 40x61"):
+        still.read_image()
+
+
 def test_coco_malformed_annotation_is_named(tmp_path):
     root = fixtures.write_coco(str(tmp_path))
     path = f"{root}/annotations/instances_train2017.json"
@@ -218,3 +255,23 @@ def test_voc_difficult_objects_on_request(voc_root):
     assert record["classes"][2] == pascal_voc.CLASS_NAMES.index("dog")
     np.testing.assert_allclose(record["boxes"][2], [1 / 40, 50 / 60, 9 / 40, 58 / 60])
     assert record["instance_masks"][2].sum() == 8 * 8      # SegmentationObject value 3
+
+
+@pytest.mark.parametrize("with_masks", [False, True])
+def test_voc_stills_come_from_the_annotations_without_decoding_the_jpeg(
+        tmp_path, with_masks, monkeypatch):
+    root = fixtures.write_voc(str(tmp_path), others=True)
+    opened = _count_decodes(monkeypatch)
+    stills = list(pascal_voc.voc_stills(root, "trainval", with_masks))
+    # With masks, the SegmentationObject PNGs are read: they are annotations.
+    assert [path[-len("2008_000000.png"):] for path in opened] == (
+        [f"2008_{i:06d}.png" for i in range(4)] if with_masks else [])
+    del opened[:]
+    records = list(pascal_voc.voc_records(root, "trainval", with_masks))
+    assert sum(path.endswith(".jpg") for path in opened) == len(records) == 4
+    _assert_labels_of(stills, records)
+    np.testing.assert_array_equal(stills[3].read_image(), records[3]["image"])
+    fixtures.write_image(f"{root}/JPEGImages/2008_000003.jpg", fixtures.flat(41, 60, 90))
+    with pytest.raises(layout.DataLayoutError, match=r"2008_000003.xml says size \(40, 60\), "
+                                                     r"the image is \(41, 60\)"):
+        stills[3].read_image()

@@ -116,6 +116,8 @@ DET_TRAIN = {
     "ILSVRC2013_train/n02391049/n02391049_77": (
         [("n02391049", (0, 0, 59, 39))], {2: -1, 26: 0, 200: 1}),
     "ILSVRC2013_train_extra0/ILSVRC2013_train_00000001": (None, {2: -1, 39: -1}),
+    "ILSVRC2014_train_0000/ILSVRC2014_train_00000002": (
+        [("n07739125", (3, 4, 20, 30))], {2: -1, 5: 1}),
 }
 DET_VAL = {
     "ILSVRC2012_val_00000001": [("n02084071", (1, 1, 10, 10)), ("n02672831", (20, 20, 30, 35))],
@@ -129,7 +131,7 @@ def write_det(root, size=(40, 60)):
     folders). Train: an airplane positive from ILSVRC2013_train; an ILSVRC2014 image positive
     for cattle (c=39) and apple (c=5) that also has a degenerate cattle box (xmax < xmin); a
     zebra positive that is a partial positive (label 0) of bird (c=26); a negative-only image
-    without XML.
+    without XML; an ILSVRC2014 positive of apple alone (no VID class).
     Val: a dog and an accordion; an image without objects."""
     rng = np.random.default_rng(4)
     height, width = size
@@ -296,25 +298,34 @@ def write_coco(root, split="train", num_images=3, size=(40, 60)):
     return root
 
 
-def write_voc(root, split="trainval", num_images=2, size=(40, 60)):
+def write_voc(root, split="trainval", num_images=2, size=(40, 60), others=False):
     """A Pascal VOC 2012 year folder (boxes and SegmentationObject masks).
 
     Every image has, in XML order: a motorbike (inclusive corners (5, 7)-(24, 20)), a person
     ((31, 11)-(50, 35)), a difficult dog ((51, 2)-(58, 9)) and a bottle whose box has no width
     (xmin 40 > xmax 39). `SegmentationObject` is a palette PNG of the objects' 1-based XML
     positions with a 1-pixel void (255) border around each object, as VOC draws it.
+
+    Args:
+        others: also list two images that a source keeping ImageNet VID's classes drops for
+            detection, after the others: a chair ((9, 9)-(30, 28)) and the difficult dog (no
+            VID class; the chair's mask keeps it for segmentation), then the difficult dog and
+            the bottle alone (no object left for either task).
     """
     rng = np.random.default_rng(3)
     height, width = size
-    ids = [f"2008_{i:06d}" for i in range(num_images)]
-    objects = (("motorbike", 0, (5, 7, 24, 20)), ("person", 0, (31, 11, 50, 35)),
-               ("dog", 1, (51, 2, 58, 9)), ("bottle", 0, (40, 20, 39, 25)))
-    body = "".join(
-        f"<object><name>{name}</name><pose>Unspecified</pose><truncated>0</truncated>"
-        f"<difficult>{difficult}</difficult><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin>"
-        f"<xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>"
-        for name, difficult, (x0, y0, x1, y1) in objects)
-    for image_id in ids:
+    motorbike, person = ("motorbike", 0, (5, 7, 24, 20)), ("person", 0, (31, 11, 50, 35))
+    dog, bottle = ("dog", 1, (51, 2, 58, 9)), ("bottle", 0, (40, 20, 39, 25))
+    images = {f"2008_{i:06d}": (motorbike, person, dog, bottle) for i in range(num_images)}
+    if others:
+        images[f"2008_{num_images:06d}"] = (("chair", 0, (9, 9, 30, 28)), dog)
+        images[f"2008_{num_images + 1:06d}"] = (dog, bottle)
+    for image_id, objects in images.items():
+        body = "".join(
+            f"<object><name>{name}</name><pose>Unspecified</pose><truncated>0</truncated>"
+            f"<difficult>{difficult}</difficult><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin>"
+            f"<xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>"
+            for name, difficult, (x0, y0, x1, y1) in objects)
         write_image(f"{root}/JPEGImages/{image_id}.jpg",
                     _scene(rng, height, width, (4, 6, 24, 20)))
         write(f"{root}/Annotations/{image_id}.xml",
@@ -330,5 +341,5 @@ def write_voc(root, split="trainval", num_images=2, size=(40, 60)):
                 indices[y0 - 1:y1, x0 - 1:x1] = index
         write_palette_png(f"{root}/SegmentationObject/{image_id}.png", indices)
     for lists in ("Main", "Segmentation"):
-        write(f"{root}/ImageSets/{lists}/{split}.txt", "\n".join(ids) + "\n")
+        write(f"{root}/ImageSets/{lists}/{split}.txt", "\n".join(images) + "\n")
     return root

@@ -31,13 +31,14 @@ def test_train_split_is_the_positive_images_without_partial_labels(root):
     # (-1) in every list: both are left out.
     assert imagenet_det.list_images(root, "train") == [
         "ILSVRC2013_train/n02691156/n02691156_1001",
-        "ILSVRC2014_train_0000/ILSVRC2014_train_00000001"]
+        "ILSVRC2014_train_0000/ILSVRC2014_train_00000001",
+        "ILSVRC2014_train_0000/ILSVRC2014_train_00000002"]
     assert imagenet_det.list_images(root, "val") == [
         "ILSVRC2012_val_00000001", "ILSVRC2012_val_00000002"]
 
 
 def test_records_read_inclusive_corners_as_pixel_edges(root):
-    airplane, mixed = list(imagenet_det.det_records(root, "train"))
+    airplane, mixed, apple = list(imagenet_det.det_records(root, "train"))
     assert airplane["image"].shape == (H, W, 3) and airplane["image"].dtype == np.uint8
     assert airplane["image_id"] == "imagenet_det/train/ILSVRC2013_train/n02691156/n02691156_1001"
     # Inclusive x 4..23, y 6..19: edges x 4..24, y 6..20.
@@ -50,6 +51,31 @@ def test_records_read_inclusive_corners_as_pixel_edges(root):
     assert mixed["boxes"].dtype == np.float32 and mixed["classes"].dtype == np.int32
     assert [imagenet_det.WNIDS[c] for c in mixed["classes"]] == ["n02402425", "n07739125"]
     np.testing.assert_array_equal(imagenet_det.to_vid_classes(mixed["classes"]), [CATTLE, -1])
+    np.testing.assert_array_equal(imagenet_det.to_vid_classes(apple["classes"]), [-1])
+
+
+def test_stills_read_the_xml_and_decode_the_jpeg_on_request(root, monkeypatch):
+    decoded = []
+    read_image = layout.read_image
+    monkeypatch.setattr(layout, "read_image",
+                        lambda path, *args: decoded.append(path) or read_image(path, *args))
+    stills = list(imagenet_det.det_stills(root, "train"))
+    assert not decoded
+    records = list(imagenet_det.det_records(root, "train"))
+    assert len(decoded) == len(records) == len(stills) == 3
+    for still, record in zip(stills, records):
+        assert set(still.labels) == set(record) - {"image"}
+        for key, value in still.labels.items():
+            np.testing.assert_array_equal(value, record[key])
+    np.testing.assert_array_equal(stills[2].read_image(), records[2]["image"])
+    # A <size> that disagrees with the JPEG is found when the image is decoded, naming the XML.
+    image_id = "ILSVRC2014_train_0000/ILSVRC2014_train_00000002"
+    fixtures.write(f"{root}/Annotations/DET/train/{image_id}.xml",
+                   fixtures.det_xml(H, W + 1, [("n07739125", (3, 4, 20, 30))]))
+    mismatched = imagenet_det.still(root, "train", image_id)
+    with pytest.raises(layout.DataLayoutError,
+                       match=rf"{image_id}.xml' says size \(40, 61\), the image is \(40, 60\)"):
+        mismatched.read_image()
 
 
 def test_degenerate_boxes_and_unknown_classes_are_dropped_and_logged(root, caplog):

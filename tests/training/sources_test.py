@@ -5,9 +5,13 @@ import os
 
 import numpy as np
 import pytest
+from PIL import Image
 
+from patchwork_tf.data import coco as coco_lib
+from patchwork_tf.data import imagenet_det
 from patchwork_tf.data import imagenet_vid
 from patchwork_tf.data import layout
+from patchwork_tf.data import pascal_voc
 from patchwork_tf.data import synthetic
 from patchwork_tf.training import run_config
 from patchwork_tf.training import sources
@@ -228,3 +232,89 @@ def test_stored_single_source_config_loads_and_list_dirs_may_move(data, tmp_path
         ("coco", "/moved/coco"), ("imagenet_det", "/moved/ILSVRC2015"))
     with pytest.raises(ValueError, match="names 2 source"):
         dataclasses.replace(listed, still_data_dir="/moved/coco")
+
+
+# The fixtures' still classes that ImageNet VID has, by name (VID's own spelling).
+_VID_NAMES = {"cow": "cattle", "motorbike": "motorcycle", "dog": "dog", "cat": "domestic_cat"}
+
+
+def _decoded_slowly(still, root, task):
+    """What a source yields of a still source, the obvious slow way: decode every image (with
+    PIL, from its file), then keep the objects of a VID class (detection) or the union of the
+    masks (segmentation), and skip images left without an object."""
+    with_masks = task == "segmentation"
+    if still == "coco":
+        stills = coco_lib.CocoStills.from_root(root)
+        records, names = stills.records(with_masks), stills.class_names
+        files = {f"coco/{i}": f"{root}/train2017/{i - 1:012d}.jpg" for i in stills.image_ids}
+    elif still == "voc":
+        records = pascal_voc.voc_records(root, "trainval", with_masks)
+        names = pascal_voc.CLASS_NAMES
+        files = {f"voc/{name[:-4]}": f"{root}/JPEGImages/{name[:-4]}.jpg"
+                 for name in os.listdir(f"{root}/Annotations")}
+    else:
+        records = imagenet_det.det_records(root, "train")
+        files = {f"imagenet_det/train/{i}": f"{root}/Data/DET/train/{i}.JPEG"
+                 for i in imagenet_det.list_images(root, "train")}
+    kept = []
+    for record in records:
+        with Image.open(files[record["image_id"]]) as image:
+            pixels = np.asarray(image.convert("RGB"))
+        if with_masks:
+            union = np.zeros(pixels.shape[:2], np.uint8)
+            for mask in record["instance_masks"]:
+                union |= mask
+            rows, cols = np.nonzero(union)
+            if rows.size:
+                kept.append({"image": pixels, "image_id": record["image_id"],
+                             "boxes": np.array([[rows.min() / union.shape[0],
+                                                 cols.min() / union.shape[1],
+                                                 (rows.max() + 1) / union.shape[0],
+                                                 (cols.max() + 1) / union.shape[1]]], np.float32),
+                             "classes": np.zeros(1, np.int32), "instance_masks": union[None]})
+            continue
+        if still == "imagenet_det":
+            wnids = [imagenet_det.WNIDS[c] for c in record["classes"]]
+            vid = [imagenet_vid.CLASS_WNIDS.index(w) if w in imagenet_vid.CLASS_WNIDS else -1
+                   for w in wnids]
+        else:
+            vid = [imagenet_vid.CLASS_NAMES.index(_VID_NAMES[names[c]])
+                   if names[c] in _VID_NAMES else -1 for c in record["classes"]]
+        vid = np.array(vid, np.int32)
+        if (vid >= 0).any():
+            kept.append({"image": pixels, "image_id": record["image_id"],
+                         "boxes": record["boxes"][vid >= 0], "classes": vid[vid >= 0]})
+    return kept, files
+
+
+@pytest.mark.parametrize("still,task,dropped", [
+    ("coco", "detection", ["coco/1", "coco/4"]),            # a person alone; no annotation
+    ("coco", "segmentation", ["coco/4"]),
+    ("voc", "detection", ["voc/2008_000002", "voc/2008_000003"]),   # a chair; nothing left
+    ("voc", "segmentation", ["voc/2008_000003"]),
+    ("imagenet_det", "detection", ["imagenet_det/train/ILSVRC2014_train_0000/"
+                                   "ILSVRC2014_train_00000002"]),  # an apple alone
+])
+def test_still_sources_decode_only_the_images_they_keep(data, tmp_path, monkeypatch, still,
+                                                        task, dropped):
+    root = (fixtures.write_voc(str(tmp_path / "voc"), others=True) if still == "voc"
+            else data["det" if still == "imagenet_det" else still])
+    source = (sources.DataSource("davis", data["davis"], still, root) if task == "segmentation"
+              else sources.DataSource("imagenet_vid", data["vid"], still, root))
+    opened = []
+    read_image = layout.read_image
+    monkeypatch.setattr(layout, "read_image",
+                        lambda path, *args: opened.append(path) or read_image(path, *args))
+    got = list(source._still_records(task, still, root))
+    monkeypatch.undo()
+    want, files = _decoded_slowly(still, root, task)
+    assert [record["image_id"] for record in got] == [record["image_id"] for record in want]
+    assert sorted(set(files) - {record["image_id"] for record in want}) == sorted(dropped)
+    # Each kept image decoded once, no other image decoded (VOC's masks are PNG annotations).
+    assert [path for path in opened if not path.endswith(".png")] == [
+        files[record["image_id"]] for record in want]
+    for got_record, want_record in zip(got, want):
+        assert set(got_record) == set(want_record)
+        for key, value in want_record.items():
+            np.testing.assert_array_equal(got_record[key], value, err_msg=key)
+            assert np.asarray(got_record[key]).dtype == np.asarray(value).dtype, key
