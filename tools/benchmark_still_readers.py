@@ -7,7 +7,7 @@ decoding only the images with a VID object (open problem 3, session 12).
 
 Both passes read the XML of the first `--max_images` images of the train split
 (`imagenet_det.still`) and keep those with an object of VID's 30 classes
-(`imagenet_det.to_vid_classes`, as `training.sources` does): "decode all" decodes every JPEG,
+(`training.sources`' own rule, `DataSource._map_still_labels`): "decode all" decodes every JPEG,
 as the readers did before session 12; "decode kept" decodes only the kept ones, as the sources
 do now. After one untimed pass (so that both read the files from the page cache), `--rounds`
 rounds alternate the two; prints the median seconds per pass, their ratio, the share of images
@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image
 
 from patchwork_tf.data import imagenet_det
+from patchwork_tf.training import sources
 
 _ROOT = flags.DEFINE_string("root", None, "An ILSVRC2015 folder (imagenet_det.LAYOUT); "
                             "without, a synthetic copy.")
@@ -81,7 +82,8 @@ def one_pass(root, image_ids, decode_all):
     kept = decoded = 0
     for image_id in image_ids:
         image = imagenet_det.still(root, "train", image_id)
-        keep = bool((imagenet_det.to_vid_classes(image.labels["classes"]) >= 0).any())
+        keep = sources.DataSource._map_still_labels(  # pylint: disable=protected-access
+            image.labels, imagenet_det.to_vid_classes, "detection") is not None
         if keep or decode_all:
             image.read_image()
             decoded += 1
