@@ -91,8 +91,11 @@ def resize_and_pad_clip(clip, frame_size, max_objects, clip_length=None, method=
         checks.append(tf.debugging.assert_equal(
             shape[0], clip_length, message=f"a clip's length differs from clip_length="
                                            f"{clip_length}; cut clips to it in the reader"))
+    # Every tensor of the clip waits for the checks, so that no op on it (the objects' padding
+    # fails on too many objects) raises before the check's message.
     with tf.control_dependencies(checks):
-        frames = tf.identity(frames)
+        clip = {key: tf.identity(value) for key, value in clip.items()}
+    frames = clip[clips_lib.FRAMES]
     if method == "letterbox":
         scale = tf.minimum(out_h / height, out_w / width)
         inner = (tf.cast(tf.round(height * scale), tf.int32),
