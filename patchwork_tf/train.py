@@ -108,6 +108,9 @@ flags.DEFINE_float("gamma", 0.9, "DDQN discount, Eq. 5.")
 flags.DEFINE_integer("target_update_period", 100, "Train steps between target updates.")
 flags.DEFINE_float("epsilon_start", 1.0, "Initial collection epsilon.")
 flags.DEFINE_float("epsilon_end", 0.05, "Final collection epsilon.")
+flags.DEFINE_integer("n_step", 1, "Ours: n of the n-step TD target (n rewards, then the "
+                     "target network's value; returns stop at a clip's end); 1 is the paper's "
+                     "Eq. 5.")
 flags.DEFINE_integer("epsilon_decay_steps", 500, "Train steps of the epsilon decay.")
 flags.DEFINE_integer("num_streams", 8, "Clips streamed side by side during collection.")
 flags.DEFINE_integer("clip_length", 16, "Frames per training clip.")
@@ -393,7 +396,7 @@ def configs_from_flags():
         history_alpha=FLAGS.history_alpha, change_cue=FLAGS.change_cue,
         q_network=FLAGS.q_network, reward=FLAGS.reward, num_streams=FLAGS.num_streams,
         clip_length=FLAGS.clip_length, num_train_clips=FLAGS.num_train_clips,
-        gamma=FLAGS.gamma, learning_rate=FLAGS.stage2_learning_rate,
+        gamma=FLAGS.gamma, n_step=FLAGS.n_step, learning_rate=FLAGS.stage2_learning_rate,
         target_update_period=FLAGS.target_update_period,
         epsilon_start=FLAGS.epsilon_start, epsilon_end=FLAGS.epsilon_end,
         epsilon_decay_steps=FLAGS.epsilon_decay_steps,

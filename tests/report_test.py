@@ -241,8 +241,11 @@ def test_tab1_names_the_imitation_runs_apart_from_the_dqn():
     full = _with_intervals(_record("full", "patchwork", 12.6, 3.0, {"mAP": 0.87}),
                            [0.85, 0.89], policy="dqn", grid="4,2", cells=True, change_cue=True,
                            imitation_steps=0, stage2_steps=0, counterfactual_steps=3000)
-    rows = results.policy_table([sf, imitation, after, dqfd, full]).splitlines()[2:]
+    n_step = _with_intervals(_record("n_step", "patchwork", 12.6, 3.0, {"mAP": 0.85}),
+                             [0.83, 0.87], policy="dqn", grid="4,2", cells=True,
+                             change_cue=True, imitation_steps=0, stage2_steps=600, n_step=3)
+    rows = results.policy_table([sf, imitation, after, dqfd, full, n_step]).splitlines()[2:]
     assert [row.split(" | ")[2] for row in rows[1:]] == [
         "Imitation of the change rule (ours)", "DQN after imitation of the change rule (ours)",
         "DQN with the change rule's demonstrations (ours, DQfD)",
-        "Every window's reward (ours, full information)"]
+        "Every window's reward (ours, full information)", "DQN, 3-step returns (ours)"]

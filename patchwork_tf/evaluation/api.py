@@ -237,6 +237,7 @@ def evaluate(loaded, policy="single_frame", m=4, n=2, cells=True, flip=False, in
         settings["stage2_steps"] = int(loaded.patchwork.stage2_steps)
         settings["demonstration_weight"] = float(loaded.patchwork.demonstration_weight)
         settings["counterfactual_steps"] = int(loaded.patchwork.counterfactual_steps)
+        settings["n_step"] = int(loaded.patchwork.n_step)
     resize = data != "synthetic" or tuple(runner.frame_size) != tuple(clip_frame_size)
     result = stream.evaluate_stream(
         runner, videos, interval=interval, delay=delay, resize_frames=resize, name=name,

@@ -252,6 +252,8 @@ def _policy_label(record):
     if policy == "dqn" and record["settings"].get("imitation_steps"):
         return ("Imitation of the change rule (ours)" if not record["settings"]["stage2_steps"]
                 else "DQN after imitation of the change rule (ours)")
+    if policy == "dqn" and record["settings"].get("n_step", 1) > 1:
+        return f"DQN, {record['settings']['n_step']}-step returns (ours)"
     if policy == "dqn" and record["settings"].get("change_cue") is not None:
         return ("DQN (ours: change cue)" if record["settings"]["change_cue"]
                 else "DQN (paper: no change cue)")

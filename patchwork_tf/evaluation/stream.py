@@ -292,13 +292,16 @@ def _prepare_frame(frame, frame_size, resize_frames, dtype=tf.float32):
 
 
 # The fingerprint's layout. Version 1 (no "fingerprint_version" key) recorded the settings of
-# `VERSION_1_DEFAULTS` only when off their default, and named checkpoints by path and time.
-FINGERPRINT_VERSION = 2
+# `ADDED_SETTINGS[2]` only when off their default, and named checkpoints by path and time.
+# Version 2 recorded every setting there was; version 3 added `n_step`.
+FINGERPRINT_VERSION = 3
 
-# The one table of settings added after version 1, each at the value a version-1 fingerprint
-# that does not name it was evaluated with. Since version 2 every setting is recorded.
-VERSION_1_DEFAULTS = {"demonstration_weight": 0.0, "counterfactual_steps": 0,
-                      "jit_compile": True}
+# The one table of settings each version began to record, each at the value every
+# evaluation of an earlier version ran with (an earlier fingerprint does not name it).
+ADDED_SETTINGS = {
+    2: {"demonstration_weight": 0.0, "counterfactual_steps": 0, "jit_compile": True},
+    3: {"n_step": 1},
+}
 
 
 def _fingerprint(runner, job_flops, settings):
@@ -348,9 +351,9 @@ def _version_1_checkpoints_match(saved, current):
 
 def _as_current_version(saved, fingerprint):
     """A saved fingerprint read as one of `FINGERPRINT_VERSION` for comparison with
-    `fingerprint`: a version-1 record takes `VERSION_1_DEFAULTS` for the settings it does not
-    name (those `fingerprint` has), and its checkpoint id `fingerprint`'s when it names the
-    same checkpoints (`_version_1_checkpoints_match`)."""
+    `fingerprint`: a record of an earlier version takes the `ADDED_SETTINGS` of every later
+    version at their defaults (those `fingerprint` has), and a version-1 record its checkpoint
+    id `fingerprint`'s when it names the same checkpoints (`_version_1_checkpoints_match`)."""
     saved = dict(saved)
     version = saved.setdefault("fingerprint_version", 1)
     if version > FINGERPRINT_VERSION:
@@ -358,15 +361,14 @@ def _as_current_version(saved, fingerprint):
             f"The saved evaluation progress has fingerprint version {version}; this "
             f"patchwork_tf reads up to {FINGERPRINT_VERSION}. Evaluate with the version that "
             "wrote it, or into another output directory.")
-    if version == 1:
-        saved["fingerprint_version"] = FINGERPRINT_VERSION
-        for key, default in VERSION_1_DEFAULTS.items():
-            if key in fingerprint:
+    saved["fingerprint_version"] = FINGERPRINT_VERSION
+    for added_in, defaults in ADDED_SETTINGS.items():
+        for key, default in defaults.items():
+            if added_in > version and key in fingerprint:
                 saved.setdefault(key, default)
-        if ("checkpoints" in saved and "checkpoints" in fingerprint
-                and _version_1_checkpoints_match(saved["checkpoints"],
-                                                 fingerprint["checkpoints"])):
-            saved["checkpoints"] = fingerprint["checkpoints"]
+    if (version == 1 and "checkpoints" in saved and "checkpoints" in fingerprint
+            and _version_1_checkpoints_match(saved["checkpoints"], fingerprint["checkpoints"])):
+        saved["checkpoints"] = fingerprint["checkpoints"]
     return saved
 
 

@@ -3,8 +3,9 @@
 `Y_t = R_{t+1} + gamma * Q(S_{t+1}, argmax_a Q(S_{t+1}, a; Theta); Theta')`: the online
 network picks the next action, the target network `Theta'` (a delayed copy) values it. This is
 tf-agents' `DdqnAgent`; this module only fixes the pieces Patchwork needs (epsilon-greedy
-collection on a schedule of the train step, target update period or Polyak tau, TD loss) and
-builds the matching `TFUniformReplayBuffer` and its sampling dataset. An optional auxiliary
+collection on a schedule of the train step, target update period or Polyak tau, TD loss,
+n-step returns that stop at a clip's end) and builds the matching `TFUniformReplayBuffer` and
+its sampling dataset. An optional auxiliary
 loss joins the TD loss in every train step (ours: DQfD's large-margin loss on demonstrations,
 `policy.imitation.demonstration_loss`).
 """
@@ -12,6 +13,7 @@ import tensorflow as tf
 import tf_keras
 from tf_agents.agents.dqn import dqn_agent
 from tf_agents.replay_buffers import tf_uniform_replay_buffer
+from tf_agents.trajectories import time_step as ts
 from tf_agents.utils import common
 
 
@@ -70,7 +72,8 @@ def ddqn_agent(time_step_spec,
                td_errors_loss_fn=common.element_wise_huber_loss,
                gradient_clipping=None,
                train_step_counter=None,
-               auxiliary_loss=None):
+               auxiliary_loss=None,
+               n_step_update=1):
     """A Double DQN agent for the attention network, initialised.
 
     Args:
@@ -90,6 +93,10 @@ def ddqn_agent(time_step_spec,
       auxiliary_loss: None, or a callable with no arguments returning a float32 scalar
         that is added to the TD loss of every train step (its gradient flows into the
         online Q-network).
+      n_step_update: n of the TD target `R_{t+1} + ... + gamma^{n-1} R_{t+n} + gamma^n
+        Q(S_{t+n}, ...)`; 1 is Eq. 5. The agent trains on sequences of n + 1 steps
+        (`agent.train_sequence_length`); train it with `train`, which drops the sequences
+        that run past a clip's end.
 
     Returns:
       An initialised `DdqnAgent` (target network equal to the online network).
@@ -109,9 +116,37 @@ def ddqn_agent(time_step_spec,
         gamma=gamma,
         gradient_clipping=gradient_clipping,
         train_step_counter=train_step_counter,
+        n_step_update=n_step_update,
         **extra)
     agent.initialize()
     return agent
+
+
+def within_clip_weights(experience):
+    """Per-sequence weights of an n-step TD loss: 0 where the return would run past a clip.
+
+    A clip's end is a truncation (`environment`: discount 1 at LAST), so a sequence with a
+    LAST step after its first would add the next clip's rewards to the return and bootstrap
+    from the next clip. tf-agents masks a LAST first step itself; this masks the others.
+
+    Args:
+      experience: a `Trajectory` batch [B, n + 1, ...].
+
+    Returns:
+      float32 [B]: 1 for sequences within one clip, 0 for the others (all 1 when n is 1).
+    """
+    inner = experience.step_type[:, 1:-1]
+    return tf.cast(tf.reduce_all(tf.not_equal(inner, ts.StepType.LAST), axis=1), tf.float32)
+
+
+def train(agent, experience):
+    """One train step of `agent` on `experience` [B, n + 1, ...] (`replay_dataset` with
+    `num_steps=agent.train_sequence_length`), sequences that span two clips weighted 0.
+
+    Returns:
+      tf-agents' `LossInfo`.
+    """
+    return agent.train(experience, weights=within_clip_weights(experience))
 
 
 def td_loss(agent, experience, training=True):
@@ -119,15 +154,18 @@ def td_loss(agent, experience, training=True):
 
     Args:
       agent: a `DdqnAgent` from `ddqn_agent`.
-      experience: a `Trajectory` batch [B, 2, ...] as `replay_dataset` samples it.
+      experience: a `Trajectory` batch [B, n + 1, ...] as `replay_dataset` samples it with
+        `num_steps=agent.train_sequence_length`.
       training: run the Q-network in training mode.
 
     Returns:
-      float32 scalar, the mean (Huber) TD loss of the batch.
+      float32 scalar, the mean (Huber) TD loss of the batch, sequences that span two clips
+      weighted 0 (`within_clip_weights`).
     """
     # pylint: disable=protected-access
     return dqn_agent.DqnAgent._loss(agent, experience, td_errors_loss_fn=agent._td_errors_loss_fn,
-                                    gamma=agent._gamma, training=training).loss
+                                    gamma=agent._gamma, weights=within_clip_weights(experience),
+                                    training=training).loss
 
 
 def replay_buffer(data_spec, batch_size, max_length):
@@ -145,17 +183,19 @@ def replay_buffer(data_spec, batch_size, max_length):
         data_spec=data_spec, batch_size=batch_size, max_length=max_length)
 
 
-def replay_dataset(buffer, sample_batch_size, num_parallel_calls=2):
-    """Batches of adjacent step pairs sampled uniformly from the buffer, for `agent.train`.
+def replay_dataset(buffer, sample_batch_size, num_steps=2, num_parallel_calls=2):
+    """Batches of adjacent steps sampled uniformly from the buffer, for `train`.
 
     Args:
       buffer: a `TFUniformReplayBuffer`.
       sample_batch_size: transitions per training batch.
+      num_steps: adjacent steps per sample, the agent's `train_sequence_length` (2 for
+        one-step TD targets).
       num_parallel_calls: parallel sampling calls.
 
     Returns:
-      A `tf.data.Dataset` of `(Trajectory [sample_batch_size, 2, ...], BufferInfo)`.
+      A `tf.data.Dataset` of `(Trajectory [sample_batch_size, num_steps, ...], BufferInfo)`.
     """
     return buffer.as_dataset(
-        sample_batch_size=sample_batch_size, num_steps=2,
+        sample_batch_size=sample_batch_size, num_steps=num_steps,
         num_parallel_calls=num_parallel_calls).prefetch(2)

@@ -153,7 +153,8 @@ def pretrain(agent, demonstrations, num_steps, sample_batch_size=64, margin=MARG
     # pylint: disable=protected-access
     q_network, target_network = agent._q_network, agent._target_q_network
     variables = q_network.trainable_variables
-    experience = iter(agent_lib.replay_dataset(demonstrations, sample_batch_size))
+    experience = iter(agent_lib.replay_dataset(demonstrations, sample_batch_size,
+                                               num_steps=agent.train_sequence_length))
 
     def step():
         batch, _ = next(experience)

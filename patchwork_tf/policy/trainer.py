@@ -122,12 +122,13 @@ def collect_and_train(root_dir,
             env, random_policy, observers=[replay_buffer.add_batch],
             num_steps=initial_collect_steps * env.batch_size).run)()
 
-    experience = iter(agent_lib.replay_dataset(replay_buffer, sample_batch_size))
+    experience = iter(agent_lib.replay_dataset(replay_buffer, sample_batch_size,
+                                               num_steps=agent.train_sequence_length))
     q_network = agent._q_network  # pylint: disable=protected-access
 
     def train_once():
         batch, _ = next(experience)
-        loss = agent.train(batch).loss
+        loss = agent_lib.train(agent, batch).loss
         q_values, _ = q_network(tf.nest.map_structure(lambda t: t[:, 0], batch.observation))
         return loss, tf.reduce_mean(tf.reduce_max(q_values, axis=-1))
 

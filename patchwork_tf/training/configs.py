@@ -40,6 +40,9 @@ class AttentionConfig:
       reward: `rewards.REWARDS`: "clipped" is Eq. 2; "difference" (ours) drops its clipping
         at 0, so frames where no window beats the kept prediction still rank the windows.
       gamma: discount of Eq. 5.
+      n_step: n of the n-step TD target (ours; tf-agents' `n_step_update`): n discounted
+        rewards, then gamma^n times the target network's value; 1 (the paper's Eq. 5)
+        bootstraps after one reward. Returns stop at a clip's end (`agent.train`).
       learning_rate: Adam learning rate of the Q-network in stage 2.
       target_update_period: train steps between target-network updates (Eq. 5's Theta').
       epsilon_start, epsilon_end, epsilon_decay_steps: the epsilon-greedy schedule.
@@ -73,6 +76,7 @@ class AttentionConfig:
     num_train_clips: int = 256
     reward: str = rewards.CLIPPED
     gamma: float = 0.9
+    n_step: int = 1
     learning_rate: float = 1e-3
     target_update_period: int = 100
     epsilon_start: float = 1.0
@@ -107,6 +111,9 @@ class AttentionConfig:
             raise ValueError(
                 f"demonstration_weight ({self.demonstration_weight}) must be >= 0, and > 0 only "
                 "with the change cue the demonstrating rule reads (change_cue=True).")
+        if not 1 <= self.n_step < self.clip_length:
+            raise ValueError(f"n_step must lie in [1, clip_length - 1 = {self.clip_length - 1}] "
+                             f"(1: Eq. 5's one-step target), got {self.n_step}.")
         if self.counterfactual_steps < 0:
             raise ValueError(f"counterfactual_steps must be >= 0 (0: off), got "
                              f"{self.counterfactual_steps}.")

@@ -171,7 +171,7 @@ def build_setting(model_dir, config, learning_rate, train_step_offset=0,
         env.time_step_spec(), env.action_spec(), patchwork.q_network,
         learning_rate=learning_rate, gamma=config.gamma, epsilon_greedy=epsilon,
         target_update_period=config.target_update_period, train_step_counter=train_step,
-        auxiliary_loss=auxiliary_loss)
+        auxiliary_loss=auxiliary_loss, n_step_update=config.n_step)
     buffer = agent_lib.replay_buffer(agent.collect_data_spec, env.batch_size,
                                      config.replay_capacity)
     return PatchworkSetting(patchwork, env, agent, buffer, epsilon, demonstrations)

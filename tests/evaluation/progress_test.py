@@ -30,7 +30,7 @@ SIZE = 8
 SETTINGS = {"threads": 1, "frame_size": [SIZE, SIZE], "data": "synthetic",
             "fold_batch_norm": True, "grid": "2,1", "cells": True, "observed_cell": None,
             "jit_compile": True, "change_cue": True, "imitation_steps": 0, "stage2_steps": 3,
-            "demonstration_weight": 0.0, "counterfactual_steps": 0}
+            "demonstration_weight": 0.0, "counterfactual_steps": 0, "n_step": 1}
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +131,7 @@ def test_version_1_progress_resumes_where_the_run_was_and_is_upgraded(tmp_path, 
     progress = tmp_path / "out" / "dqn_progress"
     _evaluate(runner, progress, checkpoints)
     # The fingerprint as version 1 wrote it for this evaluation: no version, the settings of
-    # `stream.VERSION_1_DEFAULTS` left out at their defaults, checkpoints by path and time.
+    # `stream.ADDED_SETTINGS[2]` left out at their defaults, checkpoints by path and time.
     prefixes = [os.path.join(run, "stage1", "checkpoints", "ckpt-1"),
                 os.path.join(run, "stage2", "checkpoints", "ckpt-1")]
     version_1 = {
@@ -144,8 +144,9 @@ def test_version_1_progress_resumes_where_the_run_was_and_is_upgraded(tmp_path, 
     _write(progress, version_1)
     _evaluate(runner, progress, checkpoints, readable=False)
     upgraded = _read(progress)
-    assert upgraded == dict(version_1, checkpoints=checkpoints, fingerprint_version=2,
-                            jit_compile=True, demonstration_weight=0.0, counterfactual_steps=0)
+    assert upgraded == dict(version_1, checkpoints=checkpoints,
+                            fingerprint_version=stream.FINGERPRINT_VERSION, jit_compile=True,
+                            demonstration_weight=0.0, counterfactual_steps=0, n_step=1)
     # Version 1's ids hold the run's path: once the run has moved, they no longer match.
     _write(progress, version_1)
     moved = str(tmp_path / "moved")
@@ -162,24 +163,33 @@ def test_version_1_progress_resumes_where_the_run_was_and_is_upgraded(tmp_path, 
         _evaluate(runner, progress, _checkpoints(run, monkeypatch), readable=False)
 
 
-@pytest.mark.parametrize("key, other", [("jit_compile", False), ("demonstration_weight", 0.5),
-                                        ("counterfactual_steps", 1000)])
-def test_a_version_1_record_without_a_setting_had_it_at_its_default(tmp_path, runner, key,
-                                                                    other):
-    assert key in stream.VERSION_1_DEFAULTS
+@pytest.mark.parametrize("added_in, key, other", [(2, "jit_compile", False),
+                                                  (2, "demonstration_weight", 0.5),
+                                                  (2, "counterfactual_steps", 1000),
+                                                  (3, "n_step", 3)])
+def test_a_record_older_than_a_setting_had_it_at_its_default(tmp_path, runner, added_in, key,
+                                                             other):
+    default = stream.ADDED_SETTINGS[added_in][key]
     progress = tmp_path / "progress"
     _evaluate(runner, progress, "stage1/checkpoints/ckpt-1@sha1:0")
-    version_1 = _read(progress)
-    del version_1["fingerprint_version"], version_1[key]
-    _write(progress, version_1)
-    _evaluate(runner, progress, "stage1/checkpoints/ckpt-1@sha1:0", readable=False)
-    assert _read(progress)[key] == stream.VERSION_1_DEFAULTS[key]
-    _write(progress, version_1)
-    with pytest.raises(ValueError, match=rf"differs in \['{key}'\]: {key} saved "):
-        _evaluate(runner, progress, "stage1/checkpoints/ckpt-1@sha1:0", readable=False,
-                  **{key: other})
-    # Version 2 records every setting: one without it is of another evaluation.
-    _write(progress, dict(version_1, fingerprint_version=2))
+    current = _read(progress)
+    for version in range(1, added_in):
+        older = {k: v for k, v in current.items() if k != key}
+        older["fingerprint_version"] = version
+        if version == 1:
+            del older["fingerprint_version"]
+        _write(progress, older)
+        _evaluate(runner, progress, "stage1/checkpoints/ckpt-1@sha1:0", readable=False)
+        assert _read(progress)[key] == default
+        assert _read(progress)["fingerprint_version"] == stream.FINGERPRINT_VERSION
+        _write(progress, older)
+        with pytest.raises(ValueError, match=rf"differs in \['{key}'\]: {key} saved "):
+            _evaluate(runner, progress, "stage1/checkpoints/ckpt-1@sha1:0", readable=False,
+                      **{key: other})
+    # The version that added it records it: a record of that version without it is of
+    # another evaluation.
+    _write(progress, dict({k: v for k, v in current.items() if k != key},
+                          fingerprint_version=added_in))
     with pytest.raises(ValueError, match=rf"differs in \['{key}'\]"):
         _evaluate(runner, progress, "stage1/checkpoints/ckpt-1@sha1:0", readable=False)
 
@@ -188,5 +198,6 @@ def test_progress_of_a_newer_fingerprint_version_is_refused(tmp_path, runner):
     progress = tmp_path / "progress"
     _evaluate(runner, progress, "x@sha1:0")
     _write(progress, dict(_read(progress), fingerprint_version=stream.FINGERPRINT_VERSION + 1))
-    with pytest.raises(ValueError, match="fingerprint version 3; this patchwork_tf reads up"):
+    with pytest.raises(ValueError, match=f"fingerprint version {stream.FINGERPRINT_VERSION + 1}; "
+                       "this patchwork_tf reads up"):
         _evaluate(runner, progress, "x@sha1:0", readable=False)

@@ -116,3 +116,79 @@ def test_collect_policy_is_epsilon_greedy_on_schedule():
     explored = np.concatenate([agent.collect_policy.action(time_step).action.numpy()
                                for _ in range(4)])
     assert np.unique(explored).tolist() == list(range(_NUM_ACTIONS))
+
+
+def _sequences(step_types, rewards, seed=0):
+    """A Trajectory batch [B, T] with the given step types and rewards, random observations
+    and actions, discount 1 (clips end by truncation, as the environment's do)."""
+    rng = np.random.default_rng(seed)
+    step_type = tf.constant(step_types, tf.int32)
+    batch, steps = step_type.shape
+    obs = {"memory": tf.constant(rng.normal(size=(batch, steps, 4, 4, 2)), tf.float32),
+           "history": tf.constant(rng.uniform(size=(batch, steps, _NUM_ACTIONS)), tf.float32)}
+    next_type = tf.concat([step_type[:, 1:], tf.fill([batch, 1], ts.StepType.MID)], axis=1)
+    return trajectory.Trajectory(
+        step_type=step_type, observation=obs,
+        action=tf.constant(rng.integers(0, _NUM_ACTIONS, (batch, steps)), tf.int32),
+        policy_info=(), next_step_type=next_type,
+        reward=tf.constant(rewards, tf.float32), discount=tf.ones([batch, steps]))
+
+
+F, M, L = ts.StepType.FIRST, ts.StepType.MID, ts.StepType.LAST
+
+
+def test_within_clip_weights_drop_sequences_past_a_clips_end():
+    # Three-step returns: four steps. A LAST inside the sequence (after its first step) means
+    # the return would run into the next clip; a LAST first or last step does not.
+    experience = _sequences([[F, M, M, M], [M, L, F, M], [M, M, L, F], [L, F, M, M],
+                             [M, M, M, L]], np.zeros((5, 4)))
+    np.testing.assert_array_equal(agent_lib.within_clip_weights(experience), [1, 0, 0, 1, 1])
+    one_step = _sequences([[M, L], [L, F]], np.zeros((2, 2)))
+    np.testing.assert_array_equal(agent_lib.within_clip_weights(one_step), [1, 1])
+
+
+def test_n_step_td_loss_against_a_hand_computed_target():
+    gamma, n = 0.9, 3
+    tf_keras.utils.set_random_seed(0)
+    net = q_network.AttentionQNetwork(_OBS_SPEC, _ACTION_SPEC, _WINDOWS, projection_units=4,
+                                      fc_layer_params=(8,))
+    agent = agent_lib.ddqn_agent(_TIME_STEP_SPEC, _ACTION_SPEC, net, gamma=gamma,
+                                 n_step_update=n)
+    assert agent.train_sequence_length == n + 1
+    # Make the target network differ from the online one, so Double DQN's split shows.
+    for variable in agent._target_q_network.variables:
+        variable.assign(variable * 0.5 + 0.1)
+    rewards = np.array([[0.5, 0.0, 1.0, 7.0], [0.2, 0.3, 0.4, 9.0], [1.0, 1.0, 1.0, 1.0],
+                        [0.0, 2.0, 0.0, 3.0]])
+    experience = _sequences([[F, M, M, M], [M, M, M, L], [M, L, F, M], [L, F, M, M]], rewards)
+    first = tf.nest.map_structure(lambda t: t[:, 0], experience.observation)
+    last = tf.nest.map_structure(lambda t: t[:, n], experience.observation)
+    q_first = net(first)[0].numpy()
+    online_last = net(last)[0].numpy()
+    target_last = agent._target_q_network(last)[0].numpy()
+    expected = []
+    for b in range(4):
+        greedy = np.argmax(online_last[b])
+        target = sum(gamma ** k * rewards[b, k] for k in range(n)) + gamma ** n * target_last[
+            b, greedy]
+        error = abs(target - q_first[b, int(experience.action[b, 0])])
+        huber = 0.5 * error ** 2 if error <= 1 else error - 0.5
+        # Sequence 2 runs past its clip's end (within_clip_weights), sequence 3 starts at a
+        # clip's LAST step (tf-agents' own mask): both weigh 0.
+        expected.append(huber if b < 2 else 0.0)
+    np.testing.assert_allclose(agent_lib.td_loss(agent, experience, training=False),
+                               np.mean(expected), rtol=1e-5)
+
+
+def test_n_step_agent_trains_on_sampled_sequences():
+    tf_keras.utils.set_random_seed(0)
+    net = q_network.AttentionQNetwork(_OBS_SPEC, _ACTION_SPEC, _WINDOWS)
+    agent = agent_lib.ddqn_agent(_TIME_STEP_SPEC, _ACTION_SPEC, net, n_step_update=3)
+    buffer = agent_lib.replay_buffer(agent.collect_data_spec, batch_size=2, max_length=32)
+    _fill(buffer, batch=2, steps=10)
+    batch, _ = next(iter(agent_lib.replay_dataset(
+        buffer, 8, num_steps=agent.train_sequence_length)))
+    assert batch.reward.shape == (8, 4)
+    before = _weights(net)
+    assert np.isfinite(agent_lib.train(agent, batch).loss.numpy())
+    assert not _equal(before, _weights(net))

@@ -77,11 +77,11 @@ def test_stored_settings_of_runs_before_the_split_still_load(tmp_path):
     attention, finetune = configs.from_json(_STORED_BEFORE_THE_SPLIT)
     assert attention == configs.AttentionConfig(observed_cell="block_13_depthwise")
     assert finetune == configs.FinetuneConfig()
-    # Settings added since (imitation_steps, demonstration_weight, counterfactual_steps)
-    # take their defaults.
+    # Settings added since (imitation_steps, demonstration_weight, counterfactual_steps,
+    # n_step) take their defaults.
     assert configs.to_json(attention, finetune) == dict(
         _STORED_BEFORE_THE_SPLIT, imitation_steps=0, demonstration_weight=0.0,
-        counterfactual_steps=0)
+        counterfactual_steps=0, n_step=1)
     with pytest.raises(ValueError, match=r"unknown settings \['stage4_steps'\]"):
         configs.from_json(dict(_STORED_BEFORE_THE_SPLIT, stage4_steps=1))
     with open(tmp_path / runs.PATCHWORK_CONFIG_FILE, "w") as f:
@@ -184,12 +184,13 @@ def test_stage2_learns_from_the_rule_first(stage1_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(imitation, "warm_start", warm_start)
     monkeypatch.setattr(imitation, "rule_demonstrations", rule_demonstrations)
     monkeypatch.setattr(counterfactual, "warm_start", fit)
-    settings = {"imitation_steps": 2, "demonstration_weight": 0.5, "counterfactual_steps": 2}
+    settings = {"imitation_steps": 2, "demonstration_weight": 0.5, "counterfactual_steps": 2,
+                "n_step": 2}
     config = _tiny_config(**settings)
     assert stage2.train_stage2(model_dir, config, verbose=0)["train_step"] == 3
     stored = runs.load_patchwork_configs(model_dir)[0]
     assert (stored.imitation_steps, stored.demonstration_weight,
-            stored.counterfactual_steps) == (2, 0.5, 2)
+            stored.counterfactual_steps, stored.n_step) == (2, 0.5, 2, 2)
     # One set of the rule's demonstrations serves the warm start and the DDQN steps' margin
     # loss.
     assert len(collected) == 1 and calls == [(2, collected[0])]
@@ -199,5 +200,6 @@ def test_stage2_learns_from_the_rule_first(stage1_dir, tmp_path, monkeypatch):
     assert fitted[0][3]["rows"] == 4
     # A resume must keep the settings.
     for changed in settings:
+        off = 1 if changed == "n_step" else 0
         with pytest.raises(ValueError, match=changed):
-            stage2.store_config(model_dir, _tiny_config(**dict(settings, **{changed: 0})))
+            stage2.store_config(model_dir, _tiny_config(**dict(settings, **{changed: off})))
