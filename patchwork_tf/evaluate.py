@@ -133,11 +133,12 @@ def main(argv):
     api.pin_threads(FLAGS.threads)
     from patchwork_tf.evaluation import profiling
     from patchwork_tf.evaluation import results
+    from patchwork_tf.evaluation import stream
 
     policy, frame_size, settings = FLAGS.policy, FLAGS.frame_size, {}
     if FLAGS.saved_model:
         loaded, policy, frame_size = _load_saved_model(FLAGS)
-        settings["saved_model"] = FLAGS.saved_model
+        settings["saved_model"] = stream.saved_model_id(FLAGS.saved_model)
     elif FLAGS.untrained:
         loaded = api.untrained_model(FLAGS.task, FLAGS.depth_multiplier, runs.scaled_size(
             (FLAGS.frame_size,) * 2, FLAGS.resolution))

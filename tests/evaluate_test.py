@@ -13,6 +13,7 @@ from patchwork_tf import runs
 from patchwork_tf.core import flops
 from patchwork_tf.core import folding
 from patchwork_tf.evaluation import api
+from patchwork_tf.evaluation import stream
 from patchwork_tf.training import configs
 from patchwork_tf.training import stage1
 
@@ -257,7 +258,9 @@ def test_command_line_evaluates_a_saved_model(exported_detector, tmp_path):
         flops_record["step"] + flops_record["policy"])
     assert record["startup_mflops"] * 1e6 == pytest.approx(flops_record["full_frame"])
     assert record["theoretical"]["average"] == pytest.approx(record["job_mflops"] / 2)
-    assert record["settings"]["saved_model"] == path
+    # The export is named by its contents, not its path (a moved export resumes).
+    assert record["settings"]["saved_model"] == stream.saved_model_id(path)
+    assert record["settings"]["saved_model"].startswith("saved_model.pb@sha1:")
     assert record["settings"]["policy"] == "dqn" and record["settings"]["frame_size"] == [64, 64]
     assert len(record["actions"]) == 2 and 0 <= record["accuracy"]["mAP"] <= 1
     assert f"| {name} | patchwork | dqn | 2,1 |" in (out / f"{name}.md").read_text()

@@ -293,7 +293,8 @@ def _prepare_frame(frame, frame_size, resize_frames, dtype=tf.float32):
 
 # The fingerprint's layout. Version 1 (no "fingerprint_version" key) recorded the settings of
 # `ADDED_SETTINGS[2]` only when off their default, and named checkpoints by path and time.
-# Version 2 recorded every setting there was; version 3 added `n_step`.
+# Version 2 recorded every setting there was; version 3 added `n_step` and names a
+# SavedModel by `saved_model_id` instead of its path.
 FINGERPRINT_VERSION = 3
 
 # The one table of settings each version began to record, each at the value every
@@ -330,6 +331,19 @@ def checkpoint_id(run_dir, *prefixes):
                      for prefix in prefixes if prefix and os.path.exists(prefix + ".index"))
 
 
+# The files of a SavedModel that hold its graph and weights.
+SAVED_MODEL_FILES = ("saved_model.pb", os.path.join("variables", "variables.index"))
+
+
+def saved_model_id(export_dir):
+    """Which SavedModel an evaluation runs, as its progress fingerprint records it:
+    "<file>@sha1:<hex>" of the graph and of the weights' index (`SAVED_MODEL_FILES`, those
+    that exist), joined by "; ". An export moved or copied elsewhere keeps its id."""
+    return "; ".join(f"{name}@sha1:{_sha1(os.path.join(export_dir, name))}"
+                     for name in SAVED_MODEL_FILES
+                     if os.path.exists(os.path.join(export_dir, name)))
+
+
 def _version_1_checkpoints_match(saved, current):
     """Whether a version-1 checkpoint id, "<path>@<mtime>; ..." (each path as the evaluation
     was given it), names the checkpoints of `current` (a `checkpoint_id`): each path still
@@ -349,11 +363,23 @@ def _version_1_checkpoints_match(saved, current):
     return True
 
 
-def _as_current_version(saved, fingerprint):
+def _version_2_saved_model_matches(path, current, saved_at):
+    """Whether a SavedModel path recorded before version 3 names the export of `current` (a
+    `saved_model_id`): the path holds that export, written before the record was
+    (`saved_at`, the record's mtime: an export rewritten since is another model)."""
+    files = [os.path.join(path, name) for name in SAVED_MODEL_FILES]
+    return (all(os.path.exists(f) and os.path.getmtime(f) <= saved_at for f in files)
+            and saved_model_id(path) == current)
+
+
+def _as_current_version(saved, fingerprint, saved_at):
     """A saved fingerprint read as one of `FINGERPRINT_VERSION` for comparison with
     `fingerprint`: a record of an earlier version takes the `ADDED_SETTINGS` of every later
-    version at their defaults (those `fingerprint` has), and a version-1 record its checkpoint
-    id `fingerprint`'s when it names the same checkpoints (`_version_1_checkpoints_match`)."""
+    version at their defaults (those `fingerprint` has), a version-1 record its checkpoint id
+    `fingerprint`'s when it names the same checkpoints (`_version_1_checkpoints_match`), and
+    a record before version 3, which named a SavedModel by its path, `fingerprint`'s
+    `saved_model_id` when that path still holds the same export, written before the record
+    (`saved_at`, its mtime)."""
     saved = dict(saved)
     version = saved.setdefault("fingerprint_version", 1)
     if version > FINGERPRINT_VERSION:
@@ -369,6 +395,10 @@ def _as_current_version(saved, fingerprint):
     if (version == 1 and "checkpoints" in saved and "checkpoints" in fingerprint
             and _version_1_checkpoints_match(saved["checkpoints"], fingerprint["checkpoints"])):
         saved["checkpoints"] = fingerprint["checkpoints"]
+    if (version < 3 and "saved_model" in saved and "saved_model" in fingerprint
+            and _version_2_saved_model_matches(saved["saved_model"],
+                                               fingerprint["saved_model"], saved_at)):
+        saved["saved_model"] = fingerprint["saved_model"]
     return saved
 
 
@@ -392,7 +422,7 @@ def _open_progress(progress_dir, fingerprint):
             saved = json.load(f)
         if saved == fingerprint:
             return path
-        upgraded = _as_current_version(saved, fingerprint)
+        upgraded = _as_current_version(saved, fingerprint, os.path.getmtime(path))
         if upgraded != fingerprint:
             changed = sorted(k for k in set(upgraded) | set(fingerprint)
                              if upgraded.get(k) != fingerprint.get(k))

@@ -124,6 +124,59 @@ def test_a_copied_run_resumes_and_a_retrained_one_is_refused(tmp_path, monkeypat
         _evaluate(runner, progress, _checkpoints(copy, monkeypatch), readable=False)
 
 
+def _export(directory, graph=b"graph", index=b"index"):
+    os.makedirs(os.path.join(directory, "variables"), exist_ok=True)
+    for name, content in zip(stream.SAVED_MODEL_FILES, (graph, index)):
+        with open(os.path.join(directory, name), "wb") as f:
+            f.write(content)
+    return directory
+
+
+def test_a_moved_saved_model_resumes_and_another_is_refused(tmp_path, runner):
+    export = _export(str(tmp_path / "export"))
+    names = [entry.split("@sha1:") for entry in stream.saved_model_id(export).split("; ")]
+    assert names == [["saved_model.pb", hashlib.sha1(b"graph").hexdigest()],
+                     [os.path.join("variables", "variables.index"),
+                      hashlib.sha1(b"index").hexdigest()]]
+    progress = tmp_path / "progress"
+    first = _evaluate(runner, progress, None, saved_model=stream.saved_model_id(export))
+    moved = str(tmp_path / "moved")
+    shutil.move(export, moved)
+    resumed = _evaluate(runner, progress, None, readable=False,
+                        saved_model=stream.saved_model_id(moved))
+    assert resumed.accuracy == first.accuracy
+    _export(moved, index=b"retrained")
+    with pytest.raises(ValueError, match=r"differs in \['saved_model'\]"):
+        _evaluate(runner, progress, None, readable=False,
+                  saved_model=stream.saved_model_id(moved))
+
+
+def test_a_version_2_record_of_a_saved_models_path_resumes_where_it_still_is(tmp_path,
+                                                                            runner):
+    export = _export(str(tmp_path / "export"))
+    progress = tmp_path / "progress"
+    _evaluate(runner, progress, None, saved_model=stream.saved_model_id(export))
+    current = _read(progress)
+    # Version 2 named the export by the path it was given, and had no n_step.
+    version_2 = {k: v for k, v in current.items() if k != "n_step"}
+    version_2.update(fingerprint_version=2, saved_model=export)
+    _write(progress, version_2)
+    _evaluate(runner, progress, None, readable=False, saved_model=stream.saved_model_id(export))
+    assert _read(progress) == current
+    # Moved, or retrained where it was, the path no longer names this export.
+    for change in ("move", "retrain"):
+        _write(progress, version_2)
+        if change == "move":
+            shutil.move(export, str(tmp_path / "moved"))
+            current_id = stream.saved_model_id(str(tmp_path / "moved"))
+        else:
+            shutil.move(str(tmp_path / "moved"), export)
+            _export(export, graph=b"other graph")
+            current_id = stream.saved_model_id(export)
+        with pytest.raises(ValueError, match=r"differs in \['saved_model'\]"):
+            _evaluate(runner, progress, None, readable=False, saved_model=current_id)
+
+
 def test_version_1_progress_resumes_where_the_run_was_and_is_upgraded(tmp_path, monkeypatch,
                                                                       runner):
     run = _run(str(tmp_path / "run"))
