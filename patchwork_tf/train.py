@@ -105,12 +105,12 @@ flags.DEFINE_bool("checkpoint_replay_buffer", False, "Keep the replay buffer in 
                   "checkpoints (exact resumption, checkpoints as large as the buffer); "
                   "without it a resumed stage refills the buffer with initial collection.")
 flags.DEFINE_float("gamma", 0.9, "DDQN discount, Eq. 5.")
-flags.DEFINE_integer("target_update_period", 100, "Train steps between target updates.")
-flags.DEFINE_float("epsilon_start", 1.0, "Initial collection epsilon.")
-flags.DEFINE_float("epsilon_end", 0.05, "Final collection epsilon.")
 flags.DEFINE_integer("n_step", 1, "Ours: n of the n-step TD target (n rewards, then the "
                      "target network's value; returns stop at a clip's end); 1 is the paper's "
                      "Eq. 5.")
+flags.DEFINE_integer("target_update_period", 100, "Train steps between target updates.")
+flags.DEFINE_float("epsilon_start", 1.0, "Initial collection epsilon.")
+flags.DEFINE_float("epsilon_end", 0.05, "Final collection epsilon.")
 flags.DEFINE_integer("epsilon_decay_steps", 500, "Train steps of the epsilon decay.")
 flags.DEFINE_integer("num_streams", 8, "Clips streamed side by side during collection.")
 flags.DEFINE_integer("clip_length", 16, "Frames per training clip.")

@@ -363,7 +363,7 @@ def _version_1_checkpoints_match(saved, current):
     return True
 
 
-def _version_2_saved_model_matches(path, current, saved_at):
+def _saved_model_path_matches(path, current, saved_at):
     """Whether a SavedModel path recorded before version 3 names the export of `current` (a
     `saved_model_id`): the path holds that export, written before the record was
     (`saved_at`, the record's mtime: an export rewritten since is another model)."""
@@ -396,7 +396,7 @@ def _as_current_version(saved, fingerprint, saved_at):
             and _version_1_checkpoints_match(saved["checkpoints"], fingerprint["checkpoints"])):
         saved["checkpoints"] = fingerprint["checkpoints"]
     if (version < 3 and "saved_model" in saved and "saved_model" in fingerprint
-            and _version_2_saved_model_matches(saved["saved_model"],
+            and _saved_model_path_matches(saved["saved_model"],
                                                fingerprint["saved_model"], saved_at)):
         saved["saved_model"] = fingerprint["saved_model"]
     return saved

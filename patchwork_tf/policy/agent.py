@@ -5,9 +5,8 @@ network picks the next action, the target network `Theta'` (a delayed copy) valu
 tf-agents' `DdqnAgent`; this module only fixes the pieces Patchwork needs (epsilon-greedy
 collection on a schedule of the train step, target update period or Polyak tau, TD loss,
 n-step returns that stop at a clip's end) and builds the matching `TFUniformReplayBuffer` and
-its sampling dataset. An optional auxiliary
-loss joins the TD loss in every train step (ours: DQfD's large-margin loss on demonstrations,
-`policy.imitation.demonstration_loss`).
+its sampling dataset. An optional auxiliary loss joins the TD loss in every train step (ours:
+DQfD's large-margin loss on demonstrations, `policy.imitation.demonstration_loss`).
 """
 import tensorflow as tf
 import tf_keras
